@@ -1,0 +1,4 @@
+//! dtle (binary crate): CLI (`run`, `validate`, `positions`, `version`), job file parsing (HCL and Nomad JSON),
+//! task lifecycle. The only crate that connects the engine crates (mysql, metadata, transport) together.
+
+pub mod config;
