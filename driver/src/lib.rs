@@ -2,3 +2,6 @@
 //! task lifecycle. The only crate that connects the engine crates (mysql, metadata, transport) together.
 
 pub mod config;
+pub mod engine;
+pub mod error;
+pub mod standalone;

@@ -1,0 +1,122 @@
+//! Turns a resolved job file into engine options: endpoints, the table filter, the source and applier settings.
+//! Settings the engine does not implement yet are refused here with a message, never silently ignored.
+
+use std::time::Duration;
+
+use dtle_mysql::applier::ApplierOptions;
+use dtle_mysql::filter::{NameMatch, SchemaRule, TableFilter, TableRule};
+use dtle_mysql::{Endpoint, Role};
+
+use crate::config::{ConnectionConfig, DataSource, ResolvedJob, TargetConfig, TaskConfig};
+use crate::error::DriverError;
+
+pub fn endpoint(conn: &ConnectionConfig, role: Role, field: &'static str) -> Endpoint {
+    Endpoint { host: conn.host.clone(), port: conn.port, user: conn.user.clone(), password: conn.password.clone(), role, field }
+}
+
+/// The source and target endpoints of a MySQL → MySQL job.
+pub fn endpoints(job: &ResolvedJob) -> Result<(Endpoint, Endpoint), DriverError> {
+    let source_field = match job.shape {
+        crate::config::JobShape::V3 => "src task ConnectionConfig",
+        crate::config::JobShape::V4 => "src task SrcConnectionConfig",
+    };
+    let target_field = match job.shape {
+        crate::config::JobShape::V3 => "dest task ConnectionConfig",
+        crate::config::JobShape::V4 => "src task DestConnectionConfig",
+    };
+    let source = endpoint(&job.source, Role::Source, source_field);
+    let target = match &job.target {
+        TargetConfig::Mysql(c) => endpoint(c, Role::Target, target_field),
+        TargetConfig::Kafka(_) => {
+            return Err(unsupported(job, "KafkaConfig", "a Kafka target is not available in this build yet; use a MySQL target"))
+        }
+    };
+    Ok((source, target))
+}
+
+fn unsupported(job: &ResolvedJob, field: &str, why: &str) -> DriverError {
+    DriverError::Unsupported { job: job.name.clone(), field: field.to_string(), reason: why.to_string() }
+}
+
+/// Refuses settings this build cannot honour; returns warnings for ones it treats differently.
+pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
+    let c = &job.src;
+    let mut warnings = Vec::new();
+    for (i, ds) in c.replicate_do_db.iter().enumerate() {
+        for (j, t) in ds.tables.iter().enumerate() {
+            if !t.r#where.trim().is_empty() {
+                return Err(unsupported(job, &format!("ReplicateDoDb[{i}].Tables[{j}].Where"), "row filters are not available in this build yet; remove Where"));
+            }
+            if !t.column_map_from.is_empty() || !t.column_map_to.is_empty() {
+                return Err(unsupported(job, &format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"), "column maps are not available in this build yet"));
+            }
+        }
+    }
+    let refuse = [
+        (c.two_way_sync, "TwoWaySync", "two-way sync is not available in this build yet"),
+        (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
+        (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
+        (!c.sql_filter.is_empty(), "SqlFilter", "SqlFilter is not available in this build yet"),
+        (c.expand_syntax_support, "ExpandSyntaxSupport", "replicating users and routines is not available in this build yet"),
+        (c.set_gtid_next, "SetGtidNext", "keeping source GTIDs on the target is not available in this build yet"),
+        (!c.gtid_start.is_empty(), "GtidStart", "GtidStart is not available in this build yet; give Gtid (the executed set) instead"),
+        (!c.wait_on_job.is_empty(), "WaitOnJob", "WaitOnJob is not available in this build yet"),
+    ];
+    for (set, field, why) in refuse {
+        if set {
+            return Err(unsupported(job, field, why));
+        }
+    }
+    if c.parallel_workers > 1 {
+        warnings.push(format!("ParallelWorkers = {}: this build applies with one worker (grouped commits); the setting is ignored", c.parallel_workers));
+    }
+    Ok(warnings)
+}
+
+/// The table selection from ReplicateDoDb / ReplicateIgnoreDb.
+pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
+    let rules = |list: &[DataSource], field: &str| -> Result<Vec<SchemaRule>, DriverError> {
+        list.iter()
+            .enumerate()
+            .map(|(i, ds)| {
+                let schema = name_match(&ds.table_schema, &ds.table_schema_regex, &format!("{field}[{i}].TableSchemaRegex"))?;
+                let rename = Some(ds.table_schema_rename.clone()).filter(|s| !s.is_empty());
+                let tables = ds
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| {
+                        Ok(TableRule {
+                            table: name_match(&t.table_name, &t.table_regex, &format!("{field}[{i}].Tables[{j}].TableRegex"))?,
+                            rename: Some(t.table_rename.clone()).filter(|s| !s.is_empty()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DriverError>>()?;
+                Ok(SchemaRule { schema, rename, tables })
+            })
+            .collect()
+    };
+    Ok(TableFilter { replicate: rules(&c.replicate_do_db, "ReplicateDoDb")?, ignore: rules(&c.replicate_ignore_db, "ReplicateIgnoreDb")? })
+}
+
+fn name_match(exact: &str, regex: &str, field: &str) -> Result<NameMatch, DriverError> {
+    if regex.is_empty() {
+        Ok(NameMatch::Exact(exact.to_string()))
+    } else {
+        TableFilter::compile_regex(regex)
+            .map(NameMatch::Regex)
+            .map_err(|reason| DriverError::InvalidField { field: field.to_string(), value: regex.to_string(), reason })
+    }
+}
+
+pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
+    let mut opts = ApplierOptions::new(job.name.clone());
+    opts.foreign_key_checks = job.src.foreign_key_checks;
+    opts.retry_tx_limit = job.src.retry_tx_limit.clamp(0, 1000) as u32;
+    opts
+}
+
+/// dtle's batching knobs: send a batch when it reaches `GroupMaxSize` bytes or `GroupTimeout` ms.
+pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
+    (c.group_max_size.max(1) as usize, Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64))
+}

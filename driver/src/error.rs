@@ -1,0 +1,41 @@
+//! The binary's error type: what went wrong, and whether a retry can help.
+
+use dtle_metadata::StoreError;
+use dtle_mysql::MysqlError;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
+
+    #[error("position store: {0}")]
+    Store(#[from] StoreError),
+
+    #[error("{count} prerequisite check(s) failed:\n{list}", count = .0.len(), list = .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Prerequisites(Vec<MysqlError>),
+
+    #[error("job {job:?}: {field}: {reason}")]
+    Unsupported { job: String, field: String, reason: String },
+
+    #[error("config field {field} = {value:?}: {reason}")]
+    InvalidField { field: String, value: String, reason: String },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DriverError {
+    /// Worth a retry (the network, a restarting server); otherwise the job stops with the message.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DriverError::Mysql(e) => e.is_transient(),
+            DriverError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

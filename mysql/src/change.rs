@@ -1,0 +1,123 @@
+//! What the source yields, in source commit order, and what the applier consumes.
+
+use std::sync::Arc;
+
+use dtle_metadata::Position;
+
+use crate::schema::TableMeta;
+use crate::value::Value;
+
+/// One row change of a source transaction.
+#[derive(Clone, Debug)]
+pub enum RowChange {
+    Insert {
+        table: Arc<TableMeta>,
+        after: Vec<Value>,
+    },
+    Update {
+        table: Arc<TableMeta>,
+        before: Vec<Value>,
+        after: Vec<Value>,
+    },
+    Delete {
+        table: Arc<TableMeta>,
+        before: Vec<Value>,
+    },
+}
+
+impl RowChange {
+    pub fn table(&self) -> &Arc<TableMeta> {
+        match self {
+            RowChange::Insert { table, .. }
+            | RowChange::Update { table, .. }
+            | RowChange::Delete { table, .. } => table,
+        }
+    }
+}
+
+/// One event of a source transaction, after filtering.
+#[derive(Clone, Debug)]
+pub enum TxEvent {
+    Row(RowChange),
+    /// A DDL statement to run on the target with `schema` as the default database.
+    Ddl {
+        schema: String,
+        sql: String,
+        tables: Vec<(String, String)>,
+    },
+}
+
+/// One source transaction, kept whole.
+#[derive(Clone, Debug)]
+pub struct Transaction {
+    /// The GTID of the transaction as text (`uuid:gno` or `domain-server-seq`), empty without GTIDs.
+    pub gtid: String,
+    /// The source position right after this transaction.
+    pub position: Position,
+    /// Source commit time (binlog header timestamp, seconds).
+    pub source_timestamp: u32,
+    pub events: Vec<TxEvent>,
+    /// Approximate bytes of row data, for batching.
+    pub size: usize,
+}
+
+impl Transaction {
+    pub fn has_ddl(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, TxEvent::Ddl { .. }))
+    }
+    pub fn row_count(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, TxEvent::Row(_)))
+            .count()
+    }
+}
+
+/// What a source yields.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// The full copy starts; the binlog will continue from `position` when it is done.
+    SnapshotStart {
+        position: Position,
+        tables: Vec<Arc<TableMeta>>,
+        estimated_rows: u64,
+    },
+    /// Create the database and the table on the target (the target names are in `table`).
+    CreateTable {
+        table: Arc<TableMeta>,
+        create_sql: String,
+        drop_first: bool,
+    },
+    /// Rows of one table from the snapshot, in key order.
+    SnapshotRows {
+        table: Arc<TableMeta>,
+        rows: Vec<Vec<Value>>,
+    },
+    SnapshotTableDone {
+        table: Arc<TableMeta>,
+    },
+    /// The full copy is complete: the position it corresponds to (where the binlog starts).
+    SnapshotDone {
+        position: Position,
+    },
+    Tx(Transaction),
+    /// Progress while idle or while every transaction is filtered out.
+    Heartbeat {
+        position: Position,
+        source_timestamp: u32,
+    },
+}
+
+impl Change {
+    /// Approximate size in bytes, for batching and memory bounds.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Change::SnapshotRows { rows, .. } => rows
+                .iter()
+                .map(|r| r.iter().map(Value::approx_size).sum::<usize>())
+                .sum(),
+            Change::Tx(tx) => tx.size,
+            _ => 64,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Which source schemas and tables a job replicates, and their names on the target
+//! (`ReplicateDoDb` / `ReplicateIgnoreDb` with exact names or regexes and renames).
+
+use regex::Regex;
+
+/// Schemas never replicated: the server's own and dtle's bookkeeping schema.
+pub const SYSTEM_SCHEMAS: &[&str] = &[
+    "mysql",
+    "sys",
+    "information_schema",
+    "performance_schema",
+    "dtle",
+];
+
+#[derive(Clone, Debug)]
+pub enum NameMatch {
+    Exact(String),
+    /// Anchored regex, with the rename template applied to captures (`${1}`).
+    Regex(Regex),
+}
+
+impl NameMatch {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            NameMatch::Exact(n) => n == name,
+            NameMatch::Regex(r) => r.is_match(name),
+        }
+    }
+    fn rename(&self, name: &str, template: Option<&str>) -> String {
+        match (self, template) {
+            (_, None) => name.to_string(),
+            (NameMatch::Exact(_), Some(t)) => t.to_string(),
+            (NameMatch::Regex(r), Some(t)) => r.replace(name, t).into_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TableRule {
+    pub table: NameMatch,
+    pub rename: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SchemaRule {
+    pub schema: NameMatch,
+    pub rename: Option<String>,
+    /// Empty: every table of the schema, including tables created later.
+    pub tables: Vec<TableRule>,
+}
+
+/// The job's selection. An empty `replicate` list means the whole instance.
+#[derive(Clone, Debug, Default)]
+pub struct TableFilter {
+    pub replicate: Vec<SchemaRule>,
+    pub ignore: Vec<SchemaRule>,
+}
+
+impl TableFilter {
+    /// Builds an anchored regex for a name pattern; the error text says which pattern is wrong.
+    pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+        Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
+    }
+
+    /// Whether any table of this schema may be replicated (for DDL on the schema itself).
+    pub fn selects_schema(&self, schema: &str) -> bool {
+        if SYSTEM_SCHEMAS.contains(&schema) {
+            return false;
+        }
+        if self
+            .ignore
+            .iter()
+            .any(|r| r.tables.is_empty() && r.schema.matches(schema))
+        {
+            return false;
+        }
+        self.replicate.is_empty() || self.replicate.iter().any(|r| r.schema.matches(schema))
+    }
+
+    /// The target (schema, table) when this source table is replicated.
+    pub fn target_of(&self, schema: &str, table: &str) -> Option<(String, String)> {
+        if SYSTEM_SCHEMAS.contains(&schema) {
+            return None;
+        }
+        let ignored = self.ignore.iter().any(|r| {
+            r.schema.matches(schema)
+                && (r.tables.is_empty() || r.tables.iter().any(|t| t.table.matches(table)))
+        });
+        if ignored {
+            return None;
+        }
+        if self.replicate.is_empty() {
+            return Some((schema.to_string(), table.to_string()));
+        }
+        for rule in &self.replicate {
+            if !rule.schema.matches(schema) {
+                continue;
+            }
+            let target_schema = rule.schema.rename(schema, rule.rename.as_deref());
+            if rule.tables.is_empty() {
+                return Some((target_schema, table.to_string()));
+            }
+            if let Some(t) = rule.tables.iter().find(|t| t.table.matches(table)) {
+                return Some((target_schema, t.table.rename(table, t.rename.as_deref())));
+            }
+        }
+        None
+    }
+
+    /// Target schema name for a selected source schema.
+    pub fn target_schema_of(&self, schema: &str) -> String {
+        self.replicate
+            .iter()
+            .find(|r| r.schema.matches(schema))
+            .map(|r| r.schema.rename(schema, r.rename.as_deref()))
+            .unwrap_or_else(|| schema.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(s: &str) -> NameMatch {
+        NameMatch::Exact(s.into())
+    }
+
+    #[test]
+    fn selection_and_renames() {
+        let f = TableFilter {
+            replicate: vec![
+                SchemaRule {
+                    schema: exact("test"),
+                    rename: None,
+                    tables: vec![TableRule {
+                        table: exact("t1"),
+                        rename: None,
+                    }],
+                },
+                SchemaRule {
+                    schema: NameMatch::Regex(TableFilter::compile_regex(r"(\w*)src(\w*)").unwrap()),
+                    rename: Some("rename${1}".into()),
+                    tables: vec![],
+                },
+            ],
+            ignore: vec![SchemaRule {
+                schema: exact("asrc"),
+                rename: None,
+                tables: vec![TableRule {
+                    table: exact("secret"),
+                    rename: None,
+                }],
+            }],
+        };
+        assert_eq!(
+            f.target_of("test", "t1"),
+            Some(("test".into(), "t1".into()))
+        );
+        assert_eq!(f.target_of("test", "t2"), None);
+        assert_eq!(
+            f.target_of("asrc", "x"),
+            Some(("renamea".into(), "x".into()))
+        );
+        assert_eq!(f.target_of("asrc", "secret"), None);
+        assert_eq!(f.target_of("mysql", "user"), None);
+        assert!(f.selects_schema("test"));
+        assert!(!f.selects_schema("other"));
+        let all = TableFilter::default();
+        assert_eq!(all.target_of("x", "y"), Some(("x".into(), "y".into())));
+        assert_eq!(all.target_of("dtle", "replication_position"), None);
+    }
+}

@@ -1,0 +1,230 @@
+//! Table definitions read from `information_schema`: column names and types, generated columns, and the key
+//! the applier uses to find a row (primary key, else a unique key over NOT NULL columns, else none).
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::error::{MysqlError, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnMeta {
+    pub name: String,
+    /// `int`, `varchar`, `json`, ... lower case.
+    pub data_type: String,
+    /// Full type, e.g. `int(10) unsigned`, `enum('a','b')`.
+    pub column_type: String,
+    pub unsigned: bool,
+    pub nullable: bool,
+    /// Virtual or stored generated column: never written on the target.
+    pub generated: bool,
+    /// Character set and collation of character columns (`None` for numbers, binary strings, blobs).
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+}
+
+/// A table as the engine knows it: where it comes from and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableMeta {
+    pub schema: String,
+    pub name: String,
+    /// Target names (equal to the source names unless renamed).
+    pub target_schema: String,
+    pub target_name: String,
+    pub columns: Vec<ColumnMeta>,
+    /// Indexes into `columns` of the key used to find rows; empty when the table has no usable key.
+    pub key_columns: Vec<usize>,
+    /// Estimated rows (information_schema.TABLES.TABLE_ROWS), for progress.
+    pub estimated_rows: u64,
+}
+
+impl TableMeta {
+    pub fn source_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+    pub fn target_ident(&self) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(&self.target_schema),
+            quote_ident(&self.target_name)
+        )
+    }
+    pub fn source_ident(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+    pub fn has_key(&self) -> bool {
+        !self.key_columns.is_empty()
+    }
+    /// Columns written on the target (generated columns are computed there).
+    pub fn writable_columns(&self) -> impl Iterator<Item = (usize, &ColumnMeta)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.generated)
+    }
+    pub fn column_unsigned(&self) -> Vec<bool> {
+        self.columns.iter().map(|c| c.unsigned).collect()
+    }
+}
+
+/// Quotes an identifier with backticks.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Quotes a string literal for SQL (for names and metadata, not row values).
+pub fn quote_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for ch in s.chars() {
+        match ch {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            _ => out.push(ch),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Reads a table's definition; `None` when the table does not exist.
+pub async fn load_table_meta(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Option<TableMeta>> {
+    let ctx = || format!("reading the columns of {schema}.{table} from information_schema");
+    type ColumnRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let columns: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, UPPER(EXTRA), \
+             CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(ctx(), e))?;
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<ColumnMeta> = columns
+        .into_iter()
+        .map(
+            |(name, data_type, column_type, nullable, extra, charset, collation)| ColumnMeta {
+                unsigned: column_type.contains("unsigned"),
+                nullable: nullable == "YES",
+                generated: extra.contains("VIRTUAL")
+                    || extra.contains("STORED")
+                    || extra.contains("PERSISTENT"),
+                name,
+                data_type,
+                column_type,
+                charset,
+                collation,
+            },
+        )
+        .collect();
+    let index_rows: Vec<(String, String, i64)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
+            (schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(format!("reading the indexes of {schema}.{table}"), e))?;
+    let key_columns = choose_key(&columns, &index_rows);
+    let estimated_rows: Option<u64> = conn
+        .exec_first(
+            "SELECT CAST(IFNULL(TABLE_ROWS, 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(format!("reading the size of {schema}.{table}"), e))?;
+    Ok(Some(TableMeta {
+        schema: schema.to_string(),
+        name: table.to_string(),
+        target_schema: schema.to_string(),
+        target_name: table.to_string(),
+        columns,
+        key_columns,
+        estimated_rows: estimated_rows.unwrap_or(0),
+    }))
+}
+
+/// The primary key; else the first unique index whose columns are all NOT NULL; else nothing.
+fn choose_key(columns: &[ColumnMeta], index_rows: &[(String, String, i64)]) -> Vec<usize> {
+    let mut indexes: Vec<(&str, bool, Vec<&str>)> = Vec::new();
+    for (index, column, non_unique) in index_rows {
+        match indexes.last_mut() {
+            Some((name, _, cols)) if *name == index.as_str() => cols.push(column),
+            _ => indexes.push((index, *non_unique == 0, vec![column])),
+        }
+    }
+    for (name, unique, cols) in &indexes {
+        if !unique {
+            continue;
+        }
+        let positions: Option<Vec<usize>> = cols
+            .iter()
+            .map(|c| columns.iter().position(|m| m.name == *c))
+            .collect();
+        let Some(positions) = positions else { continue };
+        if *name == "PRIMARY" || positions.iter().all(|&p| !columns[p].nullable) {
+            return positions;
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, nullable: bool) -> ColumnMeta {
+        ColumnMeta {
+            name: name.into(),
+            data_type: "int".into(),
+            column_type: "int(11)".into(),
+            unsigned: false,
+            nullable,
+            generated: false,
+            charset: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn key_choice() {
+        let cols = vec![col("a", false), col("b", true), col("c", false)];
+        let idx = |v: &[(&str, &str, i64)]| {
+            v.iter()
+                .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            choose_key(&cols, &idx(&[("PRIMARY", "c", 0), ("PRIMARY", "a", 0)])),
+            vec![2, 0]
+        );
+        assert_eq!(
+            choose_key(&cols, &idx(&[("ub", "b", 0), ("uc", "c", 0)])),
+            vec![2]
+        );
+        assert_eq!(
+            choose_key(&cols, &idx(&[("k", "a", 1)])),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(quote_str("it's\\"), "'it''s\\\\'");
+    }
+}

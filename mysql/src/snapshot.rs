@@ -1,0 +1,463 @@
+//! The consistent snapshot (full copy): one REPEATABLE READ transaction whose position is exactly where the
+//! binlog then starts, tables read in key-range chunks of `ChunkSize` rows.
+//!
+//! MariaDB gives the binlog position of a `WITH CONSISTENT SNAPSHOT` transaction without any lock
+//! (`binlog_snapshot_file` / `binlog_snapshot_position`), and `BINLOG_GTID_POS()` turns it into a GTID position.
+//! MySQL needs `FLUSH TABLES WITH READ LOCK` around the snapshot start to read `gtid_executed` consistently.
+
+use std::sync::Arc;
+
+use dtle_metadata::{GtidState, MariadbGtidList, MysqlGtidSet, Position};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Value as DriverValue};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::change::Change;
+use crate::conn::{Endpoint, Flavor};
+use crate::error::{MysqlError, Result};
+use crate::filter::TableFilter;
+use crate::schema::{load_table_meta, quote_ident, ColumnMeta, TableMeta};
+use crate::sql::{column_list, write_column_literal};
+use crate::value::Value;
+
+/// Session settings of every connection that reads rows: UTC for TIMESTAMP, raw bytes for strings.
+pub const DATA_SESSION_SETUP: &[&str] = &[
+    "SET time_zone = '+00:00'",
+    "SET NAMES utf8mb4",
+    "SET character_set_results = binary",
+];
+
+pub struct Snapshot {
+    data: Conn,
+    meta: Conn,
+    pub position: Position,
+}
+
+impl Snapshot {
+    /// Opens the snapshot transaction and reads its position.
+    pub async fn begin(ep: &Endpoint, flavor: Flavor) -> Result<Snapshot> {
+        let mut data = ep.connect(DATA_SESSION_SETUP).await?;
+        let meta = ep.connect(&["SET NAMES utf8mb4"]).await?;
+        let q = |ctx: &'static str| move |e| MysqlError::query(ctx, e);
+        data.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(q("setting REPEATABLE READ for the snapshot"))?;
+        let position = match flavor {
+            Flavor::Mariadb => {
+                data.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                    .await
+                    .map_err(q("starting the snapshot transaction"))?;
+                let status: Vec<(String, String)> = data
+                    .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                    .await
+                    .map_err(q("reading binlog_snapshot_file/position"))?;
+                let get = |name: &str| {
+                    status
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                // Some MariaDB versions return trailing bytes after the file name here; keep the name only.
+                let file: String = get("binlog_snapshot_file")
+                    .unwrap_or_default()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+                    .collect();
+                let pos: u64 = get("binlog_snapshot_position")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                if file.is_empty() {
+                    return Err(MysqlError::Prerequisite {
+                        role: "source",
+                        addr: ep.addr(),
+                        setting: "log_bin".into(),
+                        actual: "OFF (no binlog_snapshot_file)".into(),
+                        expected: "ON".into(),
+                        fix: "enable the binary log on the source".into(),
+                    });
+                }
+                let gtid: Option<String> = data
+                    .exec_first(
+                        "SELECT CAST(BINLOG_GTID_POS(?, ?) AS CHAR)",
+                        (file.clone(), pos),
+                    )
+                    .await
+                    .map_err(q("reading BINLOG_GTID_POS of the snapshot"))?;
+                let gtid_text = gtid
+                    .map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                let list: MariadbGtidList = gtid_text.parse().map_err(|e| MysqlError::Stream {
+                    file: file.clone(),
+                    pos,
+                    reason: format!(
+                        "the source returned an unreadable GTID position {gtid_text:?}: {e}"
+                    ),
+                    transient: false,
+                })?;
+                Position {
+                    gtid: Some(GtidState::Mariadb(list)),
+                    binlog_file: file,
+                    binlog_pos: pos,
+                }
+            }
+            Flavor::Mysql => {
+                data.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(q(
+                    "FLUSH TABLES WITH READ LOCK (the source user needs the RELOAD privilege for a full copy)",
+                ))?;
+                let result = async {
+                    data.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                        .await
+                        .map_err(q("starting the snapshot transaction"))?;
+                    let gtid: Option<String> = data
+                        .query_first("SELECT CAST(@@GLOBAL.gtid_executed AS CHAR)")
+                        .await
+                        .map_err(q("reading gtid_executed"))?;
+                    let row: Option<mysql_async::Row> =
+                        match data.query_first("SHOW MASTER STATUS").await {
+                            Ok(r) => r,
+                            Err(_) => data
+                                .query_first("SHOW BINARY LOG STATUS")
+                                .await
+                                .map_err(q("SHOW BINARY LOG STATUS"))?,
+                        };
+                    let (file, pos) = row
+                        .map(|r| {
+                            let file: Option<Vec<u8>> = r.get(0);
+                            let pos: Option<u64> = r.get(1);
+                            (
+                                String::from_utf8_lossy(&file.unwrap_or_default()).into_owned(),
+                                pos.unwrap_or(0),
+                            )
+                        })
+                        .unwrap_or_default();
+                    let gtid_text = gtid.unwrap_or_default();
+                    let set: MysqlGtidSet = gtid_text.parse().map_err(|e| MysqlError::Stream {
+                        file: file.clone(),
+                        pos,
+                        reason: format!(
+                            "the source returned an unreadable gtid_executed {gtid_text:?}: {e}"
+                        ),
+                        transient: false,
+                    })?;
+                    let gtid = if set.is_empty() {
+                        None
+                    } else {
+                        Some(GtidState::Mysql(set))
+                    };
+                    Ok::<_, MysqlError>(Position {
+                        gtid,
+                        binlog_file: file,
+                        binlog_pos: pos,
+                    })
+                }
+                .await;
+                let unlock = data.query_drop("UNLOCK TABLES").await;
+                let position = result?;
+                unlock.map_err(q("UNLOCK TABLES"))?;
+                position
+            }
+        };
+        Ok(Snapshot {
+            data,
+            meta,
+            position,
+        })
+    }
+
+    /// The source tables the filter selects, with their target names.
+    pub async fn list_tables(&mut self, filter: &TableFilter) -> Result<Vec<Arc<TableMeta>>> {
+        let names: Vec<(String, String)> = self
+            .meta
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            )
+            .await
+            .map_err(|e| MysqlError::query("listing the source tables", e))?;
+        let mut tables = Vec::new();
+        for (schema, name) in names {
+            let Some((target_schema, target_name)) = filter.target_of(&schema, &name) else {
+                continue;
+            };
+            if let Some(mut meta) = load_table_meta(&mut self.meta, &schema, &name).await? {
+                meta.target_schema = target_schema;
+                meta.target_name = target_name;
+                tables.push(Arc::new(meta));
+            }
+        }
+        Ok(tables)
+    }
+
+    /// `CREATE TABLE` for the target, named with the target's schema and table.
+    pub async fn create_table_sql(&mut self, table: &TableMeta) -> Result<String> {
+        let row: Option<(String, String)> = self
+            .meta
+            .query_first(format!("SHOW CREATE TABLE {}", table.source_ident()))
+            .await
+            .map_err(|e| {
+                MysqlError::query(format!("SHOW CREATE TABLE {}", table.source_name()), e)
+            })?;
+        let create = row.map(|(_, sql)| sql).unwrap_or_default();
+        Ok(rename_create_table(&create, table))
+    }
+
+    /// Reads one table in key order, `chunk_size` rows at a time, and sends the chunks.
+    /// Returns the number of rows read; stops early (Ok) when cancelled.
+    pub async fn copy_table(
+        &mut self,
+        table: &Arc<TableMeta>,
+        chunk_size: usize,
+        out: &mpsc::Sender<Change>,
+        cancel: &CancellationToken,
+    ) -> Result<u64> {
+        let columns = column_list(table.columns.iter());
+        let mut copied = 0u64;
+        if table.has_key() {
+            let order = table
+                .key_columns
+                .iter()
+                .map(|&i| quote_ident(&table.columns[i].name))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut last_key: Option<Vec<Value>> = None;
+            loop {
+                if cancel.is_cancelled() {
+                    return Ok(copied);
+                }
+                let mut sql = format!("SELECT {columns} FROM {}", table.source_ident());
+                if let Some(key) = &last_key {
+                    sql.push_str(" WHERE ");
+                    write_key_after(&mut sql, table, key);
+                }
+                sql.push_str(&format!(" ORDER BY {order} LIMIT {chunk_size}"));
+                let rows = self.read_rows(&sql, table).await?;
+                let n = rows.len();
+                if n == 0 {
+                    break;
+                }
+                last_key = rows
+                    .last()
+                    .map(|r| table.key_columns.iter().map(|&i| r[i].clone()).collect());
+                copied += n as u64;
+                if out
+                    .send(Change::SnapshotRows {
+                        table: table.clone(),
+                        rows,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return Ok(copied);
+                }
+                if n < chunk_size {
+                    break;
+                }
+            }
+        } else {
+            // No usable key: one ordered scan, cut into chunks as it streams.
+            let sql = format!("SELECT {columns} FROM {}", table.source_ident());
+            let stmt = self
+                .data
+                .prep(sql.as_str())
+                .await
+                .map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
+            let mut result =
+                self.data.exec_iter(stmt, ()).await.map_err(|e| {
+                    MysqlError::query(format!("reading {}", table.source_name()), e)
+                })?;
+            let mut chunk = Vec::with_capacity(chunk_size.min(10_000));
+            while let Some(row) = result
+                .next()
+                .await
+                .map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?
+            {
+                chunk.push(convert_row(row.unwrap_raw(), &table.columns));
+                if chunk.len() >= chunk_size {
+                    copied += chunk.len() as u64;
+                    let rows =
+                        std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size.min(10_000)));
+                    if cancel.is_cancelled()
+                        || out
+                            .send(Change::SnapshotRows {
+                                table: table.clone(),
+                                rows,
+                            })
+                            .await
+                            .is_err()
+                    {
+                        return Ok(copied);
+                    }
+                }
+            }
+            drop(result);
+            if !chunk.is_empty() {
+                copied += chunk.len() as u64;
+                let _ = out
+                    .send(Change::SnapshotRows {
+                        table: table.clone(),
+                        rows: chunk,
+                    })
+                    .await;
+            }
+        }
+        Ok(copied)
+    }
+
+    async fn read_rows(&mut self, sql: &str, table: &TableMeta) -> Result<Vec<Vec<Value>>> {
+        // The binary protocol keeps FLOAT/DOUBLE exact and gives typed temporals.
+        let stmt = self
+            .data
+            .prep(sql)
+            .await
+            .map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
+        let rows: Vec<mysql_async::Row> = self
+            .data
+            .exec(&stmt, ())
+            .await
+            .map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?;
+        let _ = self.data.close(stmt).await;
+        Ok(rows
+            .into_iter()
+            .map(|r| convert_row(r.unwrap_raw(), &table.columns))
+            .collect())
+    }
+
+    pub async fn finish(self) {
+        let Snapshot { mut data, meta, .. } = self;
+        let _ = data.query_drop("COMMIT").await;
+        let _ = data.disconnect().await;
+        let _ = meta.disconnect().await;
+    }
+}
+
+/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...` — the rows after `key` in key order.
+fn write_key_after(sql: &mut String, table: &TableMeta, key: &[Value]) {
+    sql.push('(');
+    for i in 0..table.key_columns.len() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push('(');
+        for j in 0..=i {
+            let column = &table.columns[table.key_columns[j]];
+            if j > 0 {
+                sql.push_str(" AND ");
+            }
+            sql.push_str(&quote_ident(&column.name));
+            sql.push_str(if j == i { " > " } else { " = " });
+            write_column_literal(sql, &key[j], column, true);
+        }
+        sql.push(')');
+    }
+    sql.push(')');
+}
+
+/// Replaces the table name in `SHOW CREATE TABLE` output with the qualified target name.
+pub fn rename_create_table(create: &str, table: &TableMeta) -> String {
+    let prefix = format!("CREATE TABLE {}", quote_ident(&table.name));
+    match create.strip_prefix(&prefix) {
+        Some(rest) => format!("CREATE TABLE IF NOT EXISTS {}{rest}", table.target_ident()),
+        None => create.to_string(),
+    }
+}
+
+/// Converts a binary-protocol row to engine values using the table's column types.
+pub fn convert_row(values: Vec<Option<DriverValue>>, columns: &[ColumnMeta]) -> Vec<Value> {
+    values
+        .into_iter()
+        .zip(columns)
+        .map(|(v, c)| convert_value(v.unwrap_or(DriverValue::NULL), c))
+        .collect()
+}
+
+fn convert_value(v: DriverValue, column: &ColumnMeta) -> Value {
+    let dt = column.data_type.as_str();
+    match v {
+        DriverValue::NULL => Value::Null,
+        DriverValue::Int(i) => match dt {
+            "year" => Value::Year(i as u16),
+            _ if column.unsigned => Value::UInt(i as u64),
+            _ => Value::Int(i),
+        },
+        DriverValue::UInt(u) => match dt {
+            "year" => Value::Year(u as u16),
+            _ if column.unsigned => Value::UInt(u),
+            _ => Value::Int(u as i64),
+        },
+        DriverValue::Float(f) => Value::Float(f),
+        DriverValue::Double(d) => match dt {
+            "float" => Value::Float(d as f32),
+            _ => Value::Double(d),
+        },
+        DriverValue::Bytes(b) => match dt {
+            "decimal" | "numeric" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
+            "bit" => Value::Bit(
+                b.iter()
+                    .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)),
+            ),
+            _ => Value::Bytes(b),
+        },
+        DriverValue::Date(year, month, day, hour, minute, second, micros) => match dt {
+            "date" => Value::Date { year, month, day },
+            _ => Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            },
+        },
+        DriverValue::Time(negative, days, hours, minutes, seconds, micros) => Value::Time {
+            negative,
+            hours: days * 24 + u32::from(hours),
+            minutes,
+            seconds,
+            micros,
+        },
+    }
+}
+
+/// Reads the source's current position (for a job started with AutoGtid, or to compare).
+pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Position> {
+    match flavor {
+        Flavor::Mariadb => {
+            let gtid: Option<String> = conn
+                .query_first("SELECT CAST(@@GLOBAL.gtid_binlog_pos AS CHAR)")
+                .await
+                .map_err(|e| MysqlError::query("reading gtid_binlog_pos", e))?;
+            let list: MariadbGtidList =
+                gtid.unwrap_or_default()
+                    .parse()
+                    .map_err(|e| MysqlError::InvalidConfig {
+                        field: "gtid_binlog_pos".into(),
+                        value: String::new(),
+                        reason: format!("{e}"),
+                    })?;
+            Ok(Position {
+                gtid: Some(GtidState::Mariadb(list)),
+                ..Default::default()
+            })
+        }
+        Flavor::Mysql => {
+            let gtid: Option<String> = conn
+                .query_first("SELECT CAST(@@GLOBAL.gtid_executed AS CHAR)")
+                .await
+                .map_err(|e| MysqlError::query("reading gtid_executed", e))?;
+            let set: MysqlGtidSet =
+                gtid.unwrap_or_default()
+                    .parse()
+                    .map_err(|e| MysqlError::InvalidConfig {
+                        field: "gtid_executed".into(),
+                        value: String::new(),
+                        reason: format!("{e}"),
+                    })?;
+            Ok(Position {
+                gtid: Some(GtidState::Mysql(set)),
+                ..Default::default()
+            })
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The src task's engine side: a full copy when the job needs one, then the binlog from exactly the copy's
+//! position (or from a given position), as one ordered stream of [`Change`]s.
+
+use std::time::Duration;
+
+use dtle_metadata::Position;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::change::Change;
+use crate::conn::{Endpoint, Flavor};
+use crate::error::Result;
+use crate::filter::TableFilter;
+use crate::snapshot::Snapshot;
+use crate::stream::{stream_binlog, BinlogOptions};
+
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    pub endpoint: Endpoint,
+    pub flavor: Flavor,
+    pub filter: TableFilter,
+    pub chunk_size: usize,
+    pub drop_table_if_exists: bool,
+    pub skip_create_db_table: bool,
+    pub skip_incremental: bool,
+    pub replica_server_id: u32,
+    pub heartbeat: Duration,
+}
+
+/// Where the src task begins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartFrom {
+    /// A full copy, then the binlog from its position.
+    Snapshot,
+    /// The binlog after this position.
+    Position(Position),
+}
+
+/// Runs the source until cancelled, the receiver goes away, or an error.
+pub async fn run_source(
+    opts: SourceOptions,
+    start: StartFrom,
+    out: mpsc::Sender<Change>,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let position = match start {
+        StartFrom::Position(p) => p,
+        StartFrom::Snapshot => {
+            let mut snapshot = Snapshot::begin(&opts.endpoint, opts.flavor).await?;
+            let position = snapshot.position.clone();
+            let tables = snapshot.list_tables(&opts.filter).await?;
+            let estimated_rows = tables.iter().map(|t| t.estimated_rows).sum();
+            info!(tables = tables.len(), estimated_rows, position = %crate::applier::describe(&position), "full copy: snapshot taken");
+            if out
+                .send(Change::SnapshotStart {
+                    position: position.clone(),
+                    tables: tables.clone(),
+                    estimated_rows,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            for table in &tables {
+                let create_sql = if opts.skip_create_db_table {
+                    String::new()
+                } else {
+                    snapshot.create_table_sql(table).await?
+                };
+                let create = Change::CreateTable {
+                    table: table.clone(),
+                    create_sql,
+                    drop_first: opts.drop_table_if_exists,
+                };
+                if out.send(create).await.is_err() {
+                    return Ok(());
+                }
+                let rows = snapshot
+                    .copy_table(table, opts.chunk_size, &out, &cancel)
+                    .await?;
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                info!(table = %table.source_name(), rows, "full copy: table read");
+                if out
+                    .send(Change::SnapshotTableDone {
+                        table: table.clone(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            snapshot.finish().await;
+            if out
+                .send(Change::SnapshotDone {
+                    position: position.clone(),
+                })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            position
+        }
+    };
+    if opts.skip_incremental {
+        info!("SkipIncrementalCopy is set: the job ends after the full copy");
+        return Ok(());
+    }
+    let binlog = BinlogOptions {
+        endpoint: opts.endpoint.clone(),
+        flavor: opts.flavor,
+        start: position,
+        filter: opts.filter.clone(),
+        replica_server_id: opts.replica_server_id,
+        heartbeat: opts.heartbeat,
+    };
+    stream_binlog(binlog, out, cancel).await
+}
+
+/// A replica server id for a job: stable per job name, away from small ids that real servers use.
+pub fn replica_server_id_for(job: &str) -> u32 {
+    // FNV-1a, folded into 1_000_000_000 ..= 1_999_999_999.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in job.as_bytes() {
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    1_000_000_000 + hash % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replica_ids_are_stable_and_large() {
+        let a = super::replica_server_id_for("job1");
+        assert_eq!(a, super::replica_server_id_for("job1"));
+        assert_ne!(a, super::replica_server_id_for("job2"));
+        assert!(a >= 1_000_000_000);
+    }
+}

@@ -1,0 +1,647 @@
+//! The binlog reader: follows the source from a position, keeps transactions whole, decodes the rows of
+//! selected tables with a per-table plan and yields [`Change::Tx`] in source commit order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dtle_metadata::{GtidState, MariadbGtidList, MysqlGtidSet, Position};
+use futures_util::{Stream, StreamExt};
+use mysql_async::binlog::events::{Event, EventData, GtidEvent, TableMapEvent};
+use mysql_async::prelude::*;
+use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Sid};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::binlog::mariadb;
+use crate::binlog::rows::{decode_rows, RowsKind, TablePlan};
+use crate::change::{Change, RowChange, Transaction, TxEvent};
+use crate::conn::{Endpoint, Flavor};
+use crate::ddl::{classify, DdlTarget};
+use crate::error::{codes, MysqlError, Result};
+use crate::filter::TableFilter;
+use crate::schema::{load_table_meta, TableMeta};
+
+/// Where to read from and what to keep.
+#[derive(Clone, Debug)]
+pub struct BinlogOptions {
+    pub endpoint: Endpoint,
+    pub flavor: Flavor,
+    /// The position after the last transaction the target has.
+    pub start: Position,
+    pub filter: TableFilter,
+    /// Server id this reader registers with; unique among the source's replicas.
+    pub replica_server_id: u32,
+    /// How often the source sends a heartbeat while idle.
+    pub heartbeat: Duration,
+}
+
+const MYSQL_GTID_EVENT: u8 = 33;
+const MYSQL_ANONYMOUS_GTID_EVENT: u8 = 34;
+const MYSQL_GTID_TAGGED_EVENT: u8 = 42;
+const QUERY_EVENT: u8 = 2;
+const ROTATE_EVENT: u8 = 4;
+const XID_EVENT: u8 = 16;
+const FORMAT_DESCRIPTION_EVENT: u8 = 15;
+const TABLE_MAP_EVENT: u8 = 19;
+const HEARTBEAT_EVENT: u8 = 27;
+/// MariaDB's compressed QUERY/ROWS events (log_bin_compress=ON).
+const MARIADB_FIRST_COMPRESSED_EVENT: u8 = 165;
+const MARIADB_LAST_COMPRESSED_EVENT: u8 = 171;
+const ROWS_EVENTS: [u8; 7] = [23, 24, 25, 30, 31, 32, 39];
+
+/// Checks, before streaming, that the source still has every transaction after `start`.
+pub async fn check_position_available(
+    conn: &mut Conn,
+    flavor: Flavor,
+    start: &Position,
+) -> Result<()> {
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(|e| MysqlError::query("SHOW BINARY LOGS", e))?;
+    let files: Vec<String> = logs
+        .iter()
+        .filter_map(|r| r.get::<Vec<u8>, _>(0))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    let available = || {
+        format!(
+            "binlog files {} .. {}",
+            files.first().cloned().unwrap_or_default(),
+            files.last().cloned().unwrap_or_default()
+        )
+    };
+    match (&start.gtid, flavor) {
+        (Some(GtidState::Mariadb(list)), Flavor::Mariadb) => {
+            let Some(first) = files.first() else { return Ok(()) };
+            // The first binlog file starts with a Gtid_list event: the state before everything it holds.
+            let events: Vec<mysql_async::Row> = conn
+                .query(format!("SHOW BINLOG EVENTS IN '{}' LIMIT 4", first.replace('\'', "")))
+                .await
+                .map_err(|e| MysqlError::query(format!("SHOW BINLOG EVENTS IN '{first}'"), e))?;
+            for row in events {
+                let kind: Option<String> = row.get(2);
+                let info: Option<String> = row.get(5);
+                if kind.as_deref() != Some("Gtid_list") {
+                    continue;
+                }
+                let info = info.unwrap_or_default();
+                let inner = info.trim().trim_start_matches('[').trim_end_matches(']');
+                let purged: MariadbGtidList = inner.parse().unwrap_or_default();
+                for (domain, _server, seq) in purged.iter() {
+                    let ours = list.get(domain).map(|(_, s)| s).unwrap_or(0);
+                    if ours < seq {
+                        return Err(MysqlError::PositionPurged {
+                            requested: list.to_string(),
+                            available: format!("{}, the first of which starts after GTID position {purged}", available()),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Some(GtidState::Mysql(set)), Flavor::Mysql) => {
+            let purged: Option<String> = conn
+                .query_first("SELECT CAST(@@GLOBAL.gtid_purged AS CHAR)")
+                .await
+                .map_err(|e| MysqlError::query("reading gtid_purged", e))?;
+            let purged: MysqlGtidSet = purged.unwrap_or_default().parse().unwrap_or_default();
+            if !purged.is_subset_of(set) {
+                return Err(MysqlError::PositionPurged {
+                    requested: set.to_string(),
+                    available: format!("gtid_purged is {purged}"),
+                });
+            }
+            Ok(())
+        }
+        (Some(_), _) => Err(MysqlError::InvalidConfig {
+            field: "Gtid".into(),
+            value: start.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+            reason: format!(
+                "this GTID form does not match the source, which is {} (MySQL uses uuid:1-5, MariaDB uses domain-server-seq)",
+                if flavor == Flavor::Mariadb { "MariaDB" } else { "MySQL" }
+            ),
+        }),
+        (None, _) => {
+            if !start.binlog_file.is_empty() && !files.iter().any(|f| *f == start.binlog_file) {
+                return Err(MysqlError::PositionPurged {
+                    requested: format!("{}:{}", start.binlog_file, start.binlog_pos),
+                    available: available(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+struct TxBuilder {
+    gtid: String,
+    mariadb_gtid: Option<(u32, u32, u64)>,
+    mysql_gtid: Option<([u8; 16], u64)>,
+    in_begin: bool,
+    timestamp: u32,
+    events: Vec<TxEvent>,
+    size: usize,
+}
+
+/// A table seen in TABLE_MAP: its plan and what the engine knows of it; `None` for tables not replicated.
+type PlanEntry = Option<(TablePlan, Arc<TableMeta>)>;
+
+/// Follows the binlog until cancelled or an error, sending transactions to `out`.
+pub async fn stream_binlog(
+    opts: BinlogOptions,
+    out: mpsc::Sender<Change>,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let mut meta_conn = opts.endpoint.connect(&["SET NAMES utf8mb4"]).await?;
+    check_position_available(&mut meta_conn, opts.flavor, &opts.start).await?;
+    // The server's first (fake) ROTATE comes before the FORMAT_DESCRIPTION that says checksums are on, so the
+    // library leaves its 4 checksum bytes in the file name; strip them ourselves.
+    let checksums_on = crate::conn::global_variable(&mut meta_conn, "binlog_checksum")
+        .await?
+        .is_some_and(|v| !v.eq_ignore_ascii_case("NONE"));
+    let mut seen_format_description = false;
+
+    let heartbeat_ns = opts
+        .heartbeat
+        .as_nanos()
+        .min(u128::from(u32::MAX) * 1_000_000) as u64;
+    let mut setup = vec![format!("SET @master_heartbeat_period = {heartbeat_ns}")];
+    let mut gtid_state = opts.start.gtid.clone();
+    if opts.flavor == Flavor::Mariadb {
+        setup.push("SET @mariadb_slave_capability = 4".into());
+        if let Some(GtidState::Mariadb(list)) = &gtid_state {
+            setup.push(format!("SET @slave_connect_state = '{list}'"));
+            setup.push("SET @slave_gtid_strict_mode = 1".into());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+        }
+    }
+    let setup_refs: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let conn = opts.endpoint.connect(&setup_refs).await?;
+
+    let mut file = opts.start.binlog_file.clone();
+    let mut pos = opts.start.binlog_pos.max(4);
+    let request_file = file.clone();
+    let sids: Vec<Sid<'static>> = match &gtid_state {
+        Some(GtidState::Mysql(set)) => set
+            .iter()
+            .filter(|(_, tag, _)| tag.is_empty())
+            .map(|(uuid, _, intervals)| {
+                Sid::new(uuid).with_intervals(
+                    intervals
+                        .iter()
+                        .map(|&(a, b)| GnoInterval::new(a, b + 1))
+                        .collect(),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut request = BinlogStreamRequest::new(opts.replica_server_id);
+    match (&gtid_state, opts.flavor) {
+        (Some(GtidState::Mysql(_)), Flavor::Mysql) => {
+            request = request.with_gtid().with_gtid_set(sids);
+        }
+        (Some(GtidState::Mariadb(_)), Flavor::Mariadb) => {}
+        _ => {
+            request = request.with_filename(request_file.as_bytes()).with_pos(pos);
+        }
+    }
+    let stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(|e| stream_error(&file, pos, e))?;
+    let mut stream = PanicSafe(stream);
+
+    let mut plans: HashMap<u64, PlanEntry> = HashMap::new();
+    let mut metas: HashMap<(String, String), Arc<TableMeta>> = HashMap::new();
+    let mut tx: Option<TxBuilder> = None;
+    let mut last_emit = Instant::now();
+    let mut last_timestamp = 0u32;
+    let mut unsent_progress = false;
+
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            next = stream.next() => next,
+        };
+        let event: Event = match next {
+            None => {
+                return Err(MysqlError::Stream {
+                    file,
+                    pos,
+                    reason: "the source closed the binlog stream".into(),
+                    transient: true,
+                })
+            }
+            Some(Err(_panic)) => {
+                return Err(MysqlError::Stream {
+                    file,
+                    pos,
+                    reason: "malformed binlog packet from the source".into(),
+                    transient: false,
+                })
+            }
+            Some(Ok(Err(e))) => return Err(stream_error(&file, pos, e)),
+            Some(Ok(Ok(event))) => event,
+        };
+        let header = event.header();
+        let type_raw = header.event_type_raw();
+        if header.log_pos() != 0 && type_raw != ROTATE_EVENT {
+            pos = u64::from(header.log_pos());
+        }
+        if header.timestamp() != 0 {
+            last_timestamp = header.timestamp();
+        }
+        match type_raw {
+            ROTATE_EVENT => {
+                if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                    let mut name = r.name_raw();
+                    if checksums_on && !seen_format_description && name.len() > 4 {
+                        name = &name[..name.len() - 4];
+                    }
+                    file = String::from_utf8_lossy(name).into_owned();
+                    pos = r.position();
+                }
+            }
+            FORMAT_DESCRIPTION_EVENT => seen_format_description = true,
+            mariadb::GTID_EVENT => {
+                let g = mariadb::parse_gtid_event(header.server_id(), event.data()).map_err(
+                    |source| MysqlError::Decode {
+                        file: file.clone(),
+                        pos,
+                        table: String::new(),
+                        source,
+                    },
+                )?;
+                tx = Some(TxBuilder {
+                    gtid: format!("{}-{}-{}", g.domain_id, g.server_id, g.seq_no),
+                    mariadb_gtid: Some((g.domain_id, g.server_id, g.seq_no)),
+                    mysql_gtid: None,
+                    in_begin: !g.is_standalone,
+                    timestamp: header.timestamp(),
+                    events: Vec::new(),
+                    size: 0,
+                });
+            }
+            MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
+                let g: GtidEvent = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
+                tx = Some(TxBuilder {
+                    gtid: format!("{}:{}", dtle_metadata::format_uuid(&g.sid()), g.gno()),
+                    mariadb_gtid: None,
+                    mysql_gtid: Some((g.sid(), g.gno())),
+                    in_begin: false,
+                    timestamp: header.timestamp(),
+                    events: Vec::new(),
+                    size: 0,
+                });
+            }
+            MYSQL_ANONYMOUS_GTID_EVENT => {
+                tx = Some(new_plain_tx(header.timestamp()));
+            }
+            QUERY_EVENT => {
+                let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else {
+                    continue;
+                };
+                let sql = q.query();
+                let trimmed = sql.trim();
+                if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START")
+                {
+                    let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
+                    t.in_begin = true;
+                    continue;
+                }
+                if trimmed.eq_ignore_ascii_case("COMMIT")
+                    || trimmed.eq_ignore_ascii_case("ROLLBACK")
+                {
+                    if let Some(t) = tx.take() {
+                        finish_tx(
+                            t,
+                            &mut gtid_state,
+                            &file,
+                            pos,
+                            &out,
+                            &mut last_emit,
+                            &mut unsent_progress,
+                        )
+                        .await?;
+                    }
+                    continue;
+                }
+                if trimmed.to_ascii_uppercase().starts_with("SAVEPOINT")
+                    || trimmed.to_ascii_uppercase().starts_with("ROLLBACK TO")
+                {
+                    continue;
+                }
+                let schema = q.schema().into_owned();
+                let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
+                if let Some(ddl) = route_ddl(&opts.filter, &schema, trimmed) {
+                    for (s, n) in match &ddl {
+                        TxEvent::Ddl { tables, .. } => tables.clone(),
+                        _ => Vec::new(),
+                    } {
+                        metas.remove(&(s, n));
+                    }
+                    t.events.push(ddl);
+                }
+                if !t.in_begin {
+                    // A statement outside BEGIN (DDL) is a transaction of its own.
+                    if let Some(t) = tx.take() {
+                        finish_tx(
+                            t,
+                            &mut gtid_state,
+                            &file,
+                            pos,
+                            &out,
+                            &mut last_emit,
+                            &mut unsent_progress,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            TABLE_MAP_EVENT => {
+                let tme: TableMapEvent<'_> =
+                    event.read_event().map_err(|e| decode_io(&file, pos, e))?;
+                let schema = tme.database_name().into_owned();
+                let table = tme.table_name().into_owned();
+                let entry = match opts.filter.target_of(&schema, &table) {
+                    None => None,
+                    Some((target_schema, target_name)) => {
+                        let key = (schema.clone(), table.clone());
+                        let meta = match metas.get(&key) {
+                            Some(m) => m.clone(),
+                            None => {
+                                let Some(mut m) =
+                                    load_table_meta(&mut meta_conn, &schema, &table).await?
+                                else {
+                                    return Err(MysqlError::SchemaMismatch {
+                                        table: format!("{schema}.{table}"),
+                                        detail: "the binlog has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition".into(),
+                                    });
+                                };
+                                m.target_schema = target_schema;
+                                m.target_name = target_name;
+                                let m = Arc::new(m);
+                                metas.insert(key, m.clone());
+                                m
+                            }
+                        };
+                        let plan = TablePlan::new(&tme, Some(&meta.column_unsigned())).map_err(
+                            |source| MysqlError::Decode {
+                                file: file.clone(),
+                                pos,
+                                table: meta.source_name(),
+                                source,
+                            },
+                        )?;
+                        if plan.column_count() != meta.columns.len() {
+                            return Err(MysqlError::SchemaMismatch {
+                                table: meta.source_name(),
+                                detail: format!(
+                                    "the binlog at {file}:{pos} has {} columns but the table now has {}; a DDL changed it after these rows were written",
+                                    plan.column_count(),
+                                    meta.columns.len()
+                                ),
+                            });
+                        }
+                        Some((plan, meta))
+                    }
+                };
+                plans.insert(tme.table_id(), entry);
+            }
+            t if ROWS_EVENTS.contains(&t) => {
+                let Some(EventData::RowsEvent(rows_event)) =
+                    event.read_data().map_err(|e| decode_io(&file, pos, e))?
+                else {
+                    continue;
+                };
+                let Some(Some((plan, meta))) = plans.get(&rows_event.table_id()) else {
+                    continue;
+                };
+                let decoded =
+                    decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
+                        file: file.clone(),
+                        pos,
+                        table: meta.source_name(),
+                        source,
+                    })?;
+                let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
+                t.size += rows_event.rows_data().len();
+                for image in decoded.rows {
+                    let change = match (&decoded.kind, image.before, image.after) {
+                        (RowsKind::Insert, _, Some(after)) => RowChange::Insert {
+                            table: meta.clone(),
+                            after,
+                        },
+                        (RowsKind::Delete, Some(before), _) => RowChange::Delete {
+                            table: meta.clone(),
+                            before,
+                        },
+                        (RowsKind::Update, Some(before), Some(after)) => RowChange::Update {
+                            table: meta.clone(),
+                            before,
+                            after,
+                        },
+                        _ => continue,
+                    };
+                    t.events.push(TxEvent::Row(change));
+                }
+            }
+            XID_EVENT => {
+                if let Some(t) = tx.take() {
+                    finish_tx(
+                        t,
+                        &mut gtid_state,
+                        &file,
+                        pos,
+                        &out,
+                        &mut last_emit,
+                        &mut unsent_progress,
+                    )
+                    .await?;
+                }
+            }
+            HEARTBEAT_EVENT => {
+                if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) {
+                    let position = Position {
+                        gtid: gtid_state.clone(),
+                        binlog_file: file.clone(),
+                        binlog_pos: pos,
+                    };
+                    if out
+                        .send(Change::Heartbeat {
+                            position,
+                            source_timestamp: last_timestamp,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                    last_emit = Instant::now();
+                    unsent_progress = false;
+                }
+            }
+            t if (MARIADB_FIRST_COMPRESSED_EVENT..=MARIADB_LAST_COMPRESSED_EVENT).contains(&t) => {
+                return Err(MysqlError::Unsupported {
+                    what: format!("MariaDB compressed binlog event (type {t}) at {file}:{pos}"),
+                    fix: "SET GLOBAL log_bin_compress=OFF on the source".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn new_plain_tx(timestamp: u32) -> TxBuilder {
+    TxBuilder {
+        gtid: String::new(),
+        mariadb_gtid: None,
+        mysql_gtid: None,
+        in_begin: false,
+        timestamp,
+        events: Vec::new(),
+        size: 0,
+    }
+}
+
+/// Ends a transaction: advances the GTID state and sends it (or, when fully filtered out, notes progress and sends a
+/// heartbeat at most once a second so the position keeps moving).
+async fn finish_tx(
+    t: TxBuilder,
+    gtid_state: &mut Option<GtidState>,
+    file: &str,
+    pos: u64,
+    out: &mpsc::Sender<Change>,
+    last_emit: &mut Instant,
+    unsent_progress: &mut bool,
+) -> Result<()> {
+    if let Some((domain, server, seq)) = t.mariadb_gtid {
+        match gtid_state {
+            Some(GtidState::Mariadb(list)) => list.update(domain, server, seq),
+            _ => {
+                let mut list = MariadbGtidList::new();
+                list.update(domain, server, seq);
+                *gtid_state = Some(GtidState::Mariadb(list));
+            }
+        }
+    }
+    if let Some((sid, gno)) = t.mysql_gtid {
+        match gtid_state {
+            Some(GtidState::Mysql(set)) => set.add(sid, "", gno),
+            _ => {
+                let mut set = MysqlGtidSet::new();
+                set.add(sid, "", gno);
+                *gtid_state = Some(GtidState::Mysql(set));
+            }
+        }
+    }
+    let position = Position {
+        gtid: gtid_state.clone(),
+        binlog_file: file.to_string(),
+        binlog_pos: pos,
+    };
+    if t.events.is_empty() {
+        *unsent_progress = true;
+        if last_emit.elapsed() >= Duration::from_secs(1) {
+            let _ = out
+                .send(Change::Heartbeat {
+                    position,
+                    source_timestamp: t.timestamp,
+                })
+                .await;
+            *last_emit = Instant::now();
+            *unsent_progress = false;
+        }
+        return Ok(());
+    }
+    let tx = Transaction {
+        gtid: t.gtid,
+        position,
+        source_timestamp: t.timestamp,
+        events: t.events,
+        size: t.size,
+    };
+    let _ = out.send(Change::Tx(tx)).await;
+    *last_emit = Instant::now();
+    *unsent_progress = false;
+    Ok(())
+}
+
+/// Keeps a DDL statement when it touches a replicated table or schema.
+fn route_ddl(filter: &TableFilter, default_schema: &str, sql: &str) -> Option<TxEvent> {
+    match classify(sql) {
+        DdlTarget::Tables(names) => {
+            let tables: Vec<(String, String)> = names
+                .into_iter()
+                .map(|(s, t)| (s.unwrap_or_else(|| default_schema.to_string()), t))
+                .collect();
+            if tables.iter().any(|(s, t)| filter.target_of(s, t).is_some()) {
+                let schema = filter.target_schema_of(default_schema);
+                Some(TxEvent::Ddl {
+                    schema,
+                    sql: sql.to_string(),
+                    tables,
+                })
+            } else {
+                None
+            }
+        }
+        DdlTarget::Schema(name) => filter.selects_schema(&name).then(|| TxEvent::Ddl {
+            schema: String::new(),
+            sql: sql.to_string(),
+            tables: Vec::new(),
+        }),
+        DdlTarget::Other => None,
+    }
+}
+
+fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
+    MysqlError::Stream {
+        file: file.to_string(),
+        pos,
+        reason: format!("cannot parse event: {e}"),
+        transient: false,
+    }
+}
+
+fn stream_error(file: &str, pos: u64, e: mysql_async::Error) -> MysqlError {
+    if let mysql_async::Error::Server(s) = &e {
+        if s.code == codes::SOURCE_FATAL_ERROR_READING_BINLOG {
+            return MysqlError::PositionPurged {
+                requested: format!("{file}:{pos}"),
+                available: s.message.clone(),
+            };
+        }
+    }
+    MysqlError::Stream {
+        file: file.to_string(),
+        pos,
+        reason: e.to_string(),
+        transient: crate::error::is_transient_driver_error(&e),
+    }
+}
+
+/// Turns a panic inside the binlog library's event parsing (it unwraps on some malformed packets) into an
+/// error item, so bad bytes from the network stop the task with a message instead of aborting the process.
+struct PanicSafe<S>(S);
+
+impl<S: Stream + Unpin> Stream for PanicSafe<S> {
+    type Item = std::result::Result<S::Item, ()>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(inner).poll_next(cx)
+        })) {
+            Ok(std::task::Poll::Ready(item)) => std::task::Poll::Ready(item.map(Ok)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Some(Err(()))),
+        }
+    }
+}
