@@ -11,7 +11,7 @@ pub enum DriverError {
     Config(#[from] ConfigError),
 
     #[error(transparent)]
-    Mysql(#[from] MysqlError),
+    Mysql(Box<MysqlError>),
 
     #[error("position store: {0}")]
     Store(#[from] StoreError),
@@ -27,6 +27,12 @@ pub enum DriverError {
 
     #[error("{0}")]
     Other(String),
+}
+
+impl From<MysqlError> for DriverError {
+    fn from(e: MysqlError) -> Self {
+        DriverError::Mysql(Box::new(e))
+    }
 }
 
 impl DriverError {

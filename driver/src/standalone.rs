@@ -89,7 +89,7 @@ pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
     if failures.is_empty() {
         Ok(())
     } else if failures.len() == 1 && failures[0].is_transient() {
-        Err(DriverError::Mysql(failures.remove(0)))
+        Err(failures.remove(0).into())
     } else {
         Err(DriverError::Prerequisites(failures))
     }

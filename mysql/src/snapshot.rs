@@ -339,14 +339,14 @@ fn write_key_after(sql: &mut String, table: &TableMeta, key: &[Value]) {
             sql.push_str(" OR ");
         }
         sql.push('(');
-        for j in 0..=i {
-            let column = &table.columns[table.key_columns[j]];
+        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate() {
+            let column = &table.columns[column_index];
             if j > 0 {
                 sql.push_str(" AND ");
             }
             sql.push_str(&quote_ident(&column.name));
             sql.push_str(if j == i { " > " } else { " = " });
-            write_column_literal(sql, &key[j], column, true);
+            write_column_literal(sql, value, column, true);
         }
         sql.push(')');
     }

@@ -124,7 +124,7 @@ pub async fn check_position_available(
             ),
         }),
         (None, _) => {
-            if !start.binlog_file.is_empty() && !files.iter().any(|f| *f == start.binlog_file) {
+            if !start.binlog_file.is_empty() && !files.contains(&start.binlog_file) {
                 return Err(MysqlError::PositionPurged {
                     requested: format!("{}:{}", start.binlog_file, start.binlog_pos),
                     available: available(),
@@ -463,8 +463,8 @@ pub async fn stream_binlog(
                     .await?;
                 }
             }
-            HEARTBEAT_EVENT => {
-                if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) {
+            HEARTBEAT_EVENT if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) => {
+                {
                     let position = Position {
                         gtid: gtid_state.clone(),
                         binlog_file: file.clone(),
