@@ -138,7 +138,8 @@ pub async fn check_position_available(
 struct TxBuilder {
     gtid: String,
     mariadb_gtid: Option<(u32, u32, u64)>,
-    mysql_gtid: Option<([u8; 16], u64)>,
+    /// (source uuid, tag — empty when untagged, transaction number).
+    mysql_gtid: Option<([u8; 16], String, u64)>,
     in_begin: bool,
     timestamp: u32,
     events: Vec<TxEvent>,
@@ -287,10 +288,12 @@ pub async fn stream_binlog(
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
                 let g: GtidEvent = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
+                let tag = g.tag().map(|t| t.as_str().to_ascii_lowercase()).unwrap_or_default();
+                let uuid = dtle_metadata::format_uuid(&g.sid());
                 tx = Some(TxBuilder {
-                    gtid: format!("{}:{}", dtle_metadata::format_uuid(&g.sid()), g.gno()),
+                    gtid: if tag.is_empty() { format!("{uuid}:{}", g.gno()) } else { format!("{uuid}:{tag}:{}", g.gno()) },
                     mariadb_gtid: None,
-                    mysql_gtid: Some((g.sid(), g.gno())),
+                    mysql_gtid: Some((g.sid(), tag, g.gno())),
                     in_begin: false,
                     timestamp: header.timestamp(),
                     events: Vec::new(),
@@ -528,12 +531,12 @@ async fn finish_tx(
             }
         }
     }
-    if let Some((sid, gno)) = t.mysql_gtid {
+    if let Some((sid, tag, gno)) = &t.mysql_gtid {
         match gtid_state {
-            Some(GtidState::Mysql(set)) => set.add(sid, "", gno),
+            Some(GtidState::Mysql(set)) => set.add(*sid, tag, *gno),
             _ => {
                 let mut set = MysqlGtidSet::new();
-                set.add(sid, "", gno);
+                set.add(*sid, tag, *gno);
                 *gtid_state = Some(GtidState::Mysql(set));
             }
         }
