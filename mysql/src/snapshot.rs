@@ -339,7 +339,8 @@ fn write_key_after(sql: &mut String, table: &TableMeta, key: &[Value]) {
             sql.push_str(" OR ");
         }
         sql.push('(');
-        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate() {
+        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate()
+        {
             let column = &table.columns[column_index];
             if j > 0 {
                 sql.push_str(" AND ");

@@ -13,8 +13,8 @@ use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Sid};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::mariadb;
 use crate::binlog::rows::{decode_rows, RowsKind, TablePlan};
+use crate::binlog::{event_data, mariadb, verify_checksum};
 use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::{Endpoint, Flavor};
 use crate::ddl::{classify, DdlTarget};
@@ -249,6 +249,12 @@ pub async fn stream_binlog(
         };
         let header = event.header();
         let type_raw = header.event_type_raw();
+        verify_checksum(&event).map_err(|source| MysqlError::Decode {
+            file: file.clone(),
+            pos,
+            table: String::new(),
+            source,
+        })?;
         if header.log_pos() != 0 && type_raw != ROTATE_EVENT {
             pos = u64::from(header.log_pos());
         }
@@ -257,7 +263,7 @@ pub async fn stream_binlog(
         }
         match type_raw {
             ROTATE_EVENT => {
-                if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                if let Ok(Some(EventData::RotateEvent(r))) = event_data(&event) {
                     let mut name = r.name_raw();
                     if checksums_on && !seen_format_description && name.len() > 4 {
                         name = &name[..name.len() - 4];
@@ -288,10 +294,17 @@ pub async fn stream_binlog(
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
                 let g: GtidEvent = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
-                let tag = g.tag().map(|t| t.as_str().to_ascii_lowercase()).unwrap_or_default();
+                let tag = g
+                    .tag()
+                    .map(|t| t.as_str().to_ascii_lowercase())
+                    .unwrap_or_default();
                 let uuid = dtle_metadata::format_uuid(&g.sid());
                 tx = Some(TxBuilder {
-                    gtid: if tag.is_empty() { format!("{uuid}:{}", g.gno()) } else { format!("{uuid}:{tag}:{}", g.gno()) },
+                    gtid: if tag.is_empty() {
+                        format!("{uuid}:{}", g.gno())
+                    } else {
+                        format!("{uuid}:{tag}:{}", g.gno())
+                    },
                     mariadb_gtid: None,
                     mysql_gtid: Some((g.sid(), tag, g.gno())),
                     in_begin: false,
@@ -466,26 +479,26 @@ pub async fn stream_binlog(
                     .await?;
                 }
             }
-            HEARTBEAT_EVENT if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) => {
+            HEARTBEAT_EVENT
+                if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) =>
+            {
+                let position = Position {
+                    gtid: gtid_state.clone(),
+                    binlog_file: file.clone(),
+                    binlog_pos: pos,
+                };
+                if out
+                    .send(Change::Heartbeat {
+                        position,
+                        source_timestamp: last_timestamp,
+                    })
+                    .await
+                    .is_err()
                 {
-                    let position = Position {
-                        gtid: gtid_state.clone(),
-                        binlog_file: file.clone(),
-                        binlog_pos: pos,
-                    };
-                    if out
-                        .send(Change::Heartbeat {
-                            position,
-                            source_timestamp: last_timestamp,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return Ok(());
-                    }
-                    last_emit = Instant::now();
-                    unsent_progress = false;
+                    return Ok(());
                 }
+                last_emit = Instant::now();
+                unsent_progress = false;
             }
             t if (MARIADB_FIRST_COMPRESSED_EVENT..=MARIADB_LAST_COMPRESSED_EVENT).contains(&t) => {
                 return Err(MysqlError::Unsupported {
