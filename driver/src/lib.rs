@@ -5,3 +5,4 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod standalone;
+pub mod wire;

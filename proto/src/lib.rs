@@ -1,8 +1,11 @@
-//! dtle-proto: wire formats. Will own the Nomad plugin protos (go-plugin, base, drivers, hclspec, structs)
-//! written for this project, and our src→dest wire format (`dtle/v1`). Must not import any engine crate.
+//! dtle-proto: wire formats. Owns our src→dest wire format (`dtle.v1`): batches of changes with their table
+//! definitions and positions, acknowledgements and control messages. Will also own the Nomad plugin protos.
+//! Must not import any engine crate: the driver converts engine types to and from these messages.
 //!
-//! The standalone engine (`dtle run`) passes typed values in process and needs no wire format yet; the NATS
-//! transport issue and the Nomad plugin issue fill this crate.
+//! Messages are declared with `prost` derives (no `protoc` needed at build time); the field numbers are the
+//! contract, and `wire/v1.proto` documents them for other implementations.
+
+pub mod v1;
 
 /// Version of the src→dest wire format; a dest refuses a src that speaks another major version.
 pub const WIRE_FORMAT_VERSION: u32 = 1;
