@@ -11,7 +11,14 @@ use crate::config::{ConnectionConfig, DataSource, ResolvedJob, TargetConfig, Tas
 use crate::error::DriverError;
 
 pub fn endpoint(conn: &ConnectionConfig, role: Role, field: &'static str) -> Endpoint {
-    Endpoint { host: conn.host.clone(), port: conn.port, user: conn.user.clone(), password: conn.password.clone(), role, field }
+    Endpoint {
+        host: conn.host.clone(),
+        port: conn.port,
+        user: conn.user.clone(),
+        password: conn.password.clone(),
+        role,
+        field,
+    }
 }
 
 /// The source and target endpoints of a MySQL → MySQL job.
@@ -28,14 +35,22 @@ pub fn endpoints(job: &ResolvedJob) -> Result<(Endpoint, Endpoint), DriverError>
     let target = match &job.target {
         TargetConfig::Mysql(c) => endpoint(c, Role::Target, target_field),
         TargetConfig::Kafka(_) => {
-            return Err(unsupported(job, "KafkaConfig", "a Kafka target is not available in this build yet; use a MySQL target"))
+            return Err(unsupported(
+                job,
+                "KafkaConfig",
+                "a Kafka target is not available in this build yet; use a MySQL target",
+            ))
         }
     };
     Ok((source, target))
 }
 
 fn unsupported(job: &ResolvedJob, field: &str, why: &str) -> DriverError {
-    DriverError::Unsupported { job: job.name.clone(), field: field.to_string(), reason: why.to_string() }
+    DriverError::Unsupported {
+        job: job.name.clone(),
+        field: field.to_string(),
+        reason: why.to_string(),
+    }
 }
 
 /// Refuses settings this build cannot honour; returns warnings for ones it treats differently.
@@ -45,22 +60,62 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
     for (i, ds) in c.replicate_do_db.iter().enumerate() {
         for (j, t) in ds.tables.iter().enumerate() {
             if !t.r#where.trim().is_empty() {
-                return Err(unsupported(job, &format!("ReplicateDoDb[{i}].Tables[{j}].Where"), "row filters are not available in this build yet; remove Where"));
+                return Err(unsupported(
+                    job,
+                    &format!("ReplicateDoDb[{i}].Tables[{j}].Where"),
+                    "row filters are not available in this build yet; remove Where",
+                ));
             }
             if !t.column_map_from.is_empty() || !t.column_map_to.is_empty() {
-                return Err(unsupported(job, &format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"), "column maps are not available in this build yet"));
+                return Err(unsupported(
+                    job,
+                    &format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"),
+                    "column maps are not available in this build yet",
+                ));
             }
         }
     }
     let refuse = [
-        (c.two_way_sync, "TwoWaySync", "two-way sync is not available in this build yet"),
-        (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
-        (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
-        (!c.sql_filter.is_empty(), "SqlFilter", "SqlFilter is not available in this build yet"),
-        (c.expand_syntax_support, "ExpandSyntaxSupport", "replicating users and routines is not available in this build yet"),
-        (c.set_gtid_next, "SetGtidNext", "keeping source GTIDs on the target is not available in this build yet"),
-        (!c.gtid_start.is_empty(), "GtidStart", "GtidStart is not available in this build yet; give Gtid (the executed set) instead"),
-        (!c.wait_on_job.is_empty(), "WaitOnJob", "WaitOnJob is not available in this build yet"),
+        (
+            c.two_way_sync,
+            "TwoWaySync",
+            "two-way sync is not available in this build yet",
+        ),
+        (
+            c.binlog_relay,
+            "BinlogRelay",
+            "the binlog relay is not available in this build yet; set BinlogRelay = false",
+        ),
+        (
+            c.src_oracle_config.is_some(),
+            "SrcOracleConfig",
+            "Oracle sources are not supported",
+        ),
+        (
+            !c.sql_filter.is_empty(),
+            "SqlFilter",
+            "SqlFilter is not available in this build yet",
+        ),
+        (
+            c.expand_syntax_support,
+            "ExpandSyntaxSupport",
+            "replicating users and routines is not available in this build yet",
+        ),
+        (
+            c.set_gtid_next,
+            "SetGtidNext",
+            "keeping source GTIDs on the target is not available in this build yet",
+        ),
+        (
+            !c.gtid_start.is_empty(),
+            "GtidStart",
+            "GtidStart is not available in this build yet; give Gtid (the executed set) instead",
+        ),
+        (
+            !c.wait_on_job.is_empty(),
+            "WaitOnJob",
+            "WaitOnJob is not available in this build yet",
+        ),
     ];
     for (set, field, why) in refuse {
         if set {
@@ -79,7 +134,11 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
         list.iter()
             .enumerate()
             .map(|(i, ds)| {
-                let schema = name_match(&ds.table_schema, &ds.table_schema_regex, &format!("{field}[{i}].TableSchemaRegex"))?;
+                let schema = name_match(
+                    &ds.table_schema,
+                    &ds.table_schema_regex,
+                    &format!("{field}[{i}].TableSchemaRegex"),
+                )?;
                 let rename = Some(ds.table_schema_rename.clone()).filter(|s| !s.is_empty());
                 let tables = ds
                     .tables
@@ -87,16 +146,27 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
                     .enumerate()
                     .map(|(j, t)| {
                         Ok(TableRule {
-                            table: name_match(&t.table_name, &t.table_regex, &format!("{field}[{i}].Tables[{j}].TableRegex"))?,
+                            table: name_match(
+                                &t.table_name,
+                                &t.table_regex,
+                                &format!("{field}[{i}].Tables[{j}].TableRegex"),
+                            )?,
                             rename: Some(t.table_rename.clone()).filter(|s| !s.is_empty()),
                         })
                     })
                     .collect::<Result<Vec<_>, DriverError>>()?;
-                Ok(SchemaRule { schema, rename, tables })
+                Ok(SchemaRule {
+                    schema,
+                    rename,
+                    tables,
+                })
             })
             .collect()
     };
-    Ok(TableFilter { replicate: rules(&c.replicate_do_db, "ReplicateDoDb")?, ignore: rules(&c.replicate_ignore_db, "ReplicateIgnoreDb")? })
+    Ok(TableFilter {
+        replicate: rules(&c.replicate_do_db, "ReplicateDoDb")?,
+        ignore: rules(&c.replicate_ignore_db, "ReplicateIgnoreDb")?,
+    })
 }
 
 fn name_match(exact: &str, regex: &str, field: &str) -> Result<NameMatch, DriverError> {
@@ -105,7 +175,11 @@ fn name_match(exact: &str, regex: &str, field: &str) -> Result<NameMatch, Driver
     } else {
         TableFilter::compile_regex(regex)
             .map(NameMatch::Regex)
-            .map_err(|reason| DriverError::InvalidField { field: field.to_string(), value: regex.to_string(), reason })
+            .map_err(|reason| DriverError::InvalidField {
+                field: field.to_string(),
+                value: regex.to_string(),
+                reason,
+            })
     }
 }
 
@@ -118,5 +192,8 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
 
 /// dtle's batching knobs: send a batch when it reaches `GroupMaxSize` bytes or `GroupTimeout` ms.
 pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
-    (c.group_max_size.max(1) as usize, Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64))
+    (
+        c.group_max_size.max(1) as usize,
+        Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64),
+    )
 }

@@ -20,10 +20,18 @@ pub enum DriverError {
     Prerequisites(Vec<MysqlError>),
 
     #[error("job {job:?}: {field}: {reason}")]
-    Unsupported { job: String, field: String, reason: String },
+    Unsupported {
+        job: String,
+        field: String,
+        reason: String,
+    },
 
     #[error("config field {field} = {value:?}: {reason}")]
-    InvalidField { field: String, value: String, reason: String },
+    InvalidField {
+        field: String,
+        value: String,
+        reason: String,
+    },
 
     #[error("{0}")]
     Other(String),

@@ -12,7 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "dtle", version, about = "MySQL/MariaDB change data capture and replication")]
+#[command(
+    name = "dtle",
+    version,
+    about = "MySQL/MariaDB change data capture and replication"
+)]
 struct Cli {
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, global = true, default_value = "info", env = "DTLE_LOG_LEVEL")]
@@ -65,8 +69,16 @@ enum PositionsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -102,7 +114,11 @@ async fn run(command: Command) -> Result<(), DriverError> {
             println!("job {:?}: configuration and prerequisites OK", job.name);
             Ok(())
         }
-        Command::Run { job, data_dir, no_progress_bar } => {
+        Command::Run {
+            job,
+            data_dir,
+            no_progress_bar,
+        } => {
             let job = load_job(&job)?;
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
@@ -144,13 +160,20 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
         PositionsAction::Reset { job, data_dir } => (job, data_dir, true),
     };
     let path = PathBuf::from(&job_arg);
-    let resolved = if path.is_file() { Some(load_job(&path)?) } else { None };
+    let resolved = if path.is_file() {
+        Some(load_job(&path)?)
+    } else {
+        None
+    };
     let name = resolved.as_ref().map(|j| j.name.clone()).unwrap_or(job_arg);
     let store = open_store(&data_dir)?;
     let mut applier = match &resolved {
         Some(job) => {
             let (_, target) = dtle::engine::endpoints(job)?;
-            Some(dtle_mysql::applier::Applier::connect(&target, dtle::engine::applier_options(job)).await?)
+            Some(
+                dtle_mysql::applier::Applier::connect(&target, dtle::engine::applier_options(job))
+                    .await?,
+            )
         }
         None => None,
     };
@@ -159,14 +182,28 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
         if let Some(applier) = applier.as_mut() {
             applier.reset_position().await?;
         }
-        println!("job {name:?}: position cleared{}", if applier.is_some() { " (local store and target)" } else { " (local store; give the job file to clear the target's too)" });
+        println!(
+            "job {name:?}: position cleared{}",
+            if applier.is_some() {
+                " (local store and target)"
+            } else {
+                " (local store; give the job file to clear the target's too)"
+            }
+        );
         return Ok(());
     }
     match store.load(&name).await? {
         Some(cp) => println!(
             "local store: stage={} gtid={} binlog={} updated_at_unix_ms={}",
-            serde_json::to_string(&cp.value.stage).unwrap_or_default().trim_matches('"'),
-            cp.value.position.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+            serde_json::to_string(&cp.value.stage)
+                .unwrap_or_default()
+                .trim_matches('"'),
+            cp.value
+                .position
+                .gtid
+                .as_ref()
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
             cp.value.position.binlog_file_pos_string(),
             cp.value.updated_at_unix_ms
         ),
@@ -177,7 +214,11 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
             Some(rp) => println!(
                 "target: stage={:?} gtid={} binlog={}",
                 rp.stage,
-                rp.position.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+                rp.position
+                    .gtid
+                    .as_ref()
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
                 rp.position.binlog_file_pos_string()
             ),
             None => println!("target: no position for job {name:?}"),

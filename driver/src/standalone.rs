@@ -32,7 +32,10 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn new(data_dir: PathBuf) -> Self {
-        RunOptions { data_dir, progress_bar: std::io::stderr().is_terminal() }
+        RunOptions {
+            data_dir,
+            progress_bar: std::io::stderr().is_terminal(),
+        }
     }
 }
 
@@ -42,7 +45,11 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<LocalFileStore, DriverEr
 }
 
 /// Runs the job until `shutdown`, a definite error, or (with SkipIncrementalCopy) the end of the full copy.
-pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationToken) -> Result<(), DriverError> {
+pub async fn run_job(
+    job: ResolvedJob,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), DriverError> {
     for warning in engine::check_supported(&job)? {
         warn!(job = %job.name, "{warning}");
     }
@@ -112,7 +119,10 @@ async fn run_once(
     let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
     let start = decide_start(job, flavor, &mut applier, store.as_ref(), &source_ep).await?;
     if start == StartFrom::Snapshot {
-        let redo = applier.resume_point().await?.is_some_and(|rp| rp.stage == JobStage::Snapshot);
+        let redo = applier
+            .resume_point()
+            .await?
+            .is_some_and(|rp| rp.stage == JobStage::Snapshot);
         applier.set_redo_snapshot(redo);
     }
 
@@ -129,12 +139,18 @@ async fn run_once(
     };
 
     let src_cancel = shutdown.child_token();
-    let (change_tx, change_rx) = mpsc::channel::<Change>(1024);
+    // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
+    let (change_tx, change_rx) = mpsc::channel::<Change>(16);
     let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
     let (batch_tx, mut batch_rx) = in_process::channel::<Vec<Change>, (JobStage, Position)>(window);
     let (batch_sender, ack_rx) = batch_tx.split();
 
-    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
+    let source_task = tokio::spawn(run_source(
+        source_opts,
+        start,
+        change_tx,
+        src_cancel.clone(),
+    ));
     let (max_bytes, timeout) = engine::group_limits(&job.src);
     let batcher_task = tokio::spawn(batch_changes(change_rx, batch_sender, max_bytes, timeout));
     let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, ack_rx));
@@ -157,7 +173,11 @@ async fn run_once(
         }
         for c in &changes {
             match c {
-                Change::SnapshotStart { estimated_rows, tables, .. } => {
+                Change::SnapshotStart {
+                    estimated_rows,
+                    tables,
+                    ..
+                } => {
                     stage = JobStage::Snapshot;
                     progress.snapshot_started(*estimated_rows, tables.len());
                 }
@@ -183,9 +203,16 @@ async fn run_once(
     src_cancel.cancel();
     drop(batch_rx);
     progress.finish();
-    let source_result = source_task.await.unwrap_or_else(|e| Err(dtle_mysql::MysqlError::Unsupported { what: format!("source task panicked: {e}"), fix: "report this bug".into() }));
+    let source_result = source_task.await.unwrap_or_else(|e| {
+        Err(dtle_mysql::MysqlError::Unsupported {
+            what: format!("source task panicked: {e}"),
+            fix: "report this bug".into(),
+        })
+    });
     let _ = batcher_task.await;
-    let checkpoint_result = checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+    let checkpoint_result = checkpoint_task
+        .await
+        .unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
     dest_result?;
     checkpoint_result?;
     match source_result {
@@ -228,29 +255,48 @@ async fn decide_start(
     }
     let c = &job.src;
     if !c.gtid.trim().is_empty() {
-        let gtid = GtidState::parse_for_config(c.gtid.trim()).map_err(|e| DriverError::InvalidField {
-            field: "Gtid".into(),
-            value: c.gtid.clone(),
-            reason: format!("{e}"),
-        })?;
-        let matches = matches!((&gtid, flavor), (GtidState::Mysql(_), Flavor::Mysql) | (GtidState::Mariadb(_), Flavor::Mariadb));
+        let gtid =
+            GtidState::parse_for_config(c.gtid.trim()).map_err(|e| DriverError::InvalidField {
+                field: "Gtid".into(),
+                value: c.gtid.clone(),
+                reason: format!("{e}"),
+            })?;
+        let matches = matches!(
+            (&gtid, flavor),
+            (GtidState::Mysql(_), Flavor::Mysql) | (GtidState::Mariadb(_), Flavor::Mariadb)
+        );
         if !matches {
             return Err(DriverError::InvalidField {
                 field: "Gtid".into(),
                 value: c.gtid.clone(),
                 reason: format!(
                     "the source is {}; it takes {}",
-                    if flavor == Flavor::Mariadb { "MariaDB" } else { "MySQL" },
-                    if flavor == Flavor::Mariadb { "a GTID list like 0-1-100" } else { "a GTID set like 3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5" }
+                    if flavor == Flavor::Mariadb {
+                        "MariaDB"
+                    } else {
+                        "MySQL"
+                    },
+                    if flavor == Flavor::Mariadb {
+                        "a GTID list like 0-1-100"
+                    } else {
+                        "a GTID set like 3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5"
+                    }
                 ),
             });
         }
         info!(job = %job.name, gtid = %gtid, "starting incremental replication after the configured Gtid");
-        return Ok(StartFrom::Position(Position { gtid: Some(gtid), ..Default::default() }));
+        return Ok(StartFrom::Position(Position {
+            gtid: Some(gtid),
+            ..Default::default()
+        }));
     }
     if !c.binlog_file.is_empty() {
         info!(job = %job.name, file = %c.binlog_file, pos = c.binlog_pos, "starting incremental replication at the configured binlog file/position");
-        return Ok(StartFrom::Position(Position { gtid: None, binlog_file: c.binlog_file.clone(), binlog_pos: c.binlog_pos.max(4) as u64 }));
+        return Ok(StartFrom::Position(Position {
+            gtid: None,
+            binlog_file: c.binlog_file.clone(),
+            binlog_pos: c.binlog_pos.max(4) as u64,
+        }));
     }
     if c.auto_gtid {
         let mut conn = source.connect(&[]).await?;
@@ -284,7 +330,8 @@ async fn batch_changes(
         match next {
             Some(Some(change)) => {
                 bytes += change.approx_size();
-                let flush_now = !matches!(change, Change::Tx(ref t) if !t.has_ddl()) && !matches!(change, Change::Heartbeat { .. });
+                let flush_now = !matches!(change, Change::Tx(ref t) if !t.has_ddl())
+                    && !matches!(change, Change::Heartbeat { .. });
                 pending.push(change);
                 if deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + timeout);
@@ -327,7 +374,12 @@ async fn save_checkpoints(
         let store = store.clone();
         let job = job.clone();
         async move {
-            let cp = Checkpoint { job, stage, position, updated_at_unix_ms: now_ms() };
+            let cp = Checkpoint {
+                job,
+                stage,
+                position,
+                updated_at_unix_ms: now_ms(),
+            };
             store.save(&cp, version).await
         }
     };
@@ -357,7 +409,10 @@ async fn save_checkpoints(
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Progress for people: a bar during the full copy on a terminal, log lines otherwise.
@@ -392,7 +447,9 @@ impl Progress {
         info!(job = %self.job, tables, estimated_rows, "full copy: copying");
         if self.use_bar {
             let bar = ProgressBar::new(self.snapshot_total);
-            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, ETA {eta})") {
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, ETA {eta})",
+            ) {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(format!("{}: full copy of {tables} table(s)", self.job));
@@ -424,17 +481,24 @@ impl Progress {
         }
         if self.last_line.elapsed() >= Duration::from_secs(5) {
             let secs = self.last_line.elapsed().as_secs_f64();
-            if self.bar.is_none() && self.snapshot_rows > 0 && self.snapshot_rows < self.snapshot_total {
+            if self.bar.is_none()
+                && self.snapshot_rows > 0
+                && self.snapshot_rows < self.snapshot_total
+            {
                 info!(job = %self.job, rows = self.snapshot_rows, of_estimated = self.snapshot_total, "full copy: progress");
             }
             let tx = stats.transactions;
             if tx > self.last_tx {
                 let lag = changes.iter().rev().find_map(|c| match c {
                     Change::Tx(t) => Some(t.source_timestamp),
-                    Change::Heartbeat { source_timestamp, .. } => Some(*source_timestamp),
+                    Change::Heartbeat {
+                        source_timestamp, ..
+                    } => Some(*source_timestamp),
                     _ => None,
                 });
-                let lag_s = lag.map(|ts| (now_ms() / 1000).saturating_sub(u64::from(ts))).unwrap_or(0);
+                let lag_s = lag
+                    .map(|ts| (now_ms() / 1000).saturating_sub(u64::from(ts)))
+                    .unwrap_or(0);
                 info!(job = %self.job, transactions = tx, tx_per_s = ((tx - self.last_tx) as f64 / secs) as u64, lag_s, "incremental: applied");
             }
             self.last_tx = tx;

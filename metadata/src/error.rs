@@ -83,17 +83,37 @@ pub enum StoreError {
     /// The store cannot be reached right now (network, leader election, task aborted). Transient.
     #[error("checkpoint store unavailable: {reason}")]
     Unavailable { reason: String },
+    /// The store's configuration is unusable (bad address, unreadable TLS file, ...). Definite.
+    #[error("checkpoint store: invalid {field} {value:?}: {reason}")]
+    InvalidConfig {
+        /// The setting, e.g. "consul address", "ca_file".
+        field: String,
+        /// The value as given (never a secret).
+        value: String,
+        reason: String,
+    },
+    /// The store refused access (Consul ACL). Definite: the token has to be fixed.
+    #[error("checkpoint store at {address}: access denied: {reason}")]
+    AccessDenied { address: String, reason: String },
+    /// The store refused the request for another reason that retrying will not change (a 4xx answer, or
+    /// something that is not the expected server at that address). Definite.
+    #[error("checkpoint store at {address} refused the request: {reason}")]
+    Rejected { address: String, reason: String },
 }
 
 impl StoreError {
     /// `true` when retrying later may succeed (Io, Unavailable); `false` for definite errors
-    /// (Fenced, Corrupt, InvalidJobName) that need a person or a stop.
+    /// (Fenced, Corrupt, InvalidJobName, InvalidConfig, AccessDenied, Rejected) that need a person or a
+    /// stop.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Io { .. } | StoreError::Unavailable { .. } => true,
             StoreError::Corrupt { .. }
             | StoreError::Fenced { .. }
-            | StoreError::InvalidJobName { .. } => false,
+            | StoreError::InvalidJobName { .. }
+            | StoreError::InvalidConfig { .. }
+            | StoreError::AccessDenied { .. }
+            | StoreError::Rejected { .. } => false,
         }
     }
 }

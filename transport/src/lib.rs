@@ -4,7 +4,9 @@
 //! The in-process backend serves `dtle run`; the NATS backend (wire format in dtle-proto) comes with the
 //! transport issue behind the same shape. Must not import MySQL, Consul or Nomad code: payloads are opaque.
 
+pub mod compression;
 pub mod in_process;
+pub mod nats;
 
 /// A batch: a sequence number (1, 2, 3, ... per stream) and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +28,30 @@ pub enum TransportError {
     Closed,
     #[error("acknowledgement for batch {acked} out of order (last acknowledged {last})")]
     AckOutOfOrder { acked: u64, last: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("transport configuration: {0}")]
+    Config(String),
+    #[error("batch encoding: {0}")]
+    Codec(String),
+    #[error("the dest task refused this src: {0}")]
+    Refused(String),
+    #[error("the dest task reset the session: {0}")]
+    SessionReset(String),
+    #[error(
+        "the dest task acknowledged nothing for {seconds} s with {in_flight} batch(es) in flight"
+    )]
+    AckTimeout { in_flight: u64, seconds: u64 },
 }
 
 impl TransportError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, TransportError::Closed)
+        matches!(
+            self,
+            TransportError::Closed
+                | TransportError::Unavailable(_)
+                | TransportError::SessionReset(_)
+                | TransportError::AckTimeout { .. }
+        )
     }
 }

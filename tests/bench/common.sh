@@ -1,0 +1,153 @@
+# shellcheck shell=bash
+# Shared helpers for tests/bench/*.sh.  Source it.
+# Bench instances (own names and ports, never the conventional src/dst/dst2 test instances):
+#   bench_src     ${BENCH_SRC_PORT:-3317}      server_id 11
+#   bench_dst     ${BENCH_DST_PORT:-3318}      server_id 12
+#   bench_replica ${BENCH_REPLICA_PORT:-3319}  server_id 13
+# Env: DTLE_BIN (default target/release/dtle, built if missing), BENCH_KEEP=1 (keep the instances at the end),
+#      DTLE_TEST_DIR (where tests/mariadb.sh keeps instances).
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO="$(cd "$BENCH_DIR/../.." && pwd -P)"
+MARIADB_SH="$REPO/tests/mariadb.sh"
+: "${BENCH_SRC_PORT:=3317}"
+: "${BENCH_DST_PORT:=3318}"
+: "${BENCH_REPLICA_PORT:=3319}"
+: "${DTLE_BIN:=$REPO/target/release/dtle}"
+case ":$PATH:" in *":/usr/sbin:"*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+
+blog() { printf '%s [bench] %s\n' "$(date '+%H:%M:%S')" "$*" >&2; }
+bdie() { blog "ERROR: $*"; exit 1; }
+
+# q PORT SQL... -> runs SQL as root, tab-separated output without column names
+q() {
+    local port="$1"
+    shift
+    mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$port" -uroot -N -B --max-allowed-packet=256M -e "$*"
+}
+# qi PORT -> mariadb client reading SQL from stdin
+qi() {
+    local port="$1"
+    shift
+    mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$port" -uroot --max-allowed-packet=256M "$@"
+}
+
+now() { printf '%s' "$EPOCHREALTIME"; }
+# calc EXPR -> awk arithmetic, printed with printf-like FORMAT (default %.2f)
+calc() { awk "BEGIN { printf \"${2:-%.2f}\", $1 }"; }
+
+# bench_instance NAME PORT SERVER_ID -> a fresh instance (destroyed first, so every run starts from the same state)
+bench_instance() {
+    "$MARIADB_SH" destroy "$1" >/dev/null 2>&1 || true
+    "$MARIADB_SH" start "$1" "$2" "$3" 2>&1 | tail -n1 >&2
+    q "$2" "SELECT 1" >/dev/null || bdie "instance $1 on port $2 does not answer"
+}
+bench_destroy() {
+    if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
+        blog "BENCH_KEEP=1: keeping instance $1"
+        return 0
+    fi
+    "$MARIADB_SH" destroy "$1" 2>&1 | tail -n1 >&2 || true
+}
+
+ensure_dtle() {
+    if [[ ! -x "$DTLE_BIN" ]]; then
+        blog "building dtle (release)"
+        (cd "$REPO" && cargo build --release -p dtle) >&2 || bdie "cargo build --release -p dtle failed"
+    fi
+    [[ -x "$DTLE_BIN" ]] || bdie "no dtle binary at $DTLE_BIN"
+}
+
+# write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false)
+write_job() {
+    cat >"$1" <<HCL
+job "$2" {
+  group "src" {
+    task "src" {
+      driver = "dtle"
+      config {
+        ReplicateDoDb = [{ TableSchema = "bench" }]
+        Gtid = "$5"
+        ChunkSize = $6
+        SkipCreateDbTable = $7
+        ConnectionConfig = { Host = "127.0.0.1", Port = $3, User = "dtle", Password = "dtle" }
+      }
+    }
+  }
+  group "dest" {
+    task "dest" {
+      driver = "dtle"
+      config {
+        ConnectionConfig = { Host = "127.0.0.1", Port = $4, User = "dtle", Password = "dtle" }
+      }
+    }
+  }
+}
+HCL
+}
+
+# dtle_start JOBFILE DATADIR LOGFILE -> sets DTLE_PID, DTLE_HWM_KB=0
+dtle_start() {
+    rm -rf "$2"
+    mkdir -p "$2"
+    "$DTLE_BIN" run "$1" --data-dir "$2" --no-progress-bar >"$3" 2>&1 &
+    DTLE_PID=$!
+    DTLE_HWM_KB=0
+}
+# dtle_sample_rss -> updates DTLE_HWM_KB from /proc/PID/status VmHWM (peak resident set)
+dtle_sample_rss() {
+    local v
+    v="$(awk '/^VmHWM:/ {print $2}' "/proc/$DTLE_PID/status" 2>/dev/null || true)"
+    [[ -n "$v" ]] && ((v > DTLE_HWM_KB)) && DTLE_HWM_KB=$v
+    return 0
+}
+dtle_alive() { kill -0 "$DTLE_PID" 2>/dev/null; }
+# dtle_stop LOGFILE -> SIGINT, wait up to 60 s; sets DTLE_RC (exit code, or "hang")
+dtle_stop() {
+    local deadline=$((SECONDS + 60))
+    dtle_sample_rss
+    kill -INT "$DTLE_PID" 2>/dev/null || true
+    while dtle_alive && ((SECONDS < deadline)); do
+        dtle_sample_rss
+        sleep 0.1
+    done
+    if dtle_alive; then
+        blog "dtle (pid $DTLE_PID) did not stop within 60 s of SIGINT; killing it. Last log lines:"
+        tail -n 20 "$1" >&2
+        kill -KILL "$DTLE_PID" 2>/dev/null || true
+        wait "$DTLE_PID" 2>/dev/null || true
+        DTLE_RC=hang
+        return 0
+    fi
+    DTLE_RC=0
+    wait "$DTLE_PID" || DTLE_RC=$?
+    if [[ "$DTLE_RC" != 0 ]]; then
+        blog "dtle exited with status $DTLE_RC after SIGINT. Last log lines:"
+        tail -n 20 "$1" >&2
+    fi
+}
+# dtle_died LOGFILE WHAT -> report a dtle that exited on its own, and fail
+dtle_died() {
+    local rc=0
+    wait "$DTLE_PID" || rc=$?
+    blog "dtle exited (status $rc) while $2. Last log lines:"
+    tail -n 30 "$1" >&2
+    exit 1
+}
+
+# position_row PORT JOB -> "stage<TAB>gtid_set" from the target's position table (empty if none)
+position_row() {
+    q "$1" "SELECT stage, gtid_set FROM dtle.replication_position WHERE job_name = '$2'" 2>/dev/null || true
+}
+# gtid_seq GTID_LIST [DOMAIN] -> the sequence number of DOMAIN (default 0) in a MariaDB GTID list, or 0
+gtid_seq() {
+    printf '%s\n' "$1" | tr ',' '\n' | awk -F- -v d="${2:-0}" '{gsub(/ /,"")} $1==d {s=$3} END {print s+0}'
+}
+
+# checksum PORT SCHEMA.TABLE -> the CHECKSUM TABLE value
+checksum() { q "$1" "CHECKSUM TABLE $2" | awk '{print $2}'; }
+
+# percentile FILE P -> the P-th percentile (nearest rank) of the numbers in FILE, one a line
+percentile() {
+    sort -n "$1" | awk -v p="$2" '{a[NR]=$1} END { if (NR==0) {print "n/a"; exit} i=int((p/100)*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i] }'
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Full-copy benchmark: mariadb-dump | mariadb  vs  dtle run (snapshot stage), one sysbench-shaped table.
+#
+#   tests/bench/snapshot.sh [ROWS=1000000]
+#
+# Env: CHUNK_SIZES="2000 10000" (dtle ChunkSize values to try), BENCH_KEEP=1 (keep instances), DTLE_BIN.
+# Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
+# Instances: bench_src (3317) and bench_dst (3318), created fresh and destroyed at the end.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+ROWS="${1:-1000000}"
+[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || bdie "ROWS must be a positive integer"
+CHUNK_SIZES="${CHUNK_SIZES:-2000 10000}"
+SRC=$BENCH_SRC_PORT
+DST=$BENCH_DST_PORT
+TMP="$(mktemp -d /tmp/dtle-bench-snapshot.XXXXXX)"
+DTLE_PID=""
+cleanup() {
+    [[ -n "$DTLE_PID" ]] && kill -KILL "$DTLE_PID" 2>/dev/null || true
+    bench_destroy bench_src
+    bench_destroy bench_dst
+    [[ "${BENCH_KEEP:-0}" == 1 ]] && blog "logs and job files kept in $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ensure_dtle
+bench_instance bench_src "$SRC" 11
+bench_instance bench_dst "$DST" 12
+
+# ---------------------------------------------------------------- data
+blog "creating bench.sbtest1 with $ROWS rows on bench_src"
+q "$SRC" "CREATE DATABASE bench;
+CREATE TABLE bench.sbtest1 (
+  id INT NOT NULL AUTO_INCREMENT,
+  k INT NOT NULL DEFAULT 0,
+  c CHAR(120) NOT NULL DEFAULT '',
+  pad CHAR(60) NOT NULL DEFAULT '',
+  PRIMARY KEY (id),
+  KEY k_1 (k)
+) ENGINE=InnoDB"
+# sysbench-style strings: groups of 11 random digits joined by '-' (c: 10 groups, pad: 5 groups).
+grp="LPAD(FLOOR(RAND()*99999999999),11,'0')"
+c_expr="CONCAT_WS('-',$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp)"
+pad_expr="CONCAT_WS('-',$grp,$grp,$grp,$grp,$grp)"
+t0=$(now)
+step=100000
+for ((lo = 1; lo <= ROWS; lo += step)); do
+    hi=$((lo + step - 1))
+    ((hi > ROWS)) && hi=$ROWS
+    q "$SRC" "INSERT INTO bench.sbtest1 (id, k, c, pad)
+              SELECT seq, FLOOR(1 + RAND() * $ROWS), $c_expr, $pad_expr FROM bench.seq_${lo}_to_${hi}"
+done
+q "$SRC" "ANALYZE TABLE bench.sbtest1" >/dev/null
+DATA_BYTES="$(q "$SRC" "SELECT data_length FROM information_schema.tables WHERE table_schema='bench' AND table_name='sbtest1'")"
+INDEX_BYTES="$(q "$SRC" "SELECT index_length FROM information_schema.tables WHERE table_schema='bench' AND table_name='sbtest1'")"
+SRC_SUM="$(checksum "$SRC" bench.sbtest1)"
+blog "loaded in $(calc "$(now) - $t0" %.1f) s; data_length $(calc "$DATA_BYTES/1e6" %.1f) MB, index_length $(calc "$INDEX_BYTES/1e6" %.1f) MB"
+
+RESULTS=()   # "tool|rows|seconds|rss_kb|check"
+verify() {   # verify -> OK / DIFF (row count + CHECKSUM TABLE of the target vs the source)
+    local n s
+    n="$(q "$DST" "SELECT COUNT(*) FROM bench.sbtest1" 2>/dev/null || echo -1)"
+    s="$(checksum "$DST" bench.sbtest1 2>/dev/null || echo -1)"
+    if [[ "$n" == "$ROWS" && "$s" == "$SRC_SUM" ]]; then echo OK; else echo "DIFF(rows=$n,checksum=$s,want $ROWS/$SRC_SUM)"; fi
+}
+reset_dst() { q "$DST" "DROP DATABASE IF EXISTS bench; DROP DATABASE IF EXISTS dtle; RESET MASTER"; }
+
+# ---------------------------------------------------------------- (a) mariadb-dump | mariadb
+reset_dst
+blog "mariadb-dump --single-transaction bench | mariadb (bench_src -> bench_dst)"
+TIMEV=()
+[[ -x /usr/bin/time ]] && TIMEV=(/usr/bin/time -f %M -o)   # GNU time: peak RSS (KiB) of the client processes
+t0=$(now)
+if ((${#TIMEV[@]})); then
+    "${TIMEV[@]}" "$TMP/dump_rss" mariadb-dump --no-defaults --protocol=tcp -h127.0.0.1 -P"$SRC" -uroot \
+        --single-transaction --databases bench |
+        "${TIMEV[@]}" "$TMP/load_rss" mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$DST" -uroot --max-allowed-packet=256M
+else
+    mariadb-dump --no-defaults --protocol=tcp -h127.0.0.1 -P"$SRC" -uroot --single-transaction --databases bench |
+        qi "$DST"
+fi
+t1=$(now)
+RESULTS+=("mariadb-dump|$ROWS|$(calc "$t1 - $t0" %.3f)|-|$(verify)")
+
+# ---------------------------------------------------------------- (b) dtle run, per ChunkSize
+for chunk in $CHUNK_SIZES; do
+    reset_dst
+    job="$TMP/snap_$chunk.hcl"
+    log="$TMP/dtle_snap_$chunk.log"
+    write_job "$job" "bench_snap" "$SRC" "$DST" "" "$chunk" false
+    blog "dtle run, ChunkSize $chunk (log: $log)"
+    t0=$(now)
+    dtle_start "$job" "$TMP/data_$chunk" "$log"
+    deadline=$((SECONDS + 3600))
+    while :; do
+        dtle_sample_rss
+        dtle_alive || dtle_died "$log" "copying (ChunkSize $chunk)"
+        row="$(position_row "$DST" bench_snap)"
+        [[ "${row%%$'\t'*}" == job_stage_incr ]] && break
+        ((SECONDS < deadline)) || { blog "no job_stage_incr after 3600 s; last log lines:"; tail -n 30 "$log" >&2; exit 1; }
+        sleep 0.2
+    done
+    t1=$(now)
+    dtle_stop "$log"
+    [[ "$DTLE_RC" == 0 ]] || blog "WARNING: dtle stop status: $DTLE_RC"
+    DTLE_PID=""
+    RESULTS+=("dtle ChunkSize=$chunk|$ROWS|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)")
+done
+
+# ---------------------------------------------------------------- report
+MB="$(calc "$DATA_BYTES/1e6" %.1f)"
+echo
+echo "== snapshot: bench.sbtest1, $ROWS rows, data_length $MB MB (MB = 10^6 bytes of InnoDB data_length) =="
+printf '%-22s %10s %9s %10s %8s %10s  %s\n' tool rows seconds rows/s MB/s peak_RSS check
+base=""
+for r in "${RESULTS[@]}"; do
+    IFS='|' read -r tool rows secs rss chk <<<"$r"
+    [[ "$rss" == - ]] && rss_s="-" || rss_s="$(calc "$rss/1024" %.0f) MiB"
+    printf '%-22s %10s %9s %10s %8s %10s  %s\n' "$tool" "$rows" "$secs" \
+        "$(calc "$rows/$secs" %.0f)" "$(calc "$DATA_BYTES/1e6/$secs" %.1f)" "$rss_s" "$chk"
+    [[ -z "$base" ]] && base="$secs"
+done
+if [[ -s "$TMP/dump_rss" && -s "$TMP/load_rss" ]]; then
+    echo "(mariadb-dump row: peak RSS of the mariadb-dump process $(calc "$(tail -n1 "$TMP/dump_rss")/1024" %.0f) MiB," \
+        "of the mariadb client $(calc "$(tail -n1 "$TMP/load_rss")/1024" %.0f) MiB; server memory is not counted for any row)"
+fi
+echo
+for r in "${RESULTS[@]:1}"; do
+    IFS='|' read -r tool rows secs rss chk <<<"$r"
+    echo "ratio $tool / mariadb-dump throughput: $(calc "$base/$secs" %.2f)x  (time $(calc "$secs/$base" %.2f)x)"
+done
