@@ -46,11 +46,7 @@ pub fn endpoints(job: &ResolvedJob) -> Result<(Endpoint, Endpoint), DriverError>
 }
 
 fn unsupported(job: &ResolvedJob, field: &str, why: &str) -> DriverError {
-    DriverError::Unsupported {
-        job: job.name.clone(),
-        field: field.to_string(),
-        reason: why.to_string(),
-    }
+    DriverError::Unsupported { job: job.name.clone(), field: field.to_string(), reason: why.to_string() }
 }
 
 /// Refuses settings this build cannot honour; returns warnings for ones it treats differently.
@@ -76,46 +72,22 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
         }
     }
     let refuse = [
-        (
-            c.two_way_sync,
-            "TwoWaySync",
-            "two-way sync is not available in this build yet",
-        ),
-        (
-            c.binlog_relay,
-            "BinlogRelay",
-            "the binlog relay is not available in this build yet; set BinlogRelay = false",
-        ),
-        (
-            c.src_oracle_config.is_some(),
-            "SrcOracleConfig",
-            "Oracle sources are not supported",
-        ),
-        (
-            !c.sql_filter.is_empty(),
-            "SqlFilter",
-            "SqlFilter is not available in this build yet",
-        ),
+        (c.two_way_sync, "TwoWaySync", "two-way sync is not available in this build yet"),
+        (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
+        (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
+        (!c.sql_filter.is_empty(), "SqlFilter", "SqlFilter is not available in this build yet"),
         (
             c.expand_syntax_support,
             "ExpandSyntaxSupport",
             "replicating users and routines is not available in this build yet",
         ),
-        (
-            c.set_gtid_next,
-            "SetGtidNext",
-            "keeping source GTIDs on the target is not available in this build yet",
-        ),
+        (c.set_gtid_next, "SetGtidNext", "keeping source GTIDs on the target is not available in this build yet"),
         (
             !c.gtid_start.is_empty(),
             "GtidStart",
             "GtidStart is not available in this build yet; give Gtid (the executed set) instead",
         ),
-        (
-            !c.wait_on_job.is_empty(),
-            "WaitOnJob",
-            "WaitOnJob is not available in this build yet",
-        ),
+        (!c.wait_on_job.is_empty(), "WaitOnJob", "WaitOnJob is not available in this build yet"),
     ];
     for (set, field, why) in refuse {
         if set {
@@ -123,7 +95,10 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
         }
     }
     if c.parallel_workers > 1 {
-        warnings.push(format!("ParallelWorkers = {}: this build applies with one worker (grouped commits); the setting is ignored", c.parallel_workers));
+        warnings.push(format!(
+            "ParallelWorkers = {}: this build applies with one worker (grouped commits); the setting is ignored",
+            c.parallel_workers
+        ));
     }
     Ok(warnings)
 }
@@ -134,11 +109,8 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
         list.iter()
             .enumerate()
             .map(|(i, ds)| {
-                let schema = name_match(
-                    &ds.table_schema,
-                    &ds.table_schema_regex,
-                    &format!("{field}[{i}].TableSchemaRegex"),
-                )?;
+                let schema =
+                    name_match(&ds.table_schema, &ds.table_schema_regex, &format!("{field}[{i}].TableSchemaRegex"))?;
                 let rename = Some(ds.table_schema_rename.clone()).filter(|s| !s.is_empty());
                 let tables = ds
                     .tables
@@ -155,11 +127,7 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
                         })
                     })
                     .collect::<Result<Vec<_>, DriverError>>()?;
-                Ok(SchemaRule {
-                    schema,
-                    rename,
-                    tables,
-                })
+                Ok(SchemaRule { schema, rename, tables })
             })
             .collect()
     };
@@ -173,13 +141,11 @@ fn name_match(exact: &str, regex: &str, field: &str) -> Result<NameMatch, Driver
     if regex.is_empty() {
         Ok(NameMatch::Exact(exact.to_string()))
     } else {
-        TableFilter::compile_regex(regex)
-            .map(NameMatch::Regex)
-            .map_err(|reason| DriverError::InvalidField {
-                field: field.to_string(),
-                value: regex.to_string(),
-                reason,
-            })
+        TableFilter::compile_regex(regex).map(NameMatch::Regex).map_err(|reason| DriverError::InvalidField {
+            field: field.to_string(),
+            value: regex.to_string(),
+            reason,
+        })
     }
 }
 
@@ -192,8 +158,5 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
 
 /// dtle's batching knobs: send a batch when it reaches `GroupMaxSize` bytes or `GroupTimeout` ms.
 pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
-    (
-        c.group_max_size.max(1) as usize,
-        Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64),
-    )
+    (c.group_max_size.max(1) as usize, Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64))
 }

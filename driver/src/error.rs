@@ -16,22 +16,17 @@ pub enum DriverError {
     #[error("position store: {0}")]
     Store(#[from] StoreError),
 
+    #[error("transport: {0}")]
+    Transport(#[from] dtle_transport::TransportError),
+
     #[error("{count} prerequisite check(s) failed:\n{list}", count = .0.len(), list = .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Prerequisites(Vec<MysqlError>),
 
     #[error("job {job:?}: {field}: {reason}")]
-    Unsupported {
-        job: String,
-        field: String,
-        reason: String,
-    },
+    Unsupported { job: String, field: String, reason: String },
 
     #[error("config field {field} = {value:?}: {reason}")]
-    InvalidField {
-        field: String,
-        value: String,
-        reason: String,
-    },
+    InvalidField { field: String, value: String, reason: String },
 
     #[error("{0}")]
     Other(String),
@@ -49,6 +44,7 @@ impl DriverError {
         match self {
             DriverError::Mysql(e) => e.is_transient(),
             DriverError::Store(e) => e.is_transient(),
+            DriverError::Transport(e) => e.is_transient(),
             _ => false,
         }
     }

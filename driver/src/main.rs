@@ -6,17 +6,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dtle::config::{parse_job_file, ResolvedJob};
 use dtle::error::DriverError;
-use dtle::standalone::{open_store, run_job, validate_job, RunOptions};
-use dtle_metadata::CheckpointStore;
+use dtle::standalone::{open_store, run_job, validate_job, Roles, RunOptions};
+use dtle_metadata::{CheckpointStore, ConsulConfig, ConsulStore};
+use dtle_transport::compression::CompressionSpec;
+use dtle_transport::nats::NatsOptions;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "dtle",
-    version,
-    about = "MySQL/MariaDB change data capture and replication"
-)]
+#[command(name = "dtle", version, about = "MySQL/MariaDB change data capture and replication")]
 struct Cli {
     /// Log level: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, global = true, default_value = "info", env = "DTLE_LOG_LEVEL")]
@@ -37,6 +35,10 @@ enum Command {
         /// Plain progress lines instead of a progress bar.
         #[arg(long)]
         no_progress_bar: bool,
+        #[command(flatten)]
+        link: LinkArgs,
+        #[command(flatten)]
+        consul: ConsulArgs,
     },
     /// Check a job file and the servers' prerequisites without replicating.
     Validate { job: PathBuf },
@@ -49,6 +51,72 @@ enum Command {
     Version,
 }
 
+/// How src and dest meet.
+#[derive(clap::Args)]
+struct LinkArgs {
+    /// `in-process` (one process) or `nats` (src and dest meet on a NATS server).
+    #[arg(long, default_value = "in-process", value_parser = ["in-process", "nats"])]
+    transport: String,
+    /// NATS server URL(s), comma separated.
+    #[arg(long, env = "DTLE_NATS", default_value = "nats://127.0.0.1:4222", value_delimiter = ',')]
+    nats: Vec<String>,
+    /// Run only this task of the job (with --transport nats): `src` or `dest`.
+    #[arg(long, value_parser = ["src", "dest"])]
+    only: Option<String>,
+    /// Batch compression on the link: none, lz4, zstd, zstd:<level>, gzip.
+    #[arg(long, default_value = "zstd:1")]
+    compression: String,
+    /// Link rate limit in bytes per second (after compression).
+    #[arg(long)]
+    rate_limit: Option<u64>,
+    /// Seconds without an acknowledgement before the src starts a new session.
+    #[arg(long, default_value_t = 30)]
+    ack_timeout: u64,
+    #[arg(long, env = "DTLE_NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
+    #[arg(long, env = "DTLE_NATS_USER")]
+    nats_user: Option<String>,
+    #[arg(long, env = "DTLE_NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
+    #[arg(long)]
+    nats_cert: Option<PathBuf>,
+    #[arg(long)]
+    nats_key: Option<PathBuf>,
+}
+
+/// Positions in Consul (`dtle/<job>/Gtid`, ...) instead of the local store.
+#[derive(clap::Args)]
+struct ConsulArgs {
+    /// Consul HTTP address, e.g. 127.0.0.1:8500.
+    #[arg(long, env = "DTLE_CONSUL")]
+    consul: Option<String>,
+    #[arg(long, env = "CONSUL_HTTP_TOKEN", hide_env_values = true)]
+    consul_token: Option<String>,
+    #[arg(long)]
+    consul_ca: Option<PathBuf>,
+    #[arg(long)]
+    consul_cert: Option<PathBuf>,
+    #[arg(long)]
+    consul_key: Option<PathBuf>,
+}
+
+impl ConsulArgs {
+    fn config(&self) -> Option<ConsulConfig> {
+        self.consul.as_ref().map(|address| ConsulConfig {
+            address: address.clone(),
+            token: self.consul_token.clone(),
+            ca_file: self.consul_ca.clone(),
+            cert_file: self.consul_cert.clone(),
+            key_file: self.consul_key.clone(),
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum PositionsAction {
     /// Print the position: from the local store, and from the target when a job file is given.
@@ -57,12 +125,16 @@ enum PositionsAction {
         job: String,
         #[arg(long, default_value = "./dtle-data", env = "DTLE_DATA_DIR")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        consul: ConsulArgs,
     },
     /// Forget the position, so the next run starts as configured (a full copy when Gtid is empty).
     Reset {
         job: String,
         #[arg(long, default_value = "./dtle-data", env = "DTLE_DATA_DIR")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        consul: ConsulArgs,
     },
 }
 
@@ -75,10 +147,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -114,17 +183,15 @@ async fn run(command: Command) -> Result<(), DriverError> {
             println!("job {:?}: configuration and prerequisites OK", job.name);
             Ok(())
         }
-        Command::Run {
-            job,
-            data_dir,
-            no_progress_bar,
-        } => {
+        Command::Run { job, data_dir, no_progress_bar, link, consul } => {
             let job = load_job(&job)?;
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {
                 wait_for_stop_signal().await;
-                tracing::info!("stopping: finishing the work in flight and saving the position (Ctrl-C again to abort)");
+                tracing::info!(
+                    "stopping: finishing the work in flight and saving the position (Ctrl-C again to abort)"
+                );
                 signal.cancel();
                 wait_for_stop_signal().await;
                 std::process::exit(130);
@@ -132,6 +199,31 @@ async fn run(command: Command) -> Result<(), DriverError> {
             let mut opts = RunOptions::new(data_dir);
             if no_progress_bar {
                 opts.progress_bar = false;
+            }
+            opts.consul = consul.config();
+            opts.roles = match link.only.as_deref() {
+                Some("src") => Roles::SrcOnly,
+                Some("dest") => Roles::DestOnly,
+                _ => Roles::Both,
+            };
+            if link.transport == "nats" {
+                let compression = CompressionSpec::parse(&link.compression).map_err(|reason| {
+                    DriverError::InvalidField { field: "--compression".into(), value: link.compression.clone(), reason }
+                })?;
+                opts.nats = Some(NatsOptions {
+                    urls: link.nats.clone(),
+                    token: link.nats_token.clone(),
+                    user: link.nats_user.clone(),
+                    password: link.nats_password.clone(),
+                    credentials_file: link.nats_creds.clone(),
+                    ca_file: link.nats_ca.clone(),
+                    cert_file: link.nats_cert.clone(),
+                    key_file: link.nats_key.clone(),
+                    compression,
+                    window: (job.src.repl_chan_buffer_size.max(1) as usize).min(4096),
+                    ack_timeout: std::time::Duration::from_secs(link.ack_timeout.max(1)),
+                    rate_limit_bytes_per_s: link.rate_limit,
+                });
             }
             run_job(job, opts, shutdown).await
         }
@@ -155,25 +247,24 @@ async fn wait_for_stop_signal() {
 }
 
 async fn positions(action: PositionsAction) -> Result<(), DriverError> {
-    let (job_arg, data_dir, reset) = match action {
-        PositionsAction::Show { job, data_dir } => (job, data_dir, false),
-        PositionsAction::Reset { job, data_dir } => (job, data_dir, true),
+    let (job_arg, data_dir, consul, reset) = match action {
+        PositionsAction::Show { job, data_dir, consul } => (job, data_dir, consul, false),
+        PositionsAction::Reset { job, data_dir, consul } => (job, data_dir, consul, true),
     };
     let path = PathBuf::from(&job_arg);
-    let resolved = if path.is_file() {
-        Some(load_job(&path)?)
-    } else {
-        None
-    };
+    let resolved = if path.is_file() { Some(load_job(&path)?) } else { None };
     let name = resolved.as_ref().map(|j| j.name.clone()).unwrap_or(job_arg);
-    let store = open_store(&data_dir)?;
+    let (store, store_name): (Box<dyn CheckpointStore>, String) = match consul.config() {
+        Some(cfg) => {
+            let address = cfg.address.clone();
+            (Box::new(ConsulStore::connect(cfg)?), format!("consul {address}"))
+        }
+        None => (Box::new(open_store(&data_dir)?), "local store".to_string()),
+    };
     let mut applier = match &resolved {
         Some(job) => {
             let (_, target) = dtle::engine::endpoints(job)?;
-            Some(
-                dtle_mysql::applier::Applier::connect(&target, dtle::engine::applier_options(job))
-                    .await?,
-            )
+            Some(dtle_mysql::applier::Applier::connect(&target, dtle::engine::applier_options(job)).await?)
         }
         None => None,
     };
@@ -194,31 +285,20 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
     }
     match store.load(&name).await? {
         Some(cp) => println!(
-            "local store: stage={} gtid={} binlog={} updated_at_unix_ms={}",
-            serde_json::to_string(&cp.value.stage)
-                .unwrap_or_default()
-                .trim_matches('"'),
-            cp.value
-                .position
-                .gtid
-                .as_ref()
-                .map(|g| g.to_string())
-                .unwrap_or_default(),
+            "{store_name}: stage={} gtid={} binlog={} updated_at_unix_ms={}",
+            serde_json::to_string(&cp.value.stage).unwrap_or_default().trim_matches('"'),
+            cp.value.position.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
             cp.value.position.binlog_file_pos_string(),
             cp.value.updated_at_unix_ms
         ),
-        None => println!("local store: no position for job {name:?}"),
+        None => println!("{store_name}: no position for job {name:?}"),
     }
     if let Some(applier) = applier.as_mut() {
         match applier.resume_point().await? {
             Some(rp) => println!(
                 "target: stage={:?} gtid={} binlog={}",
                 rp.stage,
-                rp.position
-                    .gtid
-                    .as_ref()
-                    .map(|g| g.to_string())
-                    .unwrap_or_default(),
+                rp.position.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
                 rp.position.binlog_file_pos_string()
             ),
             None => println!("target: no position for job {name:?}"),

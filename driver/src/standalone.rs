@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dtle_metadata::{Checkpoint, CheckpointStore, GtidState, JobStage, LocalFileStore, Position};
+use dtle_metadata::{
+    Checkpoint, CheckpointStore, ConsulConfig, ConsulStore, GtidState, JobStage, LocalFileStore, Position,
+};
 use dtle_mysql::applier::{describe, Applier};
 use dtle_mysql::conn::{server_info, Flavor};
 use dtle_mysql::prereq::{check_source, check_target, SourceRequirements};
@@ -14,6 +16,7 @@ use dtle_mysql::snapshot::current_position;
 use dtle_mysql::source::{replica_server_id_for, run_source, SourceOptions, StartFrom};
 use dtle_mysql::Change;
 use dtle_transport::in_process;
+use dtle_transport::nats::{NatsDest, NatsOptions, NatsSource};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,12 +25,26 @@ use tracing::{error, info, warn};
 use crate::config::ResolvedJob;
 use crate::engine;
 use crate::error::DriverError;
+use crate::wire;
+
+/// Which tasks of the job this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roles {
+    Both,
+    SrcOnly,
+    DestOnly,
+}
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub data_dir: PathBuf,
     /// Show a progress bar (a terminal); otherwise progress lines in the log.
     pub progress_bar: bool,
+    /// `None`: src and dest meet in process. `Some`: over NATS.
+    pub nats: Option<NatsOptions>,
+    pub roles: Roles,
+    /// Positions in Consul instead of the local store.
+    pub consul: Option<ConsulConfig>,
 }
 
 impl RunOptions {
@@ -35,29 +52,74 @@ impl RunOptions {
         RunOptions {
             data_dir,
             progress_bar: std::io::stderr().is_terminal(),
+            nats: None,
+            roles: Roles::Both,
+            consul: None,
         }
+    }
+
+    /// The position store: Consul when configured, else the local store under the data dir.
+    pub fn open_store(&self) -> Result<Arc<dyn CheckpointStore>, DriverError> {
+        Ok(match &self.consul {
+            Some(cfg) => Arc::new(ConsulStore::connect(cfg.clone())?),
+            None => Arc::new(open_store(&self.data_dir)?),
+        })
     }
 }
 
-/// Where positions live for `dtle run`.
+/// Where positions live for `dtle run` without Consul.
 pub fn open_store(data_dir: &std::path::Path) -> Result<LocalFileStore, DriverError> {
     Ok(LocalFileStore::open(data_dir.join("positions"))?)
 }
 
 /// Runs the job until `shutdown`, a definite error, or (with SkipIncrementalCopy) the end of the full copy.
-pub async fn run_job(
-    job: ResolvedJob,
-    opts: RunOptions,
-    shutdown: CancellationToken,
-) -> Result<(), DriverError> {
+pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationToken) -> Result<(), DriverError> {
     for warning in engine::check_supported(&job)? {
         warn!(job = %job.name, "{warning}");
     }
-    let store: Arc<dyn CheckpointStore> = Arc::new(open_store(&opts.data_dir)?);
+    let store = opts.open_store()?;
+    match (&opts.nats, opts.roles) {
+        (None, Roles::Both) => {}
+        (None, _) => {
+            return Err(DriverError::InvalidField {
+                field: "--only".into(),
+                value: format!("{:?}", opts.roles),
+                reason: "running one task needs a transport between processes: add --transport nats --nats <url>"
+                    .into(),
+            })
+        }
+        (Some(_), Roles::Both) => {
+            let mut src_opts = opts.clone();
+            src_opts.roles = Roles::SrcOnly;
+            let mut dest_opts = opts.clone();
+            dest_opts.roles = Roles::DestOnly;
+            let dest = tokio::spawn(run_job_role(job.clone(), dest_opts, store.clone(), shutdown.clone()));
+            let src = run_job_role(job, src_opts, store, shutdown.clone()).await;
+            shutdown.cancel();
+            let dest = dest.await.unwrap_or_else(|e| Err(DriverError::Other(format!("dest task failed: {e}"))));
+            return src.and(dest);
+        }
+        (Some(_), _) => {}
+    }
+    run_job_role(job, opts, store, shutdown).await
+}
+
+/// Runs one role (or both in process) with restarts after transient failures.
+async fn run_job_role(
+    job: ResolvedJob,
+    opts: RunOptions,
+    store: Arc<dyn CheckpointStore>,
+    shutdown: CancellationToken,
+) -> Result<(), DriverError> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        match run_once(&job, &opts, store.clone(), &shutdown).await {
+        let attempt = match opts.roles {
+            Roles::Both => run_once(&job, &opts, store.clone(), &shutdown).await,
+            Roles::SrcOnly => run_src_remote(&job, &opts, store.clone(), &shutdown).await,
+            Roles::DestOnly => run_dest_remote(&job, &opts, &shutdown).await,
+        };
+        match attempt {
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
                 if started.elapsed() > Duration::from_secs(60) {
@@ -77,6 +139,10 @@ pub async fn run_job(
 
 /// Runs the prerequisite checks of a job (also `dtle validate`).
 pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
+    validate_roles(job, Roles::Both).await
+}
+
+async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<(), DriverError> {
     engine::check_supported(job)?;
     let (source, target) = engine::endpoints(job)?;
     let req = SourceRequirements {
@@ -85,13 +151,17 @@ pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
         snapshot_only: job.src.skip_incremental_copy,
     };
     let mut failures = Vec::new();
-    match check_source(&source, req).await {
-        Ok((_, f)) => failures.extend(f),
-        Err(e) => failures.push(e),
+    if roles != Roles::DestOnly {
+        match check_source(&source, req).await {
+            Ok((_, f)) => failures.extend(f),
+            Err(e) => failures.push(e),
+        }
     }
-    match check_target(&target, job.src.skip_privilege_check).await {
-        Ok((_, f)) => failures.extend(f),
-        Err(e) => failures.push(e),
+    if roles != Roles::SrcOnly {
+        match check_target(&target, job.src.skip_privilege_check).await {
+            Ok((_, f)) => failures.extend(f),
+            Err(e) => failures.push(e),
+        }
     }
     if failures.is_empty() {
         Ok(())
@@ -119,41 +189,40 @@ async fn run_once(
     let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
     let start = decide_start(job, flavor, &mut applier, store.as_ref(), &source_ep).await?;
     if start == StartFrom::Snapshot {
-        let redo = applier
-            .resume_point()
-            .await?
-            .is_some_and(|rp| rp.stage == JobStage::Snapshot);
+        let redo = applier.resume_point().await?.is_some_and(|rp| rp.stage == JobStage::Snapshot);
         applier.set_redo_snapshot(redo);
     }
 
-    let source_opts = SourceOptions {
-        endpoint: source_ep,
-        flavor,
-        filter: engine::table_filter(&job.src)?,
-        chunk_size: job.src.chunk_size.max(1) as usize,
-        drop_table_if_exists: job.src.drop_table_if_exists,
-        skip_create_db_table: job.src.skip_create_db_table,
-        skip_incremental: job.src.skip_incremental_copy,
-        replica_server_id: replica_server_id_for(&job.name),
-        heartbeat: Duration::from_secs(1),
-    };
+    let source_opts = source_options(job, source_ep, flavor)?;
 
     let src_cancel = shutdown.child_token();
     // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
     let (change_tx, change_rx) = mpsc::channel::<Change>(16);
     let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
     let (batch_tx, mut batch_rx) = in_process::channel::<Vec<Change>, (JobStage, Position)>(window);
-    let (batch_sender, ack_rx) = batch_tx.split();
+    let (batch_sender, mut ack_rx) = batch_tx.split();
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let forward_acks = tokio::spawn(async move {
+        while let Some(ack) = ack_rx.recv().await {
+            if progress_tx.send(ack.progress).is_err() {
+                return;
+            }
+        }
+    });
 
-    let source_task = tokio::spawn(run_source(
-        source_opts,
-        start,
-        change_tx,
-        src_cancel.clone(),
-    ));
+    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
     let (max_bytes, timeout) = engine::group_limits(&job.src);
-    let batcher_task = tokio::spawn(batch_changes(change_rx, batch_sender, max_bytes, timeout));
-    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, ack_rx));
+    let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
+    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
+    let forward_batches = tokio::spawn(async move {
+        let mut sender = batch_sender;
+        while let Some(group) = grouped_rx.recv().await {
+            if sender.send(group).await.is_err() {
+                return;
+            }
+        }
+    });
+    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx));
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let mut dest_result: Result<(), DriverError> = Ok(());
@@ -173,11 +242,7 @@ async fn run_once(
         }
         for c in &changes {
             match c {
-                Change::SnapshotStart {
-                    estimated_rows,
-                    tables,
-                    ..
-                } => {
+                Change::SnapshotStart { estimated_rows, tables, .. } => {
                     stage = JobStage::Snapshot;
                     progress.snapshot_started(*estimated_rows, tables.len());
                 }
@@ -210,9 +275,10 @@ async fn run_once(
         })
     });
     let _ = batcher_task.await;
-    let checkpoint_result = checkpoint_task
-        .await
-        .unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+    let _ = forward_batches.await;
+    let _ = forward_acks.await;
+    let checkpoint_result =
+        checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
     dest_result?;
     checkpoint_result?;
     match source_result {
@@ -247,35 +313,39 @@ async fn decide_start(
             }
         });
     }
+    start_from_store_or_config(job, flavor, store, source).await
+}
+
+/// Without a position on the target: the position store's (dtle's behaviour: it wins over the job file's Gtid),
+/// else the job file's start settings.
+async fn start_from_store_or_config(
+    job: &ResolvedJob,
+    flavor: Flavor,
+    store: &dyn CheckpointStore,
+    source: &dtle_mysql::Endpoint,
+) -> Result<StartFrom, DriverError> {
     if let Some(cp) = store.load(&job.name).await? {
         if cp.value.stage == JobStage::Incremental && cp.value.position != Position::default() {
-            info!(job = %job.name, position = %describe(&cp.value.position), "the target has no position for this job; resuming from the local position store");
+            info!(job = %job.name, position = %describe(&cp.value.position), "the target has no position for this job; resuming from the position store");
             return Ok(StartFrom::Position(cp.value.position));
         }
     }
     let c = &job.src;
     if !c.gtid.trim().is_empty() {
-        let gtid =
-            GtidState::parse_for_config(c.gtid.trim()).map_err(|e| DriverError::InvalidField {
-                field: "Gtid".into(),
-                value: c.gtid.clone(),
-                reason: format!("{e}"),
-            })?;
-        let matches = matches!(
-            (&gtid, flavor),
-            (GtidState::Mysql(_), Flavor::Mysql) | (GtidState::Mariadb(_), Flavor::Mariadb)
-        );
+        let gtid = GtidState::parse_for_config(c.gtid.trim()).map_err(|e| DriverError::InvalidField {
+            field: "Gtid".into(),
+            value: c.gtid.clone(),
+            reason: format!("{e}"),
+        })?;
+        let matches =
+            matches!((&gtid, flavor), (GtidState::Mysql(_), Flavor::Mysql) | (GtidState::Mariadb(_), Flavor::Mariadb));
         if !matches {
             return Err(DriverError::InvalidField {
                 field: "Gtid".into(),
                 value: c.gtid.clone(),
                 reason: format!(
                     "the source is {}; it takes {}",
-                    if flavor == Flavor::Mariadb {
-                        "MariaDB"
-                    } else {
-                        "MySQL"
-                    },
+                    if flavor == Flavor::Mariadb { "MariaDB" } else { "MySQL" },
                     if flavor == Flavor::Mariadb {
                         "a GTID list like 0-1-100"
                     } else {
@@ -285,10 +355,7 @@ async fn decide_start(
             });
         }
         info!(job = %job.name, gtid = %gtid, "starting incremental replication after the configured Gtid");
-        return Ok(StartFrom::Position(Position {
-            gtid: Some(gtid),
-            ..Default::default()
-        }));
+        return Ok(StartFrom::Position(Position { gtid: Some(gtid), ..Default::default() }));
     }
     if !c.binlog_file.is_empty() {
         info!(job = %job.name, file = %c.binlog_file, pos = c.binlog_pos, "starting incremental replication at the configured binlog file/position");
@@ -312,7 +379,7 @@ async fn decide_start(
 /// Snapshot and DDL boundaries are sent at once.
 async fn batch_changes(
     mut rx: mpsc::Receiver<Change>,
-    mut tx: in_process::BatchOnlySender<Vec<Change>>,
+    tx: mpsc::Sender<Vec<Change>>,
     max_bytes: usize,
     timeout: Duration,
 ) {
@@ -330,8 +397,8 @@ async fn batch_changes(
         match next {
             Some(Some(change)) => {
                 bytes += change.approx_size();
-                let flush_now = !matches!(change, Change::Tx(ref t) if !t.has_ddl())
-                    && !matches!(change, Change::Heartbeat { .. });
+                let flush_now =
+                    !matches!(change, Change::Tx(ref t) if !t.has_ddl()) && !matches!(change, Change::Heartbeat { .. });
                 pending.push(change);
                 if deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + timeout);
@@ -361,58 +428,108 @@ async fn batch_changes(
     }
 }
 
-/// Saves acknowledged positions in order, at most once a second, and always the last one.
+/// Saves acknowledged positions in order, at most once a second, and the last one on stop. A store that is down
+/// does not stop replication (the target holds the truth): saves are retried with backoff and a warning says the
+/// stored position is stale. A fencing error (another process wrote a newer position) stops the task.
 async fn save_checkpoints(
     job: String,
     store: Arc<dyn CheckpointStore>,
-    mut acks: mpsc::UnboundedReceiver<dtle_transport::Ack<(JobStage, Position)>>,
+    mut progress: mpsc::UnboundedReceiver<(JobStage, Position)>,
 ) -> Result<(), DriverError> {
-    let mut version = store.load(&job).await?.map(|v| v.version).unwrap_or(0);
-    let mut latest: Option<(JobStage, Position)> = None;
-    let mut last_save = Instant::now() - Duration::from_secs(10);
-    let save = |stage: JobStage, position: Position, version: u64| {
-        let store = store.clone();
-        let job = job.clone();
-        async move {
-            let cp = Checkpoint {
-                job,
-                stage,
-                position,
-                updated_at_unix_ms: now_ms(),
-            };
-            store.save(&cp, version).await
+    let mut version = match store.load(&job).await {
+        Ok(v) => v.map(|v| v.version).unwrap_or(0),
+        Err(e) if e.is_transient() => {
+            warn!(job = %job, error = %e, "position store unavailable at start; positions will be saved when it is back");
+            u64::MAX
         }
+        Err(e) => return Err(e.into()),
     };
+    let mut latest: Option<(JobStage, Position)> = None;
+    let mut next_save = Instant::now();
+    let mut backoff = Duration::from_secs(1);
+    let mut closed = false;
     loop {
-        let ack = tokio::time::timeout(Duration::from_secs(1), acks.recv()).await;
-        match ack {
-            Ok(Some(ack)) => {
-                if ack.progress.1 != Position::default() {
-                    latest = Some(ack.progress);
+        if !closed {
+            match tokio::time::timeout(Duration::from_millis(500), progress.recv()).await {
+                Ok(Some((stage, position))) => {
+                    if position != Position::default() {
+                        latest = Some((stage, position));
+                    }
+                    continue_if_more(&mut progress, &mut latest);
                 }
+                Ok(None) => closed = true,
+                Err(_) => {}
             }
-            Ok(None) => {
-                if let Some((stage, position)) = latest.take() {
-                    save(stage, position, version).await?;
-                }
-                return Ok(());
-            }
-            Err(_) => {}
         }
-        if last_save.elapsed() >= Duration::from_secs(1) {
-            if let Some((stage, position)) = latest.take() {
-                version = save(stage, position, version).await?;
-                last_save = Instant::now();
+        if latest.is_some() && (closed || Instant::now() >= next_save) {
+            let (stage, position) = latest.clone().unwrap_or_default_pair();
+            if version == u64::MAX {
+                version = match store.load(&job).await {
+                    Ok(v) => v.map(|v| v.version).unwrap_or(0),
+                    Err(_) => u64::MAX,
+                };
             }
+            let result = if version == u64::MAX {
+                Err(dtle_metadata::StoreError::Unavailable { reason: "position store unreachable".into() })
+            } else {
+                let cp = Checkpoint { job: job.clone(), stage, position, updated_at_unix_ms: now_ms() };
+                store.save(&cp, version).await
+            };
+            match result {
+                Ok(v) => {
+                    if backoff > Duration::from_secs(1) {
+                        info!(job = %job, "position store reachable again; positions are current");
+                    }
+                    version = v;
+                    latest = None;
+                    backoff = Duration::from_secs(1);
+                    next_save = Instant::now() + Duration::from_secs(1);
+                }
+                Err(e) if e.is_transient() => {
+                    warn!(job = %job, error = %e, retry_in_s = backoff.as_secs(), "cannot save the position; the stored position is stale (replication goes on)");
+                    if closed && backoff >= Duration::from_secs(8) {
+                        warn!(job = %job, "giving up saving the last position; the target's position table still has it");
+                        return Ok(());
+                    }
+                    next_save = Instant::now() + backoff;
+                    if closed {
+                        tokio::time::sleep(backoff).await;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if closed && latest.is_none() {
+            return Ok(());
         }
     }
 }
 
+/// Takes every progress message already queued, keeping the newest position.
+fn continue_if_more(
+    progress: &mut mpsc::UnboundedReceiver<(JobStage, Position)>,
+    latest: &mut Option<(JobStage, Position)>,
+) {
+    while let Ok((stage, position)) = progress.try_recv() {
+        if position != Position::default() {
+            *latest = Some((stage, position));
+        }
+    }
+}
+
+trait PairOrDefault {
+    fn unwrap_or_default_pair(self) -> (JobStage, Position);
+}
+
+impl PairOrDefault for Option<(JobStage, Position)> {
+    fn unwrap_or_default_pair(self) -> (JobStage, Position) {
+        self.unwrap_or((JobStage::Incremental, Position::default()))
+    }
+}
+
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Progress for people: a bar during the full copy on a terminal, log lines otherwise.
@@ -447,9 +564,8 @@ impl Progress {
         info!(job = %self.job, tables, estimated_rows, "full copy: copying");
         if self.use_bar {
             let bar = ProgressBar::new(self.snapshot_total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, ETA {eta})",
-            ) {
+            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, ETA {eta})")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(format!("{}: full copy of {tables} table(s)", self.job));
@@ -481,24 +597,17 @@ impl Progress {
         }
         if self.last_line.elapsed() >= Duration::from_secs(5) {
             let secs = self.last_line.elapsed().as_secs_f64();
-            if self.bar.is_none()
-                && self.snapshot_rows > 0
-                && self.snapshot_rows < self.snapshot_total
-            {
+            if self.bar.is_none() && self.snapshot_rows > 0 && self.snapshot_rows < self.snapshot_total {
                 info!(job = %self.job, rows = self.snapshot_rows, of_estimated = self.snapshot_total, "full copy: progress");
             }
             let tx = stats.transactions;
             if tx > self.last_tx {
                 let lag = changes.iter().rev().find_map(|c| match c {
                     Change::Tx(t) => Some(t.source_timestamp),
-                    Change::Heartbeat {
-                        source_timestamp, ..
-                    } => Some(*source_timestamp),
+                    Change::Heartbeat { source_timestamp, .. } => Some(*source_timestamp),
                     _ => None,
                 });
-                let lag_s = lag
-                    .map(|ts| (now_ms() / 1000).saturating_sub(u64::from(ts)))
-                    .unwrap_or(0);
+                let lag_s = lag.map(|ts| (now_ms() / 1000).saturating_sub(u64::from(ts))).unwrap_or(0);
                 info!(job = %self.job, transactions = tx, tx_per_s = ((tx - self.last_tx) as f64 / secs) as u64, lag_s, "incremental: applied");
             }
             self.last_tx = tx;
@@ -511,4 +620,237 @@ impl Progress {
             bar.abandon();
         }
     }
+}
+
+/// A session id for one run of the src task over NATS.
+fn new_session_id() -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    nanos ^ (u64::from(std::process::id()) << 32) | 1
+}
+
+/// The src task alone: reads the source and sends batches over NATS; saves what the dest acknowledged.
+async fn run_src_remote(
+    job: &ResolvedJob,
+    opts: &RunOptions,
+    store: Arc<dyn CheckpointStore>,
+    shutdown: &CancellationToken,
+) -> Result<(), DriverError> {
+    let nats = opts.nats.clone().ok_or_else(|| DriverError::Other("the src task needs NATS options".into()))?;
+    validate_roles(job, Roles::SrcOnly).await?;
+    let (source_ep, _) = engine::endpoints(job)?;
+    let flavor = {
+        let mut conn = source_ep.connect(&[]).await?;
+        let info = server_info(&mut conn).await?;
+        let _ = conn.disconnect().await;
+        info.flavor
+    };
+    let session = new_session_id();
+    let (mut link, mut acks) = NatsSource::connect(nats, &job.name, session).await?;
+    info!(job = %job.name, session, "src: asking the dest task where the target stands");
+    let reply = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        r = link.hello(&job.name, Duration::from_secs(60)) => r?,
+    };
+    let start = match reply.stage {
+        1 => {
+            info!(job = %job.name, "the last full copy did not finish: starting it again");
+            StartFrom::Snapshot
+        }
+        2 => {
+            let position = wire::position_from_wire(reply.position).map_err(|e| DriverError::Other(e.to_string()))?;
+            info!(job = %job.name, position = %describe(&position), "resuming from the position recorded on the target");
+            StartFrom::Position(position)
+        }
+        _ => start_from_store_or_config(job, flavor, store.as_ref(), &source_ep).await?,
+    };
+    let source_opts = source_options(job, source_ep, flavor)?;
+    let src_cancel = shutdown.child_token();
+    let (change_tx, change_rx) = mpsc::channel::<Change>(16);
+    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
+    let (max_bytes, timeout) = engine::group_limits(&job.src);
+    let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
+    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx));
+
+    // Which batch ended the full copy: positions acknowledged before it belong to the snapshot stage.
+    let mut snapshot_done_seq: Option<u64> = None;
+    let mut link_result: Result<(), DriverError> = Ok(());
+    let handle_ack = move |ack: dtle_proto::v1::Ack, snapshot_done_seq: Option<u64>| {
+        if let Ok(position) = wire::position_from_wire(ack.position) {
+            let stage = match snapshot_done_seq {
+                Some(done) if ack.seq < done => JobStage::Snapshot,
+                _ => JobStage::Incremental,
+            };
+            let _ = progress_tx.send((stage, position));
+        }
+    };
+    loop {
+        tokio::select! {
+            group = grouped_rx.recv() => {
+                let Some(group) = group else { break };
+                if group.iter().any(|c| matches!(c, Change::SnapshotStart { .. })) {
+                    snapshot_done_seq = Some(u64::MAX);
+                }
+                let is_done = group.iter().any(|c| matches!(c, Change::SnapshotDone { .. }));
+                let bytes = prost::Message::encode_to_vec(&wire::encode_batch(&group));
+                match link.send(&bytes).await {
+                    Ok(seq) => {
+                        if is_done {
+                            snapshot_done_seq = Some(seq);
+                        }
+                    }
+                    Err(e) => {
+                        link_result = Err(e.into());
+                        break;
+                    }
+                }
+            }
+            ack = acks.recv() => {
+                if let Some(ack) = ack {
+                    handle_ack(ack, snapshot_done_seq);
+                }
+            }
+        }
+    }
+    src_cancel.cancel();
+    drop(grouped_rx);
+    if link_result.is_ok() {
+        // Clean stop: wait until the dest has applied everything that was sent.
+        if let Err(e) = link.drain().await {
+            link_result = Err(e.into());
+        }
+    }
+    while let Ok(ack) = acks.try_recv() {
+        handle_ack(ack, snapshot_done_seq);
+    }
+    drop(handle_ack);
+    let source_result = source_task.await.unwrap_or_else(|e| {
+        Err(dtle_mysql::MysqlError::Unsupported {
+            what: format!("source task panicked: {e}"),
+            fix: "report this bug".into(),
+        })
+    });
+    let _ = batcher_task.await;
+    let checkpoint_result =
+        checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+    info!(job = %job.name, raw_bytes = link.bytes_raw, sent_bytes = link.bytes_sent, "src: link totals");
+    link_result?;
+    checkpoint_result?;
+    source_result.map_err(DriverError::from)
+}
+
+/// The dest task alone: answers the src's hello with the target's position, applies batches in order, acks them.
+async fn run_dest_remote(
+    job: &ResolvedJob,
+    opts: &RunOptions,
+    shutdown: &CancellationToken,
+) -> Result<(), DriverError> {
+    use dtle_proto::v1::HelloReply;
+    use dtle_transport::nats::DestEvent;
+    let nats = opts.nats.clone().ok_or_else(|| DriverError::Other("the dest task needs NATS options".into()))?;
+    validate_roles(job, Roles::DestOnly).await?;
+    let (_, target_ep) = engine::endpoints(job)?;
+    let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
+    let mut link = NatsDest::bind(&nats, &job.name).await?;
+    info!(job = %job.name, "dest: waiting for the src task");
+    let mut progress = Progress::new(&job.name, opts.progress_bar);
+    let mut pending_hello = None;
+    loop {
+        let event = match pending_hello.take() {
+            Some(ev) => ev,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ev = link.next() => ev?,
+            },
+        };
+        match event {
+            DestEvent::Hello { hello, reply } => {
+                let answer = if hello.version != dtle_proto::WIRE_FORMAT_VERSION {
+                    HelloReply {
+                        version: dtle_proto::WIRE_FORMAT_VERSION,
+                        error: format!(
+                            "the src speaks wire format {} and this dest {}; run the same dtle version on both sides",
+                            hello.version,
+                            dtle_proto::WIRE_FORMAT_VERSION
+                        ),
+                        ..Default::default()
+                    }
+                } else if hello.job != job.name {
+                    HelloReply {
+                        version: 1,
+                        error: format!("this dest runs job {:?}, not {:?}", job.name, hello.job),
+                        ..Default::default()
+                    }
+                } else {
+                    let rp = applier.resume_point().await?;
+                    let (stage, position) = match rp {
+                        Some(rp) if rp.stage == JobStage::Snapshot => {
+                            applier.set_redo_snapshot(true);
+                            (1, Some(wire::position_to_wire(&rp.position)))
+                        }
+                        Some(rp) => (2, Some(wire::position_to_wire(&rp.position))),
+                        None => (0, None),
+                    };
+                    info!(job = %job.name, session = hello.session, stage, "dest: src connected");
+                    HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error: String::new(), stage, position }
+                };
+                link.answer_hello(&hello, reply, answer).await?;
+            }
+            DestEvent::Batch { session, seq, payload } => {
+                let mut changes = decode_payload(&payload)?;
+                let mut last_seq = seq;
+                // Group what is already waiting into the same target transaction.
+                while changes.len() < 4096 {
+                    match futures_util::FutureExt::now_or_never(link.next()) {
+                        Some(Ok(DestEvent::Batch { session: s, seq: n, payload })) if s == session => {
+                            changes.extend(decode_payload(&payload)?);
+                            last_seq = n;
+                        }
+                        Some(Ok(other)) => {
+                            pending_hello = Some(other);
+                            break;
+                        }
+                        Some(Err(e)) => return Err(e.into()),
+                        None => break,
+                    }
+                }
+                for c in &changes {
+                    if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
+                        progress.snapshot_started(*estimated_rows, tables.len());
+                    }
+                }
+                let durable = applier.apply(&changes).await?;
+                progress.applied(&changes, &applier.stats);
+                link.ack(session, last_seq, durable.as_ref().map(wire::position_to_wire)).await?;
+            }
+        }
+    }
+    progress.finish();
+    info!(job = %job.name, transactions = applier.stats.transactions, "dest: stopped");
+    Ok(())
+}
+
+fn decode_payload(payload: &[u8]) -> Result<Vec<Change>, DriverError> {
+    let batch = <dtle_proto::v1::ChangeBatch as prost::Message>::decode(payload)
+        .map_err(|e| DriverError::Other(format!("unreadable batch: {e}")))?;
+    wire::decode_batch(batch).map_err(|e| DriverError::Other(e.to_string()))
+}
+
+fn source_options(
+    job: &ResolvedJob,
+    endpoint: dtle_mysql::Endpoint,
+    flavor: Flavor,
+) -> Result<SourceOptions, DriverError> {
+    Ok(SourceOptions {
+        endpoint,
+        flavor,
+        filter: engine::table_filter(&job.src)?,
+        chunk_size: job.src.chunk_size.max(1) as usize,
+        drop_table_if_exists: job.src.drop_table_if_exists,
+        skip_create_db_table: job.src.skip_create_db_table,
+        skip_incremental: job.src.skip_incremental_copy,
+        replica_server_id: replica_server_id_for(&job.name),
+        heartbeat: Duration::from_secs(1),
+    })
 }

@@ -15,15 +15,9 @@ pub struct WireError(pub String);
 
 /// Encodes changes with a table dictionary (each table definition once per batch).
 pub fn encode_batch(changes: &[Change]) -> w::ChangeBatch {
-    let mut enc = Encoder {
-        tables: Vec::new(),
-        index: HashMap::new(),
-    };
+    let mut enc = Encoder { tables: Vec::new(), index: HashMap::new() };
     let changes = changes.iter().map(|c| enc.change(c)).collect();
-    w::ChangeBatch {
-        tables: enc.tables,
-        changes,
-    }
+    w::ChangeBatch { tables: enc.tables, changes }
 }
 
 struct Encoder {
@@ -67,20 +61,12 @@ impl Encoder {
     fn change(&mut self, c: &Change) -> w::Change {
         use w::change::Kind;
         let kind = match c {
-            Change::SnapshotStart {
-                position,
-                tables,
-                estimated_rows,
-            } => Kind::SnapshotStart(w::SnapshotStart {
+            Change::SnapshotStart { position, tables, estimated_rows } => Kind::SnapshotStart(w::SnapshotStart {
                 position: Some(position_to_wire(position)),
                 tables: tables.iter().map(|t| self.table(t)).collect(),
                 estimated_rows: *estimated_rows,
             }),
-            Change::CreateTable {
-                table,
-                create_sql,
-                drop_first,
-            } => Kind::CreateTable(w::CreateTable {
+            Change::CreateTable { table, create_sql, drop_first } => Kind::CreateTable(w::CreateTable {
                 table: self.table(table),
                 create_sql: create_sql.clone(),
                 drop_first: *drop_first,
@@ -102,26 +88,16 @@ impl Encoder {
                     .map(|e| w::TxEvent {
                         kind: Some(match e {
                             TxEvent::Row(r) => w::tx_event::Kind::Row(self.row_change(r)),
-                            TxEvent::Ddl {
-                                schema,
-                                sql,
-                                tables,
-                            } => w::tx_event::Kind::Ddl(w::Ddl {
+                            TxEvent::Ddl { schema, sql, tables } => w::tx_event::Kind::Ddl(w::Ddl {
                                 schema: schema.clone(),
                                 sql: sql.clone(),
-                                tables: tables
-                                    .iter()
-                                    .flat_map(|(s, t)| [s.clone(), t.clone()])
-                                    .collect(),
+                                tables: tables.iter().flat_map(|(s, t)| [s.clone(), t.clone()]).collect(),
                             }),
                         }),
                     })
                     .collect(),
             }),
-            Change::Heartbeat {
-                position,
-                source_timestamp,
-            } => Kind::Heartbeat(w::Heartbeat {
+            Change::Heartbeat { position, source_timestamp } => Kind::Heartbeat(w::Heartbeat {
                 position: Some(position_to_wire(position)),
                 source_timestamp: *source_timestamp,
             }),
@@ -131,28 +107,18 @@ impl Encoder {
 
     fn row_change(&mut self, r: &RowChange) -> w::RowChange {
         match r {
-            RowChange::Insert { table, after } => w::RowChange {
-                kind: 1,
-                table: self.table(table),
-                before: None,
-                after: Some(row_to_wire(after)),
-            },
-            RowChange::Update {
-                table,
-                before,
-                after,
-            } => w::RowChange {
+            RowChange::Insert { table, after } => {
+                w::RowChange { kind: 1, table: self.table(table), before: None, after: Some(row_to_wire(after)) }
+            }
+            RowChange::Update { table, before, after } => w::RowChange {
                 kind: 2,
                 table: self.table(table),
                 before: Some(row_to_wire(before)),
                 after: Some(row_to_wire(after)),
             },
-            RowChange::Delete { table, before } => w::RowChange {
-                kind: 3,
-                table: self.table(table),
-                before: Some(row_to_wire(before)),
-                after: None,
-            },
+            RowChange::Delete { table, before } => {
+                w::RowChange { kind: 3, table: self.table(table), before: Some(row_to_wire(before)), after: None }
+            }
         }
     }
 }
@@ -170,9 +136,7 @@ fn unpack_date(d: u32) -> Result<(u16, u8, u8), WireError> {
 }
 
 fn row_to_wire(row: &[Value]) -> w::Row {
-    w::Row {
-        values: row.iter().map(value_to_wire).collect(),
-    }
+    w::Row { values: row.iter().map(value_to_wire).collect() }
 }
 
 fn value_to_wire(v: &Value) -> w::Value {
@@ -186,30 +150,15 @@ fn value_to_wire(v: &Value) -> w::Value {
         Value::Decimal(s) => Some(Kind::Decimal(s.clone())),
         Value::Bytes(b) => Some(Kind::Bytes(b.clone())),
         Value::Date { year, month, day } => Some(Kind::Date(pack_date(*year, *month, *day))),
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        } => Some(Kind::DateTime(w::DateTime {
+        Value::DateTime { year, month, day, hour, minute, second, micros } => Some(Kind::DateTime(w::DateTime {
             date: pack_date(*year, *month, *day),
             seconds_of_day: u32::from(*hour) * 3600 + u32::from(*minute) * 60 + u32::from(*second),
             micros: *micros,
         })),
-        Value::Timestamp { unix_secs, micros } => Some(Kind::Timestamp(w::Timestamp {
-            unix_secs: *unix_secs,
-            micros: *micros,
-        })),
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-        } => Some(Kind::Time(w::Time {
+        Value::Timestamp { unix_secs, micros } => {
+            Some(Kind::Timestamp(w::Timestamp { unix_secs: *unix_secs, micros: *micros }))
+        }
+        Value::Time { negative, hours, minutes, seconds, micros } => Some(Kind::Time(w::Time {
             negative: *negative,
             hours: *hours,
             minutes: u32::from(*minutes),
@@ -239,11 +188,7 @@ fn value_from_wire(v: w::Value) -> Result<Value, WireError> {
         Some(Kind::Float(f)) => Value::Float(f),
         Some(Kind::Double(d)) => Value::Double(d),
         Some(Kind::Decimal(s)) => {
-            if !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
-                || s.is_empty()
-            {
+            if !s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') || s.is_empty() {
                 return Err(WireError(format!("decimal {s:?}")));
             }
             Value::Decimal(s)
@@ -268,10 +213,7 @@ fn value_from_wire(v: w::Value) -> Result<Value, WireError> {
                 micros: dt.micros,
             }
         }
-        Some(Kind::Timestamp(t)) => Value::Timestamp {
-            unix_secs: t.unix_secs,
-            micros: t.micros.min(999_999),
-        },
+        Some(Kind::Timestamp(t)) => Value::Timestamp { unix_secs: t.unix_secs, micros: t.micros.min(999_999) },
         Some(Kind::Time(t)) => Value::Time {
             negative: t.negative,
             hours: t.hours,
@@ -291,10 +233,7 @@ fn value_from_wire(v: w::Value) -> Result<Value, WireError> {
 fn row_from_wire(row: Option<w::Row>, width: usize) -> Result<Vec<Value>, WireError> {
     let row = row.ok_or_else(|| WireError("row image missing".into()))?;
     if row.values.len() != width {
-        return Err(WireError(format!(
-            "row with {} values for a table of {width} columns",
-            row.values.len()
-        )));
+        return Err(WireError(format!("row with {} values for a table of {width} columns", row.values.len())));
     }
     row.values.into_iter().map(value_from_wire).collect()
 }
@@ -305,35 +244,18 @@ pub fn position_to_wire(p: &Position) -> w::Position {
         Some(GtidState::Mariadb(l)) => ("mariadb", l.to_string()),
         None => ("", String::new()),
     };
-    w::Position {
-        flavor: flavor.into(),
-        gtid,
-        binlog_file: p.binlog_file.clone(),
-        binlog_pos: p.binlog_pos,
-    }
+    w::Position { flavor: flavor.into(), gtid, binlog_file: p.binlog_file.clone(), binlog_pos: p.binlog_pos }
 }
 
 pub fn position_from_wire(p: Option<w::Position>) -> Result<Position, WireError> {
     let p = p.ok_or_else(|| WireError("position missing".into()))?;
     let gtid = match p.flavor.as_str() {
-        "mysql" => Some(GtidState::Mysql(
-            p.gtid
-                .parse()
-                .map_err(|e| WireError(format!("GTID set: {e}")))?,
-        )),
-        "mariadb" => Some(GtidState::Mariadb(
-            p.gtid
-                .parse()
-                .map_err(|e| WireError(format!("GTID list: {e}")))?,
-        )),
+        "mysql" => Some(GtidState::Mysql(p.gtid.parse().map_err(|e| WireError(format!("GTID set: {e}")))?)),
+        "mariadb" => Some(GtidState::Mariadb(p.gtid.parse().map_err(|e| WireError(format!("GTID list: {e}")))?)),
         "" => None,
         other => return Err(WireError(format!("unknown flavor {other:?}"))),
     };
-    Ok(Position {
-        gtid,
-        binlog_file: p.binlog_file,
-        binlog_pos: p.binlog_pos,
-    })
+    Ok(Position { gtid, binlog_file: p.binlog_file, binlog_pos: p.binlog_pos })
 }
 
 fn table_from_wire(t: w::Table) -> Result<TableMeta, WireError> {
@@ -359,10 +281,7 @@ fn table_from_wire(t: w::Table) -> Result<TableMeta, WireError> {
             if k < columns.len() {
                 Ok(k)
             } else {
-                Err(WireError(format!(
-                    "key column {k} of {}.{} out of range",
-                    t.schema, t.name
-                )))
+                Err(WireError(format!("key column {k} of {}.{} out of range", t.schema, t.name)))
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -379,73 +298,45 @@ fn table_from_wire(t: w::Table) -> Result<TableMeta, WireError> {
 
 /// Decodes a batch back into engine changes.
 pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
-    let tables: Vec<Arc<TableMeta>> = batch
-        .tables
-        .into_iter()
-        .map(|t| table_from_wire(t).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    let table = |i: u32| {
-        tables
-            .get(i as usize)
-            .cloned()
-            .ok_or_else(|| WireError(format!("table index {i} out of range")))
-    };
+    let tables: Vec<Arc<TableMeta>> =
+        batch.tables.into_iter().map(|t| table_from_wire(t).map(Arc::new)).collect::<Result<_, _>>()?;
+    let table =
+        |i: u32| tables.get(i as usize).cloned().ok_or_else(|| WireError(format!("table index {i} out of range")));
     let mut out = Vec::with_capacity(batch.changes.len());
     for c in batch.changes {
         use w::change::Kind;
         let change = match c.kind.ok_or_else(|| WireError("empty change".into()))? {
             Kind::SnapshotStart(s) => Change::SnapshotStart {
                 position: position_from_wire(s.position)?,
-                tables: s
-                    .tables
-                    .iter()
-                    .map(|&i| table(i))
-                    .collect::<Result<_, _>>()?,
+                tables: s.tables.iter().map(|&i| table(i)).collect::<Result<_, _>>()?,
                 estimated_rows: s.estimated_rows,
             },
-            Kind::CreateTable(c) => Change::CreateTable {
-                table: table(c.table)?,
-                create_sql: c.create_sql,
-                drop_first: c.drop_first,
-            },
+            Kind::CreateTable(c) => {
+                Change::CreateTable { table: table(c.table)?, create_sql: c.create_sql, drop_first: c.drop_first }
+            }
             Kind::SnapshotRows(s) => {
                 let t = table(s.table)?;
                 let width = t.columns.len();
-                let rows = s
-                    .rows
-                    .into_iter()
-                    .map(|r| row_from_wire(Some(r), width))
-                    .collect::<Result<_, _>>()?;
+                let rows = s.rows.into_iter().map(|r| row_from_wire(Some(r), width)).collect::<Result<_, _>>()?;
                 Change::SnapshotRows { table: t, rows }
             }
             Kind::SnapshotTableDone(i) => Change::SnapshotTableDone { table: table(i)? },
-            Kind::SnapshotDone(p) => Change::SnapshotDone {
-                position: position_from_wire(Some(p))?,
-            },
+            Kind::SnapshotDone(p) => Change::SnapshotDone { position: position_from_wire(Some(p))? },
             Kind::Tx(tx) => {
                 let mut events = Vec::with_capacity(tx.events.len());
                 for e in tx.events {
-                    match e
-                        .kind
-                        .ok_or_else(|| WireError("empty transaction event".into()))?
-                    {
+                    match e.kind.ok_or_else(|| WireError("empty transaction event".into()))? {
                         w::tx_event::Kind::Row(r) => {
                             let t = table(r.table)?;
                             let width = t.columns.len();
                             let change = match r.kind {
-                                1 => RowChange::Insert {
-                                    after: row_from_wire(r.after, width)?,
-                                    table: t,
-                                },
+                                1 => RowChange::Insert { after: row_from_wire(r.after, width)?, table: t },
                                 2 => RowChange::Update {
                                     before: row_from_wire(r.before, width)?,
                                     after: row_from_wire(r.after, width)?,
                                     table: t,
                                 },
-                                3 => RowChange::Delete {
-                                    before: row_from_wire(r.before, width)?,
-                                    table: t,
-                                },
+                                3 => RowChange::Delete { before: row_from_wire(r.before, width)?, table: t },
                                 k => return Err(WireError(format!("row change kind {k}"))),
                             };
                             events.push(TxEvent::Row(change));
@@ -454,16 +345,8 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                             if d.tables.len() % 2 != 0 {
                                 return Err(WireError("DDL table list of odd length".into()));
                             }
-                            let tables = d
-                                .tables
-                                .chunks(2)
-                                .map(|p| (p[0].clone(), p[1].clone()))
-                                .collect();
-                            events.push(TxEvent::Ddl {
-                                schema: d.schema,
-                                sql: d.sql,
-                                tables,
-                            });
+                            let tables = d.tables.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                            events.push(TxEvent::Ddl { schema: d.schema, sql: d.sql, tables });
                         }
                     }
                 }
@@ -475,10 +358,9 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                     size: tx.size as usize,
                 })
             }
-            Kind::Heartbeat(h) => Change::Heartbeat {
-                position: position_from_wire(h.position)?,
-                source_timestamp: h.source_timestamp,
-            },
+            Kind::Heartbeat(h) => {
+                Change::Heartbeat { position: position_from_wire(h.position)?, source_timestamp: h.source_timestamp }
+            }
         };
         out.push(change);
     }
@@ -529,31 +411,10 @@ mod tests {
             Value::Double(-2.25),
             Value::Decimal("-1.50".into()),
             Value::Bytes(vec![0, 255]),
-            Value::Date {
-                year: 2024,
-                month: 2,
-                day: 29,
-            },
-            Value::DateTime {
-                year: 0,
-                month: 0,
-                day: 0,
-                hour: 23,
-                minute: 59,
-                second: 58,
-                micros: 999_999,
-            },
-            Value::Timestamp {
-                unix_secs: 2_147_483_647,
-                micros: 1,
-            },
-            Value::Time {
-                negative: true,
-                hours: 838,
-                minutes: 59,
-                seconds: 59,
-                micros: 0,
-            },
+            Value::Date { year: 2024, month: 2, day: 29 },
+            Value::DateTime { year: 0, month: 0, day: 0, hour: 23, minute: 59, second: 58, micros: 999_999 },
+            Value::Timestamp { unix_secs: 2_147_483_647, micros: 1 },
+            Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0 },
             Value::Year(2155),
             Value::Enum(3),
             Value::Set(5),
@@ -562,47 +423,27 @@ mod tests {
             Value::Absent,
         ];
         vec![
-            Change::SnapshotStart {
-                position: position.clone(),
-                tables: vec![t.clone()],
-                estimated_rows: 9,
-            },
-            Change::CreateTable {
-                table: t.clone(),
-                create_sql: "CREATE TABLE x".into(),
-                drop_first: true,
-            },
+            Change::SnapshotStart { position: position.clone(), tables: vec![t.clone()], estimated_rows: 9 },
+            Change::CreateTable { table: t.clone(), create_sql: "CREATE TABLE x".into(), drop_first: true },
             Change::SnapshotRows {
                 table: t.clone(),
-                rows: values
-                    .chunks(2)
-                    .filter(|c| c.len() == 2)
-                    .map(|c| c.to_vec())
-                    .collect(),
+                rows: values.chunks(2).filter(|c| c.len() == 2).map(|c| c.to_vec()).collect(),
             },
             Change::SnapshotTableDone { table: t.clone() },
-            Change::SnapshotDone {
-                position: position.clone(),
-            },
+            Change::SnapshotDone { position: position.clone() },
             Change::Tx(Transaction {
                 gtid: "0-1-6".into(),
                 position: position.clone(),
                 source_timestamp: 7,
                 size: 3,
                 events: vec![
-                    TxEvent::Row(RowChange::Insert {
-                        table: t.clone(),
-                        after: vec![Value::Int(1), Value::Null],
-                    }),
+                    TxEvent::Row(RowChange::Insert { table: t.clone(), after: vec![Value::Int(1), Value::Null] }),
                     TxEvent::Row(RowChange::Update {
                         table: t.clone(),
                         before: vec![Value::Int(1), Value::Null],
                         after: vec![Value::Int(1), Value::Int(2)],
                     }),
-                    TxEvent::Row(RowChange::Delete {
-                        table: t.clone(),
-                        before: vec![Value::Int(1), Value::Int(2)],
-                    }),
+                    TxEvent::Row(RowChange::Delete { table: t.clone(), before: vec![Value::Int(1), Value::Int(2)] }),
                     TxEvent::Ddl {
                         schema: "s".into(),
                         sql: "ALTER TABLE t ADD c INT".into(),
@@ -610,10 +451,7 @@ mod tests {
                     },
                 ],
             }),
-            Change::Heartbeat {
-                position,
-                source_timestamp: 8,
-            },
+            Change::Heartbeat { position, source_timestamp: 8 },
         ]
     }
 
@@ -632,10 +470,7 @@ mod tests {
         let good = encode_batch(&sample());
         let mut bad = good.clone();
         bad.tables.clear();
-        assert!(decode_batch(bad)
-            .unwrap_err()
-            .to_string()
-            .contains("table index 0"));
+        assert!(decode_batch(bad).unwrap_err().to_string().contains("table index 0"));
         let mut bad = good.clone();
         bad.tables[0].key_columns = vec![7];
         assert!(decode_batch(bad).is_err());
@@ -648,9 +483,7 @@ mod tests {
         let mut seed = 1u64;
         for _ in 0..2000 {
             let mut m = bytes.clone();
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let i = (seed >> 33) as usize % m.len();
             m[i] ^= (seed >> 17) as u8 | 1;
             if let Ok(b) = w::ChangeBatch::decode(m.as_slice()) {

@@ -61,28 +61,18 @@ pub trait CheckpointStore: Send + Sync {
 /// Checks that `name` can be a store key (and a file name): 1..=64 characters from `[A-Za-z0-9_.-]`, not
 /// starting with '.'. Every backend applies this rule so a job behaves the same wherever it is stored.
 pub fn validate_job_name(name: &str) -> Result<(), StoreError> {
-    let invalid = |reason: String| {
-        Err(StoreError::InvalidJobName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let invalid = |reason: String| Err(StoreError::InvalidJobName { name: name.to_string(), reason });
     if name.is_empty() {
         return invalid("the name is empty".to_string());
     }
     let length = name.chars().count();
     if length > MAX_JOB_NAME_LEN {
-        return invalid(format!(
-            "the name has {length} characters, at most {MAX_JOB_NAME_LEN} are allowed"
-        ));
+        return invalid(format!("the name has {length} characters, at most {MAX_JOB_NAME_LEN} are allowed"));
     }
     if name.starts_with('.') {
         return invalid("the name starts with '.'".to_string());
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
         return invalid(format!("the character {bad:?} is not allowed"));
     }
     Ok(())
@@ -115,8 +105,7 @@ mod tests {
             stage: JobStage::Incremental,
             position: Position {
                 gtid: Some(
-                    crate::GtidState::parse_for_config("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9")
-                        .expect("gtid"),
+                    crate::GtidState::parse_for_config("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9").expect("gtid"),
                 ),
                 binlog_file: "mysql-bin.000002".into(),
                 binlog_pos: 77,
@@ -133,15 +122,7 @@ mod tests {
     #[test]
     fn job_names() {
         let long_ok = "a".repeat(64);
-        for ok in [
-            "a",
-            "job-1",
-            "Job_2.v3",
-            "x.",
-            long_ok.as_str(),
-            "-dash",
-            "_",
-        ] {
+        for ok in ["a", "job-1", "Job_2.v3", "x.", long_ok.as_str(), "-dash", "_"] {
             validate_job_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
         let long_bad = "a".repeat(65);

@@ -13,10 +13,8 @@ pub(crate) fn checkpoint(job: &str, gno: u64) -> Checkpoint {
         stage: JobStage::Incremental,
         position: Position {
             gtid: Some(
-                GtidState::parse_for_config(&format!(
-                    "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-{gno}"
-                ))
-                .expect("test gtid"),
+                GtidState::parse_for_config(&format!("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-{gno}"))
+                    .expect("test gtid"),
             ),
             binlog_file: "mysql-bin.000001".to_string(),
             binlog_pos: 4 + gno,
@@ -27,11 +25,7 @@ pub(crate) fn checkpoint(job: &str, gno: u64) -> Checkpoint {
 
 fn assert_fenced(result: Result<u64, StoreError>, job: &str, expected: u64, found: u64) {
     match result {
-        Err(StoreError::Fenced {
-            job: j,
-            expected: e,
-            found: f,
-        }) => {
+        Err(StoreError::Fenced { job: j, expected: e, found: f }) => {
             assert_eq!((j.as_str(), e, f), (job, expected, found), "Fenced fields");
         }
         other => {
@@ -55,20 +49,11 @@ pub(crate) async fn checkpoint_store_conformance(store: Arc<dyn CheckpointStore>
     // Version 0 creates.
     let v1 = s.save(&checkpoint("alpha", 1), 0).await.expect("create");
     assert!(v1 > 0, "stored versions are > 0");
-    assert_eq!(
-        load(s, "alpha").await,
-        Some(Versioned {
-            value: checkpoint("alpha", 1),
-            version: v1
-        })
-    );
+    assert_eq!(load(s, "alpha").await, Some(Versioned { value: checkpoint("alpha", 1), version: v1 }));
 
     // Creating again is fenced and changes nothing.
     assert_fenced(s.save(&checkpoint("alpha", 99), 0).await, "alpha", 0, v1);
-    assert_eq!(
-        load(s, "alpha").await.map(|v| (v.value, v.version)),
-        Some((checkpoint("alpha", 1), v1))
-    );
+    assert_eq!(load(s, "alpha").await.map(|v| (v.value, v.version)), Some((checkpoint("alpha", 1), v1)));
 
     // The current version updates, and the version increases.
     let v2 = s.save(&checkpoint("alpha", 2), v1).await.expect("update");
@@ -78,12 +63,7 @@ pub(crate) async fn checkpoint_store_conformance(store: Arc<dyn CheckpointStore>
 
     // A stale writer is fenced and does not change the stored value; so is one from the future.
     assert_fenced(s.save(&checkpoint("alpha", 50), v1).await, "alpha", v1, v3);
-    assert_fenced(
-        s.save(&checkpoint("alpha", 51), v3 + 100).await,
-        "alpha",
-        v3 + 100,
-        v3,
-    );
+    assert_fenced(s.save(&checkpoint("alpha", 51), v3 + 100).await, "alpha", v3 + 100, v3);
     let stored = load(s, "alpha").await.expect("still there");
     assert_eq!((stored.value, stored.version), (checkpoint("alpha", 3), v3));
 
@@ -92,37 +72,19 @@ pub(crate) async fn checkpoint_store_conformance(store: Arc<dyn CheckpointStore>
     assert_eq!(load(s, "ghost").await, None);
 
     // Jobs are independent.
-    let b1 = s
-        .save(&checkpoint("beta", 10), 0)
-        .await
-        .expect("create beta");
-    let v4 = s
-        .save(&checkpoint("alpha", 4), v3)
-        .await
-        .expect("alpha after beta");
+    let b1 = s.save(&checkpoint("beta", 10), 0).await.expect("create beta");
+    let v4 = s.save(&checkpoint("alpha", 4), v3).await.expect("alpha after beta");
     assert!(v4 > v3);
     assert_eq!(load(s, "beta").await.map(|v| v.version), Some(b1));
 
     // list: sorted names of the jobs that have a checkpoint.
-    s.save(&checkpoint("Gamma.1-x_y", 1), 0)
-        .await
-        .expect("create gamma");
-    assert_eq!(
-        s.list().await.expect("list"),
-        vec![
-            "Gamma.1-x_y".to_string(),
-            "alpha".to_string(),
-            "beta".to_string()
-        ]
-    );
+    s.save(&checkpoint("Gamma.1-x_y", 1), 0).await.expect("create gamma");
+    assert_eq!(s.list().await.expect("list"), vec!["Gamma.1-x_y".to_string(), "alpha".to_string(), "beta".to_string()]);
 
     // Racing creators: exactly one wins.
     race(&store, "created-by-race", 0).await;
     // Racing updaters from the same version: exactly one wins.
-    let r = s
-        .save(&checkpoint("updated-by-race", 1), 0)
-        .await
-        .expect("create");
+    let r = s.save(&checkpoint("updated-by-race", 1), 0).await.expect("create");
     race(&store, "updated-by-race", r).await;
 
     // delete removes; deleting again (or a missing job) is fine.
@@ -144,10 +106,7 @@ pub(crate) async fn checkpoint_store_conformance(store: Arc<dyn CheckpointStore>
     // ...and re-creating gives versions above every earlier one of that job, so an old writer can never
     // match by accident.
     let b2 = s.save(&checkpoint("beta", 12), 0).await.expect("re-create");
-    assert!(
-        b2 > b1,
-        "version after re-create ({b2}) must exceed the deleted one ({b1})"
-    );
+    assert!(b2 > b1, "version after re-create ({b2}) must exceed the deleted one ({b1})");
 
     // Invalid job names are refused by every operation, naming the value.
     for bad in ["", ".hidden", "a/b", "../escape", "white space"] {
@@ -183,34 +142,19 @@ async fn race(store: &Arc<dyn CheckpointStore>, job: &'static str, expected: u64
     while let Some(joined) = writers.join_next().await {
         match joined.expect("writer task") {
             (writer, Ok(version)) => winners.push((writer, version)),
-            (
-                _,
-                Err(StoreError::Fenced {
-                    found, expected: e, ..
-                }),
-            ) => {
+            (_, Err(StoreError::Fenced { found, expected: e, .. })) => {
                 assert_eq!(e, expected);
                 fenced.push(found);
             }
             (_, Err(other)) => panic!("racing writer failed with {other:?}"),
         }
     }
-    assert_eq!(
-        winners.len(),
-        1,
-        "exactly one racing writer wins: {winners:?}"
-    );
+    assert_eq!(winners.len(), 1, "exactly one racing writer wins: {winners:?}");
     let (winner, version) = winners[0];
     assert!(version > expected);
-    assert!(
-        fenced.iter().all(|f| *f == version),
-        "losers saw the winner's version: {fenced:?}"
-    );
+    assert!(fenced.iter().all(|f| *f == version), "losers saw the winner's version: {fenced:?}");
     let stored = store.load(job).await.expect("load").expect("stored");
-    assert_eq!(
-        (stored.value, stored.version),
-        (checkpoint(job, 100 + winner), version)
-    );
+    assert_eq!((stored.value, stored.version), (checkpoint(job, 100 + winner), version));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -125,11 +125,7 @@ impl fmt::Debug for ConsulStore {
 }
 
 fn invalid_config(field: &str, value: impl Into<String>, reason: impl Into<String>) -> StoreError {
-    StoreError::InvalidConfig {
-        field: field.to_string(),
-        value: value.into(),
-        reason: reason.into(),
-    }
+    StoreError::InvalidConfig { field: field.to_string(), value: value.into(), reason: reason.into() }
 }
 
 /// Turns the configured address into `scheme://host:port`.
@@ -137,47 +133,31 @@ fn parse_address(address: &str, tls: bool) -> Result<String, StoreError> {
     let bad = |reason: &str| invalid_config("consul address", address, reason);
     let text = address.trim();
     if text.is_empty() {
-        return Err(bad(
-            "the address is empty (expected host:port such as 127.0.0.1:8500)",
-        ));
+        return Err(bad("the address is empty (expected host:port such as 127.0.0.1:8500)"));
     }
     let with_scheme = if text.contains("://") {
         text.to_string()
     } else {
         format!("{}://{text}", if tls { "https" } else { "http" })
     };
-    let url = Url::parse(&with_scheme).map_err(|e| {
-        bad(&format!(
-            "{e} (expected host:port or http(s)://host:port such as 127.0.0.1:8500)"
-        ))
-    })?;
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| bad(&format!("{e} (expected host:port or http(s)://host:port such as 127.0.0.1:8500)")))?;
     let scheme = url.scheme();
     if scheme != "http" && scheme != "https" {
-        return Err(bad(&format!(
-            "the scheme {scheme:?} is not supported (use http:// or https://)"
-        )));
+        return Err(bad(&format!("the scheme {scheme:?} is not supported (use http:// or https://)")));
     }
     if scheme == "http" && tls {
-        return Err(bad(
-            "TLS files are configured but the address says http://; use https:// or drop the TLS files",
-        ));
+        return Err(bad("TLS files are configured but the address says http://; use https:// or drop the TLS files"));
     }
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h,
         _ => return Err(bad("the address names no host")),
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "user/password in the address are not supported (use the token setting)",
-        ));
+        return Err(bad("user/password in the address are not supported (use the token setting)"));
     }
-    if !(url.path().is_empty() || url.path() == "/")
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
-        return Err(bad(
-            "the address must be only scheme, host and port (no path or query)",
-        ));
+    if !(url.path().is_empty() || url.path() == "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("the address must be only scheme, host and port (no path or query)"));
     }
     // Url hides the scheme's default port (80/443); Consul's is 8500 unless written out.
     let port = match url.port() {
@@ -195,9 +175,7 @@ fn has_explicit_port(text: &str) -> bool {
     let authority = rest.split('/').next().unwrap_or(rest);
     match authority.rsplit_once(':') {
         Some((host, port)) => {
-            !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit())
-                && (!host.contains(':') || host.ends_with(']'))
+            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
         }
         None => false,
     }
@@ -210,33 +188,20 @@ fn validate_key_prefix(prefix: &str) -> Result<String, StoreError> {
     }
     for segment in prefix.split('/') {
         if segment.is_empty() {
-            return Err(bad(
-                "empty path segment (no leading, trailing or double '/')",
-            ));
+            return Err(bad("empty path segment (no leading, trailing or double '/')"));
         }
         if segment == "." || segment == ".." {
             return Err(bad("'.' and '..' are not allowed as segments"));
         }
-        if let Some(c) = segment
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
-            return Err(bad(&format!(
-                "the character {c:?} is not allowed (use A-Z a-z 0-9 _ . - and '/')"
-            )));
+        if let Some(c) = segment.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+            return Err(bad(&format!("the character {c:?} is not allowed (use A-Z a-z 0-9 _ . - and '/')")));
         }
     }
     Ok(prefix.to_string())
 }
 
 fn read_tls_file(field: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|e| {
-        invalid_config(
-            field,
-            path.display().to_string(),
-            format!("cannot read it: {e}"),
-        )
-    })
+    std::fs::read(path).map_err(|e| invalid_config(field, path.display().to_string(), format!("cannot read it: {e}")))
 }
 
 /// Adds the CA and client identity to `builder`.
@@ -247,11 +212,7 @@ fn configure_tls(
     if let Some(ca_file) = &cfg.ca_file {
         let pem = read_tls_file("ca_file", ca_file)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            invalid_config(
-                "ca_file",
-                ca_file.display().to_string(),
-                format!("not a PEM certificate bundle: {e}"),
-            )
+            invalid_config("ca_file", ca_file.display().to_string(), format!("not a PEM certificate bundle: {e}"))
         })?;
         if certs.is_empty() {
             return Err(invalid_config(
@@ -292,11 +253,7 @@ fn configure_tls(
             ))
         }
         (None, Some(key_file)) => {
-            return Err(invalid_config(
-                "key_file",
-                key_file.display().to_string(),
-                "a client key needs cert_file too",
-            ))
+            return Err(invalid_config("key_file", key_file.display().to_string(), "a client key needs cert_file too"))
         }
     }
     Ok(builder)
@@ -371,29 +328,17 @@ fn body_text(body: &[u8]) -> String {
 
 /// Maps a non-success HTTP answer to a [`StoreError`]: 403 → AccessDenied, 5xx/429/408 → Unavailable,
 /// anything else → Rejected. `what` says what was being done, `prefix` which keys the token needs.
-pub(crate) fn status_error(
-    address: &str,
-    prefix: &str,
-    what: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> StoreError {
+pub(crate) fn status_error(address: &str, prefix: &str, what: &str, status: StatusCode, body: &[u8]) -> StoreError {
     let said = body_text(body);
     if status == StatusCode::FORBIDDEN {
         return access_denied(address, prefix, what, &said);
     }
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
         return StoreError::Unavailable {
             reason: format!("Consul at {address} answered {status} to {what}: {said:?}"),
         };
     }
-    StoreError::Rejected {
-        address: address.to_string(),
-        reason: format!("{what}: HTTP {status}: {said:?}"),
-    }
+    StoreError::Rejected { address: address.to_string(), reason: format!("{what}: HTTP {status}: {said:?}") }
 }
 
 /// TLS failures that retrying will not fix (untrusted certificate, client certificate refused, plain HTTP
@@ -409,8 +354,7 @@ fn tls_misconfiguration_hint(error_chain: &str) -> Option<&'static str> {
             "Consul refused the TLS connection: with verify_incoming it needs a client certificate signed by \
              its CA (cert_file and key_file)",
         )
-    } else if error_chain.contains("InvalidContentType") || error_chain.contains("corrupt message")
-    {
+    } else if error_chain.contains("InvalidContentType") || error_chain.contains("corrupt message") {
         Some("the port does not speak TLS: use http:// (and no TLS files) for Consul's plain HTTP port")
     } else {
         None
@@ -425,9 +369,7 @@ fn access_denied(address: &str, prefix: &str, what: &str, said: &str) -> StoreEr
     };
     StoreError::AccessDenied {
         address: address.to_string(),
-        reason: format!(
-            "{what}: Consul said {said:?}; {hint} `key_prefix \"{prefix}/\" {{ policy = \"write\" }}`"
-        ),
+        reason: format!("{what}: Consul said {said:?}; {hint} `key_prefix \"{prefix}/\" {{ policy = \"write\" }}`"),
     }
 }
 
@@ -439,21 +381,13 @@ impl ConsulStore {
         let base = parse_address(&cfg.address, tls)?;
         let prefix = validate_key_prefix(&cfg.key_prefix)?;
         if cfg.timeout.is_zero() {
-            return Err(invalid_config(
-                "consul timeout",
-                format!("{:?}", cfg.timeout),
-                "must be more than 0",
-            ));
+            return Err(invalid_config("consul timeout", format!("{:?}", cfg.timeout), "must be more than 0"));
         }
         let token = match cfg.token.as_deref() {
             None | Some("") => None,
             Some(t) => {
                 let mut value = HeaderValue::from_str(t).map_err(|_| {
-                    invalid_config(
-                        "consul token",
-                        "(hidden)",
-                        "it contains characters not allowed in an HTTP header",
-                    )
+                    invalid_config("consul token", "(hidden)", "it contains characters not allowed in an HTTP header")
                 })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -466,19 +400,10 @@ impl ConsulStore {
             .no_proxy()
             .user_agent(concat!("dtle/", env!("CARGO_PKG_VERSION")));
         let builder = configure_tls(builder, &cfg)?;
-        let client = builder.build().map_err(|e| {
-            invalid_config(
-                "consul client configuration",
-                cfg.address.clone(),
-                error_chain(&e),
-            )
-        })?;
-        Ok(ConsulStore {
-            client,
-            base,
-            token,
-            prefix,
-        })
+        let client = builder
+            .build()
+            .map_err(|e| invalid_config("consul client configuration", cfg.address.clone(), error_chain(&e)))?;
+        Ok(ConsulStore { client, base, token, prefix })
     }
 
     /// `scheme://host:port` of the Consul HTTP API.
@@ -513,9 +438,7 @@ impl ConsulStore {
             request = request.header("X-Consul-Token", token.clone());
         }
         if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body);
+            request = request.header("Content-Type", "application/json").body(body);
         }
         let unavailable = |e: reqwest::Error| {
             let chain = error_chain(&e);
@@ -532,9 +455,7 @@ impl ConsulStore {
             } else {
                 "request failed"
             };
-            StoreError::Unavailable {
-                reason: format!("Consul at {} ({what}): {kind}: {chain}", self.base),
-            }
+            StoreError::Unavailable { reason: format!("Consul at {} ({what}): {kind}: {chain}", self.base) }
         };
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
@@ -559,28 +480,23 @@ impl ConsulStore {
 
     /// GET of one key: its decoded value and ModifyIndex, `None` when absent.
     async fn get_key(&self, key: &str, what: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        let (status, body) = self
-            .send(Method::GET, &format!("/v1/kv/{key}"), None, what)
-            .await?;
+        let (status, body) = self.send(Method::GET, &format!("/v1/kv/{key}"), None, what).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if status != StatusCode::OK {
             return Err(self.status_error(what, status, &body));
         }
-        let entries: Vec<KvEntry> =
-            serde_json::from_slice(&body).map_err(|e| self.not_consul(what, e, &body))?;
+        let entries: Vec<KvEntry> = serde_json::from_slice(&body).map_err(|e| self.not_consul(what, e, &body))?;
         let Some(entry) = entries.into_iter().find(|e| e.key == key) else {
             return Ok(None);
         };
         let value = match entry.value {
             None => Vec::new(),
-            Some(b64) => BASE64
-                .decode(b64.as_bytes())
-                .map_err(|e| StoreError::Corrupt {
-                    path: key.to_string(),
-                    reason: format!("Consul returned a value that is not base64: {e}"),
-                })?,
+            Some(b64) => BASE64.decode(b64.as_bytes()).map_err(|e| StoreError::Corrupt {
+                path: key.to_string(),
+                reason: format!("Consul returned a value that is not base64: {e}"),
+            })?,
         };
         Ok(Some((value, entry.modify_index)))
     }
@@ -588,32 +504,23 @@ impl ConsulStore {
     /// The current version (ModifyIndex) of the job's Checkpoint key, 0 when absent.
     async fn current_version(&self, job: &str) -> Result<u64, StoreError> {
         let key = self.key(job, KEY_CHECKPOINT);
-        Ok(self
-            .get_key(&key, &format!("read {key}"))
-            .await?
-            .map_or(0, |(_, index)| index))
+        Ok(self.get_key(&key, &format!("read {key}")).await?.map_or(0, |(_, index)| index))
     }
 
     /// Every key below `<prefix>/<job>/` with its text value and ModifyIndex, sorted by key (leaf name
     /// only, e.g. `Gtid`). Includes keys written by other programs (the Go dtle's `DumpProgress`, ...).
-    pub async fn read_job_keys(
-        &self,
-        job: &str,
-    ) -> Result<Vec<(String, Versioned<String>)>, StoreError> {
+    pub async fn read_job_keys(&self, job: &str) -> Result<Vec<(String, Versioned<String>)>, StoreError> {
         validate_job_name(job)?;
         let dir = format!("{}/{job}/", self.prefix);
         let what = format!("read {dir}");
-        let (status, body) = self
-            .send(Method::GET, &format!("/v1/kv/{dir}?recurse"), None, &what)
-            .await?;
+        let (status, body) = self.send(Method::GET, &format!("/v1/kv/{dir}?recurse"), None, &what).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(Vec::new());
         }
         if status != StatusCode::OK {
             return Err(self.status_error(&what, status, &body));
         }
-        let entries: Vec<KvEntry> =
-            serde_json::from_slice(&body).map_err(|e| self.not_consul(&what, e, &body))?;
+        let entries: Vec<KvEntry> = serde_json::from_slice(&body).map_err(|e| self.not_consul(&what, e, &body))?;
         let mut out = Vec::new();
         for entry in entries {
             let Some(leaf) = entry.key.strip_prefix(&dir) else {
@@ -621,19 +528,14 @@ impl ConsulStore {
             };
             let bytes = match entry.value {
                 None => Vec::new(),
-                Some(b64) => BASE64
-                    .decode(b64.as_bytes())
-                    .map_err(|e| StoreError::Corrupt {
-                        path: entry.key.clone(),
-                        reason: format!("Consul returned a value that is not base64: {e}"),
-                    })?,
+                Some(b64) => BASE64.decode(b64.as_bytes()).map_err(|e| StoreError::Corrupt {
+                    path: entry.key.clone(),
+                    reason: format!("Consul returned a value that is not base64: {e}"),
+                })?,
             };
             out.push((
                 leaf.to_string(),
-                Versioned {
-                    value: String::from_utf8_lossy(&bytes).into_owned(),
-                    version: entry.modify_index,
-                },
+                Versioned { value: String::from_utf8_lossy(&bytes).into_owned(), version: entry.modify_index },
             ));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -666,29 +568,17 @@ impl CheckpointStore for ConsulStore {
         let Some((value, version)) = self.get_key(&key, &format!("read {key}")).await? else {
             return Ok(None);
         };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: format!("{}/v1/kv/{key}", self.base),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::Corrupt { path: format!("{}/v1/kv/{key}", self.base), reason };
         let checkpoint: Checkpoint = serde_json::from_slice(&value).map_err(|e| {
-            corrupt(format!(
-                "not a dtle checkpoint ({e}): {:?}",
-                quote_limited(&String::from_utf8_lossy(&value))
-            ))
+            corrupt(format!("not a dtle checkpoint ({e}): {:?}", quote_limited(&String::from_utf8_lossy(&value))))
         })?;
         if checkpoint.job != job {
-            return Err(corrupt(format!(
-                "it holds the checkpoint of job {:?}, not of {job:?}",
-                checkpoint.job
-            )));
+            return Err(corrupt(format!("it holds the checkpoint of job {:?}, not of {job:?}", checkpoint.job)));
         }
         if version == 0 {
             return Err(corrupt("its ModifyIndex is 0".to_string()));
         }
-        Ok(Some(Versioned {
-            value: checkpoint,
-            version,
-        }))
+        Ok(Some(Versioned { value: checkpoint, version }))
     }
 
     async fn save(&self, cp: &Checkpoint, expected_version: u64) -> Result<u64, StoreError> {
@@ -718,8 +608,8 @@ impl CheckpointStore for ConsulStore {
         let (status, answer) = self.send(Method::PUT, "/v1/txn", Some(body), &what).await?;
         match status {
             StatusCode::OK => {
-                let response: TxnResponse = serde_json::from_slice(&answer)
-                    .map_err(|e| self.not_consul(&what, e, &answer))?;
+                let response: TxnResponse =
+                    serde_json::from_slice(&answer).map_err(|e| self.not_consul(&what, e, &answer))?;
                 response
                     .results
                     .unwrap_or_default()
@@ -728,32 +618,23 @@ impl CheckpointStore for ConsulStore {
                     .find(|kv| kv.key == checkpoint_key)
                     .map(|kv| kv.modify_index)
                     .filter(|index| *index > 0)
-                    .ok_or_else(|| {
-                        self.not_consul(&what, "no ModifyIndex for the Checkpoint key", &answer)
-                    })
+                    .ok_or_else(|| self.not_consul(&what, "no ModifyIndex for the Checkpoint key", &answer))
             }
             StatusCode::CONFLICT => {
                 // The transaction was rolled back: nothing was written.
-                let response: TxnResponse = serde_json::from_slice(&answer)
-                    .map_err(|e| self.not_consul(&what, e, &answer))?;
+                let response: TxnResponse =
+                    serde_json::from_slice(&answer).map_err(|e| self.not_consul(&what, e, &answer))?;
                 let errors = response.errors.unwrap_or_default();
-                if let Some(denied) = errors.iter().find(|e| {
-                    e.what.contains("Permission denied") || e.what.contains("ACL not found")
-                }) {
+                if let Some(denied) =
+                    errors.iter().find(|e| e.what.contains("Permission denied") || e.what.contains("ACL not found"))
+                {
                     return Err(access_denied(&self.base, &self.prefix, &what, &denied.what));
                 }
                 let found = self.current_version(&cp.job).await?;
                 if found != expected_version {
-                    return Err(StoreError::Fenced {
-                        job: cp.job.clone(),
-                        expected: expected_version,
-                        found,
-                    });
+                    return Err(StoreError::Fenced { job: cp.job.clone(), expected: expected_version, found });
                 }
-                let detail: Vec<String> = errors
-                    .iter()
-                    .map(|e| format!("op {}: {}", e.op_index, e.what))
-                    .collect();
+                let detail: Vec<String> = errors.iter().map(|e| format!("op {}: {}", e.op_index, e.what)).collect();
                 Err(StoreError::Rejected {
                     address: self.base.clone(),
                     reason: format!("{what}: transaction rolled back: {}", detail.join("; ")),
@@ -768,14 +649,7 @@ impl CheckpointStore for ConsulStore {
         // The trailing '/' keeps `dtle/job1` from also removing `dtle/job10/...`.
         let dir = format!("{}/{job}/", self.prefix);
         let what = format!("delete {dir}");
-        let (status, body) = self
-            .send(
-                Method::DELETE,
-                &format!("/v1/kv/{dir}?recurse"),
-                None,
-                &what,
-            )
-            .await?;
+        let (status, body) = self.send(Method::DELETE, &format!("/v1/kv/{dir}?recurse"), None, &what).await?;
         if status != StatusCode::OK {
             return Err(self.status_error(&what, status, &body));
         }
@@ -785,17 +659,14 @@ impl CheckpointStore for ConsulStore {
     async fn list(&self) -> Result<Vec<String>, StoreError> {
         let dir = format!("{}/", self.prefix);
         let what = format!("list {dir}");
-        let (status, body) = self
-            .send(Method::GET, &format!("/v1/kv/{dir}?keys"), None, &what)
-            .await?;
+        let (status, body) = self.send(Method::GET, &format!("/v1/kv/{dir}?keys"), None, &what).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(Vec::new());
         }
         if status != StatusCode::OK {
             return Err(self.status_error(&what, status, &body));
         }
-        let keys: Vec<String> =
-            serde_json::from_slice(&body).map_err(|e| self.not_consul(&what, e, &body))?;
+        let keys: Vec<String> = serde_json::from_slice(&body).map_err(|e| self.not_consul(&what, e, &body))?;
         let suffix = format!("/{KEY_CHECKPOINT}");
         let mut jobs: Vec<String> = keys
             .iter()

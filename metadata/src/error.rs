@@ -24,10 +24,7 @@ pub enum PositionError {
 
 impl PositionError {
     pub(crate) fn parse(input: &str, reason: impl Into<String>) -> Self {
-        PositionError::Parse {
-            input: quote_limited(input),
-            reason: reason.into(),
-        }
+        PositionError::Parse { input: quote_limited(input), reason: reason.into() }
     }
 }
 
@@ -69,11 +66,7 @@ pub enum StoreError {
         "checkpoint of job {job:?} was changed by another writer (expected version {expected}, found \
          {found}; 0 means absent): this task is stale and must stop; make sure only one copy of the job runs"
     )]
-    Fenced {
-        job: String,
-        expected: u64,
-        found: u64,
-    },
+    Fenced { job: String, expected: u64, found: u64 },
     /// The job name cannot be used as a store key. Definite.
     #[error(
         "invalid job name {name:?}: {reason} (use 1 to 64 characters from A-Z a-z 0-9 _ . -, not starting \
@@ -124,29 +117,13 @@ mod tests {
 
     #[test]
     fn transient_classification() {
-        let io = StoreError::Io {
-            action: "read".into(),
-            path: PathBuf::from("/x"),
-            source: std::io::Error::other("boom"),
-        };
+        let io =
+            StoreError::Io { action: "read".into(), path: PathBuf::from("/x"), source: std::io::Error::other("boom") };
         assert!(io.is_transient());
         assert!(StoreError::Unavailable { reason: "x".into() }.is_transient());
-        assert!(!StoreError::Corrupt {
-            path: "p".into(),
-            reason: "r".into()
-        }
-        .is_transient());
-        assert!(!StoreError::Fenced {
-            job: "j".into(),
-            expected: 1,
-            found: 2
-        }
-        .is_transient());
-        assert!(!StoreError::InvalidJobName {
-            name: "n".into(),
-            reason: "r".into()
-        }
-        .is_transient());
+        assert!(!StoreError::Corrupt { path: "p".into(), reason: "r".into() }.is_transient());
+        assert!(!StoreError::Fenced { job: "j".into(), expected: 1, found: 2 }.is_transient());
+        assert!(!StoreError::InvalidJobName { name: "n".into(), reason: "r".into() }.is_transient());
     }
 
     #[test]
@@ -163,17 +140,10 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_fix() {
-        let e = StoreError::Fenced {
-            job: "j1".into(),
-            expected: 3,
-            found: 4,
-        };
+        let e = StoreError::Fenced { job: "j1".into(), expected: 3, found: 4 };
         let m = e.to_string();
         assert!(m.contains("\"j1\"") && m.contains('3') && m.contains('4') && m.contains("stop"));
-        let e = StoreError::InvalidJobName {
-            name: "a/b".into(),
-            reason: "'/' is not allowed".into(),
-        };
+        let e = StoreError::InvalidJobName { name: "a/b".into(), reason: "'/' is not allowed".into() };
         assert!(e.to_string().contains("\"a/b\""));
     }
 }

@@ -116,16 +116,12 @@ impl MysqlGtidSet {
         if end < start {
             return;
         }
-        let list = self
-            .sets
-            .entry((uuid, tag.to_ascii_lowercase()))
-            .or_default();
+        let list = self.sets.entry((uuid, tag.to_ascii_lowercase())).or_default();
         insert_interval(list, start, end);
     }
 
     pub fn contains(&self, uuid: [u8; 16], tag: &str, gno: u64) -> bool {
-        self.intervals(uuid, tag)
-            .is_some_and(|list| covers(list, gno, gno))
+        self.intervals(uuid, tag).is_some_and(|list| covers(list, gno, gno))
     }
 
     fn intervals(&self, uuid: [u8; 16], tag: &str) -> Option<&Vec<(u64, u64)>> {
@@ -153,12 +149,10 @@ impl MysqlGtidSet {
 
     /// `true` when every transaction of `self` is in `other` (the empty set is a subset of everything).
     pub fn is_subset_of(&self, other: &MysqlGtidSet) -> bool {
-        self.sets
-            .iter()
-            .all(|(key, mine)| match other.sets.get(key) {
-                None => false,
-                Some(theirs) => mine.iter().all(|&(s, e)| covers(theirs, s, e)),
-            })
+        self.sets.iter().all(|(key, mine)| match other.sets.get(key) {
+            None => false,
+            Some(theirs) => mine.iter().all(|&(s, e)| covers(theirs, s, e)),
+        })
     }
 
     /// `self − other`: the transactions of `self` that are not in `other`.
@@ -193,9 +187,7 @@ impl MysqlGtidSet {
     /// (uuid bytes, tag, inclusive intervals) for building COM_BINLOG_DUMP_GTID requests.
     /// Ordered by uuid, then tag ("" first); intervals ascending.
     pub fn iter(&self) -> impl Iterator<Item = ([u8; 16], &str, &[(u64, u64)])> {
-        self.sets
-            .iter()
-            .map(|((uuid, tag), list)| (*uuid, tag.as_str(), list.as_slice()))
+        self.sets.iter().map(|((uuid, tag), list)| (*uuid, tag.as_str(), list.as_slice()))
     }
 
     /// MySQL's multi-line form ("uuid:1-5,\nuuid2:1-3"), as SELECT @@gtid_executed prints it.
@@ -336,17 +328,13 @@ fn is_valid_tag(tag: &str) -> bool {
 
 /// Parses "N" or "N-M" (N >= 1, M >= N).
 fn parse_interval(text: &str) -> Result<(u64, u64), String> {
-    let not_a_number =
-        || format!("{text:?} is not a transaction number or range (expected e.g. {MYSQL_EXAMPLE})");
+    let not_a_number = || format!("{text:?} is not a transaction number or range (expected e.g. {MYSQL_EXAMPLE})");
     let (start, end) = match text.split_once('-') {
         None => {
             let n = text.parse::<u64>().map_err(|_| not_a_number())?;
             (n, n)
         }
-        Some((s, e)) => (
-            s.parse::<u64>().map_err(|_| not_a_number())?,
-            e.parse::<u64>().map_err(|_| not_a_number())?,
-        ),
+        Some((s, e)) => (s.parse::<u64>().map_err(|_| not_a_number())?, e.parse::<u64>().map_err(|_| not_a_number())?),
     };
     if start == 0 {
         return Err(format!(
@@ -370,8 +358,7 @@ impl FromStr for MysqlGtidSet {
         let compact: String = input.chars().filter(|c| !c.is_whitespace()).collect();
         let mut set = MysqlGtidSet::new();
         for element in compact.split(',').filter(|e| !e.is_empty()) {
-            parse_element(element, &mut set)
-                .map_err(|reason| PositionError::parse(input, reason))?;
+            parse_element(element, &mut set).map_err(|reason| PositionError::parse(input, reason))?;
         }
         Ok(set)
     }
@@ -416,9 +403,7 @@ fn parse_element(element: &str, set: &mut MysqlGtidSet) -> Result<(), String> {
         return Err(tag_without_numbers(&tag, element));
     }
     if !any_interval {
-        return Err(format!(
-            "{element:?} has no transaction numbers (expected e.g. {MYSQL_EXAMPLE})"
-        ));
+        return Err(format!("{element:?} has no transaction numbers (expected e.g. {MYSQL_EXAMPLE})"));
     }
     Ok(())
 }
@@ -467,23 +452,17 @@ impl MariadbGtidList {
     /// true when a transaction with GTID domain-server-seq is already covered: same domain entry with
     /// seq >= given seq.
     pub fn contains(&self, domain: u32, seq: u64) -> bool {
-        self.domains
-            .get(&domain)
-            .is_some_and(|&(_, have)| have >= seq)
+        self.domains.get(&domain).is_some_and(|&(_, have)| have >= seq)
     }
 
     /// true when every domain of self is present in other with seq >= self's seq.
     pub fn is_reached_by(&self, other: &MariadbGtidList) -> bool {
-        self.domains
-            .iter()
-            .all(|(domain, &(_, seq))| other.contains(*domain, seq))
+        self.domains.iter().all(|(domain, &(_, seq))| other.contains(*domain, seq))
     }
 
     /// (domain, server_id, seq), ordered by domain.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
-        self.domains
-            .iter()
-            .map(|(domain, &(server, seq))| (*domain, server, seq))
+        self.domains.iter().map(|(domain, &(server, seq))| (*domain, server, seq))
     }
 }
 
@@ -496,15 +475,12 @@ fn parse_mariadb_gtid(piece: &str) -> Result<(u32, u32, u64), String> {
         ));
     };
     let number = |what: &str, text: &str, max: u64| -> Result<u64, String> {
-        text.parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| {
-                format!(
-                    "{what} {text:?} in {piece:?} is not a number from 0 to {max} (expected \
+        text.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+            format!(
+                "{what} {text:?} in {piece:?} is not a number from 0 to {max} (expected \
                      domain-server-sequence such as {MARIADB_EXAMPLE})"
-                )
-            })
+            )
+        })
     };
     let domain = number("domain", domain, u64::from(u32::MAX))?;
     let server = number("server id", server, u64::from(u32::MAX))?;

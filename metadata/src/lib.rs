@@ -19,12 +19,10 @@ mod local_file_store;
 mod memory_store;
 mod position;
 
-pub use checkpoint::{
-    validate_job_name, Checkpoint, CheckpointStore, JobStage, Versioned, MAX_JOB_NAME_LEN,
-};
+pub use checkpoint::{validate_job_name, Checkpoint, CheckpointStore, JobStage, Versioned, MAX_JOB_NAME_LEN};
 pub use consul::{
-    ConsulConfig, ConsulStore, DEFAULT_CONSUL_ADDRESS, DEFAULT_CONSUL_TIMEOUT, DEFAULT_KEY_PREFIX,
-    KEY_BINLOG_FILE_POS, KEY_CHECKPOINT, KEY_GTID, KEY_JOB_STAGE,
+    ConsulConfig, ConsulStore, DEFAULT_CONSUL_ADDRESS, DEFAULT_CONSUL_TIMEOUT, DEFAULT_KEY_PREFIX, KEY_BINLOG_FILE_POS,
+    KEY_CHECKPOINT, KEY_GTID, KEY_JOB_STAGE,
 };
 pub use error::{PositionError, StoreError};
 pub use gtid::{format_uuid, parse_uuid, MariadbGtidList, MysqlGtidSet};

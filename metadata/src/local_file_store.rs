@@ -48,11 +48,7 @@ impl LocalFileStore {
         // Canonical so that two stores opened on the same directory share the version memory.
         let dir = fs::canonicalize(&dir).map_err(|e| io_error("resolve directory", &dir, e))?;
         if !dir.is_dir() {
-            return Err(io_error(
-                "open directory",
-                &dir,
-                io::Error::other("not a directory"),
-            ));
+            return Err(io_error("open directory", &dir, io::Error::other("not a directory")));
         }
         Ok(LocalFileStore { dir })
     }
@@ -80,18 +76,12 @@ impl LocalFileStore {
             work(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Unavailable {
-            reason: format!("checkpoint file task did not finish: {e}"),
-        })?
+        .map_err(|e| StoreError::Unavailable { reason: format!("checkpoint file task did not finish: {e}") })?
     }
 }
 
 fn io_error(action: &str, path: &Path, source: io::Error) -> StoreError {
-    StoreError::Io {
-        action: action.to_string(),
-        path: path.to_path_buf(),
-        source,
-    }
+    StoreError::Io { action: action.to_string(), path: path.to_path_buf(), source }
 }
 
 /// Reads and checks a checkpoint file. `Ok(None)` when it does not exist.
@@ -104,35 +94,18 @@ fn read_checkpoint(path: &Path, job: &str) -> Result<Option<Versioned<Checkpoint
     decode_checkpoint(path, job, &bytes).map(Some)
 }
 
-fn decode_checkpoint(
-    path: &Path,
-    job: &str,
-    bytes: &[u8],
-) -> Result<Versioned<Checkpoint>, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.display().to_string(),
-        reason,
-    };
+fn decode_checkpoint(path: &Path, job: &str, bytes: &[u8]) -> Result<Versioned<Checkpoint>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { path: path.display().to_string(), reason };
     let stored: StoredCheckpoint = serde_json::from_slice(bytes).map_err(|e| {
-        corrupt(format!(
-            "not a checkpoint file ({e}); expected {{\"version\":N,\"checkpoint\":{{...}}}}"
-        ))
+        corrupt(format!("not a checkpoint file ({e}); expected {{\"version\":N,\"checkpoint\":{{...}}}}"))
     })?;
     if stored.version == 0 {
-        return Err(corrupt(
-            "version is 0; stored versions start at 1".to_string(),
-        ));
+        return Err(corrupt("version is 0; stored versions start at 1".to_string()));
     }
     if stored.checkpoint.job != job {
-        return Err(corrupt(format!(
-            "it holds the checkpoint of job {:?}, not of {job:?}",
-            stored.checkpoint.job
-        )));
+        return Err(corrupt(format!("it holds the checkpoint of job {:?}, not of {job:?}", stored.checkpoint.job)));
     }
-    Ok(Versioned {
-        value: stored.checkpoint,
-        version: stored.version,
-    })
+    Ok(Versioned { value: stored.checkpoint, version: stored.version })
 }
 
 /// Writes `bytes` to `path` crash-safely: `<path>.tmp`, fsync, rename over `path`, fsync `dir`.
@@ -142,8 +115,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreEr
     let tmp = PathBuf::from(tmp_name);
     let result = (|| {
         let mut file = File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
-        file.write_all(bytes)
-            .map_err(|e| io_error("write", &tmp, e))?;
+        file.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
         file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
         drop(file);
         fs::rename(&tmp, path).map_err(|e| io_error("rename into place", path, e))
@@ -157,9 +129,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreEr
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("fsync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error("fsync directory", dir, e))
 }
 
 #[async_trait::async_trait]
@@ -183,28 +153,18 @@ impl CheckpointStore for LocalFileStore {
         self.locked_blocking(move |highest| {
             let found = read_checkpoint(&path, &cp.job)?.map_or(0, |v| v.version);
             if found != expected_version {
-                return Err(StoreError::Fenced {
-                    job: cp.job,
-                    expected: expected_version,
-                    found,
-                });
+                return Err(StoreError::Fenced { job: cp.job, expected: expected_version, found });
             }
             let highest_written = highest.get(&path).copied().unwrap_or(0);
-            let version =
-                found
-                    .max(highest_written)
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Corrupt {
-                        path: path.display().to_string(),
-                        reason: "the version counter is exhausted".to_string(),
-                    })?;
-            let mut bytes = serde_json::to_vec_pretty(&StoredCheckpoint {
-                version,
-                checkpoint: cp,
-            })
-            .map_err(|e| StoreError::Corrupt {
+            let version = found.max(highest_written).checked_add(1).ok_or_else(|| StoreError::Corrupt {
                 path: path.display().to_string(),
-                reason: format!("cannot encode the checkpoint: {e}"),
+                reason: "the version counter is exhausted".to_string(),
+            })?;
+            let mut bytes = serde_json::to_vec_pretty(&StoredCheckpoint { version, checkpoint: cp }).map_err(|e| {
+                StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: format!("cannot encode the checkpoint: {e}"),
+                }
             })?;
             bytes.push(b'\n');
             write_atomically(&dir, &path, &bytes)?;
@@ -235,15 +195,9 @@ impl CheckpointStore for LocalFileStore {
     }
 
     async fn list(&self) -> Result<Vec<String>, StoreError> {
-        let mut entries = tokio::fs::read_dir(&self.dir)
-            .await
-            .map_err(|e| io_error("list", &self.dir, e))?;
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(|e| io_error("list", &self.dir, e))?;
         let mut jobs = Vec::new();
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| io_error("list", &self.dir, e))?
-        {
+        while let Some(entry) = entries.next_entry().await.map_err(|e| io_error("list", &self.dir, e))? {
             let name = entry.file_name();
             let Some(job) = name.to_str().and_then(|n| n.strip_suffix(FILE_SUFFIX)) else {
                 continue;

@@ -27,9 +27,7 @@ impl MemoryStore {
     fn state(&self) -> MutexGuard<'_, MemoryState> {
         // A panic while holding the lock cannot leave the map half-updated (each change is one insert or
         // remove), so a poisoned lock is still safe to use.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -45,21 +43,11 @@ impl CheckpointStore for MemoryStore {
         let mut state = self.state();
         let found = state.entries.get(&cp.job).map_or(0, |v| v.version);
         if found != expected_version {
-            return Err(StoreError::Fenced {
-                job: cp.job.clone(),
-                expected: expected_version,
-                found,
-            });
+            return Err(StoreError::Fenced { job: cp.job.clone(), expected: expected_version, found });
         }
         let version = state.last_version + 1;
         state.last_version = version;
-        state.entries.insert(
-            cp.job.clone(),
-            Versioned {
-                value: cp.clone(),
-                version,
-            },
-        );
+        state.entries.insert(cp.job.clone(), Versioned { value: cp.clone(), version });
         Ok(version)
     }
 

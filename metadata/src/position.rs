@@ -83,10 +83,7 @@ impl Position {
         if self.binlog_file.is_empty() {
             String::new()
         } else {
-            format!(
-                "{}{FILE_POS_SEPARATOR}{}",
-                self.binlog_file, self.binlog_pos
-            )
+            format!("{}{FILE_POS_SEPARATOR}{}", self.binlog_file, self.binlog_pos)
         }
     }
 
@@ -96,26 +93,16 @@ impl Position {
         if text.is_empty() {
             return Ok((String::new(), 0));
         }
-        let expected =
-            "expected \"<binlog file>//dtle//<position>\" such as \"mysql-bin.000003//dtle//1234\"";
+        let expected = "expected \"<binlog file>//dtle//<position>\" such as \"mysql-bin.000003//dtle//1234\"";
         let Some((file, pos)) = text.split_once(FILE_POS_SEPARATOR) else {
-            return Err(PositionError::parse(
-                s,
-                format!("the \"//dtle//\" separator is missing ({expected})"),
-            ));
+            return Err(PositionError::parse(s, format!("the \"//dtle//\" separator is missing ({expected})")));
         };
         if file.is_empty() {
-            return Err(PositionError::parse(
-                s,
-                format!("the binlog file name is empty ({expected})"),
-            ));
+            return Err(PositionError::parse(s, format!("the binlog file name is empty ({expected})")));
         }
-        let pos = pos.parse::<u64>().map_err(|_| {
-            PositionError::parse(
-                s,
-                format!("{pos:?} is not a binlog position number ({expected})"),
-            )
-        })?;
+        let pos = pos
+            .parse::<u64>()
+            .map_err(|_| PositionError::parse(s, format!("{pos:?} is not a binlog position number ({expected})")))?;
         Ok((file.to_string(), pos))
     }
 
@@ -148,10 +135,7 @@ impl Position {
                 return Ok(Some(order.then(self.binlog_pos.cmp(&other.binlog_pos))));
             }
         }
-        Err(PositionError::Incomparable {
-            left: self.to_string(),
-            right: other.to_string(),
-        })
+        Err(PositionError::Incomparable { left: self.to_string(), right: other.to_string() })
     }
 }
 
@@ -188,12 +172,7 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut wrote = false;
         if let Some(gtid) = &self.gtid {
-            write!(
-                f,
-                "{} GTID {:?}",
-                gtid.flavor(),
-                quote_limited(&gtid.to_string())
-            )?;
+            write!(f, "{} GTID {:?}", gtid.flavor(), quote_limited(&gtid.to_string()))?;
             wrote = true;
         }
         if !self.binlog_file.is_empty() {
@@ -248,11 +227,7 @@ impl<'de> Deserialize<'de> for Position {
         }
         .transpose()
         .map_err(serde::de::Error::custom)?;
-        Ok(Position {
-            gtid,
-            binlog_file: repr.binlog_file,
-            binlog_pos: repr.binlog_pos,
-        })
+        Ok(Position { gtid, binlog_file: repr.binlog_file, binlog_pos: repr.binlog_pos })
     }
 }
 
@@ -264,53 +239,29 @@ mod tests {
     const U2: &str = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
 
     fn mysql(s: &str) -> Position {
-        Position {
-            gtid: Some(GtidState::Mysql(s.parse().expect("gtid set"))),
-            ..Position::default()
-        }
+        Position { gtid: Some(GtidState::Mysql(s.parse().expect("gtid set"))), ..Position::default() }
     }
 
     fn mariadb(s: &str) -> Position {
-        Position {
-            gtid: Some(GtidState::Mariadb(s.parse().expect("gtid list"))),
-            ..Position::default()
-        }
+        Position { gtid: Some(GtidState::Mariadb(s.parse().expect("gtid list"))), ..Position::default() }
     }
 
     fn file(name: &str, pos: u64) -> Position {
-        Position {
-            gtid: None,
-            binlog_file: name.to_string(),
-            binlog_pos: pos,
-        }
+        Position { gtid: None, binlog_file: name.to_string(), binlog_pos: pos }
     }
 
     fn cmp(a: &Position, b: &Position) -> Option<Ordering> {
-        a.try_partial_cmp(b)
-            .unwrap_or_else(|e| panic!("{a} vs {b}: {e}"))
+        a.try_partial_cmp(b).unwrap_or_else(|e| panic!("{a} vs {b}: {e}"))
     }
 
     #[test]
     fn parse_for_config_detects_flavour() {
-        assert!(matches!(
-            GtidState::parse_for_config(&format!("{U1}:1-5")),
-            Ok(GtidState::Mysql(_))
-        ));
-        assert!(matches!(
-            GtidState::parse_for_config("0-1-100,1-2-3"),
-            Ok(GtidState::Mariadb(_))
-        ));
-        let e = GtidState::parse_for_config(" \n")
-            .expect_err("empty")
-            .to_string();
+        assert!(matches!(GtidState::parse_for_config(&format!("{U1}:1-5")), Ok(GtidState::Mysql(_))));
+        assert!(matches!(GtidState::parse_for_config("0-1-100,1-2-3"), Ok(GtidState::Mariadb(_))));
+        let e = GtidState::parse_for_config(" \n").expect_err("empty").to_string();
         assert!(e.contains("empty"), "{e}");
-        let e = GtidState::parse_for_config(U1)
-            .expect_err("bare uuid")
-            .to_string();
-        assert!(
-            e.contains("is not a MariaDB GTID") && e.contains("MySQL GTID set looks like"),
-            "{e}"
-        );
+        let e = GtidState::parse_for_config(U1).expect_err("bare uuid").to_string();
+        assert!(e.contains("is not a MariaDB GTID") && e.contains("MySQL GTID set looks like"), "{e}");
         let g = GtidState::parse_for_config(&format!("{U1}:1-5")).expect("parse");
         assert_eq!(g.to_string(), format!("{U1}:1-5"));
         assert_eq!(g.flavor(), "mysql");
@@ -341,31 +292,16 @@ mod tests {
         assert_eq!(cmp(&a, &b), Some(Ordering::Less));
         assert_eq!(cmp(&b, &a), Some(Ordering::Greater));
         assert_eq!(cmp(&b, &c), None);
-        assert_eq!(
-            cmp(&mariadb("0-1-5"), &mariadb("0-2-5")),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(cmp(&mariadb("0-1-5"), &mariadb("0-2-5")), Some(Ordering::Equal));
     }
 
     #[test]
     fn file_pos_ordering() {
-        assert_eq!(
-            cmp(&file("mysql-bin.000003", 10), &file("mysql-bin.000003", 20)),
-            Some(Ordering::Less)
-        );
-        assert_eq!(
-            cmp(&file("mysql-bin.000004", 4), &file("mysql-bin.000003", 900)),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(cmp(&file("mysql-bin.000003", 10), &file("mysql-bin.000003", 20)), Some(Ordering::Less));
+        assert_eq!(cmp(&file("mysql-bin.000004", 4), &file("mysql-bin.000003", 900)), Some(Ordering::Greater));
         // numeric, not lexicographic, extension comparison
-        assert_eq!(
-            cmp(&file("mysql-bin.999999", 4), &file("mysql-bin.1000000", 4)),
-            Some(Ordering::Less)
-        );
-        assert_eq!(
-            cmp(&file("odd-name", 4), &file("odd-name", 9)),
-            Some(Ordering::Less)
-        );
+        assert_eq!(cmp(&file("mysql-bin.999999", 4), &file("mysql-bin.1000000", 4)), Some(Ordering::Less));
+        assert_eq!(cmp(&file("odd-name", 4), &file("odd-name", 9)), Some(Ordering::Less));
         // different flavours but both have files: file/pos decides
         let mut m = mysql(&format!("{U1}:1"));
         m.binlog_file = "mysql-bin.000001".into();
@@ -393,19 +329,13 @@ mod tests {
                 match x.try_partial_cmp(y) {
                     Err(e @ PositionError::Incomparable { .. }) => {
                         let msg = e.to_string();
-                        assert!(
-                            msg.contains(&x.to_string()) && msg.contains(&y.to_string()),
-                            "{msg}"
-                        );
+                        assert!(msg.contains(&x.to_string()) && msg.contains(&y.to_string()), "{msg}");
                     }
                     other => panic!("{x} vs {y}: expected Incomparable, got {other:?}"),
                 }
             }
         }
-        assert_eq!(
-            cmp(&Position::default(), &Position::default()),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(cmp(&Position::default(), &Position::default()), Some(Ordering::Equal));
     }
 
     #[test]
@@ -417,29 +347,15 @@ mod tests {
             ("mysql-bin.000003".to_string(), 1234)
         );
         assert_eq!(Position::default().binlog_file_pos_string(), "");
-        assert_eq!(
-            Position::parse_binlog_file_pos("").expect("empty"),
-            (String::new(), 0)
-        );
-        assert_eq!(
-            Position::parse_binlog_file_pos(" bin.1//dtle//4\n").expect("trim"),
-            ("bin.1".to_string(), 4)
-        );
+        assert_eq!(Position::parse_binlog_file_pos("").expect("empty"), (String::new(), 0));
+        assert_eq!(Position::parse_binlog_file_pos(" bin.1//dtle//4\n").expect("trim"), ("bin.1".to_string(), 4));
         for (bad, piece) in [
             ("mysql-bin.000003:1234", "separator is missing"),
             ("//dtle//4", "file name is empty"),
-            (
-                "mysql-bin.000003//dtle//x",
-                "\"x\" is not a binlog position number",
-            ),
-            (
-                "mysql-bin.000003//dtle//",
-                "\"\" is not a binlog position number",
-            ),
+            ("mysql-bin.000003//dtle//x", "\"x\" is not a binlog position number"),
+            ("mysql-bin.000003//dtle//", "\"\" is not a binlog position number"),
         ] {
-            let msg = Position::parse_binlog_file_pos(bad)
-                .expect_err(bad)
-                .to_string();
+            let msg = Position::parse_binlog_file_pos(bad).expect_err(bad).to_string();
             assert!(msg.contains(piece) && msg.contains(bad), "{msg}");
         }
     }
@@ -449,14 +365,8 @@ mod tests {
         let mut m = mysql(&format!("{U1}:1-5:7,{U2}:3"));
         m.binlog_file = "mysql-bin.000003".into();
         m.binlog_pos = 1234;
-        let cases = [
-            m,
-            mariadb("0-1-100,1-2-7"),
-            file("mysql-bin.000001", 4),
-            Position::default(),
-            mysql(""),
-            mariadb(""),
-        ];
+        let cases =
+            [m, mariadb("0-1-100,1-2-7"), file("mysql-bin.000001", 4), Position::default(), mysql(""), mariadb("")];
         for p in cases {
             let json = serde_json::to_string(&p).expect("serialize");
             let back: Position = serde_json::from_str(&json).expect("deserialize");
@@ -468,10 +378,7 @@ mod tests {
             serde_json::json!({"gtid": format!("{U1}:1-5"), "flavor": "mysql", "binlog_file": "", "binlog_pos": 0})
         );
         let json = serde_json::to_value(file("b.1", 4)).expect("value");
-        assert_eq!(
-            json,
-            serde_json::json!({"gtid": null, "flavor": null, "binlog_file": "b.1", "binlog_pos": 4})
-        );
+        assert_eq!(json, serde_json::json!({"gtid": null, "flavor": null, "binlog_file": "b.1", "binlog_pos": 4}));
     }
 
     #[test]
@@ -482,9 +389,8 @@ mod tests {
             .expect_err("bad flavor")
             .to_string();
         assert!(e.contains("\"oracle\""), "{e}");
-        let e = serde_json::from_str::<Position>(r#"{"gtid":"abc:1","flavor":"mysql"}"#)
-            .expect_err("bad gtid")
-            .to_string();
+        let e =
+            serde_json::from_str::<Position>(r#"{"gtid":"abc:1","flavor":"mysql"}"#).expect_err("bad gtid").to_string();
         assert!(e.contains("\"abc\" is not a server UUID"), "{e}");
         let e = serde_json::from_str::<Position>(r#"{"gtid":"0-1-5","flavor":"mysql"}"#)
             .expect_err("flavor mismatch")

@@ -20,32 +20,20 @@ fn sbtest() -> Shape {
     // CHAR(n) utf8mb4 holds up to 4n bytes: the length bits above 255 go into the real-type byte.
     let char_meta = |n: u32| {
         let bytes = 4 * n;
-        [
-            column_type::STRING ^ (((bytes & 0x300) >> 4) as u8),
-            (bytes & 0xff) as u8,
-        ]
+        [column_type::STRING ^ (((bytes & 0x300) >> 4) as u8), (bytes & 0xff) as u8]
     };
     let mut metadata = vec![];
     metadata.extend(char_meta(120));
     metadata.extend(char_meta(60));
     Shape {
         name: "sbtest_4col",
-        types: vec![
-            column_type::LONG,
-            column_type::LONG,
-            column_type::STRING,
-            column_type::STRING,
-        ],
+        types: vec![column_type::LONG, column_type::LONG, column_type::STRING, column_type::STRING],
         metadata,
     }
 }
 
 fn wide_int() -> Shape {
-    Shape {
-        name: "int_100col",
-        types: vec![column_type::LONG; 100],
-        metadata: vec![],
-    }
+    Shape { name: "int_100col", types: vec![column_type::LONG; 100], metadata: vec![] }
 }
 
 fn plan(shape: &Shape) -> TablePlan {
@@ -125,10 +113,7 @@ fn bench(c: &mut Criterion) {
             rows_data: &data,
         };
         // Sanity: the event decodes to the expected number of rows.
-        assert_eq!(
-            decode_rows_raw(&p, &raw).expect("decodes").rows.len() as u64,
-            rows
-        );
+        assert_eq!(decode_rows_raw(&p, &raw).expect("decodes").rows.len() as u64, rows);
         group.throughput(Throughput::Elements(rows));
         group.bench_function(shape.name, |b| {
             b.iter(|| decode_rows_raw(black_box(&p), black_box(&raw)).expect("decodes"))

@@ -53,12 +53,7 @@ pub struct ApplierOptions {
 
 impl ApplierOptions {
     pub fn new(job: impl Into<String>) -> Self {
-        ApplierOptions {
-            job: job.into(),
-            foreign_key_checks: true,
-            max_statement_bytes: 4 << 20,
-            retry_tx_limit: 5,
-        }
+        ApplierOptions { job: job.into(), foreign_key_checks: true, max_statement_bytes: 4 << 20, retry_tx_limit: 5 }
     }
 }
 
@@ -110,17 +105,12 @@ impl Applier {
         ];
         let setup_refs: Vec<&str> = setup.iter().map(String::as_str).collect();
         let mut conn = endpoint.connect(&setup_refs).await?;
-        conn.query_drop("CREATE DATABASE IF NOT EXISTS `dtle`")
-            .await
-            .map_err(|e| {
-                MysqlError::query(
-                    "creating the `dtle` schema on the target (the target user needs CREATE)",
-                    e,
-                )
-            })?;
-        conn.query_drop(CREATE_POSITION_TABLE).await.map_err(|e| {
-            MysqlError::query(format!("creating {POSITION_TABLE} on the target"), e)
+        conn.query_drop("CREATE DATABASE IF NOT EXISTS `dtle`").await.map_err(|e| {
+            MysqlError::query("creating the `dtle` schema on the target (the target user needs CREATE)", e)
         })?;
+        conn.query_drop(CREATE_POSITION_TABLE)
+            .await
+            .map_err(|e| MysqlError::query(format!("creating {POSITION_TABLE} on the target"), e))?;
         Ok(Applier {
             conn,
             endpoint: endpoint.clone(),
@@ -141,7 +131,9 @@ impl Applier {
         let row: Option<(String, String, String, String, u64)> = self
             .conn
             .exec_first(
-                format!("SELECT stage, flavor, gtid_set, binlog_file, binlog_pos FROM {POSITION_TABLE} WHERE job_name = ?"),
+                format!(
+                    "SELECT stage, flavor, gtid_set, binlog_file, binlog_pos FROM {POSITION_TABLE} WHERE job_name = ?"
+                ),
                 (self.opts.job.as_str(),),
             )
             .await
@@ -168,23 +160,13 @@ impl Applier {
             }
             _ => None,
         };
-        Ok(Some(ResumePoint {
-            stage,
-            position: Position {
-                gtid: gtid_state,
-                binlog_file: file,
-                binlog_pos: pos,
-            },
-        }))
+        Ok(Some(ResumePoint { stage, position: Position { gtid: gtid_state, binlog_file: file, binlog_pos: pos } }))
     }
 
     /// Deletes the job's position row (`dtle positions reset`).
     pub async fn reset_position(&mut self) -> Result<()> {
         self.conn
-            .exec_drop(
-                format!("DELETE FROM {POSITION_TABLE} WHERE job_name = ?"),
-                (self.opts.job.as_str(),),
-            )
+            .exec_drop(format!("DELETE FROM {POSITION_TABLE} WHERE job_name = ?"), (self.opts.job.as_str(),))
             .await
             .map_err(|e| MysqlError::query("deleting the job's position", e))
     }
@@ -234,18 +216,11 @@ impl Applier {
         match change {
             Change::SnapshotStart { position, .. } => {
                 let sql = position_upsert(&self.opts.job, JobStage::Snapshot, position);
-                self.conn
-                    .query_drop(sql)
-                    .await
-                    .map_err(|e| MysqlError::query("recording the full-copy start", e))?;
+                self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the full-copy start", e))?;
                 info!(job = %self.opts.job, position = %describe(position), "full copy started");
                 Ok(None)
             }
-            Change::CreateTable {
-                table,
-                create_sql,
-                drop_first,
-            } => {
+            Change::CreateTable { table, create_sql, drop_first } => {
                 self.create_table(table, create_sql, *drop_first).await?;
                 Ok(None)
             }
@@ -256,10 +231,7 @@ impl Applier {
             Change::SnapshotTableDone { .. } => Ok(None),
             Change::SnapshotDone { position } => {
                 let sql = position_upsert(&self.opts.job, JobStage::Incremental, position);
-                self.conn
-                    .query_drop(sql)
-                    .await
-                    .map_err(|e| MysqlError::query("recording the full-copy end", e))?;
+                self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the full-copy end", e))?;
                 self.redo_snapshot = false;
                 info!(job = %self.opts.job, position = %describe(position), "full copy done");
                 Ok(Some(position.clone()))
@@ -268,16 +240,8 @@ impl Applier {
         }
     }
 
-    async fn create_table(
-        &mut self,
-        table: &TableMeta,
-        create_sql: &str,
-        drop_first: bool,
-    ) -> Result<()> {
-        let mut statements = vec![format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_ident(&table.target_schema)
-        )];
+    async fn create_table(&mut self, table: &TableMeta, create_sql: &str, drop_first: bool) -> Result<()> {
+        let mut statements = vec![format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&table.target_schema))];
         if drop_first {
             statements.push(format!("DROP TABLE IF EXISTS {}", table.target_ident()));
         }
@@ -285,26 +249,18 @@ impl Applier {
             statements.push(create_sql.to_string());
         }
         for sql in statements {
-            self.conn.query_drop(&sql).await.map_err(|e| {
-                MysqlError::query(
-                    format!("creating {} on the target", table.target_ident()),
-                    e,
-                )
-            })?;
+            self.conn
+                .query_drop(&sql)
+                .await
+                .map_err(|e| MysqlError::query(format!("creating {} on the target", table.target_ident()), e))?;
         }
         self.checked_tables.remove(&table.target_ident());
         self.ensure_target_table(table).await?;
         if self.redo_snapshot {
             info!(table = %table.target_ident(), "emptying the table: the interrupted full copy starts again");
-            self.conn
-                .query_drop(format!("TRUNCATE TABLE {}", table.target_ident()))
-                .await
-                .map_err(|e| {
-                    MysqlError::query(
-                        format!("emptying {} for the new full copy", table.target_ident()),
-                        e,
-                    )
-                })?;
+            self.conn.query_drop(format!("TRUNCATE TABLE {}", table.target_ident())).await.map_err(|e| {
+                MysqlError::query(format!("emptying {} for the new full copy", table.target_ident()), e)
+            })?;
         }
         Ok(())
     }
@@ -315,8 +271,7 @@ impl Applier {
         if self.checked_tables.contains(&ident) {
             return Ok(());
         }
-        let target =
-            load_table_meta(&mut self.conn, &table.target_schema, &table.target_name).await?;
+        let target = load_table_meta(&mut self.conn, &table.target_schema, &table.target_name).await?;
         let Some(target) = target else {
             return Err(MysqlError::SchemaMismatch {
                 table: ident,
@@ -325,27 +280,17 @@ impl Applier {
         };
         let mut problems = Vec::new();
         for (_, column) in table.writable_columns() {
-            match target
-                .columns
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(&column.name))
-            {
+            match target.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&column.name)) {
                 None => problems.push(format!("column {} is missing on the target", column.name)),
-                Some(t) if t.data_type != column.data_type || t.unsigned != column.unsigned => {
-                    problems.push(format!(
-                        "column {} is {} on the source but {} on the target",
-                        column.name, column.column_type, t.column_type
-                    ))
-                }
+                Some(t) if t.data_type != column.data_type || t.unsigned != column.unsigned => problems.push(format!(
+                    "column {} is {} on the source but {} on the target",
+                    column.name, column.column_type, t.column_type
+                )),
                 Some(_) => {}
             }
         }
         for t in target.columns.iter().filter(|t| !t.generated) {
-            if !table
-                .columns
-                .iter()
-                .any(|c| c.name.eq_ignore_ascii_case(&t.name))
-            {
+            if !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&t.name)) {
                 problems.push(format!("column {} exists only on the target", t.name));
             }
         }
@@ -365,27 +310,16 @@ impl Applier {
         let mut checks = Vec::new();
         let mut builder = InsertBuilder::default();
         for row in rows {
-            builder.push(
-                table,
-                row,
-                self.opts.max_statement_bytes,
-                &mut statements,
-                &mut checks,
-            );
+            builder.push(table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
         }
         builder.finish(&mut statements, &mut checks);
-        self.execute_group(statements, checks, None, "foreign_key_checks = 0")
-            .await?;
+        self.execute_group(statements, checks, None, "foreign_key_checks = 0").await?;
         self.stats.snapshot_rows += rows.len() as u64;
         Ok(())
     }
 
     /// Applies DML transactions (and heartbeats) as one target transaction with the position.
-    async fn flush_dml(
-        &mut self,
-        txs: &[&Transaction],
-        position: Option<Position>,
-    ) -> Result<Option<Position>> {
+    async fn flush_dml(&mut self, txs: &[&Transaction], position: Option<Position>) -> Result<Option<Position>> {
         let Some(position) = position else {
             return Ok(None);
         };
@@ -404,29 +338,13 @@ impl Applier {
                 match change {
                     RowChange::Insert { table, after } => {
                         delete.finish(&mut statements, &mut checks);
-                        insert.push(
-                            table,
-                            after,
-                            self.opts.max_statement_bytes,
-                            &mut statements,
-                            &mut checks,
-                        );
+                        insert.push(table, after, self.opts.max_statement_bytes, &mut statements, &mut checks);
                     }
                     RowChange::Delete { table, before } => {
                         insert.finish(&mut statements, &mut checks);
-                        delete.push(
-                            table,
-                            before,
-                            self.opts.max_statement_bytes,
-                            &mut statements,
-                            &mut checks,
-                        );
+                        delete.push(table, before, self.opts.max_statement_bytes, &mut statements, &mut checks);
                     }
-                    RowChange::Update {
-                        table,
-                        before,
-                        after,
-                    } => {
+                    RowChange::Update { table, before, after } => {
                         insert.finish(&mut statements, &mut checks);
                         delete.finish(&mut statements, &mut checks);
                         let (sql, check) = update_statement(table, before, after);
@@ -439,8 +357,7 @@ impl Applier {
         insert.finish(&mut statements, &mut checks);
         delete.finish(&mut statements, &mut checks);
         let position_sql = position_upsert(&self.opts.job, JobStage::Incremental, &position);
-        self.execute_group(statements, checks, Some(position_sql), "")
-            .await?;
+        self.execute_group(statements, checks, Some(position_sql), "").await?;
         self.stats.transactions += txs.len() as u64;
         self.stats.row_changes += rows;
         Ok(Some(position))
@@ -481,10 +398,7 @@ impl Applier {
         }
         self.ddl_replay_possible = false;
         let sql = position_upsert(&self.opts.job, JobStage::Incremental, &tx.position);
-        self.conn
-            .query_drop(sql)
-            .await
-            .map_err(|e| MysqlError::query("recording the position after a DDL", e))?;
+        self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the position after a DDL", e))?;
         self.stats.transactions += 1;
         Ok(())
     }
@@ -500,8 +414,7 @@ impl Applier {
         if statements.is_empty() && position_sql.is_none() {
             return Ok(());
         }
-        let mut sql =
-            String::with_capacity(statements.iter().map(|s| s.len() + 1).sum::<usize>() + 256);
+        let mut sql = String::with_capacity(statements.iter().map(|s| s.len() + 1).sum::<usize>() + 256);
         let mut all_checks: Vec<Option<&Check>> = Vec::new();
         if !session_prefix.is_empty() {
             let _ = write!(sql, "SET {session_prefix};");
@@ -519,34 +432,34 @@ impl Applier {
             sql.push_str(p);
             all_checks.push(None);
         }
-        sql.push_str(";COMMIT");
-        all_checks.push(None);
+        // COMMIT goes in a second request, after every statement's row count was checked: a statement that found
+        // no row is not a server error, so the server would otherwise commit the group before we see the count.
+        let mut commit = String::from("COMMIT");
         if !session_prefix.is_empty() {
             let fk = if self.opts.foreign_key_checks { 1 } else { 0 };
-            let _ = write!(sql, ";SET foreign_key_checks = {fk}");
-            all_checks.push(None);
+            let _ = write!(commit, ";SET foreign_key_checks = {fk}");
         }
 
         let mut attempt = 0;
         loop {
-            match self.run_checked(&sql, &all_checks).await {
+            let applied = match self.run_checked(&sql, &all_checks).await {
+                Ok(()) => {
+                    self.conn.query_drop(&commit).await.map_err(|e| MysqlError::query("committing on the target", e))
+                }
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(()) => {
                     self.stats.target_commits += 1;
                     return Ok(());
                 }
                 Err(e) => {
                     let _ = self.conn.query_drop("ROLLBACK").await;
-                    let retry = matches!(
-                        e.server_code(),
-                        Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT)
-                    );
+                    let retry = matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT));
                     if retry && attempt < self.opts.retry_tx_limit {
                         attempt += 1;
                         warn!(attempt, error = %e, "retrying the target transaction");
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            10 * u64::from(attempt),
-                        ))
-                        .await;
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
                         continue;
                     }
                     return Err(e);
@@ -555,22 +468,26 @@ impl Applier {
         }
     }
 
+    /// Runs a multi-statement request, checking each statement's affected-row count in order.
+    ///
+    /// mysql_async reports an error of a later statement only when the rest of the result is dropped (the failed
+    /// statement shows up as an empty result), so every path ends in `drop_result`, and a request that did not run
+    /// to its last statement is an error even when no error surfaced.
     async fn run_checked(&mut self, sql: &str, checks: &[Option<&Check>]) -> Result<()> {
         let mut index = 0usize;
-        let outcome = async {
+        let outcome: std::result::Result<Option<(String, String)>, mysql_async::Error> = async {
             let mut result = self.conn.query_iter(sql).await?;
+            let mut mismatch = None;
             loop {
                 if let Some(Some(check)) = checks.get(index) {
                     if let Some(expected) = check.expected {
                         let affected = result.affected_rows();
                         if affected != expected {
-                            return Ok(Some((
+                            mismatch = Some((
                                 check.table.clone(),
-                                format!(
-                                    "{}: expected {expected} row(s), the target had {affected}",
-                                    check.what
-                                ),
-                            )));
+                                format!("{}: expected {expected} row(s), the target had {affected}", check.what),
+                            ));
+                            break;
                         }
                     }
                 }
@@ -580,38 +497,35 @@ impl Applier {
                 result.next().await?;
                 index += 1;
             }
-            Ok::<_, mysql_async::Error>(None)
+            // Surfaces the error of a statement that failed after the first one.
+            result.drop_result().await?;
+            if mismatch.is_none() && index + 1 < checks.len() {
+                mismatch = Some((
+                    "(group)".to_string(),
+                    format!("only {} of {} statements ran on the target", index + 1, checks.len()),
+                ));
+            }
+            Ok(mismatch)
         }
         .await;
         match outcome {
             Ok(None) => Ok(()),
             Ok(Some((table, detail))) => Err(MysqlError::Conflict { table, detail }),
             Err(e) => {
-                let failed = checks
-                    .get(index + 1)
-                    .copied()
-                    .flatten()
-                    .or(checks.get(index).copied().flatten());
+                let failed = checks.get(index).copied().flatten().or(checks.get(index + 1).copied().flatten());
                 match (&e, failed) {
                     (mysql_async::Error::Server(s), Some(check))
-                        if matches!(
-                            s.code,
-                            codes::DUP_ENTRY | codes::NO_REFERENCED_ROW | codes::ROW_IS_REFERENCED
-                        ) =>
+                        if matches!(s.code, codes::DUP_ENTRY | codes::NO_REFERENCED_ROW | codes::ROW_IS_REFERENCED) =>
                     {
                         Err(MysqlError::Conflict {
                             table: check.table.clone(),
                             detail: format!("{} ({})", s.message, check.what),
                         })
                     }
-                    (_, Some(check)) => Err(MysqlError::query(
-                        format!("applying to {} ({})", check.table, check.what),
-                        e,
-                    )),
-                    _ => Err(MysqlError::query(
-                        "applying a transaction group on the target",
-                        e,
-                    )),
+                    (_, Some(check)) => {
+                        Err(MysqlError::query(format!("applying to {} ({})", check.table, check.what), e))
+                    }
+                    _ => Err(MysqlError::query("applying a transaction group on the target", e)),
                 }
             }
         }
@@ -698,11 +612,7 @@ impl DeleteBuilder {
             sql.push_str(" LIMIT 1");
             let what = format!("deleting the row {}", describe_row(table, row));
             out.push(sql);
-            checks.push(Check {
-                expected: Some(1),
-                table: table.target_ident(),
-                what,
-            });
+            checks.push(Check { expected: Some(1), table: table.target_ident(), what });
             return;
         }
         let ident = table.target_ident();
@@ -754,14 +664,7 @@ fn update_statement(table: &TableMeta, before: &[Value], after: &[Value]) -> (St
         sql.push_str(" LIMIT 1");
     }
     let what = format!("updating the row {}", describe_row(table, before));
-    (
-        sql,
-        Check {
-            expected: Some(1),
-            table: table.target_ident(),
-            what,
-        },
-    )
+    (sql, Check { expected: Some(1), table: table.target_ident(), what })
 }
 
 /// `(k1=v1 AND k2=v2)` on the key columns.
@@ -802,11 +705,8 @@ fn write_row_match(sql: &mut String, table: &TableMeta, row: &[Value]) {
 
 /// The key (or, without a key, the first columns) of a row, for error messages.
 fn describe_row(table: &TableMeta, row: &[Value]) -> String {
-    let columns: Vec<usize> = if table.has_key() {
-        table.key_columns.clone()
-    } else {
-        (0..table.columns.len().min(4)).collect()
-    };
+    let columns: Vec<usize> =
+        if table.has_key() { table.key_columns.clone() } else { (0..table.columns.len().min(4)).collect() };
     let parts: Vec<String> = columns
         .iter()
         .map(|&i| {

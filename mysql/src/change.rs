@@ -10,27 +10,17 @@ use crate::value::Value;
 /// One row change of a source transaction.
 #[derive(Clone, Debug)]
 pub enum RowChange {
-    Insert {
-        table: Arc<TableMeta>,
-        after: Vec<Value>,
-    },
-    Update {
-        table: Arc<TableMeta>,
-        before: Vec<Value>,
-        after: Vec<Value>,
-    },
-    Delete {
-        table: Arc<TableMeta>,
-        before: Vec<Value>,
-    },
+    Insert { table: Arc<TableMeta>, after: Vec<Value> },
+    Update { table: Arc<TableMeta>, before: Vec<Value>, after: Vec<Value> },
+    Delete { table: Arc<TableMeta>, before: Vec<Value> },
 }
 
 impl RowChange {
     pub fn table(&self) -> &Arc<TableMeta> {
         match self {
-            RowChange::Insert { table, .. }
-            | RowChange::Update { table, .. }
-            | RowChange::Delete { table, .. } => table,
+            RowChange::Insert { table, .. } | RowChange::Update { table, .. } | RowChange::Delete { table, .. } => {
+                table
+            }
         }
     }
 }
@@ -66,10 +56,7 @@ impl Transaction {
         self.events.iter().any(|e| matches!(e, TxEvent::Ddl { .. }))
     }
     pub fn row_count(&self) -> usize {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, TxEvent::Row(_)))
-            .count()
+        self.events.iter().filter(|e| matches!(e, TxEvent::Row(_))).count()
     }
 }
 
@@ -112,10 +99,9 @@ impl Change {
     /// Approximate size in bytes, for batching and memory bounds.
     pub fn approx_size(&self) -> usize {
         match self {
-            Change::SnapshotRows { rows, .. } => rows
-                .iter()
-                .map(|r| r.iter().map(Value::approx_size).sum::<usize>())
-                .sum(),
+            Change::SnapshotRows { rows, .. } => {
+                rows.iter().map(|r| r.iter().map(Value::approx_size).sum::<usize>()).sum()
+            }
             Change::Tx(tx) => tx.size,
             _ => 64,
         }

@@ -68,13 +68,7 @@ impl Endpoint {
                 // Run in the order given (mysql_async's own init/setup lists run in reverse).
                 for statement in setup {
                     conn.query_drop(*statement).await.map_err(|e| {
-                        MysqlError::query(
-                            format!(
-                                "setting up the {} session ({statement})",
-                                self.role.as_str()
-                            ),
-                            e,
-                        )
+                        MysqlError::query(format!("setting up the {} session ({statement})", self.role.as_str()), e)
                     })?;
                 }
                 Ok(conn)
@@ -94,9 +88,7 @@ impl Endpoint {
 
     fn classify(&self, source: mysql_async::Error) -> MysqlError {
         match &source {
-            mysql_async::Error::Server(e)
-                if e.code == codes::ACCESS_DENIED || e.code == codes::DB_ACCESS_DENIED =>
-            {
+            mysql_async::Error::Server(e) if e.code == codes::ACCESS_DENIED || e.code == codes::DB_ACCESS_DENIED => {
                 MysqlError::AccessDenied {
                     role: self.role.as_str(),
                     addr: self.addr(),
@@ -105,12 +97,7 @@ impl Endpoint {
                     source,
                 }
             }
-            _ => MysqlError::Connect {
-                role: self.role.as_str(),
-                addr: self.addr(),
-                field: self.field,
-                source,
-            },
+            _ => MysqlError::Connect { role: self.role.as_str(), addr: self.addr(), field: self.field, source },
         }
     }
 }
@@ -136,22 +123,17 @@ pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo> {
         .await
         .map_err(|e| MysqlError::query("reading the server version", e))?;
     let (version, server_id) = row.unwrap_or_default();
-    let flavor = if version.to_ascii_lowercase().contains("mariadb") {
-        Flavor::Mariadb
-    } else {
-        Flavor::Mysql
-    };
-    Ok(ServerInfo {
-        flavor,
-        version,
-        server_id,
-    })
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::Mariadb } else { Flavor::Mysql };
+    Ok(ServerInfo { flavor, version, server_id })
 }
 
 /// Reads one global variable as text (`None` when the server does not have it).
 pub async fn global_variable(conn: &mut Conn, name: &str) -> Result<Option<String>> {
     let row: Option<(String, Option<String>)> = conn
-        .exec_first("SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = ?", (name.to_ascii_uppercase(),))
+        .exec_first(
+            "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = ?",
+            (name.to_ascii_uppercase(),),
+        )
         .await
         .or_else(|_| Ok::<_, mysql_async::Error>(None))
         .map_err(|e| MysqlError::query(format!("reading @@{name}"), e))?;
@@ -160,10 +142,7 @@ pub async fn global_variable(conn: &mut Conn, name: &str) -> Result<Option<Strin
     }
     // MySQL 5.7+/8 moved variables to performance_schema; ask with SHOW, which both flavours accept.
     let row: Option<(String, String)> = conn
-        .query_first(format!(
-            "SHOW GLOBAL VARIABLES LIKE '{}'",
-            name.replace('\'', "")
-        ))
+        .query_first(format!("SHOW GLOBAL VARIABLES LIKE '{}'", name.replace('\'', "")))
         .await
         .map_err(|e| MysqlError::query(format!("reading @@{name}"), e))?;
     Ok(row.map(|(_, v)| v))

@@ -6,59 +6,25 @@ use crate::binlog::rows::DecodeError;
 #[derive(Debug, thiserror::Error)]
 pub enum MysqlError {
     #[error("cannot connect to the {role} MySQL at {addr}: {source}. Check that the server runs, that Host/Port in {field} are right and that the network allows it")]
-    Connect {
-        role: &'static str,
-        addr: String,
-        field: &'static str,
-        source: mysql_async::Error,
-    },
+    Connect { role: &'static str, addr: String, field: &'static str, source: mysql_async::Error },
 
     #[error("the {role} MySQL at {addr} refused user {user:?}: {source}. Check User/Password in {field} and the user's host grants")]
-    AccessDenied {
-        role: &'static str,
-        addr: String,
-        user: String,
-        field: &'static str,
-        source: mysql_async::Error,
-    },
+    AccessDenied { role: &'static str, addr: String, user: String, field: &'static str, source: mysql_async::Error },
 
     #[error("{context}: {source}")]
-    Query {
-        context: String,
-        source: mysql_async::Error,
-    },
+    Query { context: String, source: mysql_async::Error },
 
     #[error("{role} MySQL at {addr}: {setting} is {actual}, it must be {expected}. Fix: {fix}")]
-    Prerequisite {
-        role: &'static str,
-        addr: String,
-        setting: String,
-        actual: String,
-        expected: String,
-        fix: String,
-    },
+    Prerequisite { role: &'static str, addr: String, setting: String, actual: String, expected: String, fix: String },
 
     #[error("the start position {requested} is no longer in the source's binlog ({available}). The source purged it: start the job again with an empty Gtid for a new full copy, or give a position the source still has")]
-    PositionPurged {
-        requested: String,
-        available: String,
-    },
+    PositionPurged { requested: String, available: String },
 
     #[error("cannot decode binlog event at {file}:{pos} (table {table}): {source}")]
-    Decode {
-        file: String,
-        pos: u64,
-        table: String,
-        source: DecodeError,
-    },
+    Decode { file: String, pos: u64, table: String, source: DecodeError },
 
     #[error("binlog stream from the source failed at {file}:{pos}: {reason}")]
-    Stream {
-        file: String,
-        pos: u64,
-        reason: String,
-        transient: bool,
-    },
+    Stream { file: String, pos: u64, reason: String, transient: bool },
 
     #[error("conflict applying to target table {table}: {detail}. The target differs from the source; dtle does not overwrite rows it did not expect. Compare the table, fix the row (or start the job again with a full copy)")]
     Conflict { table: String, detail: String },
@@ -70,11 +36,7 @@ pub enum MysqlError {
     Unsupported { what: String, fix: String },
 
     #[error("invalid value {value:?} for {field}: {reason}")]
-    InvalidConfig {
-        field: String,
-        value: String,
-        reason: String,
-    },
+    InvalidConfig { field: String, value: String, reason: String },
 }
 
 pub type Result<T, E = MysqlError> = std::result::Result<T, E>;
@@ -103,19 +65,13 @@ impl MysqlError {
     }
 
     pub fn query(context: impl Into<String>, source: mysql_async::Error) -> Self {
-        MysqlError::Query {
-            context: context.into(),
-            source,
-        }
+        MysqlError::Query { context: context.into(), source }
     }
 
     /// The server error code, when this error came from the server.
     pub fn server_code(&self) -> Option<u16> {
         match self {
-            MysqlError::Query {
-                source: mysql_async::Error::Server(e),
-                ..
-            } => Some(e.code),
+            MysqlError::Query { source: mysql_async::Error::Server(e), .. } => Some(e.code),
             _ => None,
         }
     }

@@ -4,13 +4,7 @@
 use regex::Regex;
 
 /// Schemas never replicated: the server's own and dtle's bookkeeping schema.
-pub const SYSTEM_SCHEMAS: &[&str] = &[
-    "mysql",
-    "sys",
-    "information_schema",
-    "performance_schema",
-    "dtle",
-];
+pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "sys", "information_schema", "performance_schema", "dtle"];
 
 #[derive(Clone, Debug)]
 pub enum NameMatch {
@@ -59,8 +53,7 @@ pub struct TableFilter {
 impl TableFilter {
     /// Builds an anchored regex for a name pattern; the error text says which pattern is wrong.
     pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-        Regex::new(&format!("^(?:{pattern})$"))
-            .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
+        Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
     }
 
     /// Whether any table of this schema may be replicated (for DDL on the schema itself).
@@ -68,11 +61,7 @@ impl TableFilter {
         if SYSTEM_SCHEMAS.contains(&schema) {
             return false;
         }
-        if self
-            .ignore
-            .iter()
-            .any(|r| r.tables.is_empty() && r.schema.matches(schema))
-        {
+        if self.ignore.iter().any(|r| r.tables.is_empty() && r.schema.matches(schema)) {
             return false;
         }
         self.replicate.is_empty() || self.replicate.iter().any(|r| r.schema.matches(schema))
@@ -84,8 +73,7 @@ impl TableFilter {
             return None;
         }
         let ignored = self.ignore.iter().any(|r| {
-            r.schema.matches(schema)
-                && (r.tables.is_empty() || r.tables.iter().any(|t| t.table.matches(table)))
+            r.schema.matches(schema) && (r.tables.is_empty() || r.tables.iter().any(|t| t.table.matches(table)))
         });
         if ignored {
             return None;
@@ -133,10 +121,7 @@ mod tests {
                 SchemaRule {
                     schema: exact("test"),
                     rename: None,
-                    tables: vec![TableRule {
-                        table: exact("t1"),
-                        rename: None,
-                    }],
+                    tables: vec![TableRule { table: exact("t1"), rename: None }],
                 },
                 SchemaRule {
                     schema: NameMatch::Regex(TableFilter::compile_regex(r"(\w*)src(\w*)").unwrap()),
@@ -147,21 +132,12 @@ mod tests {
             ignore: vec![SchemaRule {
                 schema: exact("asrc"),
                 rename: None,
-                tables: vec![TableRule {
-                    table: exact("secret"),
-                    rename: None,
-                }],
+                tables: vec![TableRule { table: exact("secret"), rename: None }],
             }],
         };
-        assert_eq!(
-            f.target_of("test", "t1"),
-            Some(("test".into(), "t1".into()))
-        );
+        assert_eq!(f.target_of("test", "t1"), Some(("test".into(), "t1".into())));
         assert_eq!(f.target_of("test", "t2"), None);
-        assert_eq!(
-            f.target_of("asrc", "x"),
-            Some(("renamea".into(), "x".into()))
-        );
+        assert_eq!(f.target_of("asrc", "x"), Some(("renamea".into(), "x".into())));
         assert_eq!(f.target_of("asrc", "secret"), None);
         assert_eq!(f.target_of("mysql", "user"), None);
         assert!(f.selects_schema("test"));

@@ -18,10 +18,7 @@ pub struct SourceRequirements {
 }
 
 /// Checks the source. Connection failures are the `Err`; failed checks are the returned list (empty = fine).
-pub async fn check_source(
-    ep: &Endpoint,
-    req: SourceRequirements,
-) -> Result<(ServerInfo, Vec<MysqlError>)> {
+pub async fn check_source(ep: &Endpoint, req: SourceRequirements) -> Result<(ServerInfo, Vec<MysqlError>)> {
     let mut conn = ep.connect(&[]).await?;
     let info = server_info(&mut conn).await?;
     let mut failures = Vec::new();
@@ -34,9 +31,7 @@ pub async fn check_source(
         fix: fix.into(),
     };
     if !req.snapshot_only {
-        let log_bin = global_variable(&mut conn, "log_bin")
-            .await?
-            .unwrap_or_default();
+        let log_bin = global_variable(&mut conn, "log_bin").await?.unwrap_or_default();
         if !is_on(&log_bin) {
             failures.push(fail(
                 "log_bin",
@@ -45,9 +40,7 @@ pub async fn check_source(
                 "add log_bin=<basename> to the [mysqld] section of my.cnf and restart the server",
             ));
         }
-        let format = global_variable(&mut conn, "binlog_format")
-            .await?
-            .unwrap_or_default();
+        let format = global_variable(&mut conn, "binlog_format").await?.unwrap_or_default();
         if !format.eq_ignore_ascii_case("ROW") {
             failures.push(fail(
                 "binlog_format",
@@ -56,9 +49,7 @@ pub async fn check_source(
                 "SET GLOBAL binlog_format='ROW' and add binlog_format=ROW to my.cnf",
             ));
         }
-        let image = global_variable(&mut conn, "binlog_row_image")
-            .await?
-            .unwrap_or_else(|| "FULL".into());
+        let image = global_variable(&mut conn, "binlog_row_image").await?.unwrap_or_else(|| "FULL".into());
         if !image.eq_ignore_ascii_case("FULL") {
             failures.push(fail(
                 "binlog_row_image",
@@ -69,35 +60,36 @@ pub async fn check_source(
         }
         let server_id = info.server_id.to_string();
         if info.server_id == 0 {
-            failures.push(fail(
-                "server_id",
-                &server_id,
-                "a non-zero number",
-                "set server_id in my.cnf",
-            ));
+            failures.push(fail("server_id", &server_id, "a non-zero number", "set server_id in my.cnf"));
         }
         match info.flavor {
             Flavor::Mysql => {
                 if req.needs_gtid {
-                    let gtid_mode = global_variable(&mut conn, "gtid_mode")
-                        .await?
-                        .unwrap_or_else(|| "OFF".into());
+                    let gtid_mode = global_variable(&mut conn, "gtid_mode").await?.unwrap_or_else(|| "OFF".into());
                     if !gtid_mode.eq_ignore_ascii_case("ON") {
                         failures.push(fail("gtid_mode", &gtid_mode, "ON", "set gtid_mode=ON and enforce_gtid_consistency=ON, or start the job from BinlogFile/BinlogPos"));
                     }
                 }
-                if let Some(options) =
-                    global_variable(&mut conn, "binlog_row_value_options").await?
-                {
+                if let Some(options) = global_variable(&mut conn, "binlog_row_value_options").await? {
                     if options.to_ascii_uppercase().contains("PARTIAL_JSON") {
-                        failures.push(fail("binlog_row_value_options", &options, "empty", "SET GLOBAL binlog_row_value_options='' (partial JSON updates carry no full row image)"));
+                        failures.push(fail(
+                            "binlog_row_value_options",
+                            &options,
+                            "empty",
+                            "SET GLOBAL binlog_row_value_options='' (partial JSON updates carry no full row image)",
+                        ));
                     }
                 }
             }
             Flavor::Mariadb => {
                 if let Some(compress) = global_variable(&mut conn, "log_bin_compress").await? {
                     if is_on(&compress) {
-                        failures.push(fail("log_bin_compress", &compress, "OFF", "SET GLOBAL log_bin_compress=OFF (compressed binlog events are not supported yet)"));
+                        failures.push(fail(
+                            "log_bin_compress",
+                            &compress,
+                            "OFF",
+                            "SET GLOBAL log_bin_compress=OFF (compressed binlog events are not supported yet)",
+                        ));
                     }
                 }
             }
@@ -129,18 +121,13 @@ pub async fn check_source(
 }
 
 /// Checks the target: reachable, and the user may create the `dtle` schema and write the replicated tables.
-pub async fn check_target(
-    ep: &Endpoint,
-    skip_privilege_check: bool,
-) -> Result<(ServerInfo, Vec<MysqlError>)> {
+pub async fn check_target(ep: &Endpoint, skip_privilege_check: bool) -> Result<(ServerInfo, Vec<MysqlError>)> {
     let mut conn = ep.connect(&[]).await?;
     let info = server_info(&mut conn).await?;
     let mut failures = Vec::new();
     if !skip_privilege_check {
         let grants = grants(&mut conn).await?;
-        for privilege in [
-            "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX",
-        ] {
+        for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"] {
             if !has_privilege(&grants, privilege) {
                 failures.push(MysqlError::Prerequisite {
                     role: "target",
@@ -148,7 +135,10 @@ pub async fn check_target(
                     setting: format!("privilege {privilege} for user {:?}", ep.user),
                     actual: "missing".into(),
                     expected: "granted".into(),
-                    fix: format!("GRANT {privilege} ON *.* TO '{}'@'<host>' (the replicated schemas and `dtle` need it)", ep.user),
+                    fix: format!(
+                        "GRANT {privilege} ON *.* TO '{}'@'<host>' (the replicated schemas and `dtle` need it)",
+                        ep.user
+                    ),
                 });
             }
         }
@@ -158,10 +148,7 @@ pub async fn check_target(
 }
 
 async fn grants(conn: &mut Conn) -> Result<String> {
-    let rows: Vec<String> = conn
-        .query("SHOW GRANTS")
-        .await
-        .map_err(|e| MysqlError::query("SHOW GRANTS", e))?;
+    let rows: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| MysqlError::query("SHOW GRANTS", e))?;
     Ok(rows.join("\n").to_ascii_uppercase())
 }
 
@@ -170,9 +157,7 @@ fn has_privilege(grants: &str, privilege: &str) -> bool {
     grants
         .lines()
         .filter(|l| l.contains(" ON *.* "))
-        .any(|line| {
-            line.contains("ALL PRIVILEGES") || privilege.split('|').any(|p| line.contains(p))
-        })
+        .any(|line| line.contains("ALL PRIVILEGES") || privilege.split('|').any(|p| line.contains(p)))
 }
 
 fn is_on(v: &str) -> bool {
@@ -185,13 +170,11 @@ mod tests {
 
     #[test]
     fn privileges_from_grants() {
-        let g = "GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`"
-            .to_ascii_uppercase();
+        let g = "GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`".to_ascii_uppercase();
         assert!(has_privilege(&g, "SELECT"));
         assert!(has_privilege(&g, "REPLICATION CLIENT|BINLOG MONITOR"));
         assert!(!has_privilege(&g, "INSERT"));
-        let all =
-            "GRANT ALL PRIVILEGES ON *.* TO `dtle`@`%` WITH GRANT OPTION".to_ascii_uppercase();
+        let all = "GRANT ALL PRIVILEGES ON *.* TO `dtle`@`%` WITH GRANT OPTION".to_ascii_uppercase();
         assert!(has_privilege(&all, "DROP"));
         let db_only = "GRANT ALL PRIVILEGES ON `test`.* TO `u`@`%`".to_ascii_uppercase();
         assert!(!has_privilege(&db_only, "SELECT"));

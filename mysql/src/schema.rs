@@ -42,11 +42,7 @@ impl TableMeta {
         format!("{}.{}", self.schema, self.name)
     }
     pub fn target_ident(&self) -> String {
-        format!(
-            "{}.{}",
-            quote_ident(&self.target_schema),
-            quote_ident(&self.target_name)
-        )
+        format!("{}.{}", quote_ident(&self.target_schema), quote_ident(&self.target_name))
     }
     pub fn source_ident(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
@@ -56,10 +52,7 @@ impl TableMeta {
     }
     /// Columns written on the target (generated columns are computed there).
     pub fn writable_columns(&self) -> impl Iterator<Item = (usize, &ColumnMeta)> {
-        self.columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.generated)
+        self.columns.iter().enumerate().filter(|(_, c)| !c.generated)
     }
     pub fn column_unsigned(&self) -> Vec<bool> {
         self.columns.iter().map(|c| c.unsigned).collect()
@@ -88,21 +81,9 @@ pub fn quote_str(s: &str) -> String {
 }
 
 /// Reads a table's definition; `None` when the table does not exist.
-pub async fn load_table_meta(
-    conn: &mut Conn,
-    schema: &str,
-    table: &str,
-) -> Result<Option<TableMeta>> {
+pub async fn load_table_meta(conn: &mut Conn, schema: &str, table: &str) -> Result<Option<TableMeta>> {
     let ctx = || format!("reading the columns of {schema}.{table} from information_schema");
-    type ColumnRow = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    );
+    type ColumnRow = (String, String, String, String, String, Option<String>, Option<String>);
     let columns: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, UPPER(EXTRA), \
@@ -116,20 +97,16 @@ pub async fn load_table_meta(
     }
     let columns: Vec<ColumnMeta> = columns
         .into_iter()
-        .map(
-            |(name, data_type, column_type, nullable, extra, charset, collation)| ColumnMeta {
-                unsigned: column_type.contains("unsigned"),
-                nullable: nullable == "YES",
-                generated: extra.contains("VIRTUAL")
-                    || extra.contains("STORED")
-                    || extra.contains("PERSISTENT"),
-                name,
-                data_type,
-                column_type,
-                charset,
-                collation,
-            },
-        )
+        .map(|(name, data_type, column_type, nullable, extra, charset, collation)| ColumnMeta {
+            unsigned: column_type.contains("unsigned"),
+            nullable: nullable == "YES",
+            generated: extra.contains("VIRTUAL") || extra.contains("STORED") || extra.contains("PERSISTENT"),
+            name,
+            data_type,
+            column_type,
+            charset,
+            collation,
+        })
         .collect();
     let index_rows: Vec<(String, String, i64)> = conn
         .exec(
@@ -171,10 +148,7 @@ fn choose_key(columns: &[ColumnMeta], index_rows: &[(String, String, i64)]) -> V
         if !unique {
             continue;
         }
-        let positions: Option<Vec<usize>> = cols
-            .iter()
-            .map(|c| columns.iter().position(|m| m.name == *c))
-            .collect();
+        let positions: Option<Vec<usize>> = cols.iter().map(|c| columns.iter().position(|m| m.name == *c)).collect();
         let Some(positions) = positions else { continue };
         if *name == "PRIMARY" || positions.iter().all(|&p| !columns[p].nullable) {
             return positions;
@@ -203,23 +177,11 @@ mod tests {
     #[test]
     fn key_choice() {
         let cols = vec![col("a", false), col("b", true), col("c", false)];
-        let idx = |v: &[(&str, &str, i64)]| {
-            v.iter()
-                .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            choose_key(&cols, &idx(&[("PRIMARY", "c", 0), ("PRIMARY", "a", 0)])),
-            vec![2, 0]
-        );
-        assert_eq!(
-            choose_key(&cols, &idx(&[("ub", "b", 0), ("uc", "c", 0)])),
-            vec![2]
-        );
-        assert_eq!(
-            choose_key(&cols, &idx(&[("k", "a", 1)])),
-            Vec::<usize>::new()
-        );
+        let idx =
+            |v: &[(&str, &str, i64)]| v.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), *c)).collect::<Vec<_>>();
+        assert_eq!(choose_key(&cols, &idx(&[("PRIMARY", "c", 0), ("PRIMARY", "a", 0)])), vec![2, 0]);
+        assert_eq!(choose_key(&cols, &idx(&[("ub", "b", 0), ("uc", "c", 0)])), vec![2]);
+        assert_eq!(choose_key(&cols, &idx(&[("k", "a", 1)])), Vec::<usize>::new());
     }
 
     #[test]

@@ -22,11 +22,8 @@ use crate::sql::{column_list, write_column_literal};
 use crate::value::Value;
 
 /// Session settings of every connection that reads rows: UTC for TIMESTAMP, raw bytes for strings.
-pub const DATA_SESSION_SETUP: &[&str] = &[
-    "SET time_zone = '+00:00'",
-    "SET NAMES utf8mb4",
-    "SET character_set_results = binary",
-];
+pub const DATA_SESSION_SETUP: &[&str] =
+    &["SET time_zone = '+00:00'", "SET NAMES utf8mb4", "SET character_set_results = binary"];
 
 pub struct Snapshot {
     data: Conn,
@@ -52,21 +49,15 @@ impl Snapshot {
                     .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
                     .await
                     .map_err(q("reading binlog_snapshot_file/position"))?;
-                let get = |name: &str| {
-                    status
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v.clone())
-                };
+                let get =
+                    |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
                 // Some MariaDB versions return trailing bytes after the file name here; keep the name only.
                 let file: String = get("binlog_snapshot_file")
                     .unwrap_or_default()
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
                     .collect();
-                let pos: u64 = get("binlog_snapshot_position")
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0);
+                let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(0);
                 if file.is_empty() {
                     return Err(MysqlError::Prerequisite {
                         role: "source",
@@ -78,28 +69,17 @@ impl Snapshot {
                     });
                 }
                 let gtid: Option<String> = data
-                    .exec_first(
-                        "SELECT CAST(BINLOG_GTID_POS(?, ?) AS CHAR)",
-                        (file.clone(), pos),
-                    )
+                    .exec_first("SELECT CAST(BINLOG_GTID_POS(?, ?) AS CHAR)", (file.clone(), pos))
                     .await
                     .map_err(q("reading BINLOG_GTID_POS of the snapshot"))?;
-                let gtid_text = gtid
-                    .map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned())
-                    .unwrap_or_default();
+                let gtid_text = gtid.map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned()).unwrap_or_default();
                 let list: MariadbGtidList = gtid_text.parse().map_err(|e| MysqlError::Stream {
                     file: file.clone(),
                     pos,
-                    reason: format!(
-                        "the source returned an unreadable GTID position {gtid_text:?}: {e}"
-                    ),
+                    reason: format!("the source returned an unreadable GTID position {gtid_text:?}: {e}"),
                     transient: false,
                 })?;
-                Position {
-                    gtid: Some(GtidState::Mariadb(list)),
-                    binlog_file: file,
-                    binlog_pos: pos,
-                }
+                Position { gtid: Some(GtidState::Mariadb(list)), binlog_file: file, binlog_pos: pos }
             }
             Flavor::Mysql => {
                 data.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(q(
@@ -113,43 +93,28 @@ impl Snapshot {
                         .query_first("SELECT CAST(@@GLOBAL.gtid_executed AS CHAR)")
                         .await
                         .map_err(q("reading gtid_executed"))?;
-                    let row: Option<mysql_async::Row> =
-                        match data.query_first("SHOW MASTER STATUS").await {
-                            Ok(r) => r,
-                            Err(_) => data
-                                .query_first("SHOW BINARY LOG STATUS")
-                                .await
-                                .map_err(q("SHOW BINARY LOG STATUS"))?,
-                        };
+                    let row: Option<mysql_async::Row> = match data.query_first("SHOW MASTER STATUS").await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            data.query_first("SHOW BINARY LOG STATUS").await.map_err(q("SHOW BINARY LOG STATUS"))?
+                        }
+                    };
                     let (file, pos) = row
                         .map(|r| {
                             let file: Option<Vec<u8>> = r.get(0);
                             let pos: Option<u64> = r.get(1);
-                            (
-                                String::from_utf8_lossy(&file.unwrap_or_default()).into_owned(),
-                                pos.unwrap_or(0),
-                            )
+                            (String::from_utf8_lossy(&file.unwrap_or_default()).into_owned(), pos.unwrap_or(0))
                         })
                         .unwrap_or_default();
                     let gtid_text = gtid.unwrap_or_default();
                     let set: MysqlGtidSet = gtid_text.parse().map_err(|e| MysqlError::Stream {
                         file: file.clone(),
                         pos,
-                        reason: format!(
-                            "the source returned an unreadable gtid_executed {gtid_text:?}: {e}"
-                        ),
+                        reason: format!("the source returned an unreadable gtid_executed {gtid_text:?}: {e}"),
                         transient: false,
                     })?;
-                    let gtid = if set.is_empty() {
-                        None
-                    } else {
-                        Some(GtidState::Mysql(set))
-                    };
-                    Ok::<_, MysqlError>(Position {
-                        gtid,
-                        binlog_file: file,
-                        binlog_pos: pos,
-                    })
+                    let gtid = if set.is_empty() { None } else { Some(GtidState::Mysql(set)) };
+                    Ok::<_, MysqlError>(Position { gtid, binlog_file: file, binlog_pos: pos })
                 }
                 .await;
                 let unlock = data.query_drop("UNLOCK TABLES").await;
@@ -158,11 +123,7 @@ impl Snapshot {
                 position
             }
         };
-        Ok(Snapshot {
-            data,
-            meta,
-            position,
-        })
+        Ok(Snapshot { data, meta, position })
     }
 
     /// The source tables the filter selects, with their target names.
@@ -195,9 +156,7 @@ impl Snapshot {
             .meta
             .query_first(format!("SHOW CREATE TABLE {}", table.source_ident()))
             .await
-            .map_err(|e| {
-                MysqlError::query(format!("SHOW CREATE TABLE {}", table.source_name()), e)
-            })?;
+            .map_err(|e| MysqlError::query(format!("SHOW CREATE TABLE {}", table.source_name()), e))?;
         let create = row.map(|(_, sql)| sql).unwrap_or_default();
         Ok(rename_create_table(&create, table))
     }
@@ -214,12 +173,8 @@ impl Snapshot {
         let columns = column_list(table.columns.iter());
         let mut copied = 0u64;
         if table.has_key() {
-            let order = table
-                .key_columns
-                .iter()
-                .map(|&i| quote_ident(&table.columns[i].name))
-                .collect::<Vec<_>>()
-                .join(",");
+            let order =
+                table.key_columns.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(",");
             let mut last_key: Option<Vec<Value>> = None;
             loop {
                 if cancel.is_cancelled() {
@@ -236,18 +191,9 @@ impl Snapshot {
                 if n == 0 {
                     break;
                 }
-                last_key = rows
-                    .last()
-                    .map(|r| table.key_columns.iter().map(|&i| r[i].clone()).collect());
+                last_key = rows.last().map(|r| table.key_columns.iter().map(|&i| r[i].clone()).collect());
                 copied += n as u64;
-                if out
-                    .send(Change::SnapshotRows {
-                        table: table.clone(),
-                        rows,
-                    })
-                    .await
-                    .is_err()
-                {
+                if out.send(Change::SnapshotRows { table: table.clone(), rows }).await.is_err() {
                     return Ok(copied);
                 }
                 if n < chunk_size {
@@ -257,34 +203,23 @@ impl Snapshot {
         } else {
             // No usable key: one ordered scan, cut into chunks as it streams.
             let sql = format!("SELECT {columns} FROM {}", table.source_ident());
-            let stmt = self
+            let stmt =
+                self.data.prep(sql.as_str()).await.map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
+            let mut result = self
                 .data
-                .prep(sql.as_str())
+                .exec_iter(stmt, ())
                 .await
-                .map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
-            let mut result =
-                self.data.exec_iter(stmt, ()).await.map_err(|e| {
-                    MysqlError::query(format!("reading {}", table.source_name()), e)
-                })?;
+                .map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?;
             let mut chunk = Vec::with_capacity(chunk_size.min(10_000));
-            while let Some(row) = result
-                .next()
-                .await
-                .map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?
+            while let Some(row) =
+                result.next().await.map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?
             {
                 chunk.push(convert_row(row.unwrap_raw(), &table.columns));
                 if chunk.len() >= chunk_size {
                     copied += chunk.len() as u64;
-                    let rows =
-                        std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size.min(10_000)));
+                    let rows = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size.min(10_000)));
                     if cancel.is_cancelled()
-                        || out
-                            .send(Change::SnapshotRows {
-                                table: table.clone(),
-                                rows,
-                            })
-                            .await
-                            .is_err()
+                        || out.send(Change::SnapshotRows { table: table.clone(), rows }).await.is_err()
                     {
                         return Ok(copied);
                     }
@@ -293,12 +228,7 @@ impl Snapshot {
             drop(result);
             if !chunk.is_empty() {
                 copied += chunk.len() as u64;
-                let _ = out
-                    .send(Change::SnapshotRows {
-                        table: table.clone(),
-                        rows: chunk,
-                    })
-                    .await;
+                let _ = out.send(Change::SnapshotRows { table: table.clone(), rows: chunk }).await;
             }
         }
         Ok(copied)
@@ -306,21 +236,14 @@ impl Snapshot {
 
     async fn read_rows(&mut self, sql: &str, table: &TableMeta) -> Result<Vec<Vec<Value>>> {
         // The binary protocol keeps FLOAT/DOUBLE exact and gives typed temporals.
-        let stmt = self
-            .data
-            .prep(sql)
-            .await
-            .map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
+        let stmt = self.data.prep(sql).await.map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
         let rows: Vec<mysql_async::Row> = self
             .data
             .exec(&stmt, ())
             .await
             .map_err(|e| MysqlError::query(format!("reading {}", table.source_name()), e))?;
         let _ = self.data.close(stmt).await;
-        Ok(rows
-            .into_iter()
-            .map(|r| convert_row(r.unwrap_raw(), &table.columns))
-            .collect())
+        Ok(rows.into_iter().map(|r| convert_row(r.unwrap_raw(), &table.columns)).collect())
     }
 
     pub async fn finish(self) {
@@ -339,8 +262,7 @@ fn write_key_after(sql: &mut String, table: &TableMeta, key: &[Value]) {
             sql.push_str(" OR ");
         }
         sql.push('(');
-        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate()
-        {
+        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate() {
             let column = &table.columns[column_index];
             if j > 0 {
                 sql.push_str(" AND ");
@@ -365,11 +287,7 @@ pub fn rename_create_table(create: &str, table: &TableMeta) -> String {
 
 /// Converts a binary-protocol row to engine values using the table's column types.
 pub fn convert_row(values: Vec<Option<DriverValue>>, columns: &[ColumnMeta]) -> Vec<Value> {
-    values
-        .into_iter()
-        .zip(columns)
-        .map(|(v, c)| convert_value(v.unwrap_or(DriverValue::NULL), c))
-        .collect()
+    values.into_iter().zip(columns).map(|(v, c)| convert_value(v.unwrap_or(DriverValue::NULL), c)).collect()
 }
 
 fn convert_value(v: DriverValue, column: &ColumnMeta) -> Value {
@@ -393,31 +311,16 @@ fn convert_value(v: DriverValue, column: &ColumnMeta) -> Value {
         },
         DriverValue::Bytes(b) => match dt {
             "decimal" | "numeric" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
-            "bit" => Value::Bit(
-                b.iter()
-                    .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)),
-            ),
+            "bit" => Value::Bit(b.iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))),
             _ => Value::Bytes(b),
         },
         DriverValue::Date(year, month, day, hour, minute, second, micros) => match dt {
             "date" => Value::Date { year, month, day },
-            _ => Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-            },
+            _ => Value::DateTime { year, month, day, hour, minute, second, micros },
         },
-        DriverValue::Time(negative, days, hours, minutes, seconds, micros) => Value::Time {
-            negative,
-            hours: days * 24 + u32::from(hours),
-            minutes,
-            seconds,
-            micros,
-        },
+        DriverValue::Time(negative, days, hours, minutes, seconds, micros) => {
+            Value::Time { negative, hours: days * 24 + u32::from(hours), minutes, seconds, micros }
+        }
     }
 }
 
@@ -429,36 +332,24 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Positio
                 .query_first("SELECT CAST(@@GLOBAL.gtid_binlog_pos AS CHAR)")
                 .await
                 .map_err(|e| MysqlError::query("reading gtid_binlog_pos", e))?;
-            let list: MariadbGtidList =
-                gtid.unwrap_or_default()
-                    .parse()
-                    .map_err(|e| MysqlError::InvalidConfig {
-                        field: "gtid_binlog_pos".into(),
-                        value: String::new(),
-                        reason: format!("{e}"),
-                    })?;
-            Ok(Position {
-                gtid: Some(GtidState::Mariadb(list)),
-                ..Default::default()
-            })
+            let list: MariadbGtidList = gtid.unwrap_or_default().parse().map_err(|e| MysqlError::InvalidConfig {
+                field: "gtid_binlog_pos".into(),
+                value: String::new(),
+                reason: format!("{e}"),
+            })?;
+            Ok(Position { gtid: Some(GtidState::Mariadb(list)), ..Default::default() })
         }
         Flavor::Mysql => {
             let gtid: Option<String> = conn
                 .query_first("SELECT CAST(@@GLOBAL.gtid_executed AS CHAR)")
                 .await
                 .map_err(|e| MysqlError::query("reading gtid_executed", e))?;
-            let set: MysqlGtidSet =
-                gtid.unwrap_or_default()
-                    .parse()
-                    .map_err(|e| MysqlError::InvalidConfig {
-                        field: "gtid_executed".into(),
-                        value: String::new(),
-                        reason: format!("{e}"),
-                    })?;
-            Ok(Position {
-                gtid: Some(GtidState::Mysql(set)),
-                ..Default::default()
-            })
+            let set: MysqlGtidSet = gtid.unwrap_or_default().parse().map_err(|e| MysqlError::InvalidConfig {
+                field: "gtid_executed".into(),
+                value: String::new(),
+                reason: format!("{e}"),
+            })?;
+            Ok(Position { gtid: Some(GtidState::Mysql(set)), ..Default::default() })
         }
     }
 }

@@ -53,55 +53,31 @@ pub async fn run_source(
             let estimated_rows = tables.iter().map(|t| t.estimated_rows).sum();
             info!(tables = tables.len(), estimated_rows, position = %crate::applier::describe(&position), "full copy: snapshot taken");
             if out
-                .send(Change::SnapshotStart {
-                    position: position.clone(),
-                    tables: tables.clone(),
-                    estimated_rows,
-                })
+                .send(Change::SnapshotStart { position: position.clone(), tables: tables.clone(), estimated_rows })
                 .await
                 .is_err()
             {
                 return Ok(());
             }
             for table in &tables {
-                let create_sql = if opts.skip_create_db_table {
-                    String::new()
-                } else {
-                    snapshot.create_table_sql(table).await?
-                };
-                let create = Change::CreateTable {
-                    table: table.clone(),
-                    create_sql,
-                    drop_first: opts.drop_table_if_exists,
-                };
+                let create_sql =
+                    if opts.skip_create_db_table { String::new() } else { snapshot.create_table_sql(table).await? };
+                let create =
+                    Change::CreateTable { table: table.clone(), create_sql, drop_first: opts.drop_table_if_exists };
                 if out.send(create).await.is_err() {
                     return Ok(());
                 }
-                let rows = snapshot
-                    .copy_table(table, opts.chunk_size, &out, &cancel)
-                    .await?;
+                let rows = snapshot.copy_table(table, opts.chunk_size, &out, &cancel).await?;
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
                 info!(table = %table.source_name(), rows, "full copy: table read");
-                if out
-                    .send(Change::SnapshotTableDone {
-                        table: table.clone(),
-                    })
-                    .await
-                    .is_err()
-                {
+                if out.send(Change::SnapshotTableDone { table: table.clone() }).await.is_err() {
                     return Ok(());
                 }
             }
             snapshot.finish().await;
-            if out
-                .send(Change::SnapshotDone {
-                    position: position.clone(),
-                })
-                .await
-                .is_err()
-            {
+            if out.send(Change::SnapshotDone { position: position.clone() }).await.is_err() {
                 return Ok(());
             }
             position

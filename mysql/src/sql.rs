@@ -9,12 +9,7 @@ use crate::value::Value;
 /// has the column's character set, so comparisons use the column's collation and its indexes. With
 /// `for_comparison`, the column's collation is named too. JSON values for MySQL's JSON type go through
 /// `CONVERT(… USING utf8mb4)` because MySQL refuses binary strings there.
-pub fn write_column_literal(
-    out: &mut String,
-    value: &Value,
-    column: &ColumnMeta,
-    for_comparison: bool,
-) -> bool {
+pub fn write_column_literal(out: &mut String, value: &Value, column: &ColumnMeta, for_comparison: bool) -> bool {
     if column.data_type == "json" && column.charset.is_none() {
         let json_bytes: Option<&[u8]> = match value {
             Value::Json(text) => Some(text.as_bytes()),
@@ -83,36 +78,16 @@ mod tests {
     #[test]
     fn literals_keep_bytes_and_charset() {
         let mut s = String::new();
-        write_column_literal(
-            &mut s,
-            &Value::Bytes(vec![0xe9]),
-            &column("varchar", Some("latin1")),
-            true,
-        );
+        write_column_literal(&mut s, &Value::Bytes(vec![0xe9]), &column("varchar", Some("latin1")), true);
         assert_eq!(s, "_latin1 X'e9' COLLATE latin1_general_ci");
         s.clear();
-        write_column_literal(
-            &mut s,
-            &Value::Bytes(vec![1, 2]),
-            &column("varbinary", None),
-            true,
-        );
+        write_column_literal(&mut s, &Value::Bytes(vec![1, 2]), &column("varbinary", None), true);
         assert_eq!(s, "X'0102'");
         s.clear();
-        write_column_literal(
-            &mut s,
-            &Value::Json("{}".into()),
-            &column("json", None),
-            false,
-        );
+        write_column_literal(&mut s, &Value::Json("{}".into()), &column("json", None), false);
         assert_eq!(s, "CONVERT(X'7b7d' USING utf8mb4)");
         s.clear();
-        write_column_literal(
-            &mut s,
-            &Value::Bytes(vec![]),
-            &column("char", Some("utf8mb4")),
-            false,
-        );
+        write_column_literal(&mut s, &Value::Bytes(vec![]), &column("char", Some("utf8mb4")), false);
         assert_eq!(s, "_utf8mb4 ''");
         s.clear();
         write_column_literal(&mut s, &Value::Int(3), &column("int", None), true);

@@ -51,20 +51,11 @@ const MARIADB_LAST_COMPRESSED_EVENT: u8 = 171;
 const ROWS_EVENTS: [u8; 7] = [23, 24, 25, 30, 31, 32, 39];
 
 /// Checks, before streaming, that the source still has every transaction after `start`.
-pub async fn check_position_available(
-    conn: &mut Conn,
-    flavor: Flavor,
-    start: &Position,
-) -> Result<()> {
-    let logs: Vec<mysql_async::Row> = conn
-        .query("SHOW BINARY LOGS")
-        .await
-        .map_err(|e| MysqlError::query("SHOW BINARY LOGS", e))?;
-    let files: Vec<String> = logs
-        .iter()
-        .filter_map(|r| r.get::<Vec<u8>, _>(0))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .collect();
+pub async fn check_position_available(conn: &mut Conn, flavor: Flavor, start: &Position) -> Result<()> {
+    let logs: Vec<mysql_async::Row> =
+        conn.query("SHOW BINARY LOGS").await.map_err(|e| MysqlError::query("SHOW BINARY LOGS", e))?;
+    let files: Vec<String> =
+        logs.iter().filter_map(|r| r.get::<Vec<u8>, _>(0)).map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
     let available = || {
         format!(
             "binlog files {} .. {}",
@@ -150,11 +141,7 @@ struct TxBuilder {
 type PlanEntry = Option<(TablePlan, Arc<TableMeta>)>;
 
 /// Follows the binlog until cancelled or an error, sending transactions to `out`.
-pub async fn stream_binlog(
-    opts: BinlogOptions,
-    out: mpsc::Sender<Change>,
-    cancel: CancellationToken,
-) -> Result<()> {
+pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cancel: CancellationToken) -> Result<()> {
     let mut meta_conn = opts.endpoint.connect(&["SET NAMES utf8mb4"]).await?;
     check_position_available(&mut meta_conn, opts.flavor, &opts.start).await?;
     // The server's first (fake) ROTATE comes before the FORMAT_DESCRIPTION that says checksums are on, so the
@@ -164,10 +151,7 @@ pub async fn stream_binlog(
         .is_some_and(|v| !v.eq_ignore_ascii_case("NONE"));
     let mut seen_format_description = false;
 
-    let heartbeat_ns = opts
-        .heartbeat
-        .as_nanos()
-        .min(u128::from(u32::MAX) * 1_000_000) as u64;
+    let heartbeat_ns = opts.heartbeat.as_nanos().min(u128::from(u32::MAX) * 1_000_000) as u64;
     let mut setup = vec![format!("SET @master_heartbeat_period = {heartbeat_ns}")];
     let mut gtid_state = opts.start.gtid.clone();
     if opts.flavor == Flavor::Mariadb {
@@ -189,12 +173,7 @@ pub async fn stream_binlog(
             .iter()
             .filter(|(_, tag, _)| tag.is_empty())
             .map(|(uuid, _, intervals)| {
-                Sid::new(uuid).with_intervals(
-                    intervals
-                        .iter()
-                        .map(|&(a, b)| GnoInterval::new(a, b + 1))
-                        .collect(),
-                )
+                Sid::new(uuid).with_intervals(intervals.iter().map(|&(a, b)| GnoInterval::new(a, b + 1)).collect())
             })
             .collect(),
         _ => Vec::new(),
@@ -209,10 +188,7 @@ pub async fn stream_binlog(
             request = request.with_filename(request_file.as_bytes()).with_pos(pos);
         }
     }
-    let stream = conn
-        .get_binlog_stream(request)
-        .await
-        .map_err(|e| stream_error(&file, pos, e))?;
+    let stream = conn.get_binlog_stream(request).await.map_err(|e| stream_error(&file, pos, e))?;
     let mut stream = PanicSafe(stream);
 
     let mut plans: HashMap<u64, PlanEntry> = HashMap::new();
@@ -274,14 +250,8 @@ pub async fn stream_binlog(
             }
             FORMAT_DESCRIPTION_EVENT => seen_format_description = true,
             mariadb::GTID_EVENT => {
-                let g = mariadb::parse_gtid_event(header.server_id(), event.data()).map_err(
-                    |source| MysqlError::Decode {
-                        file: file.clone(),
-                        pos,
-                        table: String::new(),
-                        source,
-                    },
-                )?;
+                let g = mariadb::parse_gtid_event(header.server_id(), event.data())
+                    .map_err(|source| MysqlError::Decode { file: file.clone(), pos, table: String::new(), source })?;
                 tx = Some(TxBuilder {
                     gtid: format!("{}-{}-{}", g.domain_id, g.server_id, g.seq_no),
                     mariadb_gtid: Some((g.domain_id, g.server_id, g.seq_no)),
@@ -294,10 +264,7 @@ pub async fn stream_binlog(
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
                 let g: GtidEvent = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
-                let tag = g
-                    .tag()
-                    .map(|t| t.as_str().to_ascii_lowercase())
-                    .unwrap_or_default();
+                let tag = g.tag().map(|t| t.as_str().to_ascii_lowercase()).unwrap_or_default();
                 let uuid = dtle_metadata::format_uuid(&g.sid());
                 tx = Some(TxBuilder {
                     gtid: if tag.is_empty() {
@@ -322,26 +289,14 @@ pub async fn stream_binlog(
                 };
                 let sql = q.query();
                 let trimmed = sql.trim();
-                if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START")
-                {
+                if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
                     let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
                     t.in_begin = true;
                     continue;
                 }
-                if trimmed.eq_ignore_ascii_case("COMMIT")
-                    || trimmed.eq_ignore_ascii_case("ROLLBACK")
-                {
+                if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
                     if let Some(t) = tx.take() {
-                        finish_tx(
-                            t,
-                            &mut gtid_state,
-                            &file,
-                            pos,
-                            &out,
-                            &mut last_emit,
-                            &mut unsent_progress,
-                        )
-                        .await?;
+                        finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
                     }
                     continue;
                 }
@@ -364,22 +319,12 @@ pub async fn stream_binlog(
                 if !t.in_begin {
                     // A statement outside BEGIN (DDL) is a transaction of its own.
                     if let Some(t) = tx.take() {
-                        finish_tx(
-                            t,
-                            &mut gtid_state,
-                            &file,
-                            pos,
-                            &out,
-                            &mut last_emit,
-                            &mut unsent_progress,
-                        )
-                        .await?;
+                        finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
                     }
                 }
             }
             TABLE_MAP_EVENT => {
-                let tme: TableMapEvent<'_> =
-                    event.read_event().map_err(|e| decode_io(&file, pos, e))?;
+                let tme: TableMapEvent<'_> = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
                 let schema = tme.database_name().into_owned();
                 let table = tme.table_name().into_owned();
                 let entry = match opts.filter.target_of(&schema, &table) {
@@ -389,9 +334,7 @@ pub async fn stream_binlog(
                         let meta = match metas.get(&key) {
                             Some(m) => m.clone(),
                             None => {
-                                let Some(mut m) =
-                                    load_table_meta(&mut meta_conn, &schema, &table).await?
-                                else {
+                                let Some(mut m) = load_table_meta(&mut meta_conn, &schema, &table).await? else {
                                     return Err(MysqlError::SchemaMismatch {
                                         table: format!("{schema}.{table}"),
                                         detail: "the binlog has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition".into(),
@@ -404,14 +347,9 @@ pub async fn stream_binlog(
                                 m
                             }
                         };
-                        let plan = TablePlan::new(&tme, Some(&meta.column_unsigned())).map_err(
-                            |source| MysqlError::Decode {
-                                file: file.clone(),
-                                pos,
-                                table: meta.source_name(),
-                                source,
-                            },
-                        )?;
+                        let plan = TablePlan::new(&tme, Some(&meta.column_unsigned())).map_err(|source| {
+                            MysqlError::Decode { file: file.clone(), pos, table: meta.source_name(), source }
+                        })?;
                         if plan.column_count() != meta.columns.len() {
                             return Err(MysqlError::SchemaMismatch {
                                 table: meta.source_name(),
@@ -428,38 +366,28 @@ pub async fn stream_binlog(
                 plans.insert(tme.table_id(), entry);
             }
             t if ROWS_EVENTS.contains(&t) => {
-                let Some(EventData::RowsEvent(rows_event)) =
-                    event.read_data().map_err(|e| decode_io(&file, pos, e))?
+                let Some(EventData::RowsEvent(rows_event)) = event.read_data().map_err(|e| decode_io(&file, pos, e))?
                 else {
                     continue;
                 };
                 let Some(Some((plan, meta))) = plans.get(&rows_event.table_id()) else {
                     continue;
                 };
-                let decoded =
-                    decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
-                        file: file.clone(),
-                        pos,
-                        table: meta.source_name(),
-                        source,
-                    })?;
+                let decoded = decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
+                    file: file.clone(),
+                    pos,
+                    table: meta.source_name(),
+                    source,
+                })?;
                 let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
                 t.size += rows_event.rows_data().len();
                 for image in decoded.rows {
                     let change = match (&decoded.kind, image.before, image.after) {
-                        (RowsKind::Insert, _, Some(after)) => RowChange::Insert {
-                            table: meta.clone(),
-                            after,
-                        },
-                        (RowsKind::Delete, Some(before), _) => RowChange::Delete {
-                            table: meta.clone(),
-                            before,
-                        },
-                        (RowsKind::Update, Some(before), Some(after)) => RowChange::Update {
-                            table: meta.clone(),
-                            before,
-                            after,
-                        },
+                        (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
+                        (RowsKind::Delete, Some(before), _) => RowChange::Delete { table: meta.clone(), before },
+                        (RowsKind::Update, Some(before), Some(after)) => {
+                            RowChange::Update { table: meta.clone(), before, after }
+                        }
                         _ => continue,
                     };
                     t.events.push(TxEvent::Row(change));
@@ -467,34 +395,12 @@ pub async fn stream_binlog(
             }
             XID_EVENT => {
                 if let Some(t) = tx.take() {
-                    finish_tx(
-                        t,
-                        &mut gtid_state,
-                        &file,
-                        pos,
-                        &out,
-                        &mut last_emit,
-                        &mut unsent_progress,
-                    )
-                    .await?;
+                    finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
                 }
             }
-            HEARTBEAT_EVENT
-                if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) =>
-            {
-                let position = Position {
-                    gtid: gtid_state.clone(),
-                    binlog_file: file.clone(),
-                    binlog_pos: pos,
-                };
-                if out
-                    .send(Change::Heartbeat {
-                        position,
-                        source_timestamp: last_timestamp,
-                    })
-                    .await
-                    .is_err()
-                {
+            HEARTBEAT_EVENT if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) => {
+                let position = Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos };
+                if out.send(Change::Heartbeat { position, source_timestamp: last_timestamp }).await.is_err() {
                     return Ok(());
                 }
                 last_emit = Instant::now();
@@ -554,32 +460,17 @@ async fn finish_tx(
             }
         }
     }
-    let position = Position {
-        gtid: gtid_state.clone(),
-        binlog_file: file.to_string(),
-        binlog_pos: pos,
-    };
+    let position = Position { gtid: gtid_state.clone(), binlog_file: file.to_string(), binlog_pos: pos };
     if t.events.is_empty() {
         *unsent_progress = true;
         if last_emit.elapsed() >= Duration::from_secs(1) {
-            let _ = out
-                .send(Change::Heartbeat {
-                    position,
-                    source_timestamp: t.timestamp,
-                })
-                .await;
+            let _ = out.send(Change::Heartbeat { position, source_timestamp: t.timestamp }).await;
             *last_emit = Instant::now();
             *unsent_progress = false;
         }
         return Ok(());
     }
-    let tx = Transaction {
-        gtid: t.gtid,
-        position,
-        source_timestamp: t.timestamp,
-        events: t.events,
-        size: t.size,
-    };
+    let tx = Transaction { gtid: t.gtid, position, source_timestamp: t.timestamp, events: t.events, size: t.size };
     let _ = out.send(Change::Tx(tx)).await;
     *last_emit = Instant::now();
     *unsent_progress = false;
@@ -590,17 +481,11 @@ async fn finish_tx(
 fn route_ddl(filter: &TableFilter, default_schema: &str, sql: &str) -> Option<TxEvent> {
     match classify(sql) {
         DdlTarget::Tables(names) => {
-            let tables: Vec<(String, String)> = names
-                .into_iter()
-                .map(|(s, t)| (s.unwrap_or_else(|| default_schema.to_string()), t))
-                .collect();
+            let tables: Vec<(String, String)> =
+                names.into_iter().map(|(s, t)| (s.unwrap_or_else(|| default_schema.to_string()), t)).collect();
             if tables.iter().any(|(s, t)| filter.target_of(s, t).is_some()) {
                 let schema = filter.target_schema_of(default_schema);
-                Some(TxEvent::Ddl {
-                    schema,
-                    sql: sql.to_string(),
-                    tables,
-                })
+                Some(TxEvent::Ddl { schema, sql: sql.to_string(), tables })
             } else {
                 None
             }
@@ -615,21 +500,13 @@ fn route_ddl(filter: &TableFilter, default_schema: &str, sql: &str) -> Option<Tx
 }
 
 fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
-    MysqlError::Stream {
-        file: file.to_string(),
-        pos,
-        reason: format!("cannot parse event: {e}"),
-        transient: false,
-    }
+    MysqlError::Stream { file: file.to_string(), pos, reason: format!("cannot parse event: {e}"), transient: false }
 }
 
 fn stream_error(file: &str, pos: u64, e: mysql_async::Error) -> MysqlError {
     if let mysql_async::Error::Server(s) = &e {
         if s.code == codes::SOURCE_FATAL_ERROR_READING_BINLOG {
-            return MysqlError::PositionPurged {
-                requested: format!("{file}:{pos}"),
-                available: s.message.clone(),
-            };
+            return MysqlError::PositionPurged { requested: format!("{file}:{pos}"), available: s.message.clone() };
         }
     }
     MysqlError::Stream {
@@ -652,9 +529,7 @@ impl<S: Stream + Unpin> Stream for PanicSafe<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let inner = &mut self.0;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            std::pin::Pin::new(inner).poll_next(cx)
-        })) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| std::pin::Pin::new(inner).poll_next(cx))) {
             Ok(std::task::Poll::Ready(item)) => std::task::Poll::Ready(item.map(Ok)),
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
             Err(_) => std::task::Poll::Ready(Some(Err(()))),

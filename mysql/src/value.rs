@@ -91,43 +91,20 @@ impl Value {
             Value::Date { year, month, day } => {
                 let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
             }
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-            } => {
-                let _ = write!(
-                    out,
-                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
-                );
+            Value::DateTime { year, month, day, hour, minute, second, micros } => {
+                let _ = write!(out, "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'");
             }
             Value::Timestamp { unix_secs, micros } => {
                 if *unix_secs == 0 && *micros == 0 {
                     out.push_str("'0000-00-00 00:00:00'");
                 } else {
                     let (y, mo, d, h, mi, s) = civil_from_unix(*unix_secs);
-                    let _ = write!(
-                        out,
-                        "'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}'"
-                    );
+                    let _ = write!(out, "'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}'");
                 }
             }
-            Value::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-            } => {
+            Value::Time { negative, hours, minutes, seconds, micros } => {
                 let sign = if *negative { "-" } else { "" };
-                let _ = write!(
-                    out,
-                    "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'"
-                );
+                let _ = write!(out, "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'");
             }
             Value::Absent => return false,
         }
@@ -204,14 +181,7 @@ pub fn civil_from_unix(unix_secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        secs_of_day / 3600,
-        (secs_of_day / 60) % 60,
-        secs_of_day % 60,
-    )
+    (y, m, d, secs_of_day / 3600, (secs_of_day / 60) % 60, secs_of_day % 60)
 }
 
 #[cfg(test)]
@@ -222,47 +192,18 @@ mod tests {
     fn literals() {
         assert_eq!(Value::Null.to_sql_literal(), "NULL");
         assert_eq!(Value::Int(-5).to_sql_literal(), "-5");
-        assert_eq!(
-            Value::UInt(u64::MAX).to_sql_literal(),
-            "18446744073709551615"
-        );
+        assert_eq!(Value::UInt(u64::MAX).to_sql_literal(), "18446744073709551615");
         assert_eq!(Value::Bytes(b"a'b".to_vec()).to_sql_literal(), "X'612762'");
         assert_eq!(Value::Bytes(vec![]).to_sql_literal(), "''");
         assert_eq!(Value::Decimal("-1.50".into()).to_sql_literal(), "-1.50");
         assert_eq!(
-            Value::Time {
-                negative: true,
-                hours: 838,
-                minutes: 59,
-                seconds: 59,
-                micros: 0
-            }
-            .to_sql_literal(),
+            Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0 }.to_sql_literal(),
             "'-838:59:59.000000'"
         );
+        assert_eq!(Value::Date { year: 0, month: 0, day: 0 }.to_sql_literal(), "'0000-00-00'");
+        assert_eq!(Value::Timestamp { unix_secs: 0, micros: 0 }.to_sql_literal(), "'0000-00-00 00:00:00'");
         assert_eq!(
-            Value::Date {
-                year: 0,
-                month: 0,
-                day: 0
-            }
-            .to_sql_literal(),
-            "'0000-00-00'"
-        );
-        assert_eq!(
-            Value::Timestamp {
-                unix_secs: 0,
-                micros: 0
-            }
-            .to_sql_literal(),
-            "'0000-00-00 00:00:00'"
-        );
-        assert_eq!(
-            Value::Timestamp {
-                unix_secs: 1_700_000_000,
-                micros: 123_456
-            }
-            .to_sql_literal(),
+            Value::Timestamp { unix_secs: 1_700_000_000, micros: 123_456 }.to_sql_literal(),
             "'2023-11-14 22:13:20.123456'"
         );
         assert_eq!(Value::Absent.to_sql_literal(), "<absent>");

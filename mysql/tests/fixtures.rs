@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use dtle_mysql::binlog::{
-    decode_rows, event_data, mariadb, BinlogFileReader, DecodeError, DecodedRows, RowsKind,
-    TablePlan,
+    decode_rows, event_data, mariadb, BinlogFileReader, DecodeError, DecodedRows, RowsKind, TablePlan,
 };
 use dtle_mysql::Value;
 use mysql_common::binlog::events::{Event, EventData, GtidEvent};
@@ -17,15 +16,9 @@ const MAX_EVENTS: usize = 1_000_000;
 fn fixtures_dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("DTLE_BINLOG_FIXTURES").map(PathBuf::from),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/binlogs/"
-        ))),
+        Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/binlogs/"))),
     ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("mariadb-bin.000001").is_file());
+    let found = candidates.into_iter().flatten().find(|p| p.join("mariadb-bin.000001").is_file());
     if found.is_none() {
         println!("binlog fixtures not found (shared/fixtures/binlogs next to the repo): skipping");
     }
@@ -43,10 +36,7 @@ fn mysql_test_file(rel: &str) -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        println!(
-            "{} not present (apt-get install mariadb-test-data): skipping",
-            p.display()
-        );
+        println!("{} not present (apt-get install mariadb-test-data): skipping", p.display());
         None
     }
 }
@@ -97,14 +87,7 @@ impl Summary {
 
 fn uuid(sid: [u8; 16]) -> String {
     let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn read_bytes(bytes: Vec<u8>) -> Summary {
@@ -170,10 +153,7 @@ fn handle(s: &mut Summary, reader: &BinlogFileReader, offset: u64, ev: &Event) {
                     (
                         uuid(sid.uuid()),
                         sid.tag().map(|t| t.as_str().to_string()),
-                        sid.intervals()
-                            .iter()
-                            .map(|i| (i.start(), i.end()))
-                            .collect(),
+                        sid.intervals().iter().map(|i| (i.start(), i.end())).collect(),
                     )
                 })
                 .collect(),
@@ -214,11 +194,8 @@ fn bytes(s: &str) -> Value {
 }
 
 /// Files known to be damaged; every other file must read and decode cleanly.
-const DAMAGED: &[&str] = &[
-    "binlog_truncated_event.000001",
-    "binlog_truncated_prev_gtid_event.000001",
-    "corrupt-relay-bin.000624",
-];
+const DAMAGED: &[&str] =
+    &["binlog_truncated_event.000001", "binlog_truncated_prev_gtid_event.000001", "corrupt-relay-bin.000624"];
 
 #[test]
 fn every_fixture_reads_to_the_end_or_a_clean_error() {
@@ -229,11 +206,7 @@ fn every_fixture_reads_to_the_end_or_a_clean_error() {
         .filter(|p| p.file_name().is_some_and(|n| n != "README.md"))
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 40,
-        "expected the 40 fixture files, found {}",
-        names.len()
-    );
+    assert!(names.len() >= 40, "expected the 40 fixture files, found {}", names.len());
     let mut total_rows = 0;
     let mut total_events = 0;
     for path in &names {
@@ -242,10 +215,7 @@ fn every_fixture_reads_to_the_end_or_a_clean_error() {
         total_rows += s.total_rows();
         total_events += s.events.len();
         if DAMAGED.contains(&name.as_str()) {
-            assert!(
-                s.read_error.is_some() || !s.data_errors.is_empty(),
-                "{name}: damaged file read without an error"
-            );
+            assert!(s.read_error.is_some() || !s.data_errors.is_empty(), "{name}: damaged file read without an error");
             continue;
         }
         assert!(s.read_error.is_none(), "{name}: {:?}", s.read_error);
@@ -259,21 +229,12 @@ fn every_fixture_reads_to_the_end_or_a_clean_error() {
         for (off, e) in &s.row_errors {
             // The only rows event that cannot be decoded is a partial JSON update.
             assert_eq!(name, "json.binlog.000001", "{name} at {off}: {e}");
-            assert!(
-                matches!(e, DecodeError::Unsupported { .. }),
-                "{name} at {off}: {e}"
-            );
+            assert!(matches!(e, DecodeError::Unsupported { .. }), "{name} at {off}: {e}");
         }
         assert!(!s.events.is_empty(), "{name}: no events");
     }
-    println!(
-        "{} files, {total_events} events, {total_rows} rows decoded",
-        names.len()
-    );
-    assert!(
-        total_rows >= 85,
-        "only {total_rows} rows decoded from all fixtures"
-    );
+    println!("{} files, {total_events} events, {total_rows} rows decoded", names.len());
+    assert!(total_rows >= 85, "only {total_rows} rows decoded from all fixtures");
 }
 
 #[test]
@@ -284,10 +245,7 @@ fn damaged_files_give_clear_errors() {
     assert!(e.contains("truncated") && e.contains("offset 4"), "{e}");
 
     let s = read(&dir.join("binlog_truncated_prev_gtid_event.000001"));
-    let e = s
-        .read_error
-        .expect("truncated PREVIOUS_GTIDS must fail")
-        .to_string();
+    let e = s.read_error.expect("truncated PREVIOUS_GTIDS must fail").to_string();
     assert!(e.contains("truncated") && e.contains("offset 120"), "{e}");
     assert_eq!(s.events.len(), 1, "the FDE before the damage is still read");
 
@@ -299,9 +257,7 @@ fn damaged_files_give_clear_errors() {
     assert!(matches!(e, DecodeError::Malformed { .. }), "{e}");
 
     // Not a binlog at all.
-    let e = BinlogFileReader::open(&dir.join("README.md"))
-        .unwrap_err()
-        .to_string();
+    let e = BinlogFileReader::open(&dir.join("README.md")).unwrap_err().to_string();
     assert!(e.contains("magic"), "{e}");
     assert!(BinlogFileReader::from_bytes(vec![0xfe, b'b', b'i']).is_err());
     assert!(BinlogFileReader::open(&dir.join("no-such-file")).is_err());
@@ -320,11 +276,7 @@ fn checksums_are_verified() {
     bytes[at] = b'X';
     let s = read_bytes(bytes);
     match s.read_error {
-        Some(DecodeError::Checksum {
-            offset,
-            stored,
-            computed,
-        }) => {
+        Some(DecodeError::Checksum { offset, stored, computed }) => {
             assert_eq!(offset, 199);
             assert_ne!(stored, computed);
         }
@@ -336,11 +288,7 @@ fn checksums_are_verified() {
 fn mysql_gtid_events() {
     let Some(dir) = fixtures_dir() else { return };
     let s = read(&dir.join("binlog_transaction_with_GTID.000001"));
-    let g: Vec<_> = s
-        .gtids
-        .iter()
-        .map(|g| format!("{}:{}", uuid(g.sid()), g.gno()))
-        .collect();
+    let g: Vec<_> = s.gtids.iter().map(|g| format!("{}:{}", uuid(g.sid()), g.gno())).collect();
     assert_eq!(
         g,
         [
@@ -349,14 +297,7 @@ fn mysql_gtid_events() {
             "006c2cf2-b1ea-11e4-9057-8c705a3d3e78:3"
         ]
     );
-    assert_eq!(
-        s.events
-            .iter()
-            .filter(|e| e.1 == 0x21)
-            .map(|e| e.0)
-            .collect::<Vec<_>>(),
-        [151, 297, 603]
-    );
+    assert_eq!(s.events.iter().filter(|e| e.1 == 0x21).map(|e| e.0).collect::<Vec<_>>(), [151, 297, 603]);
     assert_eq!(s.previous_gtids, vec![vec![]]);
 
     // MySQL 8.4+ tagged GTIDs.
@@ -370,63 +311,32 @@ fn mysql_gtid_events() {
     assert_eq!(
         s.previous_gtids,
         vec![vec![
-            (
-                "55778904-0299-11f1-b1b8-4ef0c4956feb".to_string(),
-                None,
-                vec![(1, 14)]
-            ),
-            (
-                "55778904-0299-11f1-b1b8-4ef0c4956feb".to_string(),
-                Some("mytag".to_string()),
-                vec![(1, 3)]
-            ),
+            ("55778904-0299-11f1-b1b8-4ef0c4956feb".to_string(), None, vec![(1, 14)]),
+            ("55778904-0299-11f1-b1b8-4ef0c4956feb".to_string(), Some("mytag".to_string()), vec![(1, 3)]),
         ]]
     );
     let rows = s.rows_of("test.orders");
     assert_eq!(rows.len(), 1);
     assert_eq!(
         rows[0].rows.rows[0].after.as_ref().unwrap(),
-        &vec![
-            Value::Int(3),
-            Value::Int(100),
-            Value::Decimal("250.00".into())
-        ]
+        &vec![Value::Int(3), Value::Int(100), Value::Decimal("250.00".into())]
     );
 
     let s = read(&dir.join("binlog_transaction_previous_GTID_no_tag.000001"));
-    assert_eq!(
-        s.previous_gtids,
-        vec![vec![(
-            "b9b88c66-0755-11f1-9899-4a9da94c4d71".to_string(),
-            None,
-            vec![(1, 3)]
-        )]]
-    );
+    assert_eq!(s.previous_gtids, vec![vec![("b9b88c66-0755-11f1-9899-4a9da94c4d71".to_string(), None, vec![(1, 3)])]]);
 
     let s = read(&dir.join("binlog_transaction_with_anonymous_GTID.000001"));
     assert!(s.gtids.is_empty());
     assert_eq!(s.anonymous_gtids.len(), 2);
     assert_eq!(
-        s.anonymous_gtids
-            .iter()
-            .map(|g| (g.last_committed(), g.sequence_number()))
-            .collect::<Vec<_>>(),
+        s.anonymous_gtids.iter().map(|g| (g.last_committed(), g.sequence_number())).collect::<Vec<_>>(),
         [(0, 1), (1, 2)]
     );
 
     let s = read(&dir.join("binlog_56_gtid_reserved_word.000001"));
     assert_eq!(s.gtids.len(), 6);
-    assert_eq!(
-        uuid(s.gtids[0].sid()),
-        "11111111-1111-1111-1111-111111111111"
-    );
-    assert_eq!(
-        s.rows_of("test.GENERATED")[0].rows.rows[0]
-            .after
-            .as_ref()
-            .unwrap(),
-        &vec![Value::Int(65)]
-    );
+    assert_eq!(uuid(s.gtids[0].sid()), "11111111-1111-1111-1111-111111111111");
+    assert_eq!(s.rows_of("test.GENERATED")[0].rows.rows[0].after.as_ref().unwrap(), &vec![Value::Int(65)]);
 }
 
 #[test]
@@ -435,22 +345,14 @@ fn transaction_payload_yields_inner_events() {
         return;
     };
     let s = read(&path);
-    let at_274: Vec<u8> = s
-        .events
-        .iter()
-        .filter(|e| e.0 == 274)
-        .map(|e| e.1)
-        .collect();
+    let at_274: Vec<u8> = s.events.iter().filter(|e| e.0 == 274).map(|e| e.1).collect();
     // TRANSACTION_PAYLOAD, then QUERY (BEGIN), TABLE_MAP, WRITE_ROWS, XID from inside it.
     assert_eq!(at_274, [0x28, 0x02, 0x13, 0x1e, 0x10]);
     let rows = s.rows_of("test.tb1");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].offset, 274);
     assert_eq!(rows[0].rows.kind, RowsKind::Insert);
-    assert_eq!(
-        rows[0].rows.rows[0].after.as_ref().unwrap(),
-        &vec![Value::Int(1)]
-    );
+    assert_eq!(rows[0].rows.rows[0].after.as_ref().unwrap(), &vec![Value::Int(1)]);
     // The event after the payload is read normally.
     assert_eq!(s.events.last(), Some(&(431, 0x04)));
 
@@ -474,10 +376,7 @@ fn transaction_payload_yields_inner_events() {
         }
     }
     let e = err.expect("damaged payload must fail").to_string();
-    assert!(
-        e.contains("TRANSACTION_PAYLOAD") && e.contains("offset 274"),
-        "{e}"
-    );
+    assert!(e.contains("TRANSACTION_PAYLOAD") && e.contains("offset 274"), "{e}");
 }
 
 fn parse_json(v: &Value) -> serde_json::Value {
@@ -494,16 +393,10 @@ fn json_values() {
     let rows = s.rows_of("mysql.t");
     let first = rows[0].rows.rows[0].after.as_ref().unwrap();
     assert_eq!(first[0], Value::Int(1));
-    assert_eq!(
-        parse_json(&first[1]),
-        serde_json::json!({"age": 24, "data": "xxxxxxxxxx", "name": "Joe"})
-    );
+    assert_eq!(parse_json(&first[1]), serde_json::json!({"age": 24, "data": "xxxxxxxxxx", "name": "Joe"}));
     assert_eq!(first[2], bytes("Joe"));
     assert_eq!(first[3], Value::Int(24));
-    let update = rows
-        .iter()
-        .find(|r| r.rows.kind == RowsKind::Update)
-        .unwrap();
+    let update = rows.iter().find(|r| r.rows.kind == RowsKind::Update).unwrap();
     assert_eq!(update.rows.rows.len(), 6);
     let r = &update.rows.rows[2];
     assert_eq!(parse_json(&r.before.as_ref().unwrap()[1])["age"], 40);
@@ -518,11 +411,8 @@ fn json_values() {
     assert_eq!(s.total_rows(), 12);
 
     let s = read(&dir.join("json-opaque.binlog"));
-    let values: Vec<serde_json::Value> = s
-        .rows_of("foo.test")
-        .iter()
-        .map(|r| parse_json(&r.rows.rows[0].after.as_ref().unwrap()[0]))
-        .collect();
+    let values: Vec<serde_json::Value> =
+        s.rows_of("foo.test").iter().map(|r| parse_json(&r.rows.rows[0].after.as_ref().unwrap()[0])).collect();
     assert_eq!(
         values,
         vec![
@@ -537,13 +427,7 @@ fn json_values() {
         ]
     );
     // Decimals keep their exact text.
-    let Value::Json(text) = &s.rows_of("foo.test")[5].rows.rows[0]
-        .after
-        .as_ref()
-        .unwrap()[0]
-    else {
-        panic!()
-    };
+    let Value::Json(text) = &s.rows_of("foo.test")[5].rows.rows[0].after.as_ref().unwrap()[0] else { panic!() };
     assert_eq!(text, r#"{"e":9.00}"#);
 }
 
@@ -555,15 +439,9 @@ fn mariadb_events() {
     let s = read(&path);
     assert_eq!(s.mariadb_gtid_lists, vec![vec![]]);
     assert_eq!(s.mariadb_checkpoints, ["mariadb-bin.000001"]);
-    assert_eq!(
-        s.mariadb_gtids.iter().map(|g| g.gtid()).collect::<Vec<_>>(),
-        ["0-1-1", "0-1-2"]
-    );
+    assert_eq!(s.mariadb_gtids.iter().map(|g| g.gtid()).collect::<Vec<_>>(), ["0-1-1", "0-1-2"]);
     let g = &s.mariadb_gtids[0];
-    assert_eq!(
-        g.flags,
-        mariadb::FL_TRANSACTIONAL | mariadb::FL_ALLOW_PARALLEL
-    );
+    assert_eq!(g.flags, mariadb::FL_TRANSACTIONAL | mariadb::FL_ALLOW_PARALLEL);
     assert!(!g.is_standalone);
     assert_eq!(g.commit_id, None);
     assert_eq!(s.annotations.len(), 2);
@@ -573,10 +451,7 @@ fn mariadb_events() {
     );
     let rows = s.rows_of("toddy_test.outbox");
     assert_eq!(rows.len(), 2);
-    assert_eq!(
-        rows[0].names.as_deref().unwrap(),
-        ["id", "topic", "event_type", "event", "created"].map(String::from)
-    );
+    assert_eq!(rows[0].names.as_deref().unwrap(), ["id", "topic", "event_type", "event", "created"].map(String::from));
     // MariaDB JSON is LONGTEXT in the binlog: bytes.
     assert_eq!(
         rows[0].rows.rows[0].after.as_ref().unwrap(),
@@ -585,16 +460,10 @@ fn mariadb_events() {
             bytes("foo"),
             Value::Enum(2),
             bytes(r#"{"foo":1}"#),
-            Value::Timestamp {
-                unix_secs: 1_650_493_084,
-                micros: 0
-            }
+            Value::Timestamp { unix_secs: 1_650_493_084, micros: 0 }
         ]
     );
-    assert_eq!(
-        rows[1].rows.rows[0].after.as_ref().unwrap()[0],
-        Value::Int(63)
-    );
+    assert_eq!(rows[1].rows.rows[0].after.as_ref().unwrap()[0], Value::Int(63));
 }
 
 #[test]
@@ -607,43 +476,22 @@ fn column_types_from_real_servers() {
     let digits100: String = "0123456789".repeat(10);
     let long = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456780123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456780123456789012345678901234567890123456789";
     let ins = rows[0].rows.rows[0].after.as_ref().unwrap();
-    assert_eq!(
-        ins,
-        &vec![
-            bytes(&digits100),
-            bytes(long),
-            Value::Enum(1),
-            Value::Set(0b101),
-            bytes("0123456789")
-        ]
-    );
+    assert_eq!(ins, &vec![bytes(&digits100), bytes(long), Value::Enum(1), Value::Set(0b101), bytes("0123456789")]);
     assert_eq!(rows[1].rows.kind, RowsKind::Update);
     let upd = &rows[1].rows.rows[0];
     assert_eq!(upd.before.as_ref().unwrap(), ins);
     assert_eq!(
         upd.after.as_ref().unwrap(),
-        &vec![
-            bytes("field1"),
-            bytes("field_2"),
-            Value::Enum(2),
-            Value::Set(0b1010),
-            bytes(long)
-        ]
+        &vec![bytes("field1"), bytes("field_2"), Value::Enum(2), Value::Set(0b1010), bytes(long)]
     );
     assert_eq!(rows[2].rows.kind, RowsKind::Delete);
     assert_eq!(rows[2].rows.rows[0].before.as_ref(), upd.after.as_ref());
-    assert_eq!(
-        rows[2].names.as_deref().unwrap(),
-        ["f1", "f2", "f3", "f4", "f5"].map(String::from)
-    );
+    assert_eq!(rows[2].names.as_deref().unwrap(), ["f1", "f2", "f3", "f4", "f5"].map(String::from));
 
     // BIT(3) b'100', TEXT, BIT(8) b'100000'.
     let s = read(&dir.join("mysql_type_bit.000001"));
     assert_eq!(
-        s.rows_of("mysql.foo")[0].rows.rows[0]
-            .after
-            .as_ref()
-            .unwrap(),
+        s.rows_of("mysql.foo")[0].rows.rows[0].after.as_ref().unwrap(),
         &vec![Value::Bit(4), bytes("foo"), Value::Bit(32)]
     );
 
@@ -651,29 +499,14 @@ fn column_types_from_real_servers() {
     let s = read(&dir.join("time_issue.000001"));
     assert_eq!(
         s.rows_of("noria.t")[0].rows.rows[0].after.as_ref().unwrap(),
-        &vec![Value::Time {
-            negative: true,
-            hours: 507,
-            minutes: 48,
-            seconds: 27,
-            micros: 0
-        }]
+        &vec![Value::Time { negative: true, hours: 507, minutes: 48, seconds: 27, micros: 0 }]
     );
 
     // binlog_row_image=MINIMAL: columns not logged are Absent; INT UNSIGNED from SIGNEDNESS metadata.
     let s = read(&dir.join("minimal_row_metadata.000001"));
     assert_eq!(
-        s.rows_of("noria.t1")[0].rows.rows[0]
-            .after
-            .as_ref()
-            .unwrap(),
-        &vec![
-            Value::Int(1),
-            Value::Absent,
-            bytes("a"),
-            Value::Absent,
-            Value::UInt(3_230_202_323)
-        ]
+        s.rows_of("noria.t1")[0].rows.rows[0].after.as_ref().unwrap(),
+        &vec![Value::Int(1), Value::Absent, bytes("a"), Value::Absent, Value::UInt(3_230_202_323)]
     );
 
     // MySQL 9 VECTOR columns are bytes; BIGINT UNSIGNED (SERIAL) ids.
@@ -681,10 +514,7 @@ fn column_types_from_real_servers() {
     let foo = s.rows_of("dtb.foo");
     assert_eq!(
         foo[0].rows.rows[0].after.as_ref().unwrap(),
-        &vec![
-            Value::UInt(1),
-            Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])
-        ]
+        &vec![Value::UInt(1), Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])]
     );
     assert_eq!(
         foo[0].rows.rows[1].after.as_ref().unwrap()[1],
@@ -696,19 +526,9 @@ fn column_types_from_real_servers() {
 
     // Partial row images (NDB): before image with the key only, after image with changed columns.
     let s = read(&dir.join("update-partial-row.binlog"));
-    let upd = s
-        .rows_of("test.ba")
-        .into_iter()
-        .find(|r| r.rows.kind == RowsKind::Update)
-        .unwrap();
-    assert_eq!(
-        upd.rows.rows[0].before.as_ref().unwrap(),
-        &vec![Value::Int(4), Value::Absent, Value::Int(4)]
-    );
-    assert_eq!(
-        upd.rows.rows[0].after.as_ref().unwrap(),
-        &vec![Value::Int(4), Value::Absent, Value::Int(40)]
-    );
+    let upd = s.rows_of("test.ba").into_iter().find(|r| r.rows.kind == RowsKind::Update).unwrap();
+    assert_eq!(upd.rows.rows[0].before.as_ref().unwrap(), &vec![Value::Int(4), Value::Absent, Value::Int(4)]);
+    assert_eq!(upd.rows.rows[0].after.as_ref().unwrap(), &vec![Value::Int(4), Value::Absent, Value::Int(40)]);
 }
 
 #[test]
@@ -719,23 +539,13 @@ fn mysql_80_file_with_compressed_transaction_and_partial_json() {
     let s = read(&path);
     assert!(s.read_error.is_none(), "{:?}", s.read_error);
     assert!(s.data_errors.is_empty(), "{:?}", s.data_errors);
-    assert!(
-        s.events.iter().any(|e| e.1 == 0x28),
-        "has a TRANSACTION_PAYLOAD"
-    );
+    assert!(s.events.iter().any(|e| e.1 == 0x28), "has a TRANSACTION_PAYLOAD");
     assert!(!s.anonymous_gtids.is_empty());
     assert!(s.total_rows() > 0);
-    let partial: Vec<_> = s
-        .row_errors
-        .iter()
-        .filter(|(_, e)| matches!(e, DecodeError::Unsupported { .. }))
-        .collect();
+    let partial: Vec<_> = s.row_errors.iter().filter(|(_, e)| matches!(e, DecodeError::Unsupported { .. })).collect();
     assert_eq!(partial.len(), 1, "{:?}", s.row_errors);
     assert_eq!(s.row_errors.len(), 1);
-    assert!(partial[0]
-        .1
-        .to_string()
-        .contains("binlog_row_value_options"));
+    assert!(partial[0].1.to_string().contains("binlog_row_value_options"));
 }
 
 #[test]
@@ -744,12 +554,7 @@ fn mariadb_test_data_files() {
     if let Some(path) = mysql_test_file("std_data/mdev6020-mysql-bin.000001") {
         let s = read(&path);
         assert!(s.read_error.is_none(), "{:?}", s.read_error);
-        assert!(
-            s.data_errors.is_empty() && s.row_errors.is_empty(),
-            "{:?} {:?}",
-            s.data_errors,
-            s.row_errors
-        );
+        assert!(s.data_errors.is_empty() && s.row_errors.is_empty(), "{:?} {:?}", s.data_errors, s.row_errors);
         assert_eq!(s.rows.len(), 2488);
         assert!(s.total_rows() >= 2488);
     }
@@ -794,10 +599,7 @@ impl Rng {
 fn damaged_copies_of_every_fixture_never_panic() {
     let Some(dir) = fixtures_dir() else { return };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     for path in files {
         let orig = std::fs::read(&path).unwrap();

@@ -3,10 +3,7 @@
 /// A column value. Exactly one field of `kind` is set; an unset `kind` is SQL NULL.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Value {
-    #[prost(
-        oneof = "value::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
-    )]
+    #[prost(oneof = "value::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16")]
     pub kind: Option<value::Kind>,
 }
 
@@ -347,12 +344,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let batch = ChangeBatch {
-            tables: vec![Table {
-                schema: "s".into(),
-                name: "t".into(),
-                key_columns: vec![0],
-                ..Default::default()
-            }],
+            tables: vec![Table { schema: "s".into(), name: "t".into(), key_columns: vec![0], ..Default::default() }],
             changes: vec![Change {
                 kind: Some(change::Kind::Tx(Transaction {
                     gtid: "0-1-5".into(),
@@ -363,13 +355,9 @@ mod tests {
                             before: None,
                             after: Some(Row {
                                 values: vec![
-                                    Value {
-                                        kind: Some(value::Kind::Int(-3)),
-                                    },
+                                    Value { kind: Some(value::Kind::Int(-3)) },
                                     Value { kind: None },
-                                    Value {
-                                        kind: Some(value::Kind::Bytes(vec![0, 255])),
-                                    },
+                                    Value { kind: Some(value::Kind::Bytes(vec![0, 255])) },
                                 ],
                             }),
                         })),

@@ -13,19 +13,8 @@ pub fn channel<T, P>(window: usize) -> (BatchSender<T, P>, BatchReceiver<T, P>) 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(window));
     (
-        BatchSender {
-            batches: batch_tx,
-            acks: ack_rx,
-            permits: permits.clone(),
-            next_seq: 1,
-            last_acked: 0,
-        },
-        BatchReceiver {
-            batches: batch_rx,
-            acks: ack_tx,
-            permits,
-            last_acked: 0,
-        },
+        BatchSender { batches: batch_tx, acks: ack_rx, permits: permits.clone(), next_seq: 1, last_acked: 0 },
+        BatchReceiver { batches: batch_rx, acks: ack_tx, permits, last_acked: 0 },
     )
 }
 
@@ -40,16 +29,10 @@ pub struct BatchSender<T, P> {
 impl<T, P> BatchSender<T, P> {
     /// Sends a batch, waiting while the window is full. Returns its sequence number.
     pub async fn send(&mut self, payload: T) -> Result<u64, TransportError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| TransportError::Closed)?;
+        let permit = self.permits.acquire().await.map_err(|_| TransportError::Closed)?;
         permit.forget();
         let seq = self.next_seq;
-        self.batches
-            .send(Batch { seq, payload })
-            .map_err(|_| TransportError::Closed)?;
+        self.batches.send(Batch { seq, payload }).map_err(|_| TransportError::Closed)?;
         self.next_seq += 1;
         Ok(seq)
     }
@@ -79,14 +62,7 @@ impl<T, P> BatchSender<T, P> {
 
     /// Splits the ack side off, so acks can be read by another task while this one sends.
     pub fn split(self) -> (BatchOnlySender<T>, mpsc::UnboundedReceiver<Ack<P>>) {
-        (
-            BatchOnlySender {
-                batches: self.batches,
-                permits: self.permits,
-                next_seq: self.next_seq,
-            },
-            self.acks,
-        )
+        (BatchOnlySender { batches: self.batches, permits: self.permits, next_seq: self.next_seq }, self.acks)
     }
 }
 
@@ -99,16 +75,10 @@ pub struct BatchOnlySender<T> {
 
 impl<T> BatchOnlySender<T> {
     pub async fn send(&mut self, payload: T) -> Result<u64, TransportError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| TransportError::Closed)?;
+        let permit = self.permits.acquire().await.map_err(|_| TransportError::Closed)?;
         permit.forget();
         let seq = self.next_seq;
-        self.batches
-            .send(Batch { seq, payload })
-            .map_err(|_| TransportError::Closed)?;
+        self.batches.send(Batch { seq, payload }).map_err(|_| TransportError::Closed)?;
         self.next_seq += 1;
         Ok(seq)
     }
@@ -135,10 +105,7 @@ impl<T, P> BatchReceiver<T, P> {
     /// Acknowledges every batch up to `seq` (in order; acks never go backwards) and frees their window slots.
     pub fn ack(&mut self, seq: u64, progress: P) -> Result<(), TransportError> {
         if seq <= self.last_acked {
-            return Err(TransportError::AckOutOfOrder {
-                acked: seq,
-                last: self.last_acked,
-            });
+            return Err(TransportError::AckOutOfOrder { acked: seq, last: self.last_acked });
         }
         let freed = seq - self.last_acked;
         self.last_acked = seq;
@@ -159,33 +126,12 @@ mod tests {
         let (mut tx, mut rx) = channel::<&str, u32>(4);
         assert_eq!(tx.send("a").await.unwrap(), 1);
         assert_eq!(tx.send("b").await.unwrap(), 2);
-        assert_eq!(
-            rx.recv().await.unwrap(),
-            Batch {
-                seq: 1,
-                payload: "a"
-            }
-        );
-        assert_eq!(
-            rx.recv().await.unwrap(),
-            Batch {
-                seq: 2,
-                payload: "b"
-            }
-        );
+        assert_eq!(rx.recv().await.unwrap(), Batch { seq: 1, payload: "a" });
+        assert_eq!(rx.recv().await.unwrap(), Batch { seq: 2, payload: "b" });
         rx.ack(2, 7).unwrap();
-        assert_eq!(
-            tx.recv_ack().await.unwrap(),
-            Ack {
-                seq: 2,
-                progress: 7
-            }
-        );
+        assert_eq!(tx.recv_ack().await.unwrap(), Ack { seq: 2, progress: 7 });
         assert_eq!(tx.in_flight(), 0);
-        assert!(matches!(
-            rx.ack(1, 0),
-            Err(TransportError::AckOutOfOrder { .. })
-        ));
+        assert!(matches!(rx.ack(1, 0), Err(TransportError::AckOutOfOrder { .. })));
     }
 
     #[tokio::test(start_paused = true)]
@@ -197,10 +143,7 @@ mod tests {
         assert!(blocked.is_err(), "third send must wait for an ack");
         rx.recv().await.unwrap();
         rx.ack(1, ()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), tx.send(3))
-            .await
-            .expect("window freed")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), tx.send(3)).await.expect("window freed").unwrap();
     }
 
     #[tokio::test]

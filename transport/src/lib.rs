@@ -38,9 +38,7 @@ pub enum TransportError {
     Refused(String),
     #[error("the dest task reset the session: {0}")]
     SessionReset(String),
-    #[error(
-        "the dest task acknowledged nothing for {seconds} s with {in_flight} batch(es) in flight"
-    )]
+    #[error("the dest task acknowledged nothing for {seconds} s with {in_flight} batch(es) in flight")]
     AckTimeout { in_flight: u64, seconds: u64 },
 }
 

@@ -95,9 +95,7 @@ impl Subjects {
 }
 
 pub async fn connect(opts: &NatsOptions, name: &str) -> Result<Client, TransportError> {
-    let mut o = async_nats::ConnectOptions::new()
-        .name(name)
-        .connection_timeout(Duration::from_secs(5));
+    let mut o = async_nats::ConnectOptions::new().name(name).connection_timeout(Duration::from_secs(5));
     if let Some(t) = &opts.token {
         o = o.token(t.clone());
     }
@@ -105,16 +103,14 @@ pub async fn connect(opts: &NatsOptions, name: &str) -> Result<Client, Transport
         o = o.user_and_password(u.clone(), p.clone());
     }
     if let Some(f) = &opts.credentials_file {
-        o = o.credentials_file(f).await.map_err(|e| {
-            TransportError::Config(format!("NATS credentials file {}: {e}", f.display()))
-        })?;
+        o = o
+            .credentials_file(f)
+            .await
+            .map_err(|e| TransportError::Config(format!("NATS credentials file {}: {e}", f.display())))?;
     }
     if let Some(ca) = &opts.ca_file {
         if !ca.is_file() {
-            return Err(TransportError::Config(format!(
-                "NATS CA file {} does not exist",
-                ca.display()
-            )));
+            return Err(TransportError::Config(format!("NATS CA file {} does not exist", ca.display())));
         }
         o = o.add_root_certificates(ca.clone()).require_tls(true);
     }
@@ -124,22 +120,17 @@ pub async fn connect(opts: &NatsOptions, name: &str) -> Result<Client, Transport
     let urls: Vec<async_nats::ServerAddr> = opts
         .urls
         .iter()
-        .map(|u| {
-            u.parse()
-                .map_err(|e| TransportError::Config(format!("NATS address {u:?}: {e}")))
-        })
+        .map(|u| u.parse().map_err(|e| TransportError::Config(format!("NATS address {u:?}: {e}"))))
         .collect::<Result<_, _>>()?;
     let connecting = o.connect(urls.as_slice());
     match tokio::time::timeout(Duration::from_secs(10), connecting).await {
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(TransportError::Unavailable(format!(
-            "cannot connect to NATS at {}: {e}",
-            opts.urls.join(",")
-        ))),
-        Err(_) => Err(TransportError::Unavailable(format!(
-            "cannot connect to NATS at {}: timed out",
-            opts.urls.join(",")
-        ))),
+        Ok(Err(e)) => {
+            Err(TransportError::Unavailable(format!("cannot connect to NATS at {}: {e}", opts.urls.join(","))))
+        }
+        Err(_) => {
+            Err(TransportError::Unavailable(format!("cannot connect to NATS at {}: timed out", opts.urls.join(","))))
+        }
     }
 }
 
@@ -169,25 +160,19 @@ impl NatsSource {
     ) -> Result<(NatsSource, mpsc::UnboundedReceiver<Ack>), TransportError> {
         let client = connect(&opts, &format!("dtle src {job}")).await?;
         let subjects = Subjects::for_job(job);
-        let mut acks: Subscriber = client.subscribe(subjects.ack.clone()).await.map_err(|e| {
-            TransportError::Unavailable(format!("subscribing to {}: {e}", subjects.ack))
-        })?;
-        client
-            .flush()
+        let mut acks: Subscriber = client
+            .subscribe(subjects.ack.clone())
             .await
-            .map_err(|e| TransportError::Unavailable(format!("NATS flush: {e}")))?;
+            .map_err(|e| TransportError::Unavailable(format!("subscribing to {}: {e}", subjects.ack)))?;
+        client.flush().await.map_err(|e| TransportError::Unavailable(format!("NATS flush: {e}")))?;
         let acked = Arc::new(AtomicU64::new(0));
         let ack_arrived = Arc::new(Notify::new());
         let refused = Arc::new(std::sync::Mutex::new(None));
         let last_ack_at = Arc::new(std::sync::Mutex::new(Instant::now()));
         let (tx, rx) = mpsc::unbounded_channel();
         {
-            let (acked, ack_arrived, refused, last_ack_at) = (
-                acked.clone(),
-                ack_arrived.clone(),
-                refused.clone(),
-                last_ack_at.clone(),
-            );
+            let (acked, ack_arrived, refused, last_ack_at) =
+                (acked.clone(), ack_arrived.clone(), refused.clone(), last_ack_at.clone());
             tokio::spawn(async move {
                 while let Some(msg) = acks.next().await {
                     let Ok(ack) = Ack::decode(msg.payload.as_ref()) else {
@@ -239,17 +224,10 @@ impl NatsSource {
 
     /// Announces this session until a dest answers (or `give_up` passes); returns where the target stands.
     pub async fn hello(&self, job: &str, give_up: Duration) -> Result<HelloReply, TransportError> {
-        let hello = Hello {
-            version: WIRE_FORMAT_VERSION,
-            job: job.to_string(),
-            session: self.session,
-        }
-        .encode_to_vec();
+        let hello = Hello { version: WIRE_FORMAT_VERSION, job: job.to_string(), session: self.session }.encode_to_vec();
         let deadline = Instant::now() + give_up;
         loop {
-            let request = self
-                .client
-                .request(self.subjects.hello.clone(), Bytes::from(hello.clone()));
+            let request = self.client.request(self.subjects.hello.clone(), Bytes::from(hello.clone()));
             match tokio::time::timeout(Duration::from_secs(3), request).await {
                 Ok(Ok(msg)) => {
                     let reply = HelloReply::decode(msg.payload.as_ref())
@@ -292,11 +270,7 @@ impl NatsSource {
                 return Ok(());
             }
             let notified = self.ack_arrived.notified();
-            let silent_for = self
-                .last_ack_at
-                .lock()
-                .map(|t| t.elapsed())
-                .unwrap_or_default();
+            let silent_for = self.last_ack_at.lock().map(|t| t.elapsed()).unwrap_or_default();
             if silent_for >= self.opts.ack_timeout {
                 return Err(TransportError::AckTimeout {
                     in_flight: self.in_flight(),
@@ -309,8 +283,7 @@ impl NatsSource {
 
     /// Sends one batch (waiting for window space first). Returns its sequence number.
     pub async fn send(&mut self, payload: &[u8]) -> Result<u64, TransportError> {
-        self.wait_for_window(self.opts.window.max(1) as u64 - 1)
-            .await?;
+        self.wait_for_window(self.opts.window.max(1) as u64 - 1).await?;
         if self.in_flight() == 0 {
             if let Ok(mut t) = self.last_ack_at.lock() {
                 *t = Instant::now();
@@ -318,11 +291,7 @@ impl NatsSource {
         }
         let seq = self.next_seq;
         let packed = compress(self.opts.compression, payload)?;
-        let chunks: Vec<&[u8]> = if packed.is_empty() {
-            vec![&[]]
-        } else {
-            packed.chunks(self.max_frame).collect()
-        };
+        let chunks: Vec<&[u8]> = if packed.is_empty() { vec![&[]] } else { packed.chunks(self.max_frame).collect() };
         let parts = chunks.len();
         for (part, chunk) in chunks.into_iter().enumerate() {
             let frame = BatchFrame {
@@ -340,12 +309,7 @@ impl NatsSource {
             self.client
                 .publish(self.subjects.batch.clone(), Bytes::from(frame))
                 .await
-                .map_err(|e| {
-                    TransportError::Unavailable(format!(
-                        "publishing to {}: {e}",
-                        self.subjects.batch
-                    ))
-                })?;
+                .map_err(|e| TransportError::Unavailable(format!("publishing to {}: {e}", self.subjects.batch)))?;
         }
         self.bytes_raw += payload.len() as u64;
         self.bytes_sent += packed.len() as u64;
@@ -381,16 +345,9 @@ impl NatsSource {
 #[derive(Debug)]
 pub enum DestEvent {
     /// A src announces a session; answer with [`NatsDest::answer_hello`].
-    Hello {
-        hello: Hello,
-        reply: Option<async_nats::Subject>,
-    },
+    Hello { hello: Hello, reply: Option<async_nats::Subject> },
     /// The next complete batch of the current session, in order.
-    Batch {
-        session: u64,
-        seq: u64,
-        payload: Vec<u8>,
-    },
+    Batch { session: u64, seq: u64, payload: Vec<u8> },
 }
 
 /// The dest side of a job's NATS link.
@@ -422,10 +379,7 @@ impl NatsDest {
         };
         let hellos = sub(subjects.hello.clone()).await?;
         let batches = sub(subjects.batch.clone()).await?;
-        client
-            .flush()
-            .await
-            .map_err(|e| TransportError::Unavailable(format!("NATS flush: {e}")))?;
+        client.flush().await.map_err(|e| TransportError::Unavailable(format!("NATS flush: {e}")))?;
         Ok(NatsDest {
             client,
             subjects,
@@ -470,12 +424,7 @@ impl NatsDest {
         seq: u64,
         position: Option<dtle_proto::v1::Position>,
     ) -> Result<(), TransportError> {
-        let ack = Ack {
-            session,
-            seq,
-            position,
-            error: String::new(),
-        };
+        let ack = Ack { session, seq, position, error: String::new() };
         self.client
             .publish(self.subjects.ack.clone(), Bytes::from(ack.encode_to_vec()))
             .await
@@ -486,16 +435,8 @@ impl NatsDest {
     async fn refuse(&mut self, session: u64, reason: String) {
         warn!(session, %reason, "refusing the src session; it will start again from the target's position");
         self.broken = true;
-        let ack = Ack {
-            session,
-            seq: 0,
-            position: None,
-            error: reason,
-        };
-        let _ = self
-            .client
-            .publish(self.subjects.ack.clone(), Bytes::from(ack.encode_to_vec()))
-            .await;
+        let ack = Ack { session, seq: 0, position: None, error: reason };
+        let _ = self.client.publish(self.subjects.ack.clone(), Bytes::from(ack.encode_to_vec())).await;
     }
 
     /// The next hello or complete in-order batch. Frames of other sessions are ignored; a gap refuses the session.

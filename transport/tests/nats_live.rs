@@ -17,9 +17,7 @@ fn nats_url() -> Option<String> {
             if std::env::var("DTLE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
                 panic!("DTLE_TEST_NATS_URL is not set; start one with tests/nats.sh start");
             }
-            eprintln!(
-                "skipping: start a server with tests/nats.sh start and set DTLE_TEST_NATS_URL"
-            );
+            eprintln!("skipping: start a server with tests/nats.sh start and set DTLE_TEST_NATS_URL");
             None
         }
     }
@@ -39,41 +37,23 @@ fn unique(name: &str) -> String {
     format!(
         "{name}-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     )
 }
 
 /// A dest that accepts hellos and acks every batch, forwarding payloads to the test.
-async fn spawn_acking_dest(
-    o: NatsOptions,
-    job: String,
-) -> tokio::sync::mpsc::UnboundedReceiver<(u64, Vec<u8>)> {
+async fn spawn_acking_dest(o: NatsOptions, job: String) -> tokio::sync::mpsc::UnboundedReceiver<(u64, Vec<u8>)> {
     let mut dest = NatsDest::bind(&o, &job).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(ev) = dest.next().await {
             match ev {
                 DestEvent::Hello { hello, reply } => {
-                    dest.answer_hello(
-                        &hello,
-                        reply,
-                        HelloReply {
-                            version: 1,
-                            stage: 0,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
+                    dest.answer_hello(&hello, reply, HelloReply { version: 1, stage: 0, ..Default::default() })
+                        .await
+                        .unwrap();
                 }
-                DestEvent::Batch {
-                    session,
-                    seq,
-                    payload,
-                } => {
+                DestEvent::Batch { session, seq, payload } => {
                     dest.ack(session, seq, None).await.unwrap();
                     if tx.send((seq, payload)).is_err() {
                         return;
@@ -111,10 +91,7 @@ async fn batches_arrive_in_order_with_every_compression() {
         }
         assert_eq!(last, 50);
         if compression != "none" {
-            assert!(
-                src.bytes_sent < src.bytes_raw,
-                "{compression} should shrink repetitive data"
-            );
+            assert!(src.bytes_sent < src.bytes_raw, "{compression} should shrink repetitive data");
         }
     }
 }
@@ -123,8 +100,7 @@ async fn batches_arrive_in_order_with_every_compression() {
 async fn big_batches_are_split_below_max_payload_and_reassembled() {
     let Some(url) = nats_url() else { return };
     // tests/nats.sh start 4223 65536: a server with a 64 KiB max_payload.
-    let small_url =
-        std::env::var("DTLE_TEST_NATS_SMALL_URL").unwrap_or_else(|_| url.replace("4222", "4223"));
+    let small_url = std::env::var("DTLE_TEST_NATS_SMALL_URL").unwrap_or_else(|_| url.replace("4222", "4223"));
     let job = unique("big");
     let o = opts(&small_url, "none", 2);
     let mut received = spawn_acking_dest(o.clone(), job.clone()).await;
@@ -148,16 +124,7 @@ async fn a_full_window_holds_the_src_until_acks_and_silence_times_out() {
     tokio::spawn(async move {
         while let Ok(ev) = dest.next().await {
             if let DestEvent::Hello { hello, reply } = ev {
-                let _ = dest
-                    .answer_hello(
-                        &hello,
-                        reply,
-                        HelloReply {
-                            version: 1,
-                            ..Default::default()
-                        },
-                    )
-                    .await;
+                let _ = dest.answer_hello(&hello, reply, HelloReply { version: 1, ..Default::default() }).await;
             }
         }
     });
@@ -167,10 +134,7 @@ async fn a_full_window_holds_the_src_until_acks_and_silence_times_out() {
     src.send(b"2").await.unwrap();
     assert_eq!(src.in_flight(), 2);
     let third = src.send(b"3").await;
-    assert!(
-        matches!(third, Err(TransportError::AckTimeout { in_flight: 2, .. })),
-        "{third:?}"
-    );
+    assert!(matches!(third, Err(TransportError::AckTimeout { in_flight: 2, .. })), "{third:?}");
     assert!(third.unwrap_err().is_transient());
 }
 
@@ -196,12 +160,7 @@ async fn a_gap_makes_the_dest_reset_the_session() {
         uncompressed_len: 1,
         data: vec![0],
     };
-    raw.publish(
-        Subjects::for_job(&job).batch,
-        Bytes::from(frame.encode_to_vec()),
-    )
-    .await
-    .unwrap();
+    raw.publish(Subjects::for_job(&job).batch, Bytes::from(frame.encode_to_vec())).await.unwrap();
     raw.flush().await.unwrap();
     let mut result = Ok(0);
     for _ in 0..50 {
@@ -211,10 +170,7 @@ async fn a_gap_makes_the_dest_reset_the_session() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        matches!(result, Err(TransportError::SessionReset(ref r)) if r.contains("gap")),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(TransportError::SessionReset(ref r)) if r.contains("gap")), "{result:?}");
     // Nothing after the gap was delivered.
     assert!(received.try_recv().is_err());
 }
@@ -243,19 +199,14 @@ async fn jobs_never_see_each_others_batches() {
 async fn hello_without_a_dest_gives_up_with_a_clear_error() {
     let Some(url) = nats_url() else { return };
     let job = unique("lonely");
-    let (src, _) = NatsSource::connect(opts(&url, "none", 1), &job, 1)
-        .await
-        .unwrap();
+    let (src, _) = NatsSource::connect(opts(&url, "none", 1), &job, 1).await.unwrap();
     let err = src.hello(&job, Duration::from_secs(2)).await.unwrap_err();
     assert!(err.to_string().contains("no dest task answered"), "{err}");
 }
 
 #[tokio::test]
 async fn unreachable_server_is_a_transient_error_naming_it() {
-    let o = NatsOptions {
-        urls: vec!["nats://127.0.0.1:1".into()],
-        ..Default::default()
-    };
+    let o = NatsOptions { urls: vec!["nats://127.0.0.1:1".into()], ..Default::default() };
     let err = match NatsSource::connect(o, "x", 1).await {
         Err(e) => e,
         Ok(_) => panic!("connected to port 1"),

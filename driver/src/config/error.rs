@@ -26,31 +26,17 @@ pub enum ConfigError {
     },
 
     #[error("{file}:{line}:{column}: HCL syntax error: {message}")]
-    HclSyntax {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    HclSyntax { file: String, line: usize, column: usize, message: String },
 
     #[error("{file}:{line}:{column}: JSON syntax error: {message}")]
-    JsonSyntax {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    JsonSyntax { file: String, line: usize, column: usize, message: String },
 
     /// The file is valid HCL/JSON but not a Nomad job of the expected shape.
     #[error("{file}: {message}")]
     JobShape { file: String, message: String },
 
     #[error("{at}: config field {path}: cannot evaluate HCL expression: {message}")]
-    HclExpression {
-        at: Box<Location>,
-        path: String,
-        message: String,
-    },
+    HclExpression { at: Box<Location>, path: String, message: String },
 
     #[error(
         "job \"{job}\": task \"{task}\" has no dtle role: name the task \"src\" or \"source\" for the \
@@ -62,12 +48,7 @@ pub enum ConfigError {
         "job \"{job}\": tasks \"{first}\" and \"{second}\" both have the {role} role: a job has at \
          most one src task and one dest task"
     )]
-    DuplicateRole {
-        job: String,
-        role: &'static str,
-        first: String,
-        second: String,
-    },
+    DuplicateRole { job: String, role: &'static str, first: String, second: String },
 
     #[error("job \"{job}\" has no dtle task: add a task \"src\" and/or a task \"dest\" with driver = \"dtle\"")]
     NoTasks { job: String },
@@ -83,20 +64,11 @@ pub enum ConfigError {
     },
 
     #[error("{at}: config field {path}: expected {expected}, got {given}")]
-    WrongType {
-        at: Box<Location>,
-        path: String,
-        expected: String,
-        given: String,
-    },
+    WrongType { at: Box<Location>, path: String, expected: String, given: String },
 
     /// A value that parsed but breaks one of dtle's rules.
     #[error("{at}: config field {path}: {message}")]
-    Invalid {
-        at: Box<Location>,
-        path: String,
-        message: String,
-    },
+    Invalid { at: Box<Location>, path: String, message: String },
 
     #[error(
         "job \"{job}\": the job name is {len} characters long; dtle allows at most {max} (it is \
@@ -127,17 +99,9 @@ impl ConfigError {
         true
     }
 
-    pub(crate) fn invalid(
-        job: &str,
-        task: &str,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn invalid(job: &str, task: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
-            at: Box::new(Location {
-                job: job.to_string(),
-                task: task.to_string(),
-            }),
+            at: Box::new(Location { job: job.to_string(), task: task.to_string() }),
             path: path.into(),
             message: message.into(),
         }

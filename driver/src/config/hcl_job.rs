@@ -17,43 +17,23 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(String, Vec<RawTask>), Co
         Ok(body) => body,
         Err(strict) => hcl::parse(&relax_braces(text)).map_err(|_| syntax_error(strict, file))?,
     };
-    let shape = |message: String| ConfigError::JobShape {
-        file: file.to_string(),
-        message,
-    };
+    let shape = |message: String| ConfigError::JobShape { file: file.to_string(), message };
 
     let jobs: Vec<&Block> = body.blocks().filter(|b| b.identifier() == "job").collect();
     let job = match jobs.as_slice() {
         [one] => *one,
-        [] => {
-            return Err(shape(
-                "no `job \"<name>\" { ... }` block found; a dtle job file is a Nomad job".into(),
-            ))
-        }
-        _ => {
-            return Err(shape(format!(
-                "{} job blocks found; put one job per file",
-                jobs.len()
-            )))
-        }
+        [] => return Err(shape("no `job \"<name>\" { ... }` block found; a dtle job file is a Nomad job".into())),
+        _ => return Err(shape(format!("{} job blocks found; put one job per file", jobs.len()))),
     };
     let name = match job.labels() {
         [label] => label.as_str().to_string(),
-        _ => {
-            return Err(shape(
-                "the job block needs exactly one label, its name: `job \"job1\" { ... }`".into(),
-            ))
-        }
+        _ => return Err(shape("the job block needs exactly one label, its name: `job \"job1\" { ... }`".into())),
     };
     let ctx = Context::new();
 
     let mut tasks = Vec::new();
     for group in job.body().blocks().filter(|b| b.identifier() == "group") {
-        let group_name = group
-            .labels()
-            .first()
-            .map(|l| l.as_str().to_string())
-            .unwrap_or_default();
+        let group_name = group.labels().first().map(|l| l.as_str().to_string()).unwrap_or_default();
         for task in group.body().blocks().filter(|b| b.identifier() == "task") {
             let task_name = match task.labels() {
                 [label] => label.as_str().to_string(),
@@ -64,25 +44,20 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(String, Vec<RawTask>), Co
                     )))
                 }
             };
-            let at = Location {
-                job: name.clone(),
-                task: task_name.clone(),
-            };
+            let at = Location { job: name.clone(), task: task_name.clone() };
             let mut driver = None;
             let mut config: Option<Map<String, Value>> = None;
             for s in task.body() {
                 match s {
-                    Structure::Attribute(a) if a.key() == "driver" => {
-                        match a.expr().evaluate(&ctx) {
-                            Ok(hcl::Value::String(d)) => driver = Some(d),
-                            _ => {
-                                return Err(shape(format!(
-                                    "job \"{name}\", task \"{task_name}\": driver must be a \
+                    Structure::Attribute(a) if a.key() == "driver" => match a.expr().evaluate(&ctx) {
+                        Ok(hcl::Value::String(d)) => driver = Some(d),
+                        _ => {
+                            return Err(shape(format!(
+                                "job \"{name}\", task \"{task_name}\": driver must be a \
                                      string such as \"dtle\""
-                                )))
-                            }
+                            )))
                         }
-                    }
+                    },
                     Structure::Attribute(a) if a.key() == "config" => {
                         let v = eval(&at, "config", a.expr(), &ctx)?;
                         match v {
@@ -106,13 +81,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<(String, Vec<RawTask>), Co
                                 "the task has more than one config block; merge them into one",
                             ));
                         }
-                        config = Some(body_to_map(
-                            &at,
-                            "",
-                            b.body(),
-                            Some(TASK_CONFIG_FIELDS),
-                            &ctx,
-                        )?);
+                        config = Some(body_to_map(&at, "", b.body(), Some(TASK_CONFIG_FIELDS), &ctx)?);
                     }
                     _ => {}
                 }
@@ -137,10 +106,7 @@ fn syntax_error(e: hcl::Error, file: &str) -> ConfigError {
             // Only the parser's message: the offending source line could hold a password.
             message: p.message().to_string(),
         },
-        other => ConfigError::JobShape {
-            file: file.to_string(),
-            message: format!("cannot parse HCL: {other}"),
-        },
+        other => ConfigError::JobShape { file: file.to_string(), message: format!("cannot parse HCL: {other}") },
     }
 }
 
@@ -152,12 +118,7 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn eval(
-    at: &Location,
-    path: &str,
-    expr: &hcl::Expression,
-    ctx: &Context,
-) -> Result<Value, ConfigError> {
+fn eval(at: &Location, path: &str, expr: &hcl::Expression, ctx: &Context) -> Result<Value, ConfigError> {
     if has_template_code(expr) {
         return Err(ConfigError::HclExpression {
             at: Box::new(at.clone()),
@@ -168,15 +129,9 @@ fn eval(
         });
     }
     let value = expr.evaluate(ctx).map_err(|e| {
-        let secret = path
-            .rsplit('.')
-            .next()
-            .is_some_and(|k| k.eq_ignore_ascii_case("password"));
-        let detail = if secret {
-            "the value uses variables, functions or interpolation".to_string()
-        } else {
-            e.to_string()
-        };
+        let secret = path.rsplit('.').next().is_some_and(|k| k.eq_ignore_ascii_case("password"));
+        let detail =
+            if secret { "the value uses variables, functions or interpolation".to_string() } else { e.to_string() };
         ConfigError::HclExpression {
             at: Box::new(at.clone()),
             path: path.to_string(),
@@ -227,9 +182,7 @@ fn body_to_map(
                         &at.job,
                         &at.task,
                         p,
-                        format!(
-                            "block {key} has a label; config blocks take none: `{key} {{ ... }}`"
-                        ),
+                        format!("block {key} has a label; config blocks take none: `{key} {{ ... }}`"),
                     ));
                 }
                 let spec = fields.and_then(|f| find_field(f, &key));
@@ -270,10 +223,7 @@ fn has_template_code(expr: &hcl::Expression) -> bool {
     use hcl::Expression as E;
     match expr {
         E::TemplateExpr(t) => match hcl::Template::from_expr(t) {
-            Ok(tpl) => tpl
-                .elements()
-                .iter()
-                .any(|e| !matches!(e, hcl::template::Element::Literal(_))),
+            Ok(tpl) => tpl.elements().iter().any(|e| !matches!(e, hcl::template::Element::Literal(_))),
             Err(_) => false,
         },
         E::Array(items) => items.iter().any(has_template_code),
@@ -292,10 +242,7 @@ fn relax_braces(text: &str) -> String {
     }
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() + text.len() / 8);
-    let mut stack = vec![St::Code {
-        interp: false,
-        depth: 0,
-    }];
+    let mut stack = vec![St::Code { interp: false, depth: 0 }];
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -317,10 +264,7 @@ fn relax_braces(text: &str) -> String {
                 }
                 if (c == '$' || c == '%') && next == Some('{') {
                     out.extend([c, '{']);
-                    stack.push(St::Code {
-                        interp: true,
-                        depth: 0,
-                    });
+                    stack.push(St::Code { interp: true, depth: 0 });
                     i += 2;
                     continue;
                 }
@@ -367,9 +311,7 @@ fn relax_braces(text: &str) -> String {
                     '/' if next == Some('*') => {
                         let start = i;
                         i += 2;
-                        while i < chars.len()
-                            && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/'))
-                        {
+                        while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
                             i += 1;
                         }
                         i = (i + 2).min(chars.len());

@@ -24,13 +24,10 @@ use serde_json::{Map, Value};
 
 pub use error::{ConfigError, Location};
 pub use spec::{
-    canonical_sql_filter, defaults, find_field, FieldDefault, FieldKind, FieldSpec,
-    CONNECTION_CONFIG_FIELDS, DATA_SOURCE_FIELDS, KAFKA_CONFIG_FIELDS, ORACLE_CONFIG_FIELDS,
-    SQL_FILTER_NAMES, TABLE_FIELDS, TASK_CONFIG_FIELDS,
+    canonical_sql_filter, defaults, find_field, FieldDefault, FieldKind, FieldSpec, CONNECTION_CONFIG_FIELDS,
+    DATA_SOURCE_FIELDS, KAFKA_CONFIG_FIELDS, ORACLE_CONFIG_FIELDS, SQL_FILTER_NAMES, TABLE_FIELDS, TASK_CONFIG_FIELDS,
 };
-pub use task::{
-    ConnectionConfig, DataSource, DestType, KafkaConfig, OracleConfig, Table, TaskConfig, TaskRole,
-};
+pub use task::{ConnectionConfig, DataSource, DestType, KafkaConfig, OracleConfig, Table, TaskConfig, TaskRole};
 
 /// dtle's job name limit (`job_name varchar(64)`).
 pub const JOB_NAME_MAX_LEN: usize = 64;
@@ -105,14 +102,8 @@ pub(crate) struct RawTask {
 /// non-space character is `{`, else HCL.
 pub fn parse_job_file(path: &Path) -> Result<JobFile, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: file.clone(),
-        source,
-    })?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: file.clone(), source })?;
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let format = match ext.as_deref() {
         Some("hcl") | Some("nomad") => JobFormat::Hcl,
         Some("json") => JobFormat::Json,
@@ -128,12 +119,7 @@ pub fn parse_job_str(text: &str, format: JobFormat) -> Result<JobFile, ConfigErr
 
 /// JSON if the first non-space character is `{`, else HCL.
 pub fn sniff_format(text: &str) -> JobFormat {
-    match text
-        .trim_start_matches('\u{feff}')
-        .trim_start()
-        .chars()
-        .next()
-    {
+    match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
         Some('{') => JobFormat::Json,
         _ => JobFormat::Hcl,
     }
@@ -146,31 +132,15 @@ fn parse_job_text(text: &str, format: JobFormat, file: &str) -> Result<JobFile, 
         JobFormat::Json => json_job::parse(text, file)?,
     };
     if name.trim().is_empty() {
-        return Err(ConfigError::JobShape {
-            file: file.to_string(),
-            message: "the job name is empty".into(),
-        });
+        return Err(ConfigError::JobShape { file: file.to_string(), message: "the job name is empty".into() });
     }
-    let mut job = JobFile {
-        name: name.clone(),
-        src: None,
-        dest: None,
-        src_task: None,
-        dest_task: None,
-        format,
-    };
+    let mut job = JobFile { name: name.clone(), src: None, dest: None, src_task: None, dest_task: None, format };
     for raw in tasks {
-        if raw
-            .driver
-            .as_deref()
-            .is_some_and(|d| !d.eq_ignore_ascii_case("dtle"))
-        {
+        if raw.driver.as_deref().is_some_and(|d| !d.eq_ignore_ascii_case("dtle")) {
             continue; // not ours (e.g. a sidecar task)
         }
-        let role = TaskRole::from_task_name(&raw.name).ok_or_else(|| ConfigError::BadTaskName {
-            job: name.clone(),
-            task: raw.name.clone(),
-        })?;
+        let role = TaskRole::from_task_name(&raw.name)
+            .ok_or_else(|| ConfigError::BadTaskName { job: name.clone(), task: raw.name.clone() })?;
         let (config, meta) = task_from_raw(&name, raw)?;
         let (slot, meta_slot) = match role {
             TaskRole::Src => (&mut job.src, &mut job.src_task),
@@ -194,23 +164,13 @@ fn parse_job_text(text: &str, format: JobFormat, file: &str) -> Result<JobFile, 
 }
 
 fn task_from_raw(job: &str, raw: RawTask) -> Result<(TaskConfig, TaskMeta), ConfigError> {
-    let at = Location {
-        job: job.to_string(),
-        task: raw.name.clone(),
-    };
+    let at = Location { job: job.to_string(), task: raw.name.clone() };
     let mut config = raw.config;
     normalize::normalize_object(&at, "", &mut config, TASK_CONFIG_FIELDS)?;
     let set_fields = config.keys().cloned().collect();
     let mut task = decode_task(&at, config)?;
     task.apply_zero_defaults();
-    Ok((
-        task,
-        TaskMeta {
-            name: raw.name,
-            group: raw.group,
-            set_fields,
-        },
-    ))
+    Ok((task, TaskMeta { name: raw.name, group: raw.group, set_fields }))
 }
 
 fn decode_task(at: &Location, config: Map<String, Value>) -> Result<TaskConfig, ConfigError> {
@@ -227,27 +187,17 @@ fn decode_error(at: &Location, e: serde_json::Error) -> ConfigError {
             return ConfigError::UnknownField {
                 at: Box::new(at.clone()),
                 path: field.to_string(),
-                suggestion: spec::suggest(TASK_CONFIG_FIELDS.iter().map(|f| f.name), field)
-                    .map(str::to_string),
+                suggestion: spec::suggest(TASK_CONFIG_FIELDS.iter().map(|f| f.name), field).map(str::to_string),
                 valid: Vec::new(),
             };
         }
     }
-    ConfigError::Decode {
-        at: Box::new(at.clone()),
-        message: msg,
-    }
+    ConfigError::Decode { at: Box::new(at.clone()), message: msg }
 }
 
 /// Fields of the dest task that say where to write, not how: never merged into the src settings.
-const TARGET_FIELDS: &[&str] = &[
-    "ConnectionConfig",
-    "SrcConnectionConfig",
-    "DestConnectionConfig",
-    "SrcOracleConfig",
-    "KafkaConfig",
-    "DestType",
-];
+const TARGET_FIELDS: &[&str] =
+    &["ConnectionConfig", "SrcConnectionConfig", "DestConnectionConfig", "SrcOracleConfig", "KafkaConfig", "DestType"];
 
 impl JobFile {
     /// The config of the task with this role, if the job has one.
@@ -271,11 +221,7 @@ impl JobFile {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let len = self.name.chars().count();
         if len > JOB_NAME_MAX_LEN {
-            return Err(ConfigError::JobNameTooLong {
-                job: self.name.clone(),
-                len,
-                max: JOB_NAME_MAX_LEN,
-            });
+            return Err(ConfigError::JobNameTooLong { job: self.name.clone(), len, max: JOB_NAME_MAX_LEN });
         }
         for role in [TaskRole::Src, TaskRole::Dest] {
             if let Some(t) = self.task(role) {
@@ -289,10 +235,7 @@ impl JobFile {
     pub fn resolve(&self) -> Result<ResolvedJob, ConfigError> {
         self.validate()?;
         let job = &self.name;
-        let unresolved = |message: String| ConfigError::Unresolved {
-            job: job.clone(),
-            message,
-        };
+        let unresolved = |message: String| ConfigError::Unresolved { job: job.clone(), message };
         let src_name = self.task_name(TaskRole::Src).to_string();
         let dest_name = self.task_name(TaskRole::Dest).to_string();
 
@@ -330,10 +273,7 @@ impl JobFile {
         };
         let from_dest = match &self.dest {
             Some(d) => {
-                let mysql = d
-                    .connection_config
-                    .as_ref()
-                    .or(d.dest_connection_config.as_ref());
+                let mysql = d.connection_config.as_ref().or(d.dest_connection_config.as_ref());
                 match (mysql, &d.kafka_config) {
                     (Some(_), Some(_)) => {
                         return Err(unresolved(format!(
@@ -351,19 +291,15 @@ impl JobFile {
         let (target, shape) = match (from_src, from_dest) {
             (Some(a), Some(b)) if a != b => {
                 return Err(unresolved(format!(
-                "the target is set in both task \"{src_name}\" (DestConnectionConfig/KafkaConfig) \
+                    "the target is set in both task \"{src_name}\" (DestConnectionConfig/KafkaConfig) \
                      and task \"{dest_name}\" (ConnectionConfig/KafkaConfig), differently: set it \
                      in one place (4.x shape: in the src task, with DestType in the dest task)"
-            )))
+                )))
             }
             (Some(a), _) => (a, JobShape::V4),
             (None, Some(b)) => (b, JobShape::V3),
             (None, None) => {
-                let hint = if self.dest.is_none() {
-                    " (the job has no dest task)"
-                } else {
-                    ""
-                };
+                let hint = if self.dest.is_none() { " (the job has no dest task)" } else { "" };
                 return Err(unresolved(format!(
                     "no target{hint}: set DestConnectionConfig or KafkaConfig in task \
                      \"{src_name}\" (4.x shape), or ConnectionConfig or KafkaConfig in the dest \
@@ -371,11 +307,7 @@ impl JobFile {
                 )));
             }
         };
-        let shape = if src_shape == JobShape::V3 && shape == JobShape::V3 {
-            JobShape::V3
-        } else {
-            JobShape::V4
-        };
+        let shape = if src_shape == JobShape::V3 && shape == JobShape::V3 { JobShape::V3 } else { JobShape::V4 };
 
         // DestType, where given, must agree with the target.
         let kind = match &target {
@@ -406,21 +338,14 @@ impl JobFile {
         // Settings: the src task, plus fields written only in the dest task.
         let mut settings = s.clone();
         if let (Some(d), Some(dmeta)) = (&self.dest, &self.dest_task) {
-            let src_set: BTreeSet<String> = self
-                .src_task
-                .as_ref()
-                .map(|m| m.set_fields.clone())
-                .unwrap_or_default();
+            let src_set: BTreeSet<String> = self.src_task.as_ref().map(|m| m.set_fields.clone()).unwrap_or_default();
             let extra: Vec<&String> = dmeta
                 .set_fields
                 .iter()
                 .filter(|f| !src_set.contains(*f) && !TARGET_FIELDS.contains(&f.as_str()))
                 .collect();
             if !extra.is_empty() {
-                let at = Location {
-                    job: job.clone(),
-                    task: src_name.clone(),
-                };
+                let at = Location { job: job.clone(), task: src_name.clone() };
                 let to_map = |t: &TaskConfig| match serde_json::to_value(t) {
                     Ok(Value::Object(m)) => Ok(m),
                     Ok(_) => Err(ConfigError::Decode {
@@ -455,13 +380,7 @@ impl JobFile {
         settings.dest_type = Some(dest_type_name(kind).to_string());
         settings.validate(job, &src_name)?;
 
-        Ok(ResolvedJob {
-            name: job.clone(),
-            source,
-            target,
-            src: settings,
-            shape,
-        })
+        Ok(ResolvedJob { name: job.clone(), source, target, src: settings, shape })
     }
 }
 

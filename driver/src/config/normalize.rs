@@ -35,23 +35,14 @@ pub(crate) fn normalize_object(
                     &at.job,
                     &at.task,
                     child_path,
-                    format!(
-                        "{key} is another name for {}; set only one of them",
-                        spec.name
-                    ),
+                    format!("{key} is another name for {}; set only one of them", spec.name),
                 ));
             }
         }
         if value.is_null() {
             continue;
         }
-        normalize_value(
-            at,
-            &join(path, spec.name),
-            &mut value,
-            &spec.kind,
-            spec.name,
-        )?;
+        normalize_value(at, &join(path, spec.name), &mut value, &spec.kind, spec.name)?;
         obj.insert(spec.name.to_string(), value);
     }
     Ok(())
@@ -75,9 +66,7 @@ fn normalize_value(
         FieldKind::Bool => match value {
             Value::Bool(_) => {}
             Value::String(s) if s.trim().eq_ignore_ascii_case("true") => *value = Value::Bool(true),
-            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => {
-                *value = Value::Bool(false)
-            }
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => *value = Value::Bool(false),
             other => return Err(wrong(other)),
         },
         FieldKind::Int | FieldKind::Port => {

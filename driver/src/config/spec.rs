@@ -23,10 +23,7 @@ impl FieldKind {
             FieldKind::String => "string".to_string(),
             FieldKind::List(inner) => format!("list({})", inner.cty_type()),
             FieldKind::Object(fields) => {
-                let inner: Vec<String> = fields
-                    .iter()
-                    .map(|f| format!("{}={}", f.name, f.kind.cty_type()))
-                    .collect();
+                let inner: Vec<String> = fields.iter().map(|f| format!("{}={}", f.name, f.kind.cty_type())).collect();
                 format!("object({{{}}})", inner.join(","))
             }
         }
@@ -118,33 +115,12 @@ pub struct FieldSpec {
     pub doc: &'static str,
 }
 
-const fn f(
-    name: &'static str,
-    kind: FieldKind,
-    default: FieldDefault,
-    doc: &'static str,
-) -> FieldSpec {
-    FieldSpec {
-        name,
-        kind,
-        default,
-        required: false,
-        ignored: false,
-        aliases: &[],
-        doc,
-    }
+const fn f(name: &'static str, kind: FieldKind, default: FieldDefault, doc: &'static str) -> FieldSpec {
+    FieldSpec { name, kind, default, required: false, ignored: false, aliases: &[], doc }
 }
 
 const fn required(name: &'static str, kind: FieldKind, doc: &'static str) -> FieldSpec {
-    FieldSpec {
-        name,
-        kind,
-        default: FieldDefault::None,
-        required: true,
-        ignored: false,
-        aliases: &[],
-        doc,
-    }
+    FieldSpec { name, kind, default: FieldDefault::None, required: true, ignored: false, aliases: &[], doc }
 }
 
 const fn ignored(name: &'static str, kind: FieldKind) -> FieldSpec {
@@ -260,12 +236,7 @@ pub const CONNECTION_CONFIG_FIELDS: &[FieldSpec] = &[
     required("Port", K::Port, "MySQL port."),
     required("User", K::String, "MySQL user."),
     required("Password", K::String, "MySQL password."),
-    f(
-        "Charset",
-        K::String,
-        D::Str(defaults::CHARSET),
-        "Connection character set.",
-    ),
+    f("Charset", K::String, D::Str(defaults::CHARSET), "Connection character set."),
 ];
 
 /// `SrcOracleConfig` (accepted, kept opaque; Oracle sources are not implemented).
@@ -274,41 +245,22 @@ pub const ORACLE_CONFIG_FIELDS: &[FieldSpec] = &[
     required("Port", K::Port, "Oracle port."),
     required("User", K::String, "Oracle user."),
     required("Password", K::String, "Oracle password."),
-    f(
-        "ServiceName",
-        K::String,
-        D::None,
-        "Oracle service name (dtle's docs default to XE).",
-    ),
+    f("ServiceName", K::String, D::None, "Oracle service name (dtle's docs default to XE)."),
     f("Scn", K::Int, D::None, "Start SCN; 0 means now."),
 ];
 
 /// `KafkaConfig`.
 pub const KAFKA_CONFIG_FIELDS: &[FieldSpec] = &[
-    required(
-        "Topic",
-        K::String,
-        "Base topic; also the Debezium source name and schema-name prefix.",
-    ),
+    required("Topic", K::String, "Base topic; also the Debezium source name and schema-name prefix."),
     required("Brokers", STRING_LIST, "Kafka brokers, host:port."),
-    f(
-        "Converter",
-        K::String,
-        D::Str(defaults::KAFKA_CONVERTER),
-        "Message format; only json is implemented.",
-    ),
+    f("Converter", K::String, D::Str(defaults::KAFKA_CONVERTER), "Message format; only json is implemented."),
     f(
         "TopicWithSchemaTable",
         K::Bool,
         D::Bool(defaults::KAFKA_TOPIC_WITH_SCHEMA_TABLE),
         "Topic is <Topic>.<schema>.<table>; false sends everything to <Topic>.",
     ),
-    f(
-        "SchemaChangeTopic",
-        K::String,
-        D::None,
-        "Topic for DDL messages; unset means schema-changes.<Topic>.",
-    ),
+    f("SchemaChangeTopic", K::String, D::None, "Topic for DDL messages; unset means schema-changes.<Topic>."),
     f(
         "MessageGroupMaxSize",
         K::Int,
@@ -336,42 +288,12 @@ pub const KAFKA_CONFIG_FIELDS: &[FieldSpec] = &[
 
 /// An element of `ReplicateDoDb[].Tables` / `ReplicateIgnoreDb[].Tables`.
 pub const TABLE_FIELDS: &[FieldSpec] = &[
-    f(
-        "TableName",
-        K::String,
-        D::Str(""),
-        "Exact table name. Set this or TableRegex.",
-    ),
-    f(
-        "TableRegex",
-        K::String,
-        D::Str(""),
-        "Table name regex; requires TableRename.",
-    ),
-    f(
-        "TableRename",
-        K::String,
-        D::Str(""),
-        "Target table name, or a regex expansion (${1}) with TableRegex.",
-    ),
-    f(
-        "ColumnMapFrom",
-        STRING_LIST,
-        D::EmptyList,
-        "Source columns to replicate, in target order.",
-    ),
-    f(
-        "ColumnMapTo",
-        STRING_LIST,
-        D::EmptyList,
-        "Target columns for ColumnMapFrom (empty or the same length).",
-    ),
-    f(
-        "Where",
-        K::String,
-        D::Str(""),
-        "SQL boolean expression over the row's columns.",
-    ),
+    f("TableName", K::String, D::Str(""), "Exact table name. Set this or TableRegex."),
+    f("TableRegex", K::String, D::Str(""), "Table name regex; requires TableRename."),
+    f("TableRename", K::String, D::Str(""), "Target table name, or a regex expansion (${1}) with TableRegex."),
+    f("ColumnMapFrom", STRING_LIST, D::EmptyList, "Source columns to replicate, in target order."),
+    f("ColumnMapTo", STRING_LIST, D::EmptyList, "Target columns for ColumnMapFrom (empty or the same length)."),
+    f("Where", K::String, D::Str(""), "SQL boolean expression over the row's columns."),
     ignored("TableRenameRegex", K::String),
     ignored("TableSchema", K::String),
     ignored("TableSchemaRename", K::String),
@@ -379,18 +301,8 @@ pub const TABLE_FIELDS: &[FieldSpec] = &[
 
 /// An element of `ReplicateDoDb` / `ReplicateIgnoreDb`.
 pub const DATA_SOURCE_FIELDS: &[FieldSpec] = &[
-    f(
-        "TableSchema",
-        K::String,
-        D::Str(""),
-        "Exact schema name. Set this or TableSchemaRegex.",
-    ),
-    f(
-        "TableSchemaRegex",
-        K::String,
-        D::Str(""),
-        "Schema name regex; requires TableSchemaRename.",
-    ),
+    f("TableSchema", K::String, D::Str(""), "Exact schema name. Set this or TableSchemaRegex."),
+    f("TableSchemaRegex", K::String, D::Str(""), "Schema name regex; requires TableSchemaRename."),
     f(
         "TableSchemaRename",
         K::String,
@@ -430,10 +342,7 @@ pub const SQL_FILTER_NAMES: &[&str] = &[
 
 /// The canonical spelling of a SqlFilter name, if it is one dtle knows.
 pub fn canonical_sql_filter(name: &str) -> Option<&'static str> {
-    SQL_FILTER_NAMES
-        .iter()
-        .copied()
-        .find(|known| known.eq_ignore_ascii_case(name.trim()))
+    SQL_FILTER_NAMES.iter().copied().find(|known| known.eq_ignore_ascii_case(name.trim()))
 }
 
 /// Every top-level field of a dtle task `config { }` block (both the 3.x and the 4.x shape).
@@ -444,36 +353,16 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::None,
         "3.x shape: source MySQL in the src task, target MySQL in the dest task.",
     ),
-    f(
-        "SrcConnectionConfig",
-        K::Object(CONNECTION_CONFIG_FIELDS),
-        D::None,
-        "4.x shape: source MySQL (src task).",
-    ),
+    f("SrcConnectionConfig", K::Object(CONNECTION_CONFIG_FIELDS), D::None, "4.x shape: source MySQL (src task)."),
     f(
         "DestConnectionConfig",
         K::Object(CONNECTION_CONFIG_FIELDS),
         D::None,
         "4.x shape: target MySQL (src task). Either this or KafkaConfig.",
     ),
-    f(
-        "SrcOracleConfig",
-        K::Object(ORACLE_CONFIG_FIELDS),
-        D::None,
-        "Oracle source (accepted, not implemented).",
-    ),
-    f(
-        "KafkaConfig",
-        K::Object(KAFKA_CONFIG_FIELDS),
-        D::None,
-        "Kafka target.",
-    ),
-    f(
-        "DestType",
-        K::String,
-        D::None,
-        "4.x shape, dest task only: mysql or kafka.",
-    ),
+    f("SrcOracleConfig", K::Object(ORACLE_CONFIG_FIELDS), D::None, "Oracle source (accepted, not implemented)."),
+    f("KafkaConfig", K::Object(KAFKA_CONFIG_FIELDS), D::None, "Kafka target."),
+    f("DestType", K::String, D::None, "4.x shape, dest task only: mysql or kafka."),
     f(
         "ReplicateDoDb",
         K::List(&K::Object(DATA_SOURCE_FIELDS)),
@@ -486,55 +375,20 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::EmptyList,
         "Objects to exclude; wins over ReplicateDoDb.",
     ),
-    f(
-        "Gtid",
-        K::String,
-        D::Str(""),
-        "Executed GTID set; non-empty means incremental only, after this set.",
-    ),
-    f(
-        "GtidStart",
-        K::String,
-        D::Str(""),
-        "Start GTID point; Gtid = source executed set - GtidStart.",
-    ),
-    f(
-        "AutoGtid",
-        K::Bool,
-        D::Bool(false),
-        "Incremental only, from the source's current GTID set.",
-    ),
-    f(
-        "BinlogFile",
-        K::String,
-        D::Str(""),
-        "Start binlog file (incremental only).",
-    ),
+    f("Gtid", K::String, D::Str(""), "Executed GTID set; non-empty means incremental only, after this set."),
+    f("GtidStart", K::String, D::Str(""), "Start GTID point; Gtid = source executed set - GtidStart."),
+    f("AutoGtid", K::Bool, D::Bool(false), "Incremental only, from the source's current GTID set."),
+    f("BinlogFile", K::String, D::Str(""), "Start binlog file (incremental only)."),
     f("BinlogPos", K::Int, D::Int(0), "Start binlog position."),
-    f(
-        "BinlogRelay",
-        K::Bool,
-        D::Bool(false),
-        "Relay the source binlog to local disk first.",
-    ),
-    f(
-        "ChunkSize",
-        K::Int,
-        D::Int(defaults::CHUNK_SIZE),
-        "Rows per SELECT chunk in full copy.",
-    ),
+    f("BinlogRelay", K::Bool, D::Bool(false), "Relay the source binlog to local disk first."),
+    f("ChunkSize", K::Int, D::Int(defaults::CHUNK_SIZE), "Rows per SELECT chunk in full copy."),
     f(
         "DumpEntryLimit",
         K::Int,
         D::Int(defaults::DUMP_ENTRY_LIMIT),
         "Bytes at which a chunk or big transaction is split into messages.",
     ),
-    f(
-        "ReplChanBufferSize",
-        K::Int,
-        D::Int(defaults::REPL_CHAN_BUFFER_SIZE),
-        "Queue length in transaction groups.",
-    ),
+    f("ReplChanBufferSize", K::Int, D::Int(defaults::REPL_CHAN_BUFFER_SIZE), "Queue length in transaction groups."),
     f(
         "GroupMaxSize",
         K::Int,
@@ -547,48 +401,13 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::Int(defaults::GROUP_TIMEOUT_MS),
         "Flush a partial batch after this many milliseconds.",
     ),
-    f(
-        "SqlFilter",
-        STRING_LIST,
-        D::EmptyList,
-        "Event filters, e.g. NoDDL, NoDMLDelete.",
-    ),
-    f(
-        "DropTableIfExists",
-        K::Bool,
-        D::Bool(false),
-        "Full copy sends DROP TABLE IF EXISTS before CREATE TABLE.",
-    ),
-    f(
-        "SkipCreateDbTable",
-        K::Bool,
-        D::Bool(false),
-        "Do not create schemas or tables on the target.",
-    ),
-    f(
-        "SkipIncrementalCopy",
-        K::Bool,
-        D::Bool(false),
-        "Full copy only.",
-    ),
-    f(
-        "SkipPrivilegeCheck",
-        K::Bool,
-        D::Bool(false),
-        "Skip the privilege checks on source and target.",
-    ),
-    f(
-        "ExpandSyntaxSupport",
-        K::Bool,
-        D::Bool(false),
-        "Also replicate user/DCL statements and routines.",
-    ),
-    f(
-        "TrafficAgainstLimits",
-        K::Int,
-        D::Int(0),
-        "Fail the src task after this many GiB sent; 0 = off.",
-    ),
+    f("SqlFilter", STRING_LIST, D::EmptyList, "Event filters, e.g. NoDDL, NoDMLDelete."),
+    f("DropTableIfExists", K::Bool, D::Bool(false), "Full copy sends DROP TABLE IF EXISTS before CREATE TABLE."),
+    f("SkipCreateDbTable", K::Bool, D::Bool(false), "Do not create schemas or tables on the target."),
+    f("SkipIncrementalCopy", K::Bool, D::Bool(false), "Full copy only."),
+    f("SkipPrivilegeCheck", K::Bool, D::Bool(false), "Skip the privilege checks on source and target."),
+    f("ExpandSyntaxSupport", K::Bool, D::Bool(false), "Also replicate user/DCL statements and routines."),
+    f("TrafficAgainstLimits", K::Int, D::Int(0), "Fail the src task after this many GiB sent; 0 = off."),
     f(
         "SlaveNetWriteTimeout",
         K::Int,
@@ -601,30 +420,10 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::Int(defaults::BIG_TX_SRC_QUEUE),
         "Un-acked big-transaction parts in flight before src pauses.",
     ),
-    f(
-        "WaitOnJob",
-        K::String,
-        D::Str(""),
-        "Start only after this job has finished.",
-    ),
-    f(
-        "TwoWaySync",
-        K::Bool,
-        D::Bool(false),
-        "Bidirectional sync inside one job.",
-    ),
-    f(
-        "TwoWaySyncGtid",
-        K::String,
-        D::Str(""),
-        "Start Gtid for the reverse direction; \"auto\" = current.",
-    ),
-    f(
-        "ParallelWorkers",
-        K::Int,
-        D::Int(defaults::PARALLEL_WORKERS),
-        "Number of dest apply workers.",
-    ),
+    f("WaitOnJob", K::String, D::Str(""), "Start only after this job has finished."),
+    f("TwoWaySync", K::Bool, D::Bool(false), "Bidirectional sync inside one job."),
+    f("TwoWaySyncGtid", K::String, D::Str(""), "Start Gtid for the reverse direction; \"auto\" = current."),
+    f("ParallelWorkers", K::Int, D::Int(defaults::PARALLEL_WORKERS), "Number of dest apply workers."),
     f(
         "UseMySQLDependency",
         K::Bool,
@@ -643,44 +442,17 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::Bool(defaults::FOREIGN_KEY_CHECKS),
         "Incremental apply runs with foreign_key_checks=1.",
     ),
-    f(
-        "BulkInsert1",
-        K::Int,
-        D::Int(defaults::BULK_INSERT1),
-        "Rows of the smallest cached multi-row insert.",
-    ),
-    f(
-        "BulkInsert2",
-        K::Int,
-        D::Int(defaults::BULK_INSERT2),
-        "Rows of the middle cached multi-row insert.",
-    ),
-    f(
-        "BulkInsert3",
-        K::Int,
-        D::Int(defaults::BULK_INSERT3),
-        "Rows of the largest cached multi-row insert.",
-    ),
-    f(
-        "RetryTxLimit",
-        K::Int,
-        D::Int(defaults::RETRY_TX_LIMIT),
-        "Retries of a transaction on deadlock.",
-    ),
-    f(
-        "SetGtidNext",
-        K::Bool,
-        D::Bool(false),
-        "Keep source GTIDs on the target (set gtid_next).",
-    ),
+    f("BulkInsert1", K::Int, D::Int(defaults::BULK_INSERT1), "Rows of the smallest cached multi-row insert."),
+    f("BulkInsert2", K::Int, D::Int(defaults::BULK_INSERT2), "Rows of the middle cached multi-row insert."),
+    f("BulkInsert3", K::Int, D::Int(defaults::BULK_INSERT3), "Rows of the largest cached multi-row insert."),
+    f("RetryTxLimit", K::Int, D::Int(defaults::RETRY_TX_LIMIT), "Retries of a transaction on deadlock."),
+    f("SetGtidNext", K::Bool, D::Bool(false), "Keep source GTIDs on the target (set gtid_next)."),
     ignored("MaxRetries", K::Int),
 ];
 
 /// Find a field (by name or alias) in a table.
 pub fn find_field<'a>(fields: &'a [FieldSpec], name: &str) -> Option<&'a FieldSpec> {
-    fields
-        .iter()
-        .find(|f| f.name == name || f.aliases.contains(&name))
+    fields.iter().find(|f| f.name == name || f.aliases.contains(&name))
 }
 
 /// A close valid name for a misspelt one: same name in another case, or a small edit distance.

@@ -68,30 +68,17 @@ pub struct KafkaConfig {
     pub brokers: Vec<String>,
     #[serde(rename = "Converter", default = "defaults::kafka_converter")]
     pub converter: String,
-    #[serde(
-        rename = "TopicWithSchemaTable",
-        default = "defaults::kafka_topic_with_schema_table"
-    )]
+    #[serde(rename = "TopicWithSchemaTable", default = "defaults::kafka_topic_with_schema_table")]
     pub topic_with_schema_table: bool,
     /// Unset means `schema-changes.<Topic>`; see [`KafkaConfig::schema_change_topic`].
     #[serde(rename = "SchemaChangeTopic", default)]
     pub schema_change_topic: Option<String>,
-    #[serde(
-        rename = "MessageGroupMaxSize",
-        default = "defaults::kafka_message_group_max_size"
-    )]
+    #[serde(rename = "MessageGroupMaxSize", default = "defaults::kafka_message_group_max_size")]
     pub message_group_max_size: i64,
     /// Milliseconds.
-    #[serde(
-        rename = "MessageGroupTimeout",
-        default = "defaults::kafka_message_group_timeout"
-    )]
+    #[serde(rename = "MessageGroupTimeout", default = "defaults::kafka_message_group_timeout")]
     pub message_group_timeout: i64,
-    #[serde(
-        rename = "DateTimeZone",
-        alias = "TimeZone",
-        default = "defaults::kafka_date_time_zone"
-    )]
+    #[serde(rename = "DateTimeZone", alias = "TimeZone", default = "defaults::kafka_date_time_zone")]
     pub date_time_zone: String,
     #[serde(rename = "User", default)]
     pub user: Option<String>,
@@ -121,10 +108,7 @@ impl fmt::Debug for KafkaConfig {
             .field("message_group_timeout", &self.message_group_timeout)
             .field("date_time_zone", &self.date_time_zone)
             .field("user", &self.user)
-            .field(
-                "password",
-                &self.password.as_ref().map(|p| Redacted(!p.is_empty())),
-            )
+            .field("password", &self.password.as_ref().map(|p| Redacted(!p.is_empty())))
             .finish()
     }
 }
@@ -239,10 +223,7 @@ pub struct TaskConfig {
     pub chunk_size: i64,
     #[serde(rename = "DumpEntryLimit", default = "defaults::dump_entry_limit")]
     pub dump_entry_limit: i64,
-    #[serde(
-        rename = "ReplChanBufferSize",
-        default = "defaults::repl_chan_buffer_size"
-    )]
+    #[serde(rename = "ReplChanBufferSize", default = "defaults::repl_chan_buffer_size")]
     pub repl_chan_buffer_size: i64,
     /// Bytes.
     #[serde(rename = "GroupMaxSize", default = "defaults::group_max_size")]
@@ -267,10 +248,7 @@ pub struct TaskConfig {
     #[serde(rename = "TrafficAgainstLimits", default)]
     pub traffic_against_limits: i64,
     /// Seconds.
-    #[serde(
-        rename = "SlaveNetWriteTimeout",
-        default = "defaults::slave_net_write_timeout"
-    )]
+    #[serde(rename = "SlaveNetWriteTimeout", default = "defaults::slave_net_write_timeout")]
     pub slave_net_write_timeout: i64,
     #[serde(rename = "BigTxSrcQueue", default = "defaults::big_tx_src_queue")]
     pub big_tx_src_queue: i64,
@@ -283,15 +261,9 @@ pub struct TaskConfig {
 
     #[serde(rename = "ParallelWorkers", default = "defaults::parallel_workers")]
     pub parallel_workers: i64,
-    #[serde(
-        rename = "UseMySQLDependency",
-        default = "defaults::use_mysql_dependency"
-    )]
+    #[serde(rename = "UseMySQLDependency", default = "defaults::use_mysql_dependency")]
     pub use_mysql_dependency: bool,
-    #[serde(
-        rename = "DependencyHistorySize",
-        default = "defaults::dependency_history_size"
-    )]
+    #[serde(rename = "DependencyHistorySize", default = "defaults::dependency_history_size")]
     pub dependency_history_size: i64,
     #[serde(rename = "ForeignKeyChecks", default = "defaults::foreign_key_checks")]
     pub foreign_key_checks: bool,
@@ -364,10 +336,7 @@ impl TaskConfig {
 
     /// SqlFilter names in dtle's canonical spelling (unknown names are dropped; `validate` rejects them).
     pub fn sql_filters(&self) -> Vec<&'static str> {
-        self.sql_filter
-            .iter()
-            .filter_map(|n| canonical_sql_filter(n))
-            .collect()
+        self.sql_filter.iter().filter_map(|n| canonical_sql_filter(n)).collect()
     }
 
     /// Names of the fields that are set but have no effect, for a warning.
@@ -376,10 +345,8 @@ impl TaskConfig {
         if self.max_retries.is_some() {
             out.push("MaxRetries".to_string());
         }
-        for (list, name) in [
-            (&self.replicate_do_db, "ReplicateDoDb"),
-            (&self.replicate_ignore_db, "ReplicateIgnoreDb"),
-        ] {
+        for (list, name) in [(&self.replicate_do_db, "ReplicateDoDb"), (&self.replicate_ignore_db, "ReplicateIgnoreDb")]
+        {
             for (i, ds) in list.iter().enumerate() {
                 if ds.table_schema_rename_regex.is_some() {
                     out.push(format!("{name}[{i}].TableSchemaRenameRegex"));
@@ -463,10 +430,7 @@ impl TaskConfig {
             );
         }
         if self.dest_connection_config.is_some() && self.kafka_config.is_some() {
-            bad(
-                "KafkaConfig".into(),
-                "both DestConnectionConfig and KafkaConfig are set; set only one target".into(),
-            );
+            bad("KafkaConfig".into(), "both DestConnectionConfig and KafkaConfig are set; set only one target".into());
         }
         if self.connection_config.is_some() && self.src_connection_config.is_some() {
             bad(
@@ -480,10 +444,7 @@ impl TaskConfig {
             check_kafka(k, &mut bad);
         }
         if let Err(t) = self.dest_type() {
-            bad(
-                "DestType".into(),
-                format!("unknown destination type \"{t}\"; set DestType = \"mysql\" or \"kafka\""),
-            );
+            bad("DestType".into(), format!("unknown destination type \"{t}\"; set DestType = \"mysql\" or \"kafka\""));
         }
 
         // Object selection.
@@ -496,16 +457,11 @@ impl TaskConfig {
                 let hint = if ds.table_schema_regex.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " (TableSchemaRegex \"{}\" is not supported here)",
-                        ds.table_schema_regex
-                    )
+                    format!(" (TableSchemaRegex \"{}\" is not supported here)", ds.table_schema_regex)
                 };
                 bad(
                     format!("{path}.TableSchema"),
-                    format!(
-                        "TableSchema is empty{hint}; ReplicateIgnoreDb needs the exact schema name"
-                    ),
+                    format!("TableSchema is empty{hint}; ReplicateIgnoreDb needs the exact schema name"),
                 );
             }
             for (j, t) in ds.tables.iter().enumerate() {
@@ -537,11 +493,7 @@ impl TaskConfig {
             for (set, name, value) in [
                 (!self.gtid.is_empty(), "Gtid", &self.gtid),
                 (!self.gtid_start.is_empty(), "GtidStart", &self.gtid_start),
-                (
-                    !self.binlog_file.is_empty(),
-                    "BinlogFile",
-                    &self.binlog_file,
-                ),
+                (!self.binlog_file.is_empty(), "BinlogFile", &self.binlog_file),
             ] {
                 if set {
                     bad(
@@ -566,17 +518,11 @@ impl TaskConfig {
             );
         }
         if self.binlog_pos < 0 {
-            bad(
-                "BinlogPos".into(),
-                format!("BinlogPos is {}; it must be ≥ 0", self.binlog_pos),
-            );
+            bad("BinlogPos".into(), format!("BinlogPos is {}; it must be ≥ 0", self.binlog_pos));
         } else if self.binlog_pos > 0 && self.binlog_file.is_empty() {
             bad(
                 "BinlogPos".into(),
-                format!(
-                    "BinlogPos is {} but BinlogFile is empty; set BinlogFile too",
-                    self.binlog_pos
-                ),
+                format!("BinlogPos is {} but BinlogFile is empty; set BinlogFile too", self.binlog_pos),
             );
         }
         if self.binlog_relay && !self.binlog_file.is_empty() && self.gtid.is_empty() {
@@ -636,10 +582,7 @@ impl TaskConfig {
                     Some(s) => format!("did you mean \"{s}\"?"),
                     None => format!("known filters: {}", SQL_FILTER_NAMES.join(", ")),
                 };
-                bad(
-                    format!("SqlFilter[{i}]"),
-                    format!("unknown filter \"{name}\"; {hint}"),
-                );
+                bad(format!("SqlFilter[{i}]"), format!("unknown filter \"{name}\"; {hint}"));
             }
         }
 
@@ -649,58 +592,36 @@ impl TaskConfig {
 
 fn check_connection(name: &str, c: &ConnectionConfig, bad: &mut impl FnMut(String, String)) {
     if c.host.trim().is_empty() {
-        bad(
-            format!("{name}.Host"),
-            "Host is empty; set the MySQL host name or address".into(),
-        );
+        bad(format!("{name}.Host"), "Host is empty; set the MySQL host name or address".into());
     }
     if c.port == 0 {
-        bad(
-            format!("{name}.Port"),
-            "Port is 0 or missing; set the MySQL port (e.g. 3306)".into(),
-        );
+        bad(format!("{name}.Port"), "Port is 0 or missing; set the MySQL port (e.g. 3306)".into());
     }
 }
 
 fn check_kafka(k: &KafkaConfig, bad: &mut impl FnMut(String, String)) {
     if k.topic.trim().is_empty() {
-        bad(
-            "KafkaConfig.Topic".into(),
-            "Topic is empty; set the base topic name".into(),
-        );
+        bad("KafkaConfig.Topic".into(), "Topic is empty; set the base topic name".into());
     }
     if k.brokers.is_empty() {
-        bad(
-            "KafkaConfig.Brokers".into(),
-            "Brokers is empty; list at least one broker as \"host:port\"".into(),
-        );
+        bad("KafkaConfig.Brokers".into(), "Brokers is empty; list at least one broker as \"host:port\"".into());
     }
     for (i, b) in k.brokers.iter().enumerate() {
         if b.trim().is_empty() {
-            bad(
-                format!("KafkaConfig.Brokers[{i}]"),
-                "broker address is empty; write \"host:port\"".into(),
-            );
+            bad(format!("KafkaConfig.Brokers[{i}]"), "broker address is empty; write \"host:port\"".into());
         }
     }
     if !k.converter.eq_ignore_ascii_case("json") {
         bad(
             "KafkaConfig.Converter".into(),
-            format!(
-                "Converter \"{}\" is not supported; only \"json\" is implemented",
-                k.converter
-            ),
+            format!("Converter \"{}\" is not supported; only \"json\" is implemented", k.converter),
         );
     }
-    for (name, v) in [
-        ("MessageGroupMaxSize", k.message_group_max_size),
-        ("MessageGroupTimeout", k.message_group_timeout),
-    ] {
+    for (name, v) in
+        [("MessageGroupMaxSize", k.message_group_max_size), ("MessageGroupTimeout", k.message_group_timeout)]
+    {
         if v < 0 {
-            bad(
-                format!("KafkaConfig.{name}"),
-                format!("{name} is {v}; it must be ≥ 0"),
-            );
+            bad(format!("KafkaConfig.{name}"), format!("{name} is {v}; it must be ≥ 0"));
         }
     }
 }
@@ -709,16 +630,11 @@ fn check_regex(path: &str, what: &str, pattern: &str, bad: &mut impl FnMut(Strin
     if let Err(e) = regex::Regex::new(pattern) {
         // The regex crate's message spans several lines; keep the first useful one.
         let msg = e.to_string();
-        let short = msg
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("error:"))
-            .unwrap_or_else(|| msg.lines().next().unwrap_or(""));
+        let short =
+            msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or_else(|| msg.lines().next().unwrap_or(""));
         bad(
             path.to_string(),
-            format!(
-                "{what} \"{pattern}\" is not a valid regular expression ({short}); fix the pattern"
-            ),
+            format!("{what} \"{pattern}\" is not a valid regular expression ({short}); fix the pattern"),
         );
     }
 }
@@ -742,12 +658,7 @@ fn check_do_db(path: &str, ds: &DataSource, bad: &mut impl FnMut(String, String)
         _ => {}
     }
     if !ds.table_schema_regex.is_empty() {
-        check_regex(
-            &format!("{path}.TableSchemaRegex"),
-            "TableSchemaRegex",
-            &ds.table_schema_regex,
-            bad,
-        );
+        check_regex(&format!("{path}.TableSchemaRegex"), "TableSchemaRegex", &ds.table_schema_regex, bad);
         if ds.table_schema_rename.is_empty() {
             bad(
                 format!("{path}.TableSchemaRename"),
@@ -764,8 +675,7 @@ fn check_do_db(path: &str, ds: &DataSource, bad: &mut impl FnMut(String, String)
         match (t.table_name.is_empty(), t.table_regex.is_empty()) {
             (true, true) => bad(
                 tpath.clone(),
-                "neither TableName nor TableRegex is set; set exactly one of TableName or TableRegex"
-                    .into(),
+                "neither TableName nor TableRegex is set; set exactly one of TableName or TableRegex".into(),
             ),
             (false, false) => bad(
                 tpath.clone(),
@@ -778,12 +688,7 @@ fn check_do_db(path: &str, ds: &DataSource, bad: &mut impl FnMut(String, String)
             _ => {}
         }
         if !t.table_regex.is_empty() {
-            check_regex(
-                &format!("{tpath}.TableRegex"),
-                "TableRegex",
-                &t.table_regex,
-                bad,
-            );
+            check_regex(&format!("{tpath}.TableRegex"), "TableRegex", &t.table_regex, bad);
             if t.table_rename.is_empty() {
                 bad(
                     format!("{tpath}.TableRename"),

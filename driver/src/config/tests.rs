@@ -45,11 +45,7 @@ fn json_job(wrapped: bool, string_numbers: bool) -> String {
             json!(p)
         }
     };
-    let chunk = if string_numbers {
-        json!("2000")
-    } else {
-        json!(2000)
-    };
+    let chunk = if string_numbers { json!("2000") } else { json!(2000) };
     let job = json!({
         "ID": "job1",
         "Name": "job1",
@@ -85,10 +81,7 @@ fn src_job(config: &str) -> Result<JobFile, ConfigError> {
 }
 
 fn src_cfg(config: &str) -> TaskConfig {
-    src_job(config)
-        .unwrap_or_else(|e| panic!("parse failed: {e}"))
-        .src
-        .unwrap()
+    src_job(config).unwrap_or_else(|e| panic!("parse failed: {e}")).src.unwrap()
 }
 
 fn conn(host: &str, port: u16) -> ConnectionConfig {
@@ -293,17 +286,11 @@ job "job1" {
     let s = j.src.as_ref().unwrap();
     assert_eq!(s.connection_config, Some(conn("127.0.0.1", 3333)));
     assert_eq!(s.replicate_do_db.len(), 2);
-    let names: Vec<_> = s.replicate_do_db[0]
-        .tables
-        .iter()
-        .map(|t| t.table_name.as_str())
-        .collect();
+    let names: Vec<_> = s.replicate_do_db[0].tables.iter().map(|t| t.table_name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(s.replicate_do_db[1].table_schema, "db2");
     let r = j.resolve().unwrap();
-    let TargetConfig::Kafka(k) = &r.target else {
-        panic!("expected kafka target")
-    };
+    let TargetConfig::Kafka(k) = &r.target else { panic!("expected kafka target") };
     assert_eq!(k.topic, "kafka1");
     assert_eq!(k.converter, "json");
     assert!(k.topic_with_schema_table);
@@ -316,13 +303,8 @@ job "job1" {
 
 #[test]
 fn repeated_non_list_block_is_an_error() {
-    let e = src_job("ConnectionConfig { Host = \"a\" }\nConnectionConfig { Host = \"b\" }")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("ConnectionConfig") && e.contains("more than once"),
-        "{e}"
-    );
+    let e = src_job("ConnectionConfig { Host = \"a\" }\nConnectionConfig { Host = \"b\" }").unwrap_err().to_string();
+    assert!(e.contains("ConnectionConfig") && e.contains("more than once"), "{e}");
 }
 
 #[test]
@@ -340,16 +322,12 @@ fn defaults_applied() {
     assert!(c.use_mysql_dependency);
     assert_eq!(c.dependency_history_size, 2500);
     assert!(c.foreign_key_checks);
-    assert_eq!(
-        (c.bulk_insert1, c.bulk_insert2, c.bulk_insert3),
-        (4, 8, 128)
-    );
+    assert_eq!((c.bulk_insert1, c.bulk_insert2, c.bulk_insert3), (4, 8, 128));
     assert_eq!(c.retry_tx_limit, 5);
     assert!(!c.set_gtid_next && !c.auto_gtid && !c.binlog_relay);
     assert!(c.replicate_do_db.is_empty() && c.sql_filter.is_empty());
     assert_eq!(c.gtid, "");
-    let c =
-        src_cfg("ConnectionConfig = { Host = \"h\", Port = 1, User = \"u\", Password = \"p\" }");
+    let c = src_cfg("ConnectionConfig = { Host = \"h\", Port = 1, User = \"u\", Password = \"p\" }");
     assert_eq!(c.connection_config.unwrap().charset, "utf8mb4");
 }
 
@@ -364,14 +342,9 @@ fn zero_means_default_like_dtle() {
 
 /// Check one field table: every non-required default equals what an empty object deserializes to,
 /// and the table names exactly the fields the struct has.
-fn check_table<T: serde::de::DeserializeOwned + serde::Serialize>(
-    table: &[FieldSpec],
-    empty: Value,
-) {
+fn check_table<T: serde::de::DeserializeOwned + serde::Serialize>(table: &[FieldSpec], empty: Value) {
     let parsed: T = serde_json::from_value(empty).unwrap();
-    let Value::Object(out) = serde_json::to_value(&parsed).unwrap() else {
-        panic!("not an object")
-    };
+    let Value::Object(out) = serde_json::to_value(&parsed).unwrap() else { panic!("not an object") };
     let mut struct_names: Vec<&str> = out.keys().map(String::as_str).collect();
     let mut table_names: Vec<&str> = table.iter().map(|f| f.name).collect();
     struct_names.sort_unstable();
@@ -398,36 +371,19 @@ fn field_tables_match_serde_defaults() {
     check_table::<DataSource>(DATA_SOURCE_FIELDS, json!({}));
     check_table::<Table>(TABLE_FIELDS, json!({}));
     // Required fields have no default in the table.
-    for t in [
-        CONNECTION_CONFIG_FIELDS,
-        KAFKA_CONFIG_FIELDS,
-        ORACLE_CONFIG_FIELDS,
-    ] {
+    for t in [CONNECTION_CONFIG_FIELDS, KAFKA_CONFIG_FIELDS, ORACLE_CONFIG_FIELDS] {
         for f in t.iter().filter(|f| f.required) {
             assert_eq!(f.default, FieldDefault::None, "{}", f.name);
         }
     }
     // Every table kind renders to a cty type.
-    assert_eq!(
-        find_field(TASK_CONFIG_FIELDS, "SqlFilter")
-            .unwrap()
-            .kind
-            .cty_type(),
-        "list(string)"
-    );
+    assert_eq!(find_field(TASK_CONFIG_FIELDS, "SqlFilter").unwrap().kind.cty_type(), "list(string)");
     assert!(find_field(TASK_CONFIG_FIELDS, "ReplicateDoDb")
         .unwrap()
         .kind
         .cty_type()
         .starts_with("list(object({TableSchema=string"));
-    assert_eq!(
-        find_field(TASK_CONFIG_FIELDS, "ChunkSize")
-            .unwrap()
-            .default
-            .hcl_literal()
-            .as_deref(),
-        Some("2000")
-    );
+    assert_eq!(find_field(TASK_CONFIG_FIELDS, "ChunkSize").unwrap().default.hcl_literal().as_deref(), Some("2000"));
 }
 
 #[test]
@@ -440,12 +396,9 @@ fn field_table_covers_a_full_config() {
             FieldKind::Port => json!(3306),
             FieldKind::String => json!("x"),
             FieldKind::List(inner) => json!([sample(inner)]),
-            FieldKind::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|f| (f.name.to_string(), sample(&f.kind)))
-                    .collect(),
-            ),
+            FieldKind::Object(fields) => {
+                Value::Object(fields.iter().map(|f| (f.name.to_string(), sample(&f.kind))).collect())
+            }
         }
     }
     let config = sample(&FieldKind::Object(TASK_CONFIG_FIELDS));
@@ -454,25 +407,15 @@ fn field_table_covers_a_full_config() {
     let s = j.src.unwrap();
     assert_eq!(s.chunk_size, 7);
     assert_eq!(s.max_retries, Some(7));
-    assert_eq!(
-        s.replicate_do_db[0].tables[0]
-            .table_schema_rename
-            .as_deref(),
-        Some("x")
-    );
-    assert_eq!(
-        j.src_task.unwrap().set_fields.len(),
-        TASK_CONFIG_FIELDS.len()
-    );
+    assert_eq!(s.replicate_do_db[0].tables[0].table_schema_rename.as_deref(), Some("x"));
+    assert_eq!(j.src_task.unwrap().set_fields.len(), TASK_CONFIG_FIELDS.len());
     // MaxRetries + 2 lists x (2 schema-level + 3 table-level) ignored fields.
     assert_eq!(s.ignored_fields_set().len(), 11);
 }
 
 #[test]
 fn kafka_time_zone_alias() {
-    let c = src_cfg(
-        "KafkaConfig = { Topic = \"t\", Brokers = [\"b:1\"], TimeZone = \"Asia/Shanghai\" }",
-    );
+    let c = src_cfg("KafkaConfig = { Topic = \"t\", Brokers = [\"b:1\"], TimeZone = \"Asia/Shanghai\" }");
     assert_eq!(c.kafka_config.unwrap().date_time_zone, "Asia/Shanghai");
 }
 
@@ -587,15 +530,9 @@ fn validation_errors_name_field_and_value() {
     for (config, needles) in cases {
         let msg = validation_error(config);
         for needle in *needles {
-            assert!(
-                msg.contains(needle),
-                "message for {config:?} lacks {needle:?}:\n{msg}"
-            );
+            assert!(msg.contains(needle), "message for {config:?} lacks {needle:?}:\n{msg}");
         }
-        assert!(
-            msg.starts_with("job \"job1\", task \"src\": config field "),
-            "{msg}"
-        );
+        assert!(msg.starts_with("job \"job1\", task \"src\": config field "), "{msg}");
     }
     // Valid selections pass.
     let ok = src_cfg(
@@ -617,10 +554,7 @@ fn job_name_too_long() {
     let name = "j".repeat(65);
     let text = HCL_V4.replace("job \"job1\"", &format!("job \"{name}\""));
     let e = hcl(&text).resolve().unwrap_err().to_string();
-    assert!(
-        e.contains(&name) && e.contains("65") && e.contains("at most 64"),
-        "{e}"
-    );
+    assert!(e.contains(&name) && e.contains("65") && e.contains("at most 64"), "{e}");
     let ok = HCL_V4.replace("job \"job1\"", &format!("job \"{}\"", "j".repeat(64)));
     hcl(&ok).resolve().unwrap();
 }
@@ -634,9 +568,8 @@ fn unknown_field_with_suggestion() {
     assert!(msg.contains("unknown config field ChunkSise"), "{msg}");
     assert!(msg.contains("did you mean \"ChunkSize\"?"), "{msg}");
 
-    let msg = src_job("ReplicateDoDb = [{ TableSchema = \"a\", Tables = [{ TableNme = \"t\" }] }]")
-        .unwrap_err()
-        .to_string();
+    let msg =
+        src_job("ReplicateDoDb = [{ TableSchema = \"a\", Tables = [{ TableNme = \"t\" }] }]").unwrap_err().to_string();
     assert!(msg.contains("ReplicateDoDb[0].Tables[0].TableNme"), "{msg}");
     assert!(msg.contains("did you mean \"TableName\"?"), "{msg}");
 
@@ -644,24 +577,14 @@ fn unknown_field_with_suggestion() {
     assert!(msg.contains("did you mean \"ChunkSize\"?"), "{msg}");
 
     // No close name: the valid names are listed.
-    let msg = src_job("ConnectionConfig = { Hostname_xyz = \"h\" }")
-        .unwrap_err()
-        .to_string();
+    let msg = src_job("ConnectionConfig = { Hostname_xyz = \"h\" }").unwrap_err().to_string();
     assert!(msg.contains("ConnectionConfig.Hostname_xyz"), "{msg}");
-    assert!(
-        msg.contains("valid fields here: Host, Port, User, Password, Charset"),
-        "{msg}"
-    );
+    assert!(msg.contains("valid fields here: Host, Port, User, Password, Charset"), "{msg}");
 
     // JSON too.
     let text = r#"{"ID": "j", "TaskGroups": [{"Name": "src", "Tasks": [{"Name": "src", "Driver": "dtle", "Config": {"ReplChanBufferSiz": 1}}]}]}"#;
-    let msg = parse_job_str(text, JobFormat::Json)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("did you mean \"ReplChanBufferSize\"?"),
-        "{msg}"
-    );
+    let msg = parse_job_str(text, JobFormat::Json).unwrap_err().to_string();
+    assert!(msg.contains("did you mean \"ReplChanBufferSize\"?"), "{msg}");
 }
 
 #[test]
@@ -672,39 +595,21 @@ fn wrong_type_names_field() {
     assert!(msg.contains("string \"lots\""), "{msg}");
 
     let msg = src_job("ReplicateDoDb = \"test\"").unwrap_err().to_string();
-    assert!(
-        msg.contains("config field ReplicateDoDb: expected a list of objects"),
-        "{msg}"
-    );
+    assert!(msg.contains("config field ReplicateDoDb: expected a list of objects"), "{msg}");
 
     let msg = src_job("AutoGtid = 1").unwrap_err().to_string();
-    assert!(
-        msg.contains("config field AutoGtid: expected a bool"),
-        "{msg}"
-    );
+    assert!(msg.contains("config field AutoGtid: expected a bool"), "{msg}");
     assert!(msg.contains("number 1"), "{msg}");
 
-    let msg = src_job("ConnectionConfig = { Host = \"h\", Port = 70000 }")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("ConnectionConfig.Port") && msg.contains("70000"),
-        "{msg}"
-    );
+    let msg = src_job("ConnectionConfig = { Host = \"h\", Port = 70000 }").unwrap_err().to_string();
+    assert!(msg.contains("ConnectionConfig.Port") && msg.contains("70000"), "{msg}");
 
-    let msg = src_job("SqlFilter = [[\"NoDDL\"]]")
-        .unwrap_err()
-        .to_string();
+    let msg = src_job("SqlFilter = [[\"NoDDL\"]]").unwrap_err().to_string();
     assert!(msg.contains("SqlFilter[0]: expected a string"), "{msg}");
 
     // A secret's value is never echoed, only its type.
-    let msg = src_job("ConnectionConfig = { Password = [\"hunter2\"] }")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("ConnectionConfig.Password") && !msg.contains("hunter2"),
-        "{msg}"
-    );
+    let msg = src_job("ConnectionConfig = { Password = [\"hunter2\"] }").unwrap_err().to_string();
+    assert!(msg.contains("ConnectionConfig.Password") && !msg.contains("hunter2"), "{msg}");
 
     // Numbers and bools where a string is expected are converted, as Nomad does.
     let c = src_cfg("Gtid = 5\nConnectionConfig = { Host = \"h\", Port = \"3306\", User = \"u\", Password = 123456 }");
@@ -727,9 +632,7 @@ fn roles_from_task_names() {
     ] {
         assert_eq!(TaskRole::from_task_name(name), Some(role), "{name}");
     }
-    let text = HCL_V4
-        .replace("task \"src\"", "task \"source\"")
-        .replace("task \"dest\"", "task \"destination\"");
+    let text = HCL_V4.replace("task \"src\"", "task \"source\"").replace("task \"dest\"", "task \"destination\"");
     let j = hcl(&text);
     assert_eq!(j.task_name(TaskRole::Src), "source");
     assert_eq!(j.task_name(TaskRole::Dest), "destination");
@@ -743,10 +646,7 @@ fn bad_task_name() {
     let e = parse_job_str(&text, JobFormat::Hcl).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, ConfigError::BadTaskName { .. }));
-    assert!(
-        msg.contains("task \"applier\"") && msg.contains("job \"job1\""),
-        "{msg}"
-    );
+    assert!(msg.contains("task \"applier\"") && msg.contains("job \"job1\""), "{msg}");
     assert!(msg.contains("\"dest\""), "{msg}");
     assert!(e.is_definite());
 }
@@ -754,22 +654,13 @@ fn bad_task_name() {
 #[test]
 fn duplicate_role_and_no_tasks() {
     let text = HCL_V4.replace("task \"dest\"", "task \"source\"");
-    let msg = parse_job_str(&text, JobFormat::Hcl)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("\"src\"") && msg.contains("\"source\"") && msg.contains("src role"),
-        "{msg}"
-    );
+    let msg = parse_job_str(&text, JobFormat::Hcl).unwrap_err().to_string();
+    assert!(msg.contains("\"src\"") && msg.contains("\"source\"") && msg.contains("src role"), "{msg}");
 
-    let msg = parse_job_str("job \"j\" { group \"g\" { } }", JobFormat::Hcl)
-        .unwrap_err()
-        .to_string();
+    let msg = parse_job_str("job \"j\" { group \"g\" { } }", JobFormat::Hcl).unwrap_err().to_string();
     assert!(msg.contains("no dtle task"), "{msg}");
 
-    let msg = parse_job_str("foo = 1", JobFormat::Hcl)
-        .unwrap_err()
-        .to_string();
+    let msg = parse_job_str("foo = 1", JobFormat::Hcl).unwrap_err().to_string();
     assert!(msg.contains("no `job"), "{msg}");
 }
 
@@ -807,36 +698,20 @@ fn single_task_jobs_parse() {
 #[test]
 fn resolve_errors() {
     // 3.x src-only: no target.
-    let msg =
-        src_job("ConnectionConfig = { Host = \"a\", Port = 1, User = \"u\", Password = \"p\" }")
-            .unwrap()
-            .resolve()
-            .unwrap_err()
-            .to_string();
-    assert!(
-        msg.contains("no target (the job has no dest task)"),
-        "{msg}"
-    );
+    let msg = src_job("ConnectionConfig = { Host = \"a\", Port = 1, User = \"u\", Password = \"p\" }")
+        .unwrap()
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no target (the job has no dest task)"), "{msg}");
 
     // No source.
-    let msg = hcl(&HCL_V4.replace("SrcConnectionConfig", "# SrcConnectionConfig"))
-        .resolve()
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("has no source") && msg.contains("SrcConnectionConfig"),
-        "{msg}"
-    );
+    let msg = hcl(&HCL_V4.replace("SrcConnectionConfig", "# SrcConnectionConfig")).resolve().unwrap_err().to_string();
+    assert!(msg.contains("has no source") && msg.contains("SrcConnectionConfig"), "{msg}");
 
     // DestType disagrees with the target.
-    let msg = hcl(&HCL_V4.replace("DestType = \"mysql\"", "DestType = \"kafka\""))
-        .resolve()
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("task \"dest\"") && msg.contains("DestType is \"kafka\""),
-        "{msg}"
-    );
+    let msg = hcl(&HCL_V4.replace("DestType = \"mysql\"", "DestType = \"kafka\"")).resolve().unwrap_err().to_string();
+    assert!(msg.contains("task \"dest\"") && msg.contains("DestType is \"kafka\""), "{msg}");
 
     // Target in both tasks, differently.
     let text = HCL_V4.replace(
@@ -849,10 +724,8 @@ fn resolve_errors() {
 
 #[test]
 fn v3_dest_settings_merge_into_resolved() {
-    let text = HCL_V3.replace(
-        "config { ConnectionConfig",
-        "config { ParallelWorkers = 8\n BulkInsert3 = 256\n ConnectionConfig",
-    );
+    let text = HCL_V3
+        .replace("config { ConnectionConfig", "config { ParallelWorkers = 8\n BulkInsert3 = 256\n ConnectionConfig");
     let r = hcl(&text).resolve().unwrap();
     assert_eq!(r.src.parallel_workers, 8);
     assert_eq!(r.src.bulk_insert3, 256);
@@ -869,10 +742,7 @@ fn debug_redacts_passwords() {
     assert!(!format!("{r:?}").contains("s3cr3t-pw"));
     let k = src_cfg("KafkaConfig = { Topic = \"t\", Brokers = [\"b:1\"], User = \"u\", Password = \"kafka-pw\" }\nSrcOracleConfig = { Host = \"o\", Port = 1521, User = \"u\", Password = \"ora-pw\" }");
     let dbg = format!("{k:?}");
-    assert!(
-        !dbg.contains("kafka-pw") && !dbg.contains("ora-pw"),
-        "{dbg}"
-    );
+    assert!(!dbg.contains("kafka-pw") && !dbg.contains("ora-pw"), "{dbg}");
     // Errors about a password never show it.
     let e = src_job("ConnectionConfig = { Password = \"${var.pw}\" }").unwrap_err();
     assert!(!format!("{e} {e:?}").contains("var.pw"), "{e}");
@@ -889,14 +759,10 @@ fn escaped_interpolation_in_rename() {
     assert_eq!(ds.tables[0].table_rename, "${1}_new");
     c.validate("job1", "src").unwrap();
     // Unescaped interpolation is an error that says how to escape.
-    let msg =
-        src_job("ReplicateDoDb = [{ TableSchemaRegex = \"(.*)\", TableSchemaRename = \"x${1}\" }]")
-            .unwrap_err()
-            .to_string();
-    assert!(
-        msg.contains("ReplicateDoDb") && msg.contains("$${"),
-        "{msg}"
-    );
+    let msg = src_job("ReplicateDoDb = [{ TableSchemaRegex = \"(.*)\", TableSchemaRename = \"x${1}\" }]")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("ReplicateDoDb") && msg.contains("$${"), "{msg}");
 }
 
 #[test]
@@ -917,25 +783,13 @@ EOF
 
 #[test]
 fn syntax_errors_have_file_and_line() {
-    let e = parse_job_str(
-        "job \"j\" {\n  group \"g\" {\n    x = = 1\n  }\n}\n",
-        JobFormat::Hcl,
-    )
-    .unwrap_err();
-    let ConfigError::HclSyntax { line, .. } = &e else {
-        panic!("{e:?}")
-    };
+    let e = parse_job_str("job \"j\" {\n  group \"g\" {\n    x = = 1\n  }\n}\n", JobFormat::Hcl).unwrap_err();
+    let ConfigError::HclSyntax { line, .. } = &e else { panic!("{e:?}") };
     assert_eq!(*line, 3);
     assert!(e.to_string().starts_with("<job>:3:"), "{e}");
 
-    let e = parse_job_str(
-        "{\n \"ID\": \"j\",\n \"TaskGroups\": [,]\n}",
-        JobFormat::Json,
-    )
-    .unwrap_err();
-    let ConfigError::JsonSyntax { line, .. } = &e else {
-        panic!("{e:?}")
-    };
+    let e = parse_job_str("{\n \"ID\": \"j\",\n \"TaskGroups\": [,]\n}", JobFormat::Json).unwrap_err();
+    let ConfigError::JsonSyntax { line, .. } = &e else { panic!("{e:?}") };
     assert_eq!(*line, 3);
 
     let dir = tempfile::tempdir().unwrap();

@@ -44,14 +44,8 @@ fn live_addr(test: &str) -> Option<String> {
 
 fn unique_prefix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "dtle-test-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("dtle-test-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A key prefix of its own for one test, removed from Consul when dropped (also on panic).
@@ -63,11 +57,7 @@ struct TestPrefix {
 
 impl TestPrefix {
     fn new(addr: &str, token: Option<&str>) -> Self {
-        TestPrefix {
-            addr: addr.to_string(),
-            prefix: unique_prefix(),
-            token: token.map(str::to_string),
-        }
+        TestPrefix { addr: addr.to_string(), prefix: unique_prefix(), token: token.map(str::to_string) }
     }
 
     fn config(&self) -> ConsulConfig {
@@ -91,10 +81,7 @@ impl Drop for TestPrefix {
         let token = self.token.clone();
         // Plain blocking HTTP on a thread of its own: Drop may run inside the test's runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let mut req = reqwest::Client::new().delete(url);
                 if let Some(t) = token {
@@ -123,11 +110,7 @@ fn consul_sh() -> PathBuf {
 }
 
 fn run_consul_sh(args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(consul_sh())
-        .args(args)
-        .output()
-        .expect("run tests/consul.sh");
+    let out = Command::new("bash").arg(consul_sh()).args(args).output().expect("run tests/consul.sh");
     assert!(
         out.status.success(),
         "tests/consul.sh {args:?} failed ({}):\n{}{}",
@@ -158,10 +141,7 @@ impl OwnAgent {
 
 impl Drop for OwnAgent {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(consul_sh())
-            .args(["destroy", &self.0.to_string()])
-            .output();
+        let _ = Command::new("bash").arg(consul_sh()).args(["destroy", &self.0.to_string()]).output();
     }
 }
 
@@ -199,48 +179,27 @@ async fn consul_key_layout_is_dtle_s() {
     let p = &prefix.prefix;
 
     // MySQL: a two-server GTID set is stored in MySQL's multi-line form, sorted by uuid.
-    let cp = mysql_checkpoint(
-        "job1",
-        &format!("{U2}:1-3,{U1}:1-5:7"),
-        "mysql-bin.000003",
-        1234,
-        JobStage::Incremental,
-    );
+    let cp = mysql_checkpoint("job1", &format!("{U2}:1-3,{U1}:1-5:7"), "mysql-bin.000003", 1234, JobStage::Incremental);
     let v = store.save(&cp, 0).await.expect("save");
     let expected_gtid = format!("{U1}:1-5:7,\n{U2}:1-3");
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/job1/Gtid"), None).await,
-        (200, expected_gtid)
-    );
+    assert_eq!(raw_get(&addr, &format!("{p}/job1/Gtid"), None).await, (200, expected_gtid));
     assert_eq!(
         raw_get(&addr, &format!("{p}/job1/BinlogFilePos"), None).await,
         (200, "mysql-bin.000003//dtle//1234".to_string())
     );
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/job1/JobStage"), None).await,
-        (200, "job_stage_incr".to_string())
-    );
+    assert_eq!(raw_get(&addr, &format!("{p}/job1/JobStage"), None).await, (200, "job_stage_incr".to_string()));
     let (status, json) = raw_get(&addr, &format!("{p}/job1/Checkpoint"), None).await;
     assert_eq!(status, 200);
     let json: serde_json::Value = serde_json::from_str(&json).expect("Checkpoint is JSON");
     assert_eq!(json["position"]["flavor"], "mysql");
     assert_eq!(json["stage"], "job_stage_incr");
-    assert_eq!(
-        store.load("job1").await.expect("load"),
-        Some(Versioned {
-            value: cp.clone(),
-            version: v
-        })
-    );
+    assert_eq!(store.load("job1").await.expect("load"), Some(Versioned { value: cp.clone(), version: v }));
     // Exactly dtle's keys plus ours, and the raw view agrees.
     let keys = store.read_job_keys("job1").await.expect("read_job_keys");
     let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["BinlogFilePos", "Checkpoint", "Gtid", "JobStage"]);
     for (_, value) in &keys {
-        assert!(
-            !value.value.to_lowercase().contains("password"),
-            "{value:?}"
-        );
+        assert!(!value.value.to_lowercase().contains("password"), "{value:?}");
     }
 
     // MariaDB: the GTID list as MariaDB prints it; the flavour survives a load.
@@ -248,31 +207,16 @@ async fn consul_key_layout_is_dtle_s() {
         job: "maria-1".into(),
         stage: JobStage::Snapshot,
         position: Position {
-            gtid: Some(GtidState::Mariadb(
-                "0-1-100,1-2-7".parse::<MariadbGtidList>().expect("list"),
-            )),
+            gtid: Some(GtidState::Mariadb("0-1-100,1-2-7".parse::<MariadbGtidList>().expect("list"))),
             binlog_file: "mariadb-bin.000012".into(),
             binlog_pos: 4,
         },
         updated_at_unix_ms: 5,
     };
     let vm = store.save(&maria, 0).await.expect("save maria");
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/maria-1/Gtid"), None).await,
-        (200, "0-1-100,1-2-7".to_string())
-    );
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/maria-1/JobStage"), None).await,
-        (200, "job_stage_full".to_string())
-    );
-    assert_eq!(
-        store
-            .load("maria-1")
-            .await
-            .expect("load")
-            .map(|v| (v.value, v.version)),
-        Some((maria, vm))
-    );
+    assert_eq!(raw_get(&addr, &format!("{p}/maria-1/Gtid"), None).await, (200, "0-1-100,1-2-7".to_string()));
+    assert_eq!(raw_get(&addr, &format!("{p}/maria-1/JobStage"), None).await, (200, "job_stage_full".to_string()));
+    assert_eq!(store.load("maria-1").await.expect("load").map(|v| (v.value, v.version)), Some((maria, vm)));
 
     // An empty MySQL set keeps its flavour; no GTID and no binlog file give empty values.
     let empty = Checkpoint {
@@ -286,18 +230,9 @@ async fn consul_key_layout_is_dtle_s() {
         updated_at_unix_ms: 6,
     };
     store.save(&empty, 0).await.expect("save empty");
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/empty/Gtid"), None).await,
-        (200, String::new())
-    );
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/empty/BinlogFilePos"), None).await,
-        (200, String::new())
-    );
-    assert_eq!(
-        store.load("empty").await.expect("load").map(|v| v.value),
-        Some(empty)
-    );
+    assert_eq!(raw_get(&addr, &format!("{p}/empty/Gtid"), None).await, (200, String::new()));
+    assert_eq!(raw_get(&addr, &format!("{p}/empty/BinlogFilePos"), None).await, (200, String::new()));
+    assert_eq!(store.load("empty").await.expect("load").map(|v| v.value), Some(empty));
 
     // delete removes every key of the job (what users do with `dtle/job1?recurse`), and only that job's.
     let job10 = checkpoint("job10", 3);
@@ -305,14 +240,8 @@ async fn consul_key_layout_is_dtle_s() {
     store.delete("job1").await.expect("delete");
     assert!(store.read_job_keys("job1").await.expect("keys").is_empty());
     assert_eq!(raw_get(&addr, &format!("{p}/job1/Gtid"), None).await.0, 404);
-    assert_eq!(
-        store.load("job10").await.expect("load").map(|v| v.value),
-        Some(job10)
-    );
-    assert_eq!(
-        store.list().await.expect("list"),
-        ["empty", "job10", "maria-1"]
-    );
+    assert_eq!(store.load("job10").await.expect("load").map(|v| v.value), Some(job10));
+    assert_eq!(store.list().await.expect("list"), ["empty", "job10", "maria-1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,74 +256,34 @@ async fn consul_cas_fences_a_stale_writer() {
     let p = &prefix.prefix;
 
     let v1 = old_task
-        .save(
-            &mysql_checkpoint(
-                "job1",
-                &format!("{U1}:1-10"),
-                "b.000001",
-                100,
-                JobStage::Incremental,
-            ),
-            0,
-        )
+        .save(&mysql_checkpoint("job1", &format!("{U1}:1-10"), "b.000001", 100, JobStage::Incremental), 0)
         .await
         .expect("first save");
     // The new task resumes from v1 and moves on.
     let seen = new_task.load("job1").await.expect("load").expect("present");
     assert_eq!(seen.version, v1);
-    let newer = mysql_checkpoint(
-        "job1",
-        &format!("{U1}:1-20"),
-        "b.000001",
-        200,
-        JobStage::Incremental,
-    );
+    let newer = mysql_checkpoint("job1", &format!("{U1}:1-20"), "b.000001", 200, JobStage::Incremental);
     let v2 = new_task.save(&newer, v1).await.expect("new task saves");
     assert!(v2 > v1);
 
     // The old task still believes in v1: fenced, and nothing it sent is written (not even Gtid).
-    let stale = mysql_checkpoint(
-        "job1",
-        &format!("{U1}:1-15"),
-        "b.000001",
-        150,
-        JobStage::Failed,
-    );
-    let err = old_task
-        .save(&stale, v1)
-        .await
-        .expect_err("stale writer must be fenced");
+    let stale = mysql_checkpoint("job1", &format!("{U1}:1-15"), "b.000001", 150, JobStage::Failed);
+    let err = old_task.save(&stale, v1).await.expect_err("stale writer must be fenced");
     match &err {
-        StoreError::Fenced {
-            job,
-            expected,
-            found,
-        } => {
+        StoreError::Fenced { job, expected, found } => {
             assert_eq!((job.as_str(), *expected, *found), ("job1", v1, v2));
         }
         other => panic!("expected Fenced, got {other:?}"),
     }
     assert!(!err.is_transient());
     assert!(err.to_string().contains("stale"), "{err}");
-    assert_eq!(
-        new_task.load("job1").await.expect("load"),
-        Some(Versioned {
-            value: newer,
-            version: v2
-        })
-    );
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/job1/Gtid"), None).await,
-        (200, format!("{U1}:1-20"))
-    );
+    assert_eq!(new_task.load("job1").await.expect("load"), Some(Versioned { value: newer, version: v2 }));
+    assert_eq!(raw_get(&addr, &format!("{p}/job1/Gtid"), None).await, (200, format!("{U1}:1-20")));
     assert_eq!(
         raw_get(&addr, &format!("{p}/job1/BinlogFilePos"), None).await,
         (200, "b.000001//dtle//200".to_string())
     );
-    assert_eq!(
-        raw_get(&addr, &format!("{p}/job1/JobStage"), None).await,
-        (200, "job_stage_incr".to_string())
-    );
+    assert_eq!(raw_get(&addr, &format!("{p}/job1/JobStage"), None).await, (200, "job_stage_incr".to_string()));
 
     // Somebody resets the job (`dtle positions reset` / curl -X DELETE ...?recurse): both are fenced.
     new_task.delete("job1").await.expect("delete");
@@ -405,12 +294,7 @@ async fn consul_cas_fences_a_stale_writer() {
 }
 
 /// Saves with retries while the error is transient, as the engine does, for at most `limit`.
-async fn save_retrying(
-    store: &ConsulStore,
-    cp: &Checkpoint,
-    expected: u64,
-    limit: Duration,
-) -> u64 {
+async fn save_retrying(store: &ConsulStore, cp: &Checkpoint, expected: u64, limit: Duration) -> u64 {
     let deadline = Instant::now() + limit;
     loop {
         match store.save(cp, expected).await {
@@ -431,32 +315,20 @@ async fn consul_restart_loses_nothing() {
     let agent = OwnAgent::start(RESTART_AGENT_PORT, &[]);
     let addr = agent.addr();
     let prefix = TestPrefix::new(&addr, None);
-    let store = ConsulStore::connect(ConsulConfig {
-        timeout: Duration::from_secs(3),
-        ..prefix.config()
-    })
-    .expect("connect");
+    let store =
+        ConsulStore::connect(ConsulConfig { timeout: Duration::from_secs(3), ..prefix.config() }).expect("connect");
 
     let mut version = 0;
     for gno in 1..=5 {
-        version = store
-            .save(&checkpoint("job1", gno), version)
-            .await
-            .expect("save");
+        version = store.save(&checkpoint("job1", gno), version).await.expect("save");
     }
 
     // Agent down: saves and loads fail as transient errors naming the address; the caller keeps its
     // version and position.
     run_consul_sh(&["stop", &RESTART_AGENT_PORT.to_string()]);
     for attempt in 6..=7 {
-        let err = store
-            .save(&checkpoint("job1", attempt), version)
-            .await
-            .expect_err("save while Consul is down");
-        assert!(
-            matches!(err, StoreError::Unavailable { .. }) && err.is_transient(),
-            "{err:?}"
-        );
+        let err = store.save(&checkpoint("job1", attempt), version).await.expect_err("save while Consul is down");
+        assert!(matches!(err, StoreError::Unavailable { .. }) && err.is_transient(), "{err:?}");
         assert!(err.to_string().contains(&addr), "{err}");
     }
     let err = store.load("job1").await.expect_err("load while down");
@@ -465,21 +337,9 @@ async fn consul_restart_loses_nothing() {
     // Back up (same data dir): the last saved checkpoint is there, and the pending save goes through
     // with the version the writer held.
     run_consul_sh(&["start", &RESTART_AGENT_PORT.to_string()]);
-    let v7 = save_retrying(
-        &store,
-        &checkpoint("job1", 7),
-        version,
-        Duration::from_secs(30),
-    )
-    .await;
+    let v7 = save_retrying(&store, &checkpoint("job1", 7), version, Duration::from_secs(30)).await;
     assert!(v7 > version);
-    assert_eq!(
-        store.load("job1").await.expect("load"),
-        Some(Versioned {
-            value: checkpoint("job1", 7),
-            version: v7
-        })
-    );
+    assert_eq!(store.load("job1").await.expect("load"), Some(Versioned { value: checkpoint("job1", 7), version: v7 }));
 
     // `tests/consul.sh restart` keeps it too.
     run_consul_sh(&["restart", &RESTART_AGENT_PORT.to_string()]);
@@ -493,17 +353,8 @@ async fn consul_restart_loses_nothing() {
             Err(e) => panic!("load after restart: {e}"),
         }
     };
-    assert_eq!(
-        loaded,
-        Some(Versioned {
-            value: checkpoint("job1", 7),
-            version: v7
-        })
-    );
-    assert_eq!(
-        raw_get(&addr, &format!("{}/job1/Gtid", prefix.prefix), None).await,
-        (200, format!("{U1}:1-7"))
-    );
+    assert_eq!(loaded, Some(Versioned { value: checkpoint("job1", 7), version: v7 }));
+    assert_eq!(raw_get(&addr, &format!("{}/job1/Gtid", prefix.prefix), None).await, (200, format!("{U1}:1-7")));
     drop(prefix);
     drop(agent);
 }
@@ -519,49 +370,29 @@ async fn consul_acl_denial_is_definite_and_says_what_to_grant() {
     let cp = checkpoint("job1", 1);
 
     for token in [None, Some("not-a-real-token".to_string())] {
-        let store = ConsulStore::connect(ConsulConfig {
-            token: token.clone(),
-            ..prefix.config()
-        })
-        .expect("connect");
-        let err = store
-            .save(&cp, 0)
-            .await
-            .expect_err("save without a valid token");
+        let store = ConsulStore::connect(ConsulConfig { token: token.clone(), ..prefix.config() }).expect("connect");
+        let err = store.save(&cp, 0).await.expect_err("save without a valid token");
         match &err {
             StoreError::AccessDenied { address, reason } => {
                 assert!(address.contains(&addr), "{err}");
                 assert!(
-                    reason.contains(&format!("key_prefix \"{}/\"", prefix.prefix))
-                        && reason.contains("write"),
+                    reason.contains(&format!("key_prefix \"{}/\"", prefix.prefix)) && reason.contains("write"),
                     "{err}"
                 );
             }
             other => panic!("token {token:?}: expected AccessDenied, got {other:?}"),
         }
         assert!(!err.is_transient());
-        let err = store
-            .load("job1")
-            .await
-            .expect_err("load without a valid token");
+        let err = store.load("job1").await.expect_err("load without a valid token");
         assert!(matches!(err, StoreError::AccessDenied { .. }), "{err:?}");
     }
 
     // The management token may write; a token-less reader still sees nothing.
     let root = prefix.store();
-    let v = root
-        .save(&cp, 0)
-        .await
-        .expect("save with the management token");
-    assert_eq!(
-        root.load("job1").await.expect("load").map(|v| v.version),
-        Some(v)
-    );
+    let v = root.save(&cp, 0).await.expect("save with the management token");
+    assert_eq!(root.load("job1").await.expect("load").map(|v| v.version), Some(v));
     assert_eq!(root.list().await.expect("list"), ["job1"]);
-    assert_eq!(
-        raw_get(&addr, &format!("{}/job1/Gtid", prefix.prefix), Some("root")).await,
-        (200, format!("{U1}:1"))
-    );
+    assert_eq!(raw_get(&addr, &format!("{}/job1/Gtid", prefix.prefix), Some("root")).await, (200, format!("{U1}:1")));
     drop(prefix);
     drop(agent);
 }
@@ -599,19 +430,10 @@ async fn consul_over_tls_with_client_certificate() {
     assert_eq!(store.address(), format!("https://{https_addr}"));
     let cp = checkpoint("job1", 3);
     let v = store.save(&cp, 0).await.expect("save over TLS");
-    assert_eq!(
-        store.load("job1").await.expect("load"),
-        Some(Versioned {
-            value: cp,
-            version: v
-        })
-    );
+    assert_eq!(store.load("job1").await.expect("load"), Some(Versioned { value: cp, version: v }));
     assert_eq!(store.list().await.expect("list"), ["job1"]);
     // Written where plain-HTTP readers see it too.
-    assert_eq!(
-        raw_get(&agent.addr(), &format!("{}/job1/Gtid", prefix.prefix), None).await,
-        (200, format!("{U1}:1-3"))
-    );
+    assert_eq!(raw_get(&agent.addr(), &format!("{}/job1/Gtid", prefix.prefix), None).await, (200, format!("{U1}:1-3")));
 
     // Without the client certificate (verify_incoming), or without the CA: definite errors that name the
     // address and say which TLS setting to check.
@@ -619,22 +441,13 @@ async fn consul_over_tls_with_client_certificate() {
         let store = ConsulStore::connect(with(ca, client)).expect("connect");
         let err = store.load("job1").await.expect_err("TLS must fail");
         eprintln!("TLS ca={ca} client={client}: {err}");
-        assert!(
-            matches!(err, StoreError::Rejected { .. }) && !err.is_transient(),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Rejected { .. }) && !err.is_transient(), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains(&https_addr) && msg.contains(what), "{msg}");
     }
-    let store = ConsulStore::connect(ConsulConfig {
-        address: format!("https://{}", agent.addr()),
-        ..prefix.config()
-    })
-    .expect("connect");
-    let err = store
-        .load("job1")
-        .await
-        .expect_err("https to the http port");
+    let store = ConsulStore::connect(ConsulConfig { address: format!("https://{}", agent.addr()), ..prefix.config() })
+        .expect("connect");
+    let err = store.load("job1").await.expect_err("https to the http port");
     eprintln!("https to the HTTP port: {err}");
     assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
     assert!(err.to_string().contains("http://"), "{err}");
@@ -653,29 +466,16 @@ async fn unreachable_address_is_unavailable_and_named() {
         ..ConsulConfig::default()
     })
     .expect("connect does not contact the server");
-    let err = store
-        .load("job1")
-        .await
-        .expect_err("nothing listens on port 1");
+    let err = store.load("job1").await.expect_err("nothing listens on port 1");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     assert!(err.is_transient());
     let msg = err.to_string();
     assert!(msg.contains("127.0.0.1:1"), "{msg}");
     assert!(msg.contains("cannot connect"), "{msg}");
-    let err = store
-        .save(&checkpoint("job1", 1), 0)
-        .await
-        .expect_err("save");
-    assert!(
-        err.is_transient() && err.to_string().contains("127.0.0.1:1"),
-        "{err}"
-    );
+    let err = store.save(&checkpoint("job1", 1), 0).await.expect_err("save");
+    assert!(err.is_transient() && err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(store.list().await.expect_err("list").is_transient());
-    assert!(store
-        .delete("job1")
-        .await
-        .expect_err("delete")
-        .is_transient());
+    assert!(store.delete("job1").await.expect_err("delete").is_transient());
 }
 
 #[tokio::test]
@@ -705,19 +505,10 @@ async fn silent_server_times_out_as_unavailable() {
     .expect("connect");
     let started = Instant::now();
     let err = store.load("job1").await.expect_err("no answer");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "timeout honoured"
-    );
-    assert!(
-        matches!(err, StoreError::Unavailable { .. }) && err.is_transient(),
-        "{err:?}"
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "timeout honoured");
+    assert!(matches!(err, StoreError::Unavailable { .. }) && err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(
-        err.to_string().contains(&format!("127.0.0.1:{port}")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
 }
 
 #[test]
@@ -733,11 +524,7 @@ fn bad_addresses_are_definite_and_named() {
         "a b:8500",
         "127.0.0.1:8500?x=1",
     ] {
-        let err = ConsulStore::connect(ConsulConfig {
-            address: bad.into(),
-            ..ConsulConfig::default()
-        })
-        .expect_err(bad);
+        let err = ConsulStore::connect(ConsulConfig { address: bad.into(), ..ConsulConfig::default() }).expect_err(bad);
         match &err {
             StoreError::InvalidConfig { field, value, .. } => {
                 assert_eq!((field.as_str(), value.as_str()), ("consul address", bad));
@@ -754,17 +541,9 @@ fn addresses_are_normalised() {
     for (given, tls, expected) in [
         ("127.0.0.1:8500", false, "http://127.0.0.1:8500"),
         ("127.0.0.1", false, "http://127.0.0.1:8500"),
-        (
-            "consul.service.consul:8600",
-            false,
-            "http://consul.service.consul:8600",
-        ),
+        ("consul.service.consul:8600", false, "http://consul.service.consul:8600"),
         ("http://10.0.0.1:8500/", false, "http://10.0.0.1:8500"),
-        (
-            "https://consul.local:8501",
-            false,
-            "https://consul.local:8501",
-        ),
+        ("https://consul.local:8501", false, "https://consul.local:8501"),
         ("https://consul.local", false, "https://consul.local:8501"),
         ("http://127.0.0.1:80", false, "http://127.0.0.1:80"),
         ("[::1]:8500", false, "http://[::1]:8500"),
@@ -779,20 +558,11 @@ fn addresses_are_normalised() {
 #[test]
 fn key_prefixes_are_checked() {
     for ok in ["dtle", "dtle-test-1", "a/b", "team_1/dtle.v4"] {
-        let store = ConsulStore::connect(ConsulConfig {
-            key_prefix: ok.into(),
-            ..ConsulConfig::default()
-        })
-        .expect(ok);
+        let store = ConsulStore::connect(ConsulConfig { key_prefix: ok.into(), ..ConsulConfig::default() }).expect(ok);
         assert_eq!(store.key("job1", KEY_GTID), format!("{ok}/job1/Gtid"));
     }
-    for bad in [
-        "", "/dtle", "dtle/", "a//b", "a b", "..", "dtle?x", "dtle%2f",
-    ] {
-        match ConsulStore::connect(ConsulConfig {
-            key_prefix: bad.into(),
-            ..ConsulConfig::default()
-        }) {
+    for bad in ["", "/dtle", "dtle/", "a//b", "a b", "..", "dtle?x", "dtle%2f"] {
+        match ConsulStore::connect(ConsulConfig { key_prefix: bad.into(), ..ConsulConfig::default() }) {
             Err(e @ StoreError::InvalidConfig { .. }) => {
                 assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
             }
@@ -811,119 +581,65 @@ fn tls_files_are_checked_and_named() {
         key_file: key,
         ..ConsulConfig::default()
     };
-    let expect_invalid =
-        |c: ConsulConfig, field: &str, named: &std::path::Path| match ConsulStore::connect(c) {
-            Err(e @ StoreError::InvalidConfig { .. }) => {
-                let msg = e.to_string();
-                assert!(msg.contains(field), "{msg}");
-                assert!(msg.contains(&named.display().to_string()), "{msg}");
-                assert!(!e.is_transient());
-            }
-            other => panic!("expected InvalidConfig for {field}, got {other:?}"),
-        };
+    let expect_invalid = |c: ConsulConfig, field: &str, named: &std::path::Path| match ConsulStore::connect(c) {
+        Err(e @ StoreError::InvalidConfig { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(field), "{msg}");
+            assert!(msg.contains(&named.display().to_string()), "{msg}");
+            assert!(!e.is_transient());
+        }
+        other => panic!("expected InvalidConfig for {field}, got {other:?}"),
+    };
     expect_invalid(cfg(Some(missing.clone()), None, None), "ca_file", &missing);
     let not_pem = dir.path().join("ca.txt");
     std::fs::write(&not_pem, "hello\n").expect("write");
     expect_invalid(cfg(Some(not_pem.clone()), None, None), "ca_file", &not_pem);
-    expect_invalid(
-        cfg(None, Some(not_pem.clone()), None),
-        "cert_file",
-        &not_pem,
-    );
+    expect_invalid(cfg(None, Some(not_pem.clone()), None), "cert_file", &not_pem);
     expect_invalid(cfg(None, None, Some(not_pem.clone())), "key_file", &not_pem);
-    expect_invalid(
-        cfg(None, Some(not_pem.clone()), Some(missing.clone())),
-        "key_file",
-        &missing,
-    );
-    expect_invalid(
-        cfg(None, Some(not_pem.clone()), Some(not_pem.clone())),
-        "cert_file",
-        &not_pem,
-    );
+    expect_invalid(cfg(None, Some(not_pem.clone()), Some(missing.clone())), "key_file", &missing);
+    expect_invalid(cfg(None, Some(not_pem.clone()), Some(not_pem.clone())), "cert_file", &not_pem);
 }
 
 #[test]
 fn token_never_shows() {
-    let cfg = ConsulConfig {
-        token: Some("s3cr3t-token".into()),
-        ..ConsulConfig::default()
-    };
+    let cfg = ConsulConfig { token: Some("s3cr3t-token".into()), ..ConsulConfig::default() };
     assert!(!format!("{cfg:?}").contains("s3cr3t"));
     let store = ConsulStore::connect(cfg).expect("connect");
     assert!(!format!("{store:?}").contains("s3cr3t"));
-    let err = ConsulStore::connect(ConsulConfig {
-        token: Some("bad\ntoken-s3cr3t".into()),
-        ..ConsulConfig::default()
-    })
-    .expect_err("newline in token");
+    let err = ConsulStore::connect(ConsulConfig { token: Some("bad\ntoken-s3cr3t".into()), ..ConsulConfig::default() })
+        .expect_err("newline in token");
     assert!(!err.to_string().contains("s3cr3t"), "{err}");
 }
 
 #[test]
 fn answers_map_to_transient_or_definite() {
     let a = "http://127.0.0.1:8500";
-    let e = status_error(
-        a,
-        "dtle",
-        "save dtle/j/",
-        StatusCode::FORBIDDEN,
-        b"Permission denied",
-    );
-    assert!(
-        matches!(e, StoreError::AccessDenied { .. }) && !e.is_transient(),
-        "{e:?}"
-    );
+    let e = status_error(a, "dtle", "save dtle/j/", StatusCode::FORBIDDEN, b"Permission denied");
+    assert!(matches!(e, StoreError::AccessDenied { .. }) && !e.is_transient(), "{e:?}");
     let msg = e.to_string();
-    assert!(
-        msg.contains("key_prefix \"dtle/\"") && msg.contains("write") && msg.contains(a),
-        "{msg}"
-    );
+    assert!(msg.contains("key_prefix \"dtle/\"") && msg.contains("write") && msg.contains(a), "{msg}");
     let e = status_error(a, "dtle", "x", StatusCode::FORBIDDEN, b"ACL not found");
     assert!(e.to_string().contains("not known"), "{e}");
     for s in [500, 502, 503, 504, 429, 408] {
         let status = StatusCode::from_u16(s).expect("status");
         let e = status_error(a, "dtle", "load", status, b"No cluster leader");
-        assert!(
-            matches!(e, StoreError::Unavailable { .. }) && e.is_transient(),
-            "{s}: {e:?}"
-        );
-        assert!(
-            e.to_string().contains(a) && e.to_string().contains("No cluster leader"),
-            "{e}"
-        );
+        assert!(matches!(e, StoreError::Unavailable { .. }) && e.is_transient(), "{s}: {e:?}");
+        assert!(e.to_string().contains(a) && e.to_string().contains("No cluster leader"), "{e}");
     }
     for s in [400, 404, 405, 413] {
         let status = StatusCode::from_u16(s).expect("status");
         let e = status_error(a, "dtle", "load", status, b"bad");
-        assert!(
-            matches!(e, StoreError::Rejected { .. }) && !e.is_transient(),
-            "{s}: {e:?}"
-        );
+        assert!(matches!(e, StoreError::Rejected { .. }) && !e.is_transient(), "{s}: {e:?}");
     }
     let long = vec![b'x'; 5000];
-    assert!(
-        status_error(a, "dtle", "x", StatusCode::BAD_REQUEST, &long)
-            .to_string()
-            .len()
-            < 600
-    );
+    assert!(status_error(a, "dtle", "x", StatusCode::BAD_REQUEST, &long).to_string().len() < 600);
 }
 
 #[test]
 fn gtid_key_text_is_mysql_s_multiline_form() {
-    let cp = mysql_checkpoint(
-        "j",
-        &format!("{U2}:1-3,{U1}:1-5"),
-        "",
-        0,
-        JobStage::Incremental,
-    );
+    let cp = mysql_checkpoint("j", &format!("{U2}:1-3,{U1}:1-5"), "", 0, JobStage::Incremental);
     assert_eq!(gtid_key_text(&cp), format!("{U1}:1-5,\n{U2}:1-3"));
     assert_eq!(job_stage_word(&cp), "job_stage_incr");
-    let none = Checkpoint {
-        position: Position::default(),
-        ..cp
-    };
+    let none = Checkpoint { position: Position::default(), ..cp };
     assert_eq!(gtid_key_text(&none), "");
 }

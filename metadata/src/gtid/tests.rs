@@ -12,8 +12,7 @@ fn uuid(s: &str) -> [u8; 16] {
 }
 
 fn set(s: &str) -> MysqlGtidSet {
-    s.parse()
-        .unwrap_or_else(|e| panic!("parse {s:?} failed: {e}"))
+    s.parse().unwrap_or_else(|e| panic!("parse {s:?} failed: {e}"))
 }
 
 fn parse_err(s: &str) -> String {
@@ -27,9 +26,7 @@ fn parse_err(s: &str) -> String {
 type Rows = Vec<(String, String, Vec<(u64, u64)>)>;
 
 fn intervals(s: &MysqlGtidSet) -> Rows {
-    s.iter()
-        .map(|(u, t, iv)| (format_uuid(&u), t.to_string(), iv.to_vec()))
-        .collect()
+    s.iter().map(|(u, t, iv)| (format_uuid(&u), t.to_string(), iv.to_vec())).collect()
 }
 
 // ---------- uuid ----------
@@ -71,10 +68,7 @@ fn empty_inputs_give_empty_set() {
 fn canonical_format() {
     let s = set("4E11FA47-71CA-11E1-9E33-C80AA9429562:3:1-2, 3E11FA47-71CA-11E1-9E33-C80AA9429562:7-9:1-5:11");
     assert_eq!(s.to_string(), format!("{U1}:1-5:7-9:11,{U2}:1-3"));
-    assert_eq!(
-        s.to_multiline_string(),
-        format!("{U1}:1-5:7-9:11,\n{U2}:1-3")
-    );
+    assert_eq!(s.to_multiline_string(), format!("{U1}:1-5:7-9:11,\n{U2}:1-3"));
     assert_eq!(set(&s.to_string()), s);
     assert_eq!(set(&s.to_multiline_string()), s);
 }
@@ -91,10 +85,7 @@ fn multiline_input_as_mysql_prints_it() {
         ]
     );
     // whitespace anywhere, even inside pieces
-    let spaced = format!(
-        " {} : 1 - 143934 ,\r\n\t{U2}:1-10 : 12-20 ",
-        U1.to_uppercase()
-    );
+    let spaced = format!(" {} : 1 - 143934 ,\r\n\t{U2}:1-10 : 12-20 ", U1.to_uppercase());
     assert_eq!(set(&spaced), s);
 }
 
@@ -132,10 +123,7 @@ fn add_merges_and_fills_gaps() {
     assert_eq!(s.to_string(), format!("{U1}:1-8:100"));
     s.add(u, "", u64::MAX);
     s.add(u, "", u64::MAX - 1);
-    assert_eq!(
-        s.to_string(),
-        format!("{U1}:1-8:100:{}-{}", u64::MAX - 1, u64::MAX)
-    );
+    assert_eq!(s.to_string(), format!("{U1}:1-8:100:{}-{}", u64::MAX - 1, u64::MAX));
     assert!(s.contains(u, "", u64::MAX));
 }
 
@@ -190,20 +178,14 @@ fn subset() {
 fn subtract() {
     let a = set(&format!("{U1}:1-20:30-40,{U2}:1-5"));
     let b = set(&format!("{U1}:3-4:10:18-35,{U2}:1-5"));
-    assert_eq!(
-        a.subtract(&b).to_string(),
-        format!("{U1}:1-2:5-9:11-17:36-40")
-    );
+    assert_eq!(a.subtract(&b).to_string(), format!("{U1}:1-2:5-9:11-17:36-40"));
     assert_eq!(a.subtract(&MysqlGtidSet::new()), a);
     assert!(a.subtract(&a).is_empty());
     assert!(MysqlGtidSet::new().subtract(&a).is_empty());
     // dtle's GtidStart: executed − start point
     let executed = set(&format!("{U1}:1-100"));
     let start = set(&format!("{U1}:1-57"));
-    assert_eq!(
-        executed.subtract(&start).to_string(),
-        format!("{U1}:58-100")
-    );
+    assert_eq!(executed.subtract(&start).to_string(), format!("{U1}:58-100"));
 }
 
 #[test]
@@ -218,10 +200,7 @@ fn intersection() {
 fn tagged_gtids() {
     let text = format!("{U1}:1-5:Domestic:1-3:alpha:7,{U1}:domestic:4,{U2}:_x1:9");
     let s = set(&text);
-    assert_eq!(
-        s.to_string(),
-        format!("{U1}:1-5:alpha:7:domestic:1-4,{U2}:_x1:9")
-    );
+    assert_eq!(s.to_string(), format!("{U1}:1-5:alpha:7:domestic:1-4,{U2}:_x1:9"));
     assert_eq!(
         intervals(&s),
         vec![
@@ -238,10 +217,7 @@ fn tagged_gtids() {
     assert!(s.contains(uuid(U1), "domestic", 4));
     assert!(!s.contains(uuid(U1), "", 7));
     // tag only, as the spec example
-    assert_eq!(
-        set(&format!("{U1}:tag:1-3")).to_string(),
-        format!("{U1}:tag:1-3")
-    );
+    assert_eq!(set(&format!("{U1}:tag:1-3")).to_string(), format!("{U1}:tag:1-3"));
 }
 
 #[test]
@@ -268,14 +244,8 @@ fn bad_inputs_name_the_bad_piece() {
     ];
     for (input, expected) in cases {
         let msg = parse_err(&input);
-        assert!(
-            msg.contains(expected),
-            "input {input:?}: message {msg:?} does not contain {expected:?}"
-        );
-        assert!(
-            msg.contains("expected"),
-            "input {input:?}: message {msg:?} has no example"
-        );
+        assert!(msg.contains(expected), "input {input:?}: message {msg:?} does not contain {expected:?}");
+        assert!(msg.contains("expected"), "input {input:?}: message {msg:?} has no example");
     }
 }
 
@@ -283,17 +253,13 @@ fn bad_inputs_name_the_bad_piece() {
 fn error_quotes_input() {
     let msg = parse_err("abc:x");
     assert!(msg.starts_with("invalid position \"abc:x\""), "{msg}");
-    assert!(
-        msg.contains("3E11FA47-71CA-11E1-9E33-C80AA9429562"),
-        "{msg}"
-    );
+    assert!(msg.contains("3E11FA47-71CA-11E1-9E33-C80AA9429562"), "{msg}");
 }
 
 // ---------- MariaDB ----------
 
 fn mlist(s: &str) -> MariadbGtidList {
-    s.parse()
-        .unwrap_or_else(|e| panic!("parse {s:?} failed: {e}"))
+    s.parse().unwrap_or_else(|e| panic!("parse {s:?} failed: {e}"))
 }
 
 #[test]
@@ -343,10 +309,7 @@ fn mariadb_is_reached_by() {
 #[test]
 fn mariadb_bad_inputs() {
     let cases = [
-        (
-            "0-1-100,0-2-7",
-            "domain 0 appears twice (\"0-1-100\" and \"0-2-7\")",
-        ),
+        ("0-1-100,0-2-7", "domain 0 appears twice (\"0-1-100\" and \"0-2-7\")"),
         ("0-1", "\"0-1\" is not a MariaDB GTID"),
         ("0-1-2-3", "\"0-1-2-3\" is not a MariaDB GTID"),
         ("x-1-2", "domain \"x\" in \"x-1-2\""),
@@ -357,18 +320,9 @@ fn mariadb_bad_inputs() {
         ("0-1-2;1-1-1", "\"0-1-2;1-1-1\" is not a MariaDB GTID"),
     ];
     for (input, expected) in cases {
-        let msg = input
-            .parse::<MariadbGtidList>()
-            .expect_err(input)
-            .to_string();
-        assert!(
-            msg.contains(expected),
-            "{input:?}: {msg:?} lacks {expected:?}"
-        );
-        assert!(
-            msg.contains("expected") || msg.contains("keep only"),
-            "{msg}"
-        );
+        let msg = input.parse::<MariadbGtidList>().expect_err(input).to_string();
+        assert!(msg.contains(expected), "{input:?}: {msg:?} lacks {expected:?}");
+        assert!(msg.contains("expected") || msg.contains("keep only"), "{msg}");
     }
 }
 
@@ -421,10 +375,7 @@ fn assert_normalized(s: &MysqlGtidSet) {
             assert!(a >= 1 && a <= b, "{list:?}");
         }
         for w in list.windows(2) {
-            assert!(
-                w[1].0 > w[0].1.saturating_add(1),
-                "not normalized: {list:?}"
-            );
+            assert!(w[1].0 > w[0].1.saturating_add(1), "not normalized: {list:?}");
         }
     }
 }

@@ -11,11 +11,7 @@ fn file_of(dir: &Path, job: &str) -> PathBuf {
     dir.join(format!("{job}.checkpoint.json"))
 }
 
-fn assert_corrupt(
-    result: Result<impl std::fmt::Debug, StoreError>,
-    path_part: &str,
-    reason_part: &str,
-) {
+fn assert_corrupt(result: Result<impl std::fmt::Debug, StoreError>, path_part: &str, reason_part: &str) {
     match result {
         Err(e @ StoreError::Corrupt { .. }) => {
             assert!(!e.is_transient());
@@ -38,15 +34,9 @@ async fn persists_across_reopen() {
     let reopened = open(dir.path());
     let loaded = reopened.load("job1").await.expect("load").expect("present");
     assert_eq!((loaded.value, loaded.version), (checkpoint("job1", 6), v1));
-    assert_eq!(
-        reopened.list().await.expect("list"),
-        vec!["job1".to_string()]
-    );
+    assert_eq!(reopened.list().await.expect("list"), vec!["job1".to_string()]);
     // CAS continues from the persisted version.
-    let v2 = reopened
-        .save(&checkpoint("job1", 7), v1)
-        .await
-        .expect("save after reopen");
+    let v2 = reopened.save(&checkpoint("job1", 7), v1).await.expect("save after reopen");
     assert!(v2 > v1);
 }
 
@@ -76,16 +66,10 @@ async fn leftover_tmp_file_is_ignored() {
     std::fs::write(&tmp, b"{\"version\": 9, \"checkp").expect("write tmp");
     assert_eq!(store.load("job1").await.expect("load"), None);
     assert_eq!(store.list().await.expect("list"), Vec::<String>::new());
-    let v = store
-        .save(&checkpoint("job1", 1), 0)
-        .await
-        .expect("save over leftover");
+    let v = store.save(&checkpoint("job1", 1), 0).await.expect("save over leftover");
     let loaded = store.load("job1").await.expect("load").expect("present");
     assert_eq!((loaded.value, loaded.version), (checkpoint("job1", 1), v));
-    assert!(
-        !tmp.exists(),
-        "the leftover was replaced and renamed into place"
-    );
+    assert!(!tmp.exists(), "the leftover was replaced and renamed into place");
 
     // A leftover next to an existing checkpoint does not hide or change it.
     std::fs::write(&tmp, b"garbage").expect("write tmp");
@@ -116,17 +100,10 @@ async fn corrupt_files_are_reported_not_panicked() {
     ];
     for (job, content, reason) in &cases {
         std::fs::write(file_of(dir.path(), job), content).expect("write");
-        assert_corrupt(
-            store.load(job).await,
-            &format!("{job}.checkpoint.json"),
-            reason,
-        );
+        assert_corrupt(store.load(job).await, &format!("{job}.checkpoint.json"), reason);
         // A save cannot compare against a corrupt file: also Corrupt, and the file is left alone.
         assert_corrupt(store.save(&checkpoint(job, 1), 0).await, job, reason);
-        assert_eq!(
-            &std::fs::read(file_of(dir.path(), job)).expect("read"),
-            content
-        );
+        assert_eq!(&std::fs::read(file_of(dir.path(), job)).expect("read"), content);
     }
 
     // Right JSON but version 0, or another job's checkpoint.
@@ -140,10 +117,7 @@ async fn corrupt_files_are_reported_not_panicked() {
     // Deleting is the way out: it works on a corrupt file, and the job starts afresh.
     store.delete("truncated").await.expect("delete corrupt");
     assert_eq!(store.load("truncated").await.expect("load"), None);
-    store
-        .save(&checkpoint("truncated", 1), 0)
-        .await
-        .expect("save after delete");
+    store.save(&checkpoint("truncated", 1), 0).await.expect("save after delete");
 }
 
 #[tokio::test]
@@ -152,15 +126,7 @@ async fn invalid_job_names_touch_no_files() {
     let dir = root.path().join("store");
     let store = open(&dir);
     let too_long = "x".repeat(65);
-    for bad in [
-        "../outside",
-        ".hidden",
-        "a/b",
-        "",
-        too_long.as_str(),
-        "a\\b",
-        "tab\t",
-    ] {
+    for bad in ["../outside", ".hidden", "a/b", "", too_long.as_str(), "a\\b", "tab\t"] {
         match store.save(&checkpoint(bad, 1), 0).await {
             Err(e @ StoreError::InvalidJobName { .. }) => {
                 assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
@@ -172,10 +138,7 @@ async fn invalid_job_names_touch_no_files() {
     assert_eq!(std::fs::read_dir(root.path()).expect("read_dir").count(), 1);
     // 64 characters is fine.
     let longest = "y".repeat(64);
-    store
-        .save(&checkpoint(&longest, 1), 0)
-        .await
-        .expect("64-char name");
+    store.save(&checkpoint(&longest, 1), 0).await.expect("64-char name");
     assert_eq!(store.list().await.expect("list"), vec![longest]);
 }
 
@@ -184,12 +147,7 @@ async fn list_ignores_unrelated_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     store.save(&checkpoint("real", 1), 0).await.expect("save");
-    for name in [
-        "notes.txt",
-        ".hidden.checkpoint.json",
-        "real.checkpoint.json.tmp",
-        "checkpoint.json",
-    ] {
+    for name in ["notes.txt", ".hidden.checkpoint.json", "real.checkpoint.json.tmp", "checkpoint.json"] {
         std::fs::write(dir.path().join(name), b"x").expect("write");
     }
     std::fs::create_dir(dir.path().join("adir.checkpoint.json")).expect("mkdir");
@@ -230,16 +188,10 @@ async fn two_store_handles_on_one_directory_are_serialised() {
         );
         let (ra, rb) = (ra.expect("task a"), rb.expect("task b"));
         if round == 0 {
-            assert!(
-                ra.is_ok() != rb.is_ok(),
-                "exactly one of two handles wins: {ra:?} / {rb:?}"
-            );
+            assert!(ra.is_ok() != rb.is_ok(), "exactly one of two handles wins: {ra:?} / {rb:?}");
         } else {
             // v is stale after round 0: both lose.
-            assert!(
-                ra.is_err() && rb.is_err(),
-                "stale version must be fenced: {ra:?} / {rb:?}"
-            );
+            assert!(ra.is_err() && rb.is_err(), "stale version must be fenced: {ra:?} / {rb:?}");
         }
     }
 }
@@ -257,14 +209,7 @@ async fn dropped_save_future_does_not_break_the_store() {
     // Wait for a blocking part that may still run: it holds the write lock until it is done.
     drop(WRITE_LOCK.lock().await);
     // Whatever happened to it, the store stays consistent and usable.
-    let current = store
-        .load("job1")
-        .await
-        .expect("load")
-        .map_or(0, |v| v.version);
-    let v = store
-        .save(&checkpoint("job1", 2), current)
-        .await
-        .expect("save");
+    let current = store.load("job1").await.expect("load").map_or(0, |v| v.version);
+    let v = store.save(&checkpoint("job1", 2), current).await.expect("save");
     assert!(v > current);
 }

@@ -67,10 +67,8 @@ pub fn event_data(event: &Event) -> Result<Option<EventData<'_>>, DecodeError> {
     let offset = u64::from(h.log_pos().saturating_sub(h.event_size()));
     if h.event_type_raw() == PREVIOUS_GTIDS_EVENT {
         // mysql_common allocates the declared counts before reading: check them against the body first.
-        check_previous_gtids(event.data()).map_err(|reason| DecodeError::Malformed {
-            offset,
-            reason: format!("PREVIOUS_GTIDS: {reason}"),
-        })?;
+        check_previous_gtids(event.data())
+            .map_err(|reason| DecodeError::Malformed { offset, reason: format!("PREVIOUS_GTIDS: {reason}") })?;
     }
     match catch_unwind(AssertUnwindSafe(|| event.read_data())) {
         Ok(Ok(d)) => Ok(d),
@@ -80,10 +78,7 @@ pub fn event_data(event: &Event) -> Result<Option<EventData<'_>>, DecodeError> {
         }),
         Err(_) => Err(DecodeError::Malformed {
             offset,
-            reason: format!(
-                "event parser failed on malformed bytes of an event of type {}",
-                h.event_type_raw()
-            ),
+            reason: format!("event parser failed on malformed bytes of an event of type {}", h.event_type_raw()),
         }),
     }
 }
@@ -93,44 +88,26 @@ pub fn event_data(event: &Event) -> Result<Option<EventData<'_>>, DecodeError> {
 /// bytes left.
 fn check_previous_gtids(body: &[u8]) -> Result<(), String> {
     let mut c = Cursor::new(body);
-    let header = c
-        .u64_le()
-        .map_err(|_| "too short for its header".to_string())?;
+    let header = c.u64_le().map_err(|_| "too short for its header".to_string())?;
     let tagged = (header >> 56) != 0;
-    let n_sids = if tagged {
-        (header >> 8) & ((1 << 48) - 1)
-    } else {
-        header & ((1 << 56) - 1)
-    };
+    let n_sids = if tagged { (header >> 8) & ((1 << 48) - 1) } else { header & ((1 << 56) - 1) };
     if n_sids > (c.remaining() / 24) as u64 {
-        return Err(format!(
-            "{n_sids} SIDs cannot fit in {} bytes",
-            c.remaining()
-        ));
+        return Err(format!("{n_sids} SIDs cannot fit in {} bytes", c.remaining()));
     }
     for _ in 0..n_sids {
         c.take(16).map_err(|_| "truncated UUID".to_string())?;
         if tagged {
             let mut pb = mysql_common::io::ParseBuf(c.rest());
             let before = pb.0.len();
-            let tag_len = mysql_common::misc::read_varlen_uint(&mut pb)
-                .map_err(|e| format!("bad tag length: {e}"))?;
-            c.take(before - pb.0.len())
-                .map_err(|_| "truncated tag length".to_string())?;
-            c.take(usize::try_from(tag_len).unwrap_or(usize::MAX))
-                .map_err(|_| "truncated tag".to_string())?;
+            let tag_len = mysql_common::misc::read_varlen_uint(&mut pb).map_err(|e| format!("bad tag length: {e}"))?;
+            c.take(before - pb.0.len()).map_err(|_| "truncated tag length".to_string())?;
+            c.take(usize::try_from(tag_len).unwrap_or(usize::MAX)).map_err(|_| "truncated tag".to_string())?;
         }
-        let n = c
-            .u64_le()
-            .map_err(|_| "truncated interval count".to_string())?;
+        let n = c.u64_le().map_err(|_| "truncated interval count".to_string())?;
         if n > (c.remaining() / 16) as u64 {
-            return Err(format!(
-                "{n} intervals cannot fit in {} bytes",
-                c.remaining()
-            ));
+            return Err(format!("{n} intervals cannot fit in {} bytes", c.remaining()));
         }
-        c.take(n as usize * 16)
-            .map_err(|_| "truncated intervals".to_string())?;
+        c.take(n as usize * 16).map_err(|_| "truncated intervals".to_string())?;
     }
     Ok(())
 }
@@ -155,10 +132,7 @@ pub struct BinlogFileReader {
 
 impl std::fmt::Debug for BinlogFileReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BinlogFileReader")
-            .field("len", &self.bytes.len())
-            .field("pos", &self.pos)
-            .finish()
+        f.debug_struct("BinlogFileReader").field("len", &self.bytes.len()).field("pos", &self.pos).finish()
     }
 }
 
@@ -166,10 +140,7 @@ impl BinlogFileReader {
     /// Opens a binlog file; checks the 4-byte magic.
     pub fn open(path: &Path) -> Result<Self, DecodeError> {
         let bytes = std::fs::read(path).map_err(|e| {
-            DecodeError::Io(std::io::Error::new(
-                e.kind(),
-                format!("reading binlog file {}: {e}", path.display()),
-            ))
+            DecodeError::Io(std::io::Error::new(e.kind(), format!("reading binlog file {}: {e}", path.display())))
         })?;
         Self::from_bytes(bytes)
     }
@@ -178,8 +149,7 @@ impl BinlogFileReader {
         if bytes.get(..4) != Some(&BINLOG_MAGIC[..]) {
             return Err(DecodeError::Malformed {
                 offset: 0,
-                reason: "not a binlog file: it does not start with the magic bytes \\xfe b i n"
-                    .to_string(),
+                reason: "not a binlog file: it does not start with the magic bytes \\xfe b i n".to_string(),
             });
         }
         Ok(BinlogFileReader {
@@ -257,13 +227,7 @@ impl BinlogFileReader {
         self.pos += size;
         if self.verify_checksums {
             verify_checksum(&ev).map_err(|e| match e {
-                DecodeError::Checksum {
-                    stored, computed, ..
-                } => DecodeError::Checksum {
-                    offset,
-                    stored,
-                    computed,
-                },
+                DecodeError::Checksum { stored, computed, .. } => DecodeError::Checksum { offset, stored, computed },
                 other => other,
             })?;
         }
@@ -275,21 +239,14 @@ impl BinlogFileReader {
                 offset,
                 reason: format!("TRANSACTION_PAYLOAD: {reason}"),
             })?;
-            self.inner = Some(Inner {
-                buf,
-                pos: 0,
-                outer_offset: offset,
-            });
+            self.inner = Some(Inner { buf, pos: 0, outer_offset: offset });
         }
         Ok(Some((offset, ev)))
     }
 
     fn checksums_on(&self) -> bool {
         let footer = self.reader.get_fde().footer();
-        !matches!(
-            footer.get_checksum_alg(),
-            Ok(None) | Ok(Some(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF))
-        )
+        !matches!(footer.get_checksum_alg(), Ok(None) | Ok(Some(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF)))
     }
 }
 
@@ -303,34 +260,22 @@ fn frame(buf: &[u8], at: usize, outer: u64, inner: bool) -> Result<usize, Decode
                 reason: format!("inside TRANSACTION_PAYLOAD at payload byte {at}: {r}"),
             }
         } else {
-            DecodeError::Malformed {
-                offset: at as u64,
-                reason: r,
-            }
+            DecodeError::Malformed { offset: at as u64, reason: r }
         }
     };
     if left < HEADER_LEN {
-        return Err(where_(format!(
-            "truncated event: {left} bytes left, an event header needs {HEADER_LEN}"
-        )));
+        return Err(where_(format!("truncated event: {left} bytes left, an event header needs {HEADER_LEN}")));
     }
-    let size = buf
-        .get(at + 9..at + 13)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0) as usize;
+    let size = buf.get(at + 9..at + 13).and_then(|s| <[u8; 4]>::try_from(s).ok()).map(u32::from_le_bytes).unwrap_or(0)
+        as usize;
     if size < HEADER_LEN {
-        return Err(where_(format!(
-            "event size {size} is smaller than the {HEADER_LEN}-byte header"
-        )));
+        return Err(where_(format!("event size {size} is smaller than the {HEADER_LEN}-byte header")));
     }
     if size > MAX_EVENT_SIZE {
         return Err(where_(format!("event size {size} exceeds 1 GiB")));
     }
     if size > left {
-        return Err(where_(format!(
-            "truncated event: header declares {size} bytes, only {left} left"
-        )));
+        return Err(where_(format!("truncated event: header declares {size} bytes, only {left} left")));
     }
     Ok(size)
 }
@@ -343,18 +288,9 @@ where
 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(Some(ev))) => Ok(ev),
-        Ok(Ok(None)) => Err(DecodeError::Malformed {
-            offset,
-            reason: "unexpected end of event data".into(),
-        }),
-        Ok(Err(e)) => Err(DecodeError::Malformed {
-            offset,
-            reason: format!("cannot parse event: {e}"),
-        }),
-        Err(_) => Err(DecodeError::Malformed {
-            offset,
-            reason: "event parser failed on malformed bytes".into(),
-        }),
+        Ok(Ok(None)) => Err(DecodeError::Malformed { offset, reason: "unexpected end of event data".into() }),
+        Ok(Err(e)) => Err(DecodeError::Malformed { offset, reason: format!("cannot parse event: {e}") }),
+        Err(_) => Err(DecodeError::Malformed { offset, reason: "event parser failed on malformed bytes".into() }),
     }
 }
 
@@ -377,11 +313,7 @@ pub fn decompress_payload(data: &[u8]) -> Result<Vec<u8>, String> {
         let v = c
             .take(usize::try_from(len).unwrap_or(usize::MAX))
             .map_err(|_| format!("field {t} declares {len} bytes, fewer remain"))?;
-        let val = || {
-            Cursor::new(v)
-                .lenenc()
-                .map_err(|_| format!("bad value of field {t}"))
-        };
+        let val = || Cursor::new(v).lenenc().map_err(|_| format!("bad value of field {t}"));
         match t {
             1 => payload_size = Some(val()?),
             2 => compression = Some(val()?),
@@ -392,12 +324,7 @@ pub fn decompress_payload(data: &[u8]) -> Result<Vec<u8>, String> {
     let payload_size = payload_size.ok_or("header lacks the payload size")?;
     let payload = c
         .take(usize::try_from(payload_size).unwrap_or(usize::MAX))
-        .map_err(|_| {
-            format!(
-                "payload size {payload_size} exceeds the {} bytes left",
-                c.remaining()
-            )
-        })?;
+        .map_err(|_| format!("payload size {payload_size} exceeds the {} bytes left", c.remaining()))?;
     if let Some(u) = uncompressed_size {
         if u > MAX_EVENT_SIZE as u64 {
             return Err(format!("declared uncompressed size {u} exceeds 1 GiB"));
@@ -407,23 +334,15 @@ pub fn decompress_payload(data: &[u8]) -> Result<Vec<u8>, String> {
         255 => Ok(payload.to_vec()),
         0 => {
             let limit = uncompressed_size.unwrap_or(MAX_EVENT_SIZE as u64);
-            let dec = zstd::stream::read::Decoder::with_buffer(payload)
-                .map_err(|e| format!("zstd: {e}"))?;
+            let dec = zstd::stream::read::Decoder::with_buffer(payload).map_err(|e| format!("zstd: {e}"))?;
             let mut out = Vec::with_capacity(limit.min(64 << 20) as usize);
-            dec.take(limit + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("zstd decompression failed: {e}"))?;
+            dec.take(limit + 1).read_to_end(&mut out).map_err(|e| format!("zstd decompression failed: {e}"))?;
             if out.len() as u64 > limit {
-                return Err(format!(
-                    "decompressed payload exceeds the declared {limit} bytes"
-                ));
+                return Err(format!("decompressed payload exceeds the declared {limit} bytes"));
             }
             if let Some(u) = uncompressed_size {
                 if out.len() as u64 != u {
-                    return Err(format!(
-                        "decompressed payload has {} bytes, the header declares {u}",
-                        out.len()
-                    ));
+                    return Err(format!("decompressed payload has {} bytes, the header declares {u}", out.len()));
                 }
             }
             Ok(out)

@@ -63,10 +63,7 @@ impl Writer {
 }
 
 fn err(offset: usize, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Json {
-        offset,
-        reason: reason.into(),
-    }
+    DecodeError::Json { offset, reason: reason.into() }
 }
 
 fn short(offset: usize, what: &str) -> DecodeError {
@@ -75,13 +72,7 @@ fn short(offset: usize, what: &str) -> DecodeError {
 
 /// Writes the value of type `t` whose data starts at `data` (absolute offset `abs` in the document,
 /// for messages).
-fn write_value(
-    t: u8,
-    data: &[u8],
-    abs: usize,
-    depth: usize,
-    w: &mut Writer,
-) -> Result<(), DecodeError> {
+fn write_value(t: u8, data: &[u8], abs: usize, depth: usize, w: &mut Writer) -> Result<(), DecodeError> {
     if depth > MAX_DEPTH {
         return Err(err(abs, format!("nesting deeper than {MAX_DEPTH}")));
     }
@@ -126,18 +117,14 @@ fn write_value(
         }
         STRING => {
             let (len, n) = var_len(data, abs)?;
-            let s = data
-                .get(n..n.saturating_add(len))
-                .ok_or_else(|| short(abs, "a string"))?;
+            let s = data.get(n..n.saturating_add(len)).ok_or_else(|| short(abs, "a string"))?;
             write_string(&mut w.out, s);
         }
         OPAQUE => {
             let field_type = *data.first().ok_or_else(|| short(abs, "an opaque value"))?;
             let rest = data.get(1..).unwrap_or(&[]);
             let (len, n) = var_len(rest, abs + 1)?;
-            let payload = rest
-                .get(n..n.saturating_add(len))
-                .ok_or_else(|| short(abs, "an opaque value"))?;
+            let payload = rest.get(n..n.saturating_add(len)).ok_or_else(|| short(abs, "an opaque value"))?;
             write_opaque(field_type, payload, abs, &mut w.out)?;
         }
         other => return Err(err(abs, format!("unknown value type {other:#04x}"))),
@@ -146,9 +133,7 @@ fn write_value(
 }
 
 fn fixed<const N: usize>(data: &[u8], abs: usize, what: &str) -> Result<[u8; N], DecodeError> {
-    data.get(..N)
-        .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .ok_or_else(|| short(abs, what))
+    data.get(..N).and_then(|s| <[u8; N]>::try_from(s).ok()).ok_or_else(|| short(abs, what))
 }
 
 /// Variable-length unsigned integer: 7 bits per byte, least significant first, high bit = more.
@@ -185,49 +170,24 @@ fn inlined(t: u8, large: bool) -> bool {
     }
 }
 
-fn write_container(
-    t: u8,
-    data: &[u8],
-    abs: usize,
-    depth: usize,
-    w: &mut Writer,
-) -> Result<(), DecodeError> {
+fn write_container(t: u8, data: &[u8], abs: usize, depth: usize, w: &mut Writer) -> Result<(), DecodeError> {
     let large = t == LARGE_OBJECT || t == LARGE_ARRAY;
     let is_object = t == SMALL_OBJECT || t == LARGE_OBJECT;
     let os = if large { 4 } else { 2 };
     let count = read_uint(data, 0, os).ok_or_else(|| short(abs, "a container header"))?;
     let size = read_uint(data, os, os).ok_or_else(|| short(abs, "a container header"))?;
-    let c = data.get(..size).ok_or_else(|| {
-        err(
-            abs,
-            format!(
-                "container size {size} exceeds the {} bytes left",
-                data.len()
-            ),
-        )
-    })?;
+    let c = data
+        .get(..size)
+        .ok_or_else(|| err(abs, format!("container size {size} exceeds the {} bytes left", data.len())))?;
     let header = 2 * os;
     let key_entry = os + 2;
     let value_entry = 1 + os;
-    let keys_len = if is_object {
-        count.checked_mul(key_entry)
-    } else {
-        Some(0)
-    };
+    let keys_len = if is_object { count.checked_mul(key_entry) } else { Some(0) };
     let entries_end = keys_len
-        .and_then(|k| {
-            count
-                .checked_mul(value_entry)
-                .and_then(|v| v.checked_add(k))
-        })
+        .and_then(|k| count.checked_mul(value_entry).and_then(|v| v.checked_add(k)))
         .and_then(|e| e.checked_add(header))
         .filter(|e| *e <= size)
-        .ok_or_else(|| {
-            err(
-                abs,
-                format!("{count} entries do not fit in a container of {size} bytes"),
-            )
-        })?;
+        .ok_or_else(|| err(abs, format!("{count} entries do not fit in a container of {size} bytes")))?;
     let value_entries = header + keys_len.unwrap_or(0);
     let _ = entries_end;
 
@@ -243,35 +203,21 @@ fn write_container(
             let key = key_off
                 .checked_add(key_len)
                 .and_then(|end| c.get(key_off..end))
-                .ok_or_else(|| {
-                    err(
-                        abs + ke,
-                        format!("key at {key_off} (+{key_len}) is outside the container"),
-                    )
-                })?;
+                .ok_or_else(|| err(abs + ke, format!("key at {key_off} (+{key_len}) is outside the container")))?;
             write_string(&mut w.out, key);
             w.out.push(':');
         }
         let ve = value_entries + i * value_entry;
         let vt = *c.get(ve).ok_or_else(|| short(abs, "a value entry"))?;
         if inlined(vt, large) {
-            let inline = c
-                .get(ve + 1..ve + 1 + os)
-                .ok_or_else(|| short(abs, "a value entry"))?;
+            let inline = c.get(ve + 1..ve + 1 + os).ok_or_else(|| short(abs, "a value entry"))?;
             write_value(vt, inline, abs + ve + 1, depth + 1, w)?;
         } else {
             let off = read_uint(c, ve + 1, os).ok_or_else(|| short(abs, "a value entry"))?;
-            let v = c.get(off..).ok_or_else(|| {
-                err(
-                    abs + ve,
-                    format!("value offset {off} is outside the container"),
-                )
-            })?;
+            let v =
+                c.get(off..).ok_or_else(|| err(abs + ve, format!("value offset {off} is outside the container")))?;
             if off < header {
-                return Err(err(
-                    abs + ve,
-                    format!("value offset {off} points into the container header"),
-                ));
+                return Err(err(abs + ve, format!("value offset {off} points into the container header")));
             }
             write_value(vt, v, abs + off, depth + 1, w)?;
         }
@@ -327,27 +273,17 @@ const T_TIME: u8 = 11;
 const T_DATETIME: u8 = 12;
 const T_TIMESTAMP: u8 = 7;
 
-fn write_opaque(
-    field_type: u8,
-    payload: &[u8],
-    abs: usize,
-    out: &mut String,
-) -> Result<(), DecodeError> {
+fn write_opaque(field_type: u8, payload: &[u8], abs: usize, out: &mut String) -> Result<(), DecodeError> {
     match field_type {
         T_NEWDECIMAL => {
             // precision, scale, then the binary DECIMAL.
-            let (&p, rest) = payload
-                .split_first()
-                .ok_or_else(|| short(abs, "an opaque DECIMAL"))?;
-            let (&s, bin) = rest
-                .split_first()
-                .ok_or_else(|| short(abs, "an opaque DECIMAL"))?;
+            let (&p, rest) = payload.split_first().ok_or_else(|| short(abs, "an opaque DECIMAL"))?;
+            let (&s, bin) = rest.split_first().ok_or_else(|| short(abs, "an opaque DECIMAL"))?;
             let mut cur = Cursor::new(bin);
-            let text =
-                decode_decimal(&mut cur, usize::from(p), usize::from(s)).map_err(|e| match e {
-                    CellErr::Short { .. } => short(abs, "an opaque DECIMAL"),
-                    CellErr::Invalid(r) | CellErr::Unsupported(r) => err(abs, r),
-                })?;
+            let text = decode_decimal(&mut cur, usize::from(p), usize::from(s)).map_err(|e| match e {
+                CellErr::Short { .. } => short(abs, "an opaque DECIMAL"),
+                CellErr::Invalid(r) | CellErr::Unsupported(r) => err(abs, r),
+            })?;
             out.push_str(&text);
         }
         T_DATE | T_DATETIME | T_TIMESTAMP => {
@@ -363,10 +299,7 @@ fn write_opaque(
             if field_type == T_DATE {
                 let _ = write!(out, "\"{y:04}-{mo:02}-{d:02}\"");
             } else {
-                let _ = write!(
-                    out,
-                    "\"{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}\""
-                );
+                let _ = write!(out, "\"{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}\"");
             }
         }
         T_TIME => {
@@ -423,10 +356,7 @@ mod tests {
         assert_eq!(jsonb_to_json_text(&[LITERAL, 2]).unwrap(), "false");
         assert_eq!(jsonb_to_json_text(&[INT16, 0xff, 0xff]).unwrap(), "-1");
         assert_eq!(jsonb_to_json_text(&[UINT16, 0xff, 0xff]).unwrap(), "65535");
-        assert_eq!(
-            jsonb_to_json_text(&[INT32, 0, 0, 0, 0x80]).unwrap(),
-            "-2147483648"
-        );
+        assert_eq!(jsonb_to_json_text(&[INT32, 0, 0, 0, 0x80]).unwrap(), "-2147483648");
         assert_eq!(
             jsonb_to_json_text(&[UINT64, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(),
             "18446744073709551615"
@@ -439,17 +369,11 @@ mod tests {
         assert_eq!(jsonb_to_json_text(&d).unwrap(), "3.0");
         let mut d = vec![DOUBLE];
         d.extend_from_slice(&1e300f64.to_le_bytes());
-        assert_eq!(
-            parse(&jsonb_to_json_text(&d).unwrap()),
-            serde_json::json!(1e300)
-        );
+        assert_eq!(parse(&jsonb_to_json_text(&d).unwrap()), serde_json::json!(1e300));
         let mut d = vec![DOUBLE];
         d.extend_from_slice(&f64::NAN.to_le_bytes());
         assert!(jsonb_to_json_text(&d).is_err());
-        assert_eq!(
-            jsonb_to_json_text(&[STRING, 3, b'a', b'"', b'\n']).unwrap(),
-            r#""a\"\n""#
-        );
+        assert_eq!(jsonb_to_json_text(&[STRING, 3, b'a', b'"', b'\n']).unwrap(), r#""a\"\n""#);
     }
 
     #[test]
@@ -528,10 +452,7 @@ mod tests {
         let packed = (((ymd << 17) | hms) << 24) | 123;
         let mut d = vec![OPAQUE, T_DATETIME, 8];
         d.extend_from_slice(&packed.to_le_bytes());
-        assert_eq!(
-            jsonb_to_json_text(&d).unwrap(),
-            "\"2015-01-15 23:24:25.000123\""
-        );
+        assert_eq!(jsonb_to_json_text(&d).unwrap(), "\"2015-01-15 23:24:25.000123\"");
         let mut d = vec![OPAQUE, T_DATE, 8];
         d.extend_from_slice(&((ymd << 17) << 24).to_le_bytes());
         assert_eq!(jsonb_to_json_text(&d).unwrap(), "\"2015-01-15\"");
@@ -540,10 +461,7 @@ mod tests {
         d.extend_from_slice(&t.to_le_bytes());
         assert_eq!(jsonb_to_json_text(&d).unwrap(), "\"-01:02:03.500000\"");
         let d = vec![OPAQUE, 252, 4, b'a', b'b', b'c', b'd'];
-        assert_eq!(
-            jsonb_to_json_text(&d).unwrap(),
-            "\"base64:type252:YWJjZA==\""
-        );
+        assert_eq!(jsonb_to_json_text(&d).unwrap(), "\"base64:type252:YWJjZA==\"");
     }
 
     #[test]
@@ -563,10 +481,7 @@ mod tests {
         }
         let mut doc = vec![SMALL_ARRAY];
         doc.extend_from_slice(&inner);
-        assert!(matches!(
-            jsonb_to_json_text(&doc),
-            Err(DecodeError::Json { .. })
-        ));
+        assert!(matches!(jsonb_to_json_text(&doc), Err(DecodeError::Json { .. })));
     }
 
     #[test]

@@ -56,10 +56,7 @@ impl MariadbGtidEvent {
 }
 
 fn truncated(what: &str, offset: usize) -> DecodeError {
-    DecodeError::Truncated {
-        what: what.to_string(),
-        offset,
-    }
+    DecodeError::Truncated { what: what.to_string(), offset }
 }
 
 /// Parses a GTID event body: seq_no u64 LE, domain_id u32 LE, flags u8, then commit_id u64 with
@@ -67,20 +64,11 @@ fn truncated(what: &str, offset: usize) -> DecodeError {
 /// FL_PREPARED_XA/FL_COMPLETED_XA, which is checked for length and otherwise skipped.
 pub fn parse_gtid_event(server_id: u32, body: &[u8]) -> Result<MariadbGtidEvent, DecodeError> {
     let mut c = Cursor::new(body);
-    let seq_no = c
-        .u64_le()
-        .map_err(|_| truncated("MariaDB GTID event: seq_no", c.pos()))?;
-    let domain_id = c
-        .u32_le()
-        .map_err(|_| truncated("MariaDB GTID event: domain_id", c.pos()))?;
-    let flags = c
-        .u8()
-        .map_err(|_| truncated("MariaDB GTID event: flags", c.pos()))?;
+    let seq_no = c.u64_le().map_err(|_| truncated("MariaDB GTID event: seq_no", c.pos()))?;
+    let domain_id = c.u32_le().map_err(|_| truncated("MariaDB GTID event: domain_id", c.pos()))?;
+    let flags = c.u8().map_err(|_| truncated("MariaDB GTID event: flags", c.pos()))?;
     let commit_id = if flags & FL_GROUP_COMMIT_ID != 0 {
-        Some(
-            c.u64_le()
-                .map_err(|_| truncated("MariaDB GTID event: commit_id", c.pos()))?,
-        )
+        Some(c.u64_le().map_err(|_| truncated("MariaDB GTID event: commit_id", c.pos()))?)
     } else {
         None
     };
@@ -94,23 +82,14 @@ pub fn parse_gtid_event(server_id: u32, body: &[u8]) -> Result<MariadbGtidEvent,
         };
         xa(&mut c).map_err(|_| truncated("MariaDB GTID event: XA id", c.pos()))?;
     }
-    Ok(MariadbGtidEvent {
-        domain_id,
-        server_id,
-        seq_no,
-        flags,
-        commit_id,
-        is_standalone: flags & FL_STANDALONE != 0,
-    })
+    Ok(MariadbGtidEvent { domain_id, server_id, seq_no, flags, commit_id, is_standalone: flags & FL_STANDALONE != 0 })
 }
 
 /// Parses a GTID_LIST event body: count u32 (low 28 bits; the top 4 are flags), then count ×
 /// (domain_id u32, server_id u32, seq_no u64).
 pub fn parse_gtid_list_event(body: &[u8]) -> Result<Vec<(u32, u32, u64)>, DecodeError> {
     let mut c = Cursor::new(body);
-    let raw = c
-        .u32_le()
-        .map_err(|_| truncated("MariaDB GTID_LIST event: count", 0))?;
+    let raw = c.u32_le().map_err(|_| truncated("MariaDB GTID_LIST event: count", 0))?;
     let count = (raw & 0x0fff_ffff) as usize;
     if count.saturating_mul(16) > c.remaining() {
         return Err(truncated(
@@ -125,10 +104,8 @@ pub fn parse_gtid_list_event(body: &[u8]) -> Result<Vec<(u32, u32, u64)>, Decode
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let at = c.pos();
-        let e = (|| -> Result<(u32, u32, u64), super::rows::CellErr> {
-            Ok((c.u32_le()?, c.u32_le()?, c.u64_le()?))
-        })()
-        .map_err(|_| truncated("MariaDB GTID_LIST event entry", at))?;
+        let e = (|| -> Result<(u32, u32, u64), super::rows::CellErr> { Ok((c.u32_le()?, c.u32_le()?, c.u64_le()?)) })()
+            .map_err(|_| truncated("MariaDB GTID_LIST event entry", at))?;
         out.push(e);
     }
     Ok(out)
@@ -142,12 +119,8 @@ pub fn parse_annotate_rows(body: &[u8]) -> String {
 /// The binlog file name of a BINLOG_CHECKPOINT event (u32 length, then the name).
 pub fn parse_binlog_checkpoint(body: &[u8]) -> Result<String, DecodeError> {
     let mut c = Cursor::new(body);
-    let len = c
-        .u32_le()
-        .map_err(|_| truncated("MariaDB BINLOG_CHECKPOINT event: length", 0))?;
-    let name = c
-        .take(len as usize)
-        .map_err(|_| truncated("MariaDB BINLOG_CHECKPOINT event: file name", 4))?;
+    let len = c.u32_le().map_err(|_| truncated("MariaDB BINLOG_CHECKPOINT event: length", 0))?;
+    let name = c.take(len as usize).map_err(|_| truncated("MariaDB BINLOG_CHECKPOINT event: file name", 4))?;
     Ok(String::from_utf8_lossy(name).into_owned())
 }
 
@@ -221,10 +194,7 @@ mod tests {
             b.extend_from_slice(&s.to_le_bytes());
             b.extend_from_slice(&q.to_le_bytes());
         }
-        assert_eq!(
-            parse_gtid_list_event(&b).unwrap(),
-            vec![(0, 1, 10), (1, 2, 20)]
-        );
+        assert_eq!(parse_gtid_list_event(&b).unwrap(), vec![(0, 1, 10), (1, 2, 20)]);
         for cut in 0..b.len() {
             assert!(parse_gtid_list_event(&b[..cut]).is_err());
         }
@@ -238,10 +208,7 @@ mod tests {
         b.extend_from_slice(b"bin.000001");
         assert_eq!(parse_binlog_checkpoint(&b).unwrap(), "bin.000001");
         assert!(parse_binlog_checkpoint(&b[..8]).is_err());
-        assert_eq!(
-            parse_annotate_rows(b"insert into t values (1)"),
-            "insert into t values (1)"
-        );
+        assert_eq!(parse_annotate_rows(b"insert into t values (1)"), "insert into t values (1)");
     }
 
     #[test]

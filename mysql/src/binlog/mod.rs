@@ -7,6 +7,4 @@ pub mod mariadb;
 pub mod rows;
 
 pub use file::{event_data, verify_checksum, BinlogFileReader};
-pub use rows::{
-    decode_rows, decode_rows_raw, DecodeError, DecodedRows, RawRows, RowImage, RowsKind, TablePlan,
-};
+pub use rows::{decode_rows, decode_rows_raw, DecodeError, DecodedRows, RawRows, RowImage, RowsKind, TablePlan};

@@ -94,10 +94,7 @@ pub mod column_type {
     /// Types that get a bit in the TABLE_MAP SIGNEDNESS optional metadata (MySQL's
     /// `has_signedness_information_type`, MariaDB likewise; YEAR included).
     pub fn has_signedness(t: u8) -> bool {
-        matches!(
-            t,
-            TINY | SHORT | INT24 | LONG | LONGLONG | DECIMAL | NEWDECIMAL | FLOAT | DOUBLE | YEAR
-        )
+        matches!(t, TINY | SHORT | INT24 | LONG | LONGLONG | DECIMAL | NEWDECIMAL | FLOAT | DOUBLE | YEAR)
     }
 }
 
@@ -109,29 +106,16 @@ pub enum DecodeError {
     Truncated { what: String, offset: usize },
     /// A TABLE_MAP column's metadata makes no sense.
     #[error("bad TABLE_MAP metadata for {table} column {column}: {reason}")]
-    BadMetadata {
-        table: String,
-        column: usize,
-        reason: String,
-    },
+    BadMetadata { table: String, column: usize, reason: String },
     /// A TABLE_MAP event that cannot be parsed as a whole.
     #[error("malformed TABLE_MAP for {table}: {reason}")]
     BadTableMap { table: String, reason: String },
     /// A column type byte this decoder does not know.
     #[error("unknown column type {type_byte} in TABLE_MAP for {table} column {column}")]
-    UnknownColumnType {
-        table: String,
-        column: usize,
-        type_byte: u8,
-    },
+    UnknownColumnType { table: String, column: usize, type_byte: u8 },
     /// Bytes that are present but do not form a valid value of the column type.
     #[error("invalid value in {table} column {column} ({type_name}): {reason}")]
-    InvalidValue {
-        table: String,
-        column: usize,
-        type_name: &'static str,
-        reason: String,
-    },
+    InvalidValue { table: String, column: usize, type_name: &'static str, reason: String },
     /// A valid construct this decoder deliberately does not handle; `what` says what and how to avoid it.
     #[error("unsupported: {what}")]
     Unsupported { what: String },
@@ -140,12 +124,7 @@ pub enum DecodeError {
     BadRowsEvent { table: String, reason: String },
     /// The rows event and the table plan (or a schema hint) disagree on the number of columns.
     #[error("column count mismatch for {table}: {what} has {found} columns, the TABLE_MAP has {expected}")]
-    ColumnCountMismatch {
-        table: String,
-        what: &'static str,
-        expected: usize,
-        found: usize,
-    },
+    ColumnCountMismatch { table: String, what: &'static str, expected: usize, found: usize },
     /// Malformed MySQL binary JSON.
     #[error("invalid binary JSON at byte {offset}: {reason}")]
     Json { offset: usize, reason: String },
@@ -154,11 +133,7 @@ pub enum DecodeError {
     Malformed { offset: u64, reason: String },
     /// A CRC32 mismatch: the event bytes are damaged.
     #[error("binlog event checksum mismatch at offset {offset}: stored {stored:#010x}, computed {computed:#010x}")]
-    Checksum {
-        offset: u64,
-        stored: u32,
-        computed: u32,
-    },
+    Checksum { offset: u64, stored: u32, computed: u32 },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -225,11 +200,7 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], CellErr> {
         let end = self.pos.checked_add(N).ok_or(CellErr::Short { need: N })?;
-        match self
-            .buf
-            .get(self.pos..end)
-            .and_then(|s| <[u8; N]>::try_from(s).ok())
-        {
+        match self.buf.get(self.pos..end).and_then(|s| <[u8; N]>::try_from(s).ok()) {
             Some(a) => {
                 self.pos = end;
                 Ok(a)
@@ -293,9 +264,7 @@ impl<'a> Cursor<'a> {
             252 => self.uint_le(2),
             253 => self.uint_le(3),
             254 => self.uint_le(8),
-            x => Err(CellErr::Invalid(format!(
-                "invalid length-encoded integer prefix {x:#04x}"
-            ))),
+            x => Err(CellErr::Invalid(format!("invalid length-encoded integer prefix {x:#04x}"))),
         }
     }
 }
@@ -427,26 +396,19 @@ impl TablePlan {
     /// Signedness comes from the TABLE_MAP SIGNEDNESS optional metadata when present, else from
     /// `column_unsigned` (one flag per column, e.g. from information_schema), else signed.
     /// Column names come from the COLUMN_NAME optional metadata when present.
-    pub fn new(
-        tme: &TableMapEvent<'_>,
-        column_unsigned: Option<&[bool]>,
-    ) -> Result<TablePlan, DecodeError> {
+    pub fn new(tme: &TableMapEvent<'_>, column_unsigned: Option<&[bool]>) -> Result<TablePlan, DecodeError> {
         let schema = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
         let qualified = format!("{schema}.{table}");
         let mut raw = Vec::new();
         tme.serialize(&mut raw);
-        let bad = |reason: &str| DecodeError::BadTableMap {
-            table: qualified.clone(),
-            reason: reason.to_string(),
-        };
+        let bad = |reason: &str| DecodeError::BadTableMap { table: qualified.clone(), reason: reason.to_string() };
         let mut cur = Cursor::new(&raw);
         // table_id (6), flags (2), schema (u8 len + bytes + NUL), table (u8 len + bytes + NUL).
         cur.take(8).map_err(|_| bad("truncated header"))?;
         for _ in 0..2 {
             let len = cur.u8().map_err(|_| bad("truncated name"))?;
-            cur.take(usize::from(len) + 1)
-                .map_err(|_| bad("truncated name"))?;
+            cur.take(usize::from(len) + 1).map_err(|_| bad("truncated name"))?;
         }
         let count = cur.lenenc().map_err(|_| bad("bad column count"))?;
         let count = usize::try_from(count).map_err(|_| bad("column count too large"))?;
@@ -455,12 +417,8 @@ impl TablePlan {
         }
         let column_types = cur.take(count).map_err(|_| bad("truncated column types"))?;
         let meta_len = cur.lenenc().map_err(|_| bad("bad metadata length"))?;
-        let metadata = cur
-            .take(meta_len as usize)
-            .map_err(|_| bad("truncated metadata"))?;
-        let null_bitmap = cur
-            .take(count.div_ceil(8))
-            .map_err(|_| bad("truncated null bitmap"))?;
+        let metadata = cur.take(meta_len as usize).map_err(|_| bad("truncated metadata"))?;
+        let null_bitmap = cur.take(count.div_ceil(8)).map_err(|_| bad("truncated null bitmap"))?;
         let optional_metadata = cur.rest();
         TablePlan::from_raw(
             &RawTableMap {
@@ -477,10 +435,7 @@ impl TablePlan {
     }
 
     /// Builds a plan from the raw parts of a TABLE_MAP event.
-    pub fn from_raw(
-        raw: &RawTableMap<'_>,
-        column_unsigned: Option<&[bool]>,
-    ) -> Result<TablePlan, DecodeError> {
+    pub fn from_raw(raw: &RawTableMap<'_>, column_unsigned: Option<&[bool]>) -> Result<TablePlan, DecodeError> {
         let qualified = format!("{}.{}", raw.schema, raw.table);
         let n = raw.column_types.len();
         if let Some(flags) = column_unsigned {
@@ -499,33 +454,21 @@ impl TablePlan {
         let mut names: Option<Vec<String>> = None;
         {
             let mut cur = Cursor::new(raw.optional_metadata);
-            let bad = |reason: String| DecodeError::BadTableMap {
-                table: qualified.clone(),
-                reason,
-            };
+            let bad = |reason: String| DecodeError::BadTableMap { table: qualified.clone(), reason };
             while !cur.is_empty() {
-                let t = cur
-                    .u8()
-                    .map_err(|_| bad("truncated optional metadata".into()))?;
-                let len = cur
-                    .lenenc()
-                    .map_err(|_| bad("bad optional metadata length".into()))?;
-                let len =
-                    usize::try_from(len).map_err(|_| bad("optional metadata too long".into()))?;
-                let v = cur.take(len).map_err(|_| {
-                    bad(format!(
-                        "optional metadata field {t} declares {len} bytes, fewer remain"
-                    ))
-                })?;
+                let t = cur.u8().map_err(|_| bad("truncated optional metadata".into()))?;
+                let len = cur.lenenc().map_err(|_| bad("bad optional metadata length".into()))?;
+                let len = usize::try_from(len).map_err(|_| bad("optional metadata too long".into()))?;
+                let v = cur
+                    .take(len)
+                    .map_err(|_| bad(format!("optional metadata field {t} declares {len} bytes, fewer remain")))?;
                 match t {
                     1 => signedness = Some(v),
                     4 => {
                         let mut nc = Cursor::new(v);
                         let mut list = Vec::with_capacity(n);
                         while !nc.is_empty() {
-                            let l = nc
-                                .lenenc()
-                                .map_err(|_| bad("bad COLUMN_NAME length".into()))?;
+                            let l = nc.lenenc().map_err(|_| bad("bad COLUMN_NAME length".into()))?;
                             let s = nc
                                 .take(usize::try_from(l).unwrap_or(usize::MAX))
                                 .map_err(|_| bad("truncated COLUMN_NAME".into()))?;
@@ -541,18 +484,11 @@ impl TablePlan {
             }
         }
         if let Some(bits) = signedness {
-            let numeric = raw
-                .column_types
-                .iter()
-                .filter(|t| column_type::has_signedness(**t))
-                .count();
+            let numeric = raw.column_types.iter().filter(|t| column_type::has_signedness(**t)).count();
             if bits.len() < numeric.div_ceil(8) {
                 return Err(DecodeError::BadTableMap {
                     table: qualified,
-                    reason: format!(
-                        "SIGNEDNESS has {} bytes for {numeric} numeric columns",
-                        bits.len()
-                    ),
+                    reason: format!("SIGNEDNESS has {} bytes for {numeric} numeric columns", bits.len()),
                 });
             }
         }
@@ -563,38 +499,26 @@ impl TablePlan {
         let mut mcur = Cursor::new(raw.metadata);
         let mut numeric_idx = 0usize;
         for (i, &t) in raw.column_types.iter().enumerate() {
-            let bad = |reason: String| DecodeError::BadMetadata {
+            let bad = |reason: String| DecodeError::BadMetadata { table: qualified.clone(), column: i, reason };
+            let meta_len = metadata_len(t, &mcur).ok_or_else(|| DecodeError::UnknownColumnType {
                 table: qualified.clone(),
                 column: i,
-                reason,
-            };
-            let meta_len =
-                metadata_len(t, &mcur).ok_or_else(|| DecodeError::UnknownColumnType {
-                    table: qualified.clone(),
-                    column: i,
-                    type_byte: t,
-                })?;
-            let meta = mcur.take(meta_len).map_err(|_| {
-                bad(format!(
-                    "metadata block ends before this column's {meta_len} bytes"
-                ))
+                type_byte: t,
             })?;
+            let meta = mcur
+                .take(meta_len)
+                .map_err(|_| bad(format!("metadata block ends before this column's {meta_len} bytes")))?;
             let unsigned = if column_type::has_signedness(t) {
                 let k = numeric_idx;
                 numeric_idx += 1;
                 match signedness {
                     Some(bits) => bits.get(k / 8).is_some_and(|b| b & (0x80 >> (k % 8)) != 0),
-                    None => column_unsigned
-                        .and_then(|f| f.get(i).copied())
-                        .unwrap_or(false),
+                    None => column_unsigned.and_then(|f| f.get(i).copied()).unwrap_or(false),
                 }
             } else {
                 false
             };
-            let nullable = raw
-                .null_bitmap
-                .get(i / 8)
-                .is_none_or(|b| b & (1 << (i % 8)) != 0);
+            let nullable = raw.null_bitmap.get(i / 8).is_none_or(|b| b & (1 << (i % 8)) != 0);
             let col = build_column(t, meta, unsigned, nullable).map_err(bad)?;
             if t == column_type::JSON {
                 json_ordinal.push(Some(json_count as u32));
@@ -607,10 +531,7 @@ impl TablePlan {
         if !mcur.is_empty() {
             return Err(DecodeError::BadTableMap {
                 table: qualified,
-                reason: format!(
-                    "{} metadata bytes left over after the last column",
-                    mcur.remaining()
-                ),
+                reason: format!("{} metadata bytes left over after the last column", mcur.remaining()),
             });
         }
         Ok(TablePlan {
@@ -656,11 +577,11 @@ impl TablePlan {
 fn metadata_len(t: u8, cur: &Cursor<'_>) -> Option<usize> {
     use column_type::*;
     Some(match t {
-        FLOAT | DOUBLE | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | BLOB | GEOMETRY | JSON | VECTOR
-        | TIME2 | DATETIME2 | TIMESTAMP2 => 1,
+        FLOAT | DOUBLE | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | BLOB | GEOMETRY | JSON | VECTOR | TIME2 | DATETIME2
+        | TIMESTAMP2 => 1,
         VARCHAR | VAR_STRING | BIT | NEWDECIMAL | ENUM | SET | STRING => 2,
-        DECIMAL | TINY | SHORT | LONG | NULL | TIMESTAMP | LONGLONG | INT24 | DATE | TIME
-        | DATETIME | YEAR | NEWDATE => 0,
+        DECIMAL | TINY | SHORT | LONG | NULL | TIMESTAMP | LONGLONG | INT24 | DATE | TIME | DATETIME | YEAR
+        | NEWDATE => 0,
         TYPED_ARRAY => {
             // One byte of element type, then that type's metadata (VARCHAR elements carry 3 bytes).
             let elem = *cur.rest().first()?;
@@ -721,9 +642,7 @@ fn build_column(t: u8, meta: &[u8], unsigned: bool, nullable: bool) -> Result<Co
         VARCHAR | VAR_STRING => {
             let max = u16::from_le_bytes([m0, m1]);
             max_length = u32::from(max);
-            Codec::VarBytes {
-                prefix: if max < 256 { 1 } else { 2 },
-            }
+            Codec::VarBytes { prefix: if max < 256 { 1 } else { 2 } }
         }
         STRING | ENUM | SET => {
             // Metadata is (real_type, length) with the high bits of lengths > 255 folded into the
@@ -731,10 +650,7 @@ fn build_column(t: u8, meta: &[u8], unsigned: bool, nullable: bool) -> Result<Co
             let (rt, len) = if m0 == 0 {
                 (STRING, u32::from(m1))
             } else if m0 & 0x30 != 0x30 {
-                (
-                    m0 | 0x30,
-                    u32::from(m1) | ((u32::from(m0 & 0x30) ^ 0x30) << 4),
-                )
+                (m0 | 0x30, u32::from(m1) | ((u32::from(m0 & 0x30) ^ 0x30) << 4))
             } else {
                 (m0, u32::from(m1))
             };
@@ -750,19 +666,13 @@ fn build_column(t: u8, meta: &[u8], unsigned: bool, nullable: bool) -> Result<Co
                 },
                 STRING | VAR_STRING => {
                     max_length = len;
-                    Codec::VarBytes {
-                        prefix: if len < 256 { 1 } else { 2 },
-                    }
+                    Codec::VarBytes { prefix: if len < 256 { 1 } else { 2 } }
                 }
                 other => return Err(format!("unexpected real type {other} for a CHAR column")),
             }
         }
-        TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | BLOB | GEOMETRY | VECTOR => Codec::Blob {
-            prefix: prefix(m0)?,
-        },
-        JSON => Codec::Json {
-            prefix: prefix(m0)?,
-        },
+        TINY_BLOB | MEDIUM_BLOB | LONG_BLOB | BLOB | GEOMETRY | VECTOR => Codec::Blob { prefix: prefix(m0)? },
+        JSON => Codec::Json { prefix: prefix(m0)? },
         BIT => {
             if m0 > 7 {
                 return Err(format!("BIT metadata has {m0} extra bits"));
@@ -771,9 +681,7 @@ fn build_column(t: u8, meta: &[u8], unsigned: bool, nullable: bool) -> Result<Co
             if bits == 0 || bits > 64 {
                 return Err(format!("BIT({bits}) is out of range"));
             }
-            Codec::Bit {
-                bytes: bits.div_ceil(8) as u8,
-            }
+            Codec::Bit { bytes: bits.div_ceil(8) as u8 }
         }
         NULL => Codec::Null,
         _ => Codec::Unsupported { type_byte: t },
@@ -782,15 +690,7 @@ fn build_column(t: u8, meta: &[u8], unsigned: bool, nullable: bool) -> Result<Co
     for (d, s) in metadata.iter_mut().zip(meta.iter()) {
         *d = *s;
     }
-    Ok(ColumnPlan {
-        binlog_type: t,
-        real_type,
-        metadata,
-        unsigned,
-        nullable,
-        max_length,
-        codec,
-    })
+    Ok(ColumnPlan { binlog_type: t, real_type, metadata, unsigned, nullable, max_length, codec })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -834,20 +734,11 @@ pub struct RawRows<'a> {
 /// Decodes a WRITE/UPDATE/DELETE rows event (v1 or v2, MySQL or MariaDB) with the plan. Columns not in the
 /// event's column bitmap become [`Value::Absent`]. A partial JSON update (PARTIAL_UPDATE_ROWS event whose
 /// after image carries a JSON diff) is [`DecodeError::Unsupported`].
-pub fn decode_rows(
-    plan: &TablePlan,
-    event: &RowsEventData<'_>,
-) -> Result<DecodedRows, DecodeError> {
+pub fn decode_rows(plan: &TablePlan, event: &RowsEventData<'_>) -> Result<DecodedRows, DecodeError> {
     let (kind, partial_update) = match event {
-        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-            (RowsKind::Insert, false)
-        }
-        RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => {
-            (RowsKind::Update, false)
-        }
-        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-            (RowsKind::Delete, false)
-        }
+        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => (RowsKind::Insert, false),
+        RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => (RowsKind::Update, false),
+        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => (RowsKind::Delete, false),
         RowsEventData::PartialUpdateRowsEvent(_) => (RowsKind::Update, true),
     };
     let num_columns = usize::try_from(event.num_columns()).unwrap_or(usize::MAX);
@@ -859,21 +750,16 @@ pub fn decode_rows(
             found: num_columns,
         });
     }
-    let to_bytes =
-        |bits: &mysql_common::binlog::events::RowsEventData<'_>, before: bool| -> Option<Vec<u8>> {
-            let slice = if before {
-                bits.columns_before_image()
-            } else {
-                bits.columns_after_image()
-            }?;
-            let mut out = vec![0u8; num_columns.div_ceil(8)];
-            for i in slice.iter_ones() {
-                if let Some(b) = out.get_mut(i / 8) {
-                    *b |= 1 << (i % 8);
-                }
+    let to_bytes = |bits: &mysql_common::binlog::events::RowsEventData<'_>, before: bool| -> Option<Vec<u8>> {
+        let slice = if before { bits.columns_before_image() } else { bits.columns_after_image() }?;
+        let mut out = vec![0u8; num_columns.div_ceil(8)];
+        for i in slice.iter_ones() {
+            if let Some(b) = out.get_mut(i / 8) {
+                *b |= 1 << (i % 8);
             }
-            Some(out)
-        };
+        }
+        Some(out)
+    };
     let before = to_bytes(event, true);
     let after = to_bytes(event, false);
     decode_rows_raw(
@@ -900,10 +786,7 @@ struct ImageLayout {
 impl ImageLayout {
     fn new(bitmap: &[u8], n: usize) -> Result<ImageLayout, String> {
         if bitmap.len() < n.div_ceil(8) {
-            return Err(format!(
-                "column bitmap has {} bytes for {n} columns",
-                bitmap.len()
-            ));
+            return Err(format!("column bitmap has {} bytes for {n} columns", bitmap.len()));
         }
         let mut present = Vec::new();
         for i in 0..n {
@@ -916,11 +799,7 @@ impl ImageLayout {
         if all {
             present = Vec::new();
         }
-        Ok(ImageLayout {
-            all,
-            present,
-            null_bytes,
-        })
+        Ok(ImageLayout { all, present, null_bytes })
     }
 }
 
@@ -935,10 +814,8 @@ pub fn decode_rows_raw(plan: &TablePlan, raw: &RawRows<'_>) -> Result<DecodedRow
             found: raw.num_columns,
         });
     }
-    let bitmap_err = |reason: String| DecodeError::Malformed {
-        offset: 0,
-        reason: format!("{}: {reason}", plan.qualified),
-    };
+    let bitmap_err =
+        |reason: String| DecodeError::Malformed { offset: 0, reason: format!("{}: {reason}", plan.qualified) };
     let (want_before, want_after) = match raw.kind {
         RowsKind::Insert => (false, true),
         RowsKind::Update => (true, true),
@@ -946,20 +823,12 @@ pub fn decode_rows_raw(plan: &TablePlan, raw: &RawRows<'_>) -> Result<DecodedRow
     };
     let before = match (want_before, raw.before_columns) {
         (true, Some(b)) => Some(ImageLayout::new(b, n).map_err(bitmap_err)?),
-        (true, None) => {
-            return Err(bitmap_err(
-                "rows event has no before-image column bitmap".into(),
-            ))
-        }
+        (true, None) => return Err(bitmap_err("rows event has no before-image column bitmap".into())),
         (false, _) => None,
     };
     let after = match (want_after, raw.after_columns) {
         (true, Some(b)) => Some(ImageLayout::new(b, n).map_err(bitmap_err)?),
-        (true, None) => {
-            return Err(bitmap_err(
-                "rows event has no after-image column bitmap".into(),
-            ))
-        }
+        (true, None) => return Err(bitmap_err("rows event has no after-image column bitmap".into())),
         (false, _) => None,
     };
 
@@ -969,40 +838,22 @@ pub fn decode_rows_raw(plan: &TablePlan, raw: &RawRows<'_>) -> Result<DecodedRow
         let start = cur.pos();
         let row_no = rows.len();
         let b = match &before {
-            Some(layout) => Some(decode_image(
-                plan, layout, &mut cur, false, row_no, "before",
-            )?),
+            Some(layout) => Some(decode_image(plan, layout, &mut cur, false, row_no, "before")?),
             None => None,
         };
         let a = match &after {
-            Some(layout) => Some(decode_image(
-                plan,
-                layout,
-                &mut cur,
-                raw.partial_update,
-                row_no,
-                "after",
-            )?),
+            Some(layout) => Some(decode_image(plan, layout, &mut cur, raw.partial_update, row_no, "after")?),
             None => None,
         };
         if cur.pos() == start {
             return Err(DecodeError::Malformed {
                 offset: start as u64,
-                reason: format!(
-                    "{}: a row image with no bytes cannot be followed by more data",
-                    plan.qualified
-                ),
+                reason: format!("{}: a row image with no bytes cannot be followed by more data", plan.qualified),
             });
         }
-        rows.push(RowImage {
-            before: b,
-            after: a,
-        });
+        rows.push(RowImage { before: b, after: a });
     }
-    Ok(DecodedRows {
-        kind: raw.kind,
-        rows,
-    })
+    Ok(DecodedRows { kind: raw.kind, rows })
 }
 
 fn decode_image(
@@ -1019,21 +870,15 @@ fn decode_image(
     let mut partial_bits: Option<&[u8]> = None;
     if partial_after {
         let at = cur.pos();
-        let opts = cur
-            .lenenc()
-            .map_err(|e| cell_error(plan, None, e, at, row_no, image))?;
+        let opts = cur.lenenc().map_err(|e| cell_error(plan, None, e, at, row_no, image))?;
         if opts & 1 != 0 {
             let at = cur.pos();
-            partial_bits = Some(
-                cur.take(plan.json_count.div_ceil(8))
-                    .map_err(|e| cell_error(plan, None, e, at, row_no, image))?,
-            );
+            partial_bits =
+                Some(cur.take(plan.json_count.div_ceil(8)).map_err(|e| cell_error(plan, None, e, at, row_no, image))?);
         }
     }
     let at = cur.pos();
-    let nulls = cur
-        .take(layout.null_bytes)
-        .map_err(|e| cell_error(plan, None, e, at, row_no, image))?;
+    let nulls = cur.take(layout.null_bytes).map_err(|e| cell_error(plan, None, e, at, row_no, image))?;
     let is_null = |j: usize| nulls.get(j / 8).is_some_and(|b| b & (1 << (j % 8)) != 0);
 
     let mut row: Vec<Value> = Vec::with_capacity(n);
@@ -1099,10 +944,8 @@ fn cell_error(
     row_no: usize,
     image: &str,
 ) -> DecodeError {
-    let type_name = column
-        .and_then(|i| plan.columns.get(i))
-        .map(|c| column_type::name(c.real_type))
-        .unwrap_or("row header");
+    let type_name =
+        column.and_then(|i| plan.columns.get(i)).map(|c| column_type::name(c.real_type)).unwrap_or("row header");
     match e {
         CellErr::Short { need } => DecodeError::Truncated {
             what: match column {
@@ -1141,11 +984,7 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
             }
         }
         Codec::VarBytes { prefix } => {
-            let len = if prefix == 1 {
-                usize::from(cur.u8()?)
-            } else {
-                usize::from(cur.u16_le()?)
-            };
+            let len = if prefix == 1 { usize::from(cur.u8()?) } else { usize::from(cur.u16_le()?) };
             Value::Bytes(cur.take(len)?.to_vec())
         }
         Codec::Int8 { unsigned } => {
@@ -1183,22 +1022,16 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
         }
         Codec::Float => Value::Float(f32::from_le_bytes(cur.array::<4>()?)),
         Codec::Double => Value::Double(f64::from_le_bytes(cur.array::<8>()?)),
-        Codec::Decimal { precision, scale } => Value::Decimal(decode_decimal(
-            cur,
-            usize::from(precision),
-            usize::from(scale),
-        )?),
+        Codec::Decimal { precision, scale } => {
+            Value::Decimal(decode_decimal(cur, usize::from(precision), usize::from(scale))?)
+        }
         Codec::Year => {
             let y = cur.u8()?;
             Value::Year(if y == 0 { 0 } else { 1900 + u16::from(y) })
         }
         Codec::Date => {
             let v = cur.uint_le(3)? as u32;
-            Value::Date {
-                year: (v >> 9) as u16,
-                month: ((v >> 5) & 15) as u8,
-                day: (v & 31) as u8,
-            }
+            Value::Date { year: (v >> 9) as u16, month: ((v >> 5) & 15) as u8, day: (v & 31) as u8 }
         }
         Codec::Time => {
             // Signed 3-byte integer HHMMSS.
@@ -1221,9 +1054,7 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
             let t = v % 1_000_000;
             let year = d / 10000;
             if year > 9999 {
-                return Err(CellErr::Invalid(format!(
-                    "DATETIME value {v} has year {year}"
-                )));
+                return Err(CellErr::Invalid(format!("DATETIME value {v} has year {year}")));
             }
             Value::DateTime {
                 year: year as u16,
@@ -1236,17 +1067,11 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
             }
         }
         Codec::DateTime2 { fsp } => decode_datetime2(cur, fsp)?,
-        Codec::Timestamp => Value::Timestamp {
-            unix_secs: i64::from(cur.u32_le()?),
-            micros: 0,
-        },
+        Codec::Timestamp => Value::Timestamp { unix_secs: i64::from(cur.u32_le()?), micros: 0 },
         Codec::Timestamp2 { fsp } => {
             let secs = cur.uint_be(4)? as i64;
             let micros = read_frac(cur, fsp)?;
-            Value::Timestamp {
-                unix_secs: secs,
-                micros,
-            }
+            Value::Timestamp { unix_secs: secs, micros }
         }
         Codec::Blob { prefix } => {
             let len = cur.uint_le(usize::from(prefix))?;
@@ -1272,10 +1097,7 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
                  current DECIMAL"
                     .to_string()
             } else {
-                format!(
-                    "values of column type {type_byte} ({}) cannot be decoded",
-                    column_type::name(type_byte)
-                )
+                format!("values of column type {type_byte} ({}) cannot be decoded", column_type::name(type_byte))
             }));
         }
     })
@@ -1292,9 +1114,7 @@ fn read_frac(cur: &mut Cursor<'_>, fsp: u8) -> Result<u32, CellErr> {
         _ => 0,
     };
     if micros >= 1_000_000 {
-        return Err(CellErr::Invalid(format!(
-            "fractional part {micros} >= 1000000 microseconds"
-        )));
+        return Err(CellErr::Invalid(format!("fractional part {micros} >= 1000000 microseconds")));
     }
     Ok(micros)
 }
@@ -1368,18 +1188,7 @@ fn decode_time2(cur: &mut Cursor<'_>, fsp: u8) -> Result<Value, CellErr> {
 
 const DIG_PER_DEC: usize = 9;
 const DIG_TO_BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
-const POW10: [u32; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
+const POW10: [u32; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /// Size in bytes of a binary DECIMAL(precision, scale).
 pub(crate) fn decimal_bin_size(precision: usize, scale: usize) -> usize {
@@ -1393,22 +1202,14 @@ pub(crate) fn decimal_bin_size(precision: usize, scale: usize) -> usize {
 /// Decodes MySQL's binary DECIMAL (decimal2bin) to its exact text: groups of 9 digits in 4 big-endian
 /// bytes, a leading/trailing partial group in fewer bytes, the first byte's top bit flipped, and every byte
 /// inverted for negative numbers.
-pub(crate) fn decode_decimal(
-    cur: &mut Cursor<'_>,
-    precision: usize,
-    scale: usize,
-) -> Result<String, CellErr> {
+pub(crate) fn decode_decimal(cur: &mut Cursor<'_>, precision: usize, scale: usize) -> Result<String, CellErr> {
     if precision == 0 || precision > 65 || scale > precision {
-        return Err(CellErr::Invalid(format!(
-            "DECIMAL({precision},{scale}) is out of range"
-        )));
+        return Err(CellErr::Invalid(format!("DECIMAL({precision},{scale}) is out of range")));
     }
     let size = decimal_bin_size(precision, scale);
     let src = cur.take(size)?;
     let mut buf = [0u8; 40];
-    let b = buf
-        .get_mut(..size)
-        .ok_or_else(|| CellErr::Invalid("DECIMAL too large".into()))?;
+    let b = buf.get_mut(..size).ok_or_else(|| CellErr::Invalid("DECIMAL too large".into()))?;
     b.copy_from_slice(src);
     let negative = b.first().is_some_and(|x| x & 0x80 == 0);
     if let Some(x) = b.first_mut() {
@@ -1423,32 +1224,25 @@ pub(crate) fn decode_decimal(
     let mut digits = [0u8; 80];
     let mut nd = 0usize;
     let mut pos = 0usize;
-    let mut group =
-        |digits_in_group: usize, nd: &mut usize, digits: &mut [u8; 80]| -> Result<(), CellErr> {
-            let nbytes = if digits_in_group == DIG_PER_DEC {
-                4
-            } else {
-                DIG_TO_BYTES[digits_in_group]
-            };
-            let mut v: u32 = 0;
-            for k in 0..nbytes {
-                v = (v << 8) | u32::from(*b.get(pos + k).ok_or(CellErr::Short { need: 1 })?);
+    let mut group = |digits_in_group: usize, nd: &mut usize, digits: &mut [u8; 80]| -> Result<(), CellErr> {
+        let nbytes = if digits_in_group == DIG_PER_DEC { 4 } else { DIG_TO_BYTES[digits_in_group] };
+        let mut v: u32 = 0;
+        for k in 0..nbytes {
+            v = (v << 8) | u32::from(*b.get(pos + k).ok_or(CellErr::Short { need: 1 })?);
+        }
+        pos += nbytes;
+        if v >= POW10[digits_in_group] {
+            return Err(CellErr::Invalid(format!("DECIMAL group value {v} has more than {digits_in_group} digits")));
+        }
+        for k in (0..digits_in_group).rev() {
+            let d = (v / POW10[k]) % 10;
+            if let Some(slot) = digits.get_mut(*nd) {
+                *slot = b'0' + d as u8;
             }
-            pos += nbytes;
-            if v >= POW10[digits_in_group] {
-                return Err(CellErr::Invalid(format!(
-                    "DECIMAL group value {v} has more than {digits_in_group} digits"
-                )));
-            }
-            for k in (0..digits_in_group).rev() {
-                let d = (v / POW10[k]) % 10;
-                if let Some(slot) = digits.get_mut(*nd) {
-                    *slot = b'0' + d as u8;
-                }
-                *nd += 1;
-            }
-            Ok(())
-        };
+            *nd += 1;
+        }
+        Ok(())
+    };
     let lead_digits = intg % DIG_PER_DEC;
     if lead_digits > 0 {
         group(lead_digits, &mut nd, &mut digits)?;
@@ -1466,10 +1260,7 @@ pub(crate) fn decode_decimal(
     }
     let digits = digits.get(..nd).unwrap_or(&[]);
     let (int_part, frac_part) = digits.split_at(int_digits.min(digits.len()));
-    let first_nonzero = int_part
-        .iter()
-        .position(|d| *d != b'0')
-        .unwrap_or(int_part.len());
+    let first_nonzero = int_part.iter().position(|d| *d != b'0').unwrap_or(int_part.len());
     let int_part = int_part.get(first_nonzero..).unwrap_or(&[]);
     let is_zero = int_part.is_empty() && frac_part.iter().all(|d| *d == b'0');
     let mut out = String::with_capacity(precision + 3);
@@ -1604,16 +1395,7 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn datetime2(
-        y: i64,
-        mo: i64,
-        d: i64,
-        h: i64,
-        mi: i64,
-        s: i64,
-        micros: i64,
-        fsp: u8,
-    ) -> Vec<u8> {
+    fn datetime2(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, micros: i64, fsp: u8) -> Vec<u8> {
         let ymd = ((y * 13 + mo) << 5) | d;
         let hms = (h << 12) | (mi << 6) | s;
         let intpart = ((ymd << 17) | hms) + 0x80_0000_0000;
@@ -1657,42 +1439,20 @@ mod tests {
     }
 
     fn time(neg: bool, hours: u32, minutes: u8, seconds: u8, micros: u32) -> Value {
-        Value::Time {
-            negative: neg,
-            hours,
-            minutes,
-            seconds,
-            micros,
-        }
+        Value::Time { negative: neg, hours, minutes, seconds, micros }
     }
 
     // ---- types ----
 
     #[test]
     fn integers_signed_and_unsigned() {
-        let cols: &[(u8, &[u8])] = &[
-            (ct::TINY, &[]),
-            (ct::SHORT, &[]),
-            (ct::INT24, &[]),
-            (ct::LONG, &[]),
-            (ct::LONGLONG, &[]),
-        ];
-        let cells = vec![
-            vec![0xff],
-            vec![0x00, 0x80],
-            vec![0x00, 0x00, 0x80],
-            vec![0xff; 4],
-            vec![0, 0, 0, 0, 0, 0, 0, 0x80],
-        ];
+        let cols: &[(u8, &[u8])] =
+            &[(ct::TINY, &[]), (ct::SHORT, &[]), (ct::INT24, &[]), (ct::LONG, &[]), (ct::LONGLONG, &[])];
+        let cells =
+            vec![vec![0xff], vec![0x00, 0x80], vec![0x00, 0x00, 0x80], vec![0xff; 4], vec![0, 0, 0, 0, 0, 0, 0, 0x80]];
         assert_eq!(
             one(cols, &cells),
-            vec![
-                Value::Int(-1),
-                Value::Int(-32768),
-                Value::Int(-8_388_608),
-                Value::Int(-1),
-                Value::Int(i64::MIN)
-            ]
+            vec![Value::Int(-1), Value::Int(-32768), Value::Int(-8_388_608), Value::Int(-1), Value::Int(i64::MIN)]
         );
         let p = plan_with(cols, Some(&[true; 5]), &[]);
         let data = image(&cells.iter().cloned().map(Some).collect::<Vec<_>>());
@@ -1707,31 +1467,17 @@ mod tests {
             ]
         );
         // INT24 sign extension of small negatives and the max.
-        assert_eq!(
-            cell(&[(ct::INT24, &[])], vec![0xff, 0xff, 0xff]),
-            Value::Int(-1)
-        );
-        assert_eq!(
-            cell(&[(ct::INT24, &[])], vec![0xff, 0xff, 0x7f]),
-            Value::Int(8_388_607)
-        );
-        assert_eq!(
-            cell(&[(ct::LONGLONG, &[])], u64::MAX.to_le_bytes().to_vec()),
-            Value::Int(-1)
-        );
+        assert_eq!(cell(&[(ct::INT24, &[])], vec![0xff, 0xff, 0xff]), Value::Int(-1));
+        assert_eq!(cell(&[(ct::INT24, &[])], vec![0xff, 0xff, 0x7f]), Value::Int(8_388_607));
+        assert_eq!(cell(&[(ct::LONGLONG, &[])], u64::MAX.to_le_bytes().to_vec()), Value::Int(-1));
     }
 
     #[test]
     fn signedness_from_table_map_metadata() {
         // Columns: TINY, VARCHAR, YEAR, LONG, SHORT. Numeric: TINY, YEAR, LONG, SHORT → bits MSB first.
         // Mark TINY and SHORT unsigned: 1 0 0 1 → 0b1001_0000.
-        let cols: &[(u8, &[u8])] = &[
-            (ct::TINY, &[]),
-            (ct::VARCHAR, &[10, 0]),
-            (ct::YEAR, &[]),
-            (ct::LONG, &[]),
-            (ct::SHORT, &[]),
-        ];
+        let cols: &[(u8, &[u8])] =
+            &[(ct::TINY, &[]), (ct::VARCHAR, &[10, 0]), (ct::YEAR, &[]), (ct::LONG, &[]), (ct::SHORT, &[])];
         let optional = [1u8, 1, 0b1001_0000];
         // The hint says all signed; the TABLE_MAP wins.
         let p = plan_with(cols, Some(&[false; 5]), &optional);
@@ -1745,13 +1491,7 @@ mod tests {
         ]);
         assert_eq!(
             insert(&p, &data).unwrap().rows[0].after.as_ref().unwrap(),
-            &vec![
-                Value::UInt(255),
-                Value::Bytes(b"a".to_vec()),
-                Value::Year(2024),
-                Value::Int(-1),
-                Value::UInt(65535)
-            ]
+            &vec![Value::UInt(255), Value::Bytes(b"a".to_vec()), Value::Year(2024), Value::Int(-1), Value::UInt(65535)]
         );
         // SIGNEDNESS shorter than the numeric column count is an error.
         let bad = TablePlan::from_raw(
@@ -1766,10 +1506,7 @@ mod tests {
             },
             None,
         );
-        assert!(
-            matches!(bad, Err(DecodeError::BadTableMap { .. })),
-            "{bad:?}"
-        );
+        assert!(matches!(bad, Err(DecodeError::BadTableMap { .. })), "{bad:?}");
     }
 
     #[test]
@@ -1777,10 +1514,7 @@ mod tests {
         let cols: &[(u8, &[u8])] = &[(ct::LONG, &[]), (ct::LONG, &[])];
         let optional = [4u8, 6, 2, b'i', b'd', 2, b'v', b'2'];
         let p = plan_with(cols, None, &optional);
-        assert_eq!(
-            p.column_names().unwrap(),
-            &["id".to_string(), "v2".to_string()]
-        );
+        assert_eq!(p.column_names().unwrap(), &["id".to_string(), "v2".to_string()]);
         assert!(plan(cols).column_names().is_none());
         // Unknown TLV types are skipped; a TLV running past the end is an error.
         let optional = [99u8, 2, 0, 0, 4, 6, 2, b'i', b'd', 2, b'v', b'2'];
@@ -1799,23 +1533,14 @@ mod tests {
 
     #[test]
     fn floats() {
-        assert_eq!(
-            cell(&[(ct::FLOAT, &[4])], 1.5f32.to_le_bytes().to_vec()),
-            Value::Float(1.5)
-        );
-        assert_eq!(
-            cell(&[(ct::DOUBLE, &[8])], (-2.25f64).to_le_bytes().to_vec()),
-            Value::Double(-2.25)
-        );
+        assert_eq!(cell(&[(ct::FLOAT, &[4])], 1.5f32.to_le_bytes().to_vec()), Value::Float(1.5));
+        assert_eq!(cell(&[(ct::DOUBLE, &[8])], (-2.25f64).to_le_bytes().to_vec()), Value::Double(-2.25));
     }
 
     #[test]
     fn decimals() {
         let d = |text: &str, p: u8, s: u8| {
-            let v = cell(
-                &[(ct::NEWDECIMAL, &[p, s])],
-                dec_bin(text, p as usize, s as usize),
-            );
+            let v = cell(&[(ct::NEWDECIMAL, &[p, s])], dec_bin(text, p as usize, s as usize));
             match v {
                 Value::Decimal(t) => t,
                 other => panic!("{other:?}"),
@@ -1823,23 +1548,14 @@ mod tests {
         };
         // The example from MySQL's decimal2bin comment: 1234567890.1234 as DECIMAL(14,4).
         assert_eq!(
-            cell(
-                &[(ct::NEWDECIMAL, &[14, 4])],
-                vec![0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2]
-            ),
+            cell(&[(ct::NEWDECIMAL, &[14, 4])], vec![0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2]),
             Value::Decimal("1234567890.1234".into())
         );
         assert_eq!(
-            cell(
-                &[(ct::NEWDECIMAL, &[14, 4])],
-                vec![0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D]
-            ),
+            cell(&[(ct::NEWDECIMAL, &[14, 4])], vec![0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D]),
             Value::Decimal("-1234567890.1234".into())
         );
-        assert_eq!(
-            dec_bin("1234567890.1234", 14, 4),
-            vec![0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2]
-        );
+        assert_eq!(dec_bin("1234567890.1234", 14, 4), vec![0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2]);
         let max = format!("{}.{}", "9".repeat(35), "9".repeat(30));
         assert_eq!(d(&max, 65, 30), max);
         assert_eq!(d(&format!("-{max}"), 65, 30), format!("-{max}"));
@@ -1881,10 +1597,7 @@ mod tests {
                 optional_metadata: &[],
             };
             let e = TablePlan::from_raw(&raw, None).unwrap_err();
-            assert!(
-                matches!(e, DecodeError::BadMetadata { column: 0, .. }),
-                "{e}"
-            );
+            assert!(matches!(e, DecodeError::BadMetadata { column: 0, .. }), "{e}");
             assert!(e.to_string().contains("db.t"), "{e}");
         }
     }
@@ -1895,59 +1608,17 @@ mod tests {
         assert_eq!(cell(&[(ct::YEAR, &[])], vec![1]), Value::Year(1901));
         assert_eq!(cell(&[(ct::YEAR, &[])], vec![255]), Value::Year(2155));
         let date = |y: u32, m: u32, d: u32| ((y << 9) | (m << 5) | d).to_le_bytes()[..3].to_vec();
+        assert_eq!(cell(&[(ct::DATE, &[])], date(2024, 2, 29)), Value::Date { year: 2024, month: 2, day: 29 });
+        assert_eq!(cell(&[(ct::DATE, &[])], date(0, 0, 0)), Value::Date { year: 0, month: 0, day: 0 });
+        assert_eq!(cell(&[(ct::TIME, &[])], 123_456u32.to_le_bytes()[..3].to_vec()), time(false, 12, 34, 56, 0));
+        assert_eq!(cell(&[(ct::TIME, &[])], (-8_385_959i32).to_le_bytes()[..3].to_vec()), time(true, 838, 59, 59, 0));
         assert_eq!(
-            cell(&[(ct::DATE, &[])], date(2024, 2, 29)),
-            Value::Date {
-                year: 2024,
-                month: 2,
-                day: 29
-            }
-        );
-        assert_eq!(
-            cell(&[(ct::DATE, &[])], date(0, 0, 0)),
-            Value::Date {
-                year: 0,
-                month: 0,
-                day: 0
-            }
-        );
-        assert_eq!(
-            cell(&[(ct::TIME, &[])], 123_456u32.to_le_bytes()[..3].to_vec()),
-            time(false, 12, 34, 56, 0)
-        );
-        assert_eq!(
-            cell(
-                &[(ct::TIME, &[])],
-                (-8_385_959i32).to_le_bytes()[..3].to_vec()
-            ),
-            time(true, 838, 59, 59, 0)
-        );
-        assert_eq!(
-            cell(
-                &[(ct::DATETIME, &[])],
-                20_240_229_123_456u64.to_le_bytes().to_vec()
-            ),
-            Value::DateTime {
-                year: 2024,
-                month: 2,
-                day: 29,
-                hour: 12,
-                minute: 34,
-                second: 56,
-                micros: 0
-            }
+            cell(&[(ct::DATETIME, &[])], 20_240_229_123_456u64.to_le_bytes().to_vec()),
+            Value::DateTime { year: 2024, month: 2, day: 29, hour: 12, minute: 34, second: 56, micros: 0 }
         );
         assert_eq!(
             cell(&[(ct::DATETIME, &[])], 0u64.to_le_bytes().to_vec()),
-            Value::DateTime {
-                year: 0,
-                month: 0,
-                day: 0,
-                hour: 0,
-                minute: 0,
-                second: 0,
-                micros: 0
-            }
+            Value::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micros: 0 }
         );
     }
 
@@ -1963,10 +1634,7 @@ mod tests {
                 5 => 123_450,
                 _ => 123_456,
             };
-            let v = cell(
-                &[(ct::DATETIME2, &[fsp])],
-                datetime2(2024, 12, 31, 23, 59, 58, micros, fsp),
-            );
+            let v = cell(&[(ct::DATETIME2, &[fsp])], datetime2(2024, 12, 31, 23, 59, 58, micros, fsp));
             assert_eq!(
                 v,
                 Value::DateTime {
@@ -1986,41 +1654,19 @@ mod tests {
         assert_eq!(hand, datetime2(2024, 1, 2, 3, 4, 5, 678_901, 6));
         assert_eq!(
             cell(&[(ct::DATETIME2, &[6])], hand),
-            Value::DateTime {
-                year: 2024,
-                month: 1,
-                day: 2,
-                hour: 3,
-                minute: 4,
-                second: 5,
-                micros: 678_901
-            }
+            Value::DateTime { year: 2024, month: 1, day: 2, hour: 3, minute: 4, second: 5, micros: 678_901 }
         );
         // Zero datetime.
         assert_eq!(
             cell(&[(ct::DATETIME2, &[0])], vec![0x80, 0, 0, 0, 0]),
-            Value::DateTime {
-                year: 0,
-                month: 0,
-                day: 0,
-                hour: 0,
-                minute: 0,
-                second: 0,
-                micros: 0
-            }
+            Value::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micros: 0 }
         );
     }
 
     #[test]
     fn time2_positive_and_negative() {
-        assert_eq!(
-            cell(&[(ct::TIME2, &[0])], vec![0x80, 0, 0]),
-            time(false, 0, 0, 0, 0)
-        );
-        assert_eq!(
-            cell(&[(ct::TIME2, &[0])], vec![0x7f, 0xff, 0xff]),
-            time(true, 0, 0, 1, 0)
-        );
+        assert_eq!(cell(&[(ct::TIME2, &[0])], vec![0x80, 0, 0]), time(false, 0, 0, 0, 0));
+        assert_eq!(cell(&[(ct::TIME2, &[0])], vec![0x7f, 0xff, 0xff]), time(true, 0, 0, 1, 0));
         for fsp in 0..=6u8 {
             let micros = match fsp {
                 0 => 0,
@@ -2044,107 +1690,50 @@ mod tests {
             }
         }
         // '-00:00:00.5' TIME(1): int part -1 +1, frac byte 0xCE (−50).
-        assert_eq!(
-            time2(true, 0, 0, 0, 500_000, 1),
-            vec![0x7f, 0xff, 0xff, 0xce]
-        );
-        assert_eq!(
-            cell(&[(ct::TIME2, &[1])], vec![0x7f, 0xff, 0xff, 0xce]),
-            time(true, 0, 0, 0, 500_000)
-        );
+        assert_eq!(time2(true, 0, 0, 0, 500_000, 1), vec![0x7f, 0xff, 0xff, 0xce]);
+        assert_eq!(cell(&[(ct::TIME2, &[1])], vec![0x7f, 0xff, 0xff, 0xce]), time(true, 0, 0, 0, 500_000));
     }
 
     #[test]
     fn timestamps() {
         assert_eq!(
-            cell(
-                &[(ct::TIMESTAMP, &[])],
-                1_700_000_000u32.to_le_bytes().to_vec()
-            ),
-            Value::Timestamp {
-                unix_secs: 1_700_000_000,
-                micros: 0
-            }
+            cell(&[(ct::TIMESTAMP, &[])], 1_700_000_000u32.to_le_bytes().to_vec()),
+            Value::Timestamp { unix_secs: 1_700_000_000, micros: 0 }
         );
         let mut b = 1_700_000_000u32.to_be_bytes().to_vec();
         b.extend(frac_bytes(123_000, 3));
-        assert_eq!(
-            cell(&[(ct::TIMESTAMP2, &[3])], b),
-            Value::Timestamp {
-                unix_secs: 1_700_000_000,
-                micros: 123_000
-            }
-        );
+        assert_eq!(cell(&[(ct::TIMESTAMP2, &[3])], b), Value::Timestamp { unix_secs: 1_700_000_000, micros: 123_000 });
         let mut b = 1u32.to_be_bytes().to_vec();
         b.extend(frac_bytes(999_999, 6));
-        assert_eq!(
-            cell(&[(ct::TIMESTAMP2, &[6])], b),
-            Value::Timestamp {
-                unix_secs: 1,
-                micros: 999_999
-            }
-        );
-        assert_eq!(
-            cell(&[(ct::TIMESTAMP2, &[0])], vec![0, 0, 0, 0]),
-            Value::Timestamp {
-                unix_secs: 0,
-                micros: 0
-            }
-        );
+        assert_eq!(cell(&[(ct::TIMESTAMP2, &[6])], b), Value::Timestamp { unix_secs: 1, micros: 999_999 });
+        assert_eq!(cell(&[(ct::TIMESTAMP2, &[0])], vec![0, 0, 0, 0]), Value::Timestamp { unix_secs: 0, micros: 0 });
         // A fractional part >= 1 s is invalid.
-        let e = cell_err(
-            &[(ct::TIMESTAMP2, &[6])],
-            vec![0, 0, 0, 1, 0xff, 0xff, 0xff],
-        );
+        let e = cell_err(&[(ct::TIMESTAMP2, &[6])], vec![0, 0, 0, 1, 0xff, 0xff, 0xff]);
         assert!(matches!(e, DecodeError::InvalidValue { .. }));
     }
 
     #[test]
     fn strings() {
-        assert_eq!(
-            cell(&[(ct::VARCHAR, &[10, 0])], vec![3, b'a', b'b', b'c']),
-            Value::Bytes(b"abc".to_vec())
-        );
+        assert_eq!(cell(&[(ct::VARCHAR, &[10, 0])], vec![3, b'a', b'b', b'c']), Value::Bytes(b"abc".to_vec()));
         // VARCHAR(300): max length ≥ 256 → 2-byte prefix.
         let mut b = 300u16.to_le_bytes().to_vec();
         b.extend(std::iter::repeat_n(b'x', 300));
-        assert_eq!(
-            cell(&[(ct::VARCHAR, &[0x2c, 0x01])], b),
-            Value::Bytes(vec![b'x'; 300])
-        );
+        assert_eq!(cell(&[(ct::VARCHAR, &[0x2c, 0x01])], b), Value::Bytes(vec![b'x'; 300]));
         // CHAR(10).
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xfe, 10])], vec![2, b'h', b'i']),
-            Value::Bytes(b"hi".to_vec())
-        );
+        assert_eq!(cell(&[(ct::STRING, &[0xfe, 10])], vec![2, b'h', b'i']), Value::Bytes(b"hi".to_vec()));
         // utf8mb4 CHAR(255) = 1020 bytes: real type 0xFE ^ ((1020 & 0x300) >> 4) = 0xCE, low byte 0xFC.
         let p = plan(&[(ct::STRING, &[0xce, 0xfc])]);
         assert_eq!(p.columns()[0].real_type, ct::STRING);
         assert_eq!(p.columns()[0].max_length, 1020);
         let mut b = 600u16.to_le_bytes().to_vec();
         b.extend(std::iter::repeat_n(b'y', 600));
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xce, 0xfc])], b),
-            Value::Bytes(vec![b'y'; 600])
-        );
+        assert_eq!(cell(&[(ct::STRING, &[0xce, 0xfc])], b), Value::Bytes(vec![b'y'; 600]));
         // CHAR(100) utf8mb4 = 400 bytes: 0xFE ^ 0x10 = 0xEE, 0x90.
-        assert_eq!(
-            plan(&[(ct::STRING, &[0xee, 0x90])]).columns()[0].max_length,
-            400
-        );
+        assert_eq!(plan(&[(ct::STRING, &[0xee, 0x90])]).columns()[0].max_length, 400);
         // BLOB with 2-byte, GEOMETRY and VECTOR with 4-byte length.
-        assert_eq!(
-            cell(&[(ct::BLOB, &[2])], vec![2, 0, 0xde, 0xad]),
-            Value::Bytes(vec![0xde, 0xad])
-        );
-        assert_eq!(
-            cell(&[(ct::BLOB, &[3])], vec![1, 0, 0, 7]),
-            Value::Bytes(vec![7])
-        );
-        assert_eq!(
-            cell(&[(ct::GEOMETRY, &[4])], vec![1, 0, 0, 0, 9]),
-            Value::Bytes(vec![9])
-        );
+        assert_eq!(cell(&[(ct::BLOB, &[2])], vec![2, 0, 0xde, 0xad]), Value::Bytes(vec![0xde, 0xad]));
+        assert_eq!(cell(&[(ct::BLOB, &[3])], vec![1, 0, 0, 7]), Value::Bytes(vec![7]));
+        assert_eq!(cell(&[(ct::GEOMETRY, &[4])], vec![1, 0, 0, 0, 9]), Value::Bytes(vec![9]));
         assert_eq!(
             cell(&[(ct::VECTOR, &[4])], vec![4, 0, 0, 0, 0, 0, 0x80, 0x3f]),
             Value::Bytes(vec![0, 0, 0x80, 0x3f])
@@ -2159,57 +1748,27 @@ mod tests {
             null_bitmap: &[],
             optional_metadata: &[],
         };
-        assert!(matches!(
-            TablePlan::from_raw(&raw, None),
-            Err(DecodeError::BadMetadata { .. })
-        ));
+        assert!(matches!(TablePlan::from_raw(&raw, None), Err(DecodeError::BadMetadata { .. })));
     }
 
     #[test]
     fn enum_set_bit_null_json() {
         assert_eq!(cell(&[(ct::STRING, &[0xf7, 1])], vec![3]), Value::Enum(3));
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xf7, 2])], vec![0x2c, 0x01]),
-            Value::Enum(300)
-        );
+        assert_eq!(cell(&[(ct::STRING, &[0xf7, 2])], vec![0x2c, 0x01]), Value::Enum(300));
         assert_eq!(cell(&[(ct::ENUM, &[0xf7, 1])], vec![2]), Value::Enum(2));
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xf8, 1])], vec![0b101]),
-            Value::Set(5)
-        );
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xf8, 8])], u64::MAX.to_le_bytes().to_vec()),
-            Value::Set(u64::MAX)
-        );
-        assert_eq!(
-            cell(&[(ct::STRING, &[0xf8, 3])], vec![1, 0, 0x80]),
-            Value::Set(0x80_0001)
-        );
+        assert_eq!(cell(&[(ct::STRING, &[0xf8, 1])], vec![0b101]), Value::Set(5));
+        assert_eq!(cell(&[(ct::STRING, &[0xf8, 8])], u64::MAX.to_le_bytes().to_vec()), Value::Set(u64::MAX));
+        assert_eq!(cell(&[(ct::STRING, &[0xf8, 3])], vec![1, 0, 0x80]), Value::Set(0x80_0001));
         // BIT(1): 1 bit, 0 bytes; BIT(64): 0 bits, 8 bytes; BIT(10): 2 bits, 1 byte.
         assert_eq!(cell(&[(ct::BIT, &[1, 0])], vec![1]), Value::Bit(1));
-        assert_eq!(
-            cell(&[(ct::BIT, &[0, 8])], vec![0x80, 0, 0, 0, 0, 0, 0, 1]),
-            Value::Bit(0x8000_0000_0000_0001)
-        );
-        assert_eq!(
-            cell(&[(ct::BIT, &[2, 1])], vec![0x03, 0xff]),
-            Value::Bit(0x3ff)
-        );
+        assert_eq!(cell(&[(ct::BIT, &[0, 8])], vec![0x80, 0, 0, 0, 0, 0, 0, 1]), Value::Bit(0x8000_0000_0000_0001));
+        assert_eq!(cell(&[(ct::BIT, &[2, 1])], vec![0x03, 0xff]), Value::Bit(0x3ff));
         let p = plan(&[(ct::NULL, &[]), (ct::LONG, &[])]);
         let data = image(&[Some(vec![]), Some(vec![5, 0, 0, 0])]);
-        assert_eq!(
-            insert(&p, &data).unwrap().rows[0].after.as_ref().unwrap(),
-            &vec![Value::Null, Value::Int(5)]
-        );
+        assert_eq!(insert(&p, &data).unwrap().rows[0].after.as_ref().unwrap(), &vec![Value::Null, Value::Int(5)]);
         // JSON: 4-byte length, binary JSON literal true; empty JSON → null.
-        assert_eq!(
-            cell(&[(ct::JSON, &[4])], vec![2, 0, 0, 0, 0x04, 0x01]),
-            Value::Json("true".into())
-        );
-        assert_eq!(
-            cell(&[(ct::JSON, &[4])], vec![0, 0, 0, 0]),
-            Value::Json("null".into())
-        );
+        assert_eq!(cell(&[(ct::JSON, &[4])], vec![2, 0, 0, 0, 0x04, 0x01]), Value::Json("true".into()));
+        assert_eq!(cell(&[(ct::JSON, &[4])], vec![0, 0, 0, 0]), Value::Json("null".into()));
         let e = cell_err(&[(ct::JSON, &[4])], vec![1, 0, 0, 0, 0x33]);
         assert!(matches!(e, DecodeError::InvalidValue { .. }), "{e}");
     }
@@ -2221,10 +1780,7 @@ mod tests {
         // A legacy DECIMAL column that is NULL (or absent) does not prevent decoding.
         let p = plan(&[(ct::DECIMAL, &[]), (ct::TINY, &[])]);
         let rows = insert(&p, &image(&[None, Some(vec![1])])).unwrap();
-        assert_eq!(
-            rows.rows[0].after.as_ref().unwrap(),
-            &vec![Value::Null, Value::Int(1)]
-        );
+        assert_eq!(rows.rows[0].after.as_ref().unwrap(), &vec![Value::Null, Value::Int(1)]);
         let raw = RawTableMap {
             table_id: 1,
             schema: "db",
@@ -2235,32 +1791,12 @@ mod tests {
             optional_metadata: &[],
         };
         let e = TablePlan::from_raw(&raw, None).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                DecodeError::UnknownColumnType {
-                    column: 1,
-                    type_byte: 100,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, DecodeError::UnknownColumnType { column: 1, type_byte: 100, .. }), "{e}");
         // Metadata shorter / longer than the types need.
-        let mut raw = RawTableMap {
-            column_types: &[ct::VARCHAR],
-            metadata: &[10],
-            ..raw
-        };
-        assert!(matches!(
-            TablePlan::from_raw(&raw, None),
-            Err(DecodeError::BadMetadata { .. })
-        ));
+        let mut raw = RawTableMap { column_types: &[ct::VARCHAR], metadata: &[10], ..raw };
+        assert!(matches!(TablePlan::from_raw(&raw, None), Err(DecodeError::BadMetadata { .. })));
         raw.metadata = &[10, 0, 1];
-        assert!(matches!(
-            TablePlan::from_raw(&raw, None),
-            Err(DecodeError::BadTableMap { .. })
-        ));
+        assert!(matches!(TablePlan::from_raw(&raw, None), Err(DecodeError::BadTableMap { .. })));
     }
 
     #[test]
@@ -2268,15 +1804,8 @@ mod tests {
         // 10 INT columns; NULLs at 0, 7, 8, 9.
         let cols: Vec<(u8, &[u8])> = vec![(ct::LONG, &[]); 10];
         let p = plan(&cols);
-        let cells: Vec<Option<Vec<u8>>> = (0..10u32)
-            .map(|i| {
-                if [0, 7, 8, 9].contains(&i) {
-                    None
-                } else {
-                    Some(i.to_le_bytes().to_vec())
-                }
-            })
-            .collect();
+        let cells: Vec<Option<Vec<u8>>> =
+            (0..10u32).map(|i| if [0, 7, 8, 9].contains(&i) { None } else { Some(i.to_le_bytes().to_vec()) }).collect();
         let data = image(&cells);
         assert_eq!(data[0], 0b1000_0001);
         assert_eq!(data[1], 0b0000_0011);
@@ -2330,22 +1859,10 @@ mod tests {
         let out = decode_rows_raw(&p, &raw).unwrap();
         assert_eq!(out.kind, RowsKind::Update);
         assert_eq!(out.rows.len(), 2);
-        assert_eq!(
-            out.rows[0].before.as_ref().unwrap(),
-            &vec![Value::Int(1), Value::Bytes(b"a".to_vec())]
-        );
-        assert_eq!(
-            out.rows[0].after.as_ref().unwrap(),
-            &vec![Value::Int(1), Value::Null]
-        );
-        assert_eq!(
-            out.rows[1].before.as_ref().unwrap(),
-            &vec![Value::Int(2), Value::Bytes(vec![])]
-        );
-        assert_eq!(
-            out.rows[1].after.as_ref().unwrap(),
-            &vec![Value::Int(3), Value::Bytes(b"bc".to_vec())]
-        );
+        assert_eq!(out.rows[0].before.as_ref().unwrap(), &vec![Value::Int(1), Value::Bytes(b"a".to_vec())]);
+        assert_eq!(out.rows[0].after.as_ref().unwrap(), &vec![Value::Int(1), Value::Null]);
+        assert_eq!(out.rows[1].before.as_ref().unwrap(), &vec![Value::Int(2), Value::Bytes(vec![])]);
+        assert_eq!(out.rows[1].after.as_ref().unwrap(), &vec![Value::Int(3), Value::Bytes(b"bc".to_vec())]);
 
         let del = RawRows {
             kind: RowsKind::Delete,
@@ -2356,25 +1873,13 @@ mod tests {
         };
         let out = decode_rows_raw(&p, &del).unwrap();
         assert_eq!(out.rows.len(), 4);
-        assert!(out
-            .rows
-            .iter()
-            .all(|r| r.after.is_none() && r.before.is_some()));
+        assert!(out.rows.iter().all(|r| r.after.is_none() && r.before.is_some()));
 
         // Missing bitmaps and column count mismatches are errors.
-        let bad = RawRows {
-            before_columns: None,
-            ..raw
-        };
+        let bad = RawRows { before_columns: None, ..raw };
         assert!(decode_rows_raw(&p, &bad).is_err());
-        let bad = RawRows {
-            num_columns: 3,
-            ..raw
-        };
-        assert!(matches!(
-            decode_rows_raw(&p, &bad),
-            Err(DecodeError::ColumnCountMismatch { .. })
-        ));
+        let bad = RawRows { num_columns: 3, ..raw };
+        assert!(matches!(decode_rows_raw(&p, &bad), Err(DecodeError::ColumnCountMismatch { .. })));
     }
 
     #[test]
@@ -2385,10 +1890,7 @@ mod tests {
         // value_options = 1 (PARTIAL_JSON_UPDATES), partial bits: JSON column 0 is partial.
         let mut data = before.clone();
         data.extend([1u8, 1]);
-        data.extend(image(&[
-            Some(vec![1, 0, 0, 0]),
-            Some(vec![3, 0, 0, 0, 0, 1, b'$']),
-        ]));
+        data.extend(image(&[Some(vec![1, 0, 0, 0]), Some(vec![3, 0, 0, 0, 0, 1, b'$'])]));
         let raw = RawRows {
             kind: RowsKind::Update,
             partial_update: true,
@@ -2403,41 +1905,15 @@ mod tests {
         // PARTIAL_JSON set but this row's JSON is a full value: decodes.
         let mut data = before.clone();
         data.extend([1u8, 0]);
-        data.extend(image(&[
-            Some(vec![1, 0, 0, 0]),
-            Some(vec![2, 0, 0, 0, 0x04, 0x01]),
-        ]));
-        let out = decode_rows_raw(
-            &p,
-            &RawRows {
-                rows_data: &data,
-                ..raw
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            out.rows[0].after.as_ref().unwrap()[1],
-            Value::Json("true".into())
-        );
+        data.extend(image(&[Some(vec![1, 0, 0, 0]), Some(vec![2, 0, 0, 0, 0x04, 0x01])]));
+        let out = decode_rows_raw(&p, &RawRows { rows_data: &data, ..raw }).unwrap();
+        assert_eq!(out.rows[0].after.as_ref().unwrap()[1], Value::Json("true".into()));
         // value_options = 0: no partial bits follow.
         let mut data = before;
         data.push(0);
-        data.extend(image(&[
-            Some(vec![1, 0, 0, 0]),
-            Some(vec![2, 0, 0, 0, 0x04, 0x00]),
-        ]));
-        let out = decode_rows_raw(
-            &p,
-            &RawRows {
-                rows_data: &data,
-                ..raw
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            out.rows[0].after.as_ref().unwrap()[1],
-            Value::Json("null".into())
-        );
+        data.extend(image(&[Some(vec![1, 0, 0, 0]), Some(vec![2, 0, 0, 0, 0x04, 0x00])]));
+        let out = decode_rows_raw(&p, &RawRows { rows_data: &data, ..raw }).unwrap();
+        assert_eq!(out.rows[0].after.as_ref().unwrap()[1], Value::Json("null".into()));
     }
 
     /// A table with one column of (nearly) every type and a row for it.
@@ -2510,13 +1986,7 @@ mod tests {
         assert_eq!(r[3], Value::Null);
         assert_eq!(r[7], Value::Decimal(format!("-123.456{}", "0".repeat(27))));
         assert_eq!(r[10], time(true, 1, 2, 3, 4_500));
-        assert_eq!(
-            r[12],
-            Value::Timestamp {
-                unix_secs: 9,
-                micros: 120_000
-            }
-        );
+        assert_eq!(r[12], Value::Timestamp { unix_secs: 9, micros: 120_000 });
         assert_eq!(r[19], Value::Bit(0x7ff));
         assert_eq!(r[23], Value::Bytes(vec![0x55]));
     }
@@ -2571,9 +2041,7 @@ mod tests {
     #[test]
     fn decode_rows_from_mysql_common_event() {
         use mysql_common::binlog::consts::{BinlogVersion, EventFlags, EventType};
-        use mysql_common::binlog::events::{
-            BinlogEventHeader, Event, EventData, FormatDescriptionEvent,
-        };
+        use mysql_common::binlog::events::{BinlogEventHeader, Event, EventData, FormatDescriptionEvent};
         // Build a WRITE_ROWS v2 event body and parse it through mysql_common.
         let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
         let mut body = vec![];
@@ -2584,33 +2052,18 @@ mod tests {
         body.push(0b11); // after-image bitmap
         body.extend(image(&[Some(vec![42, 0, 0, 0]), Some(vec![2, b'o', b'k'])]));
         let size = (BinlogEventHeader::LEN + body.len()) as u32;
-        let header = BinlogEventHeader::new(
-            0,
-            EventType::WRITE_ROWS_EVENT,
-            1,
-            size,
-            0,
-            EventFlags::empty(),
-        );
+        let header = BinlogEventHeader::new(0, EventType::WRITE_ROWS_EVENT, 1, size, 0, EventFlags::empty());
         let mut bytes = vec![];
         mysql_common::proto::MySerialize::serialize(&header, &mut bytes);
         bytes.extend_from_slice(&body);
         let ev = Event::read(&fde, &bytes[..]).unwrap();
-        let Some(EventData::RowsEvent(rows)) = ev.read_data().unwrap() else {
-            panic!("not a rows event")
-        };
+        let Some(EventData::RowsEvent(rows)) = ev.read_data().unwrap() else { panic!("not a rows event") };
         let p = plan(&[(ct::LONG, &[]), (ct::VARCHAR, &[10, 0])]);
         let out = decode_rows(&p, &rows).unwrap();
         assert_eq!(out.kind, RowsKind::Insert);
-        assert_eq!(
-            out.rows[0].after.as_ref().unwrap(),
-            &vec![Value::Int(42), Value::Bytes(b"ok".to_vec())]
-        );
+        assert_eq!(out.rows[0].after.as_ref().unwrap(), &vec![Value::Int(42), Value::Bytes(b"ok".to_vec())]);
         let p3 = plan(&[(ct::LONG, &[]), (ct::VARCHAR, &[10, 0]), (ct::LONG, &[])]);
-        assert!(matches!(
-            decode_rows(&p3, &rows),
-            Err(DecodeError::ColumnCountMismatch { .. })
-        ));
+        assert!(matches!(decode_rows(&p3, &rows), Err(DecodeError::ColumnCountMismatch { .. })));
     }
 
     mod fuzz {
