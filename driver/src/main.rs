@@ -24,6 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run a job's src and dest tasks in this process until Ctrl-C.
     Run {
@@ -167,7 +168,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_job(path: &PathBuf) -> Result<ResolvedJob, DriverError> {
+fn load_job(path: &std::path::Path) -> Result<ResolvedJob, DriverError> {
     Ok(parse_job_file(path)?.resolve()?)
 }
 

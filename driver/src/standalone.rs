@@ -268,12 +268,7 @@ async fn run_once(
     src_cancel.cancel();
     drop(batch_rx);
     progress.finish();
-    let source_result = source_task.await.unwrap_or_else(|e| {
-        Err(dtle_mysql::MysqlError::Unsupported {
-            what: format!("source task panicked: {e}"),
-            fix: "report this bug".into(),
-        })
-    });
+    let source_result = join_source(source_task).await;
     let _ = batcher_task.await;
     let _ = forward_batches.await;
     let _ = forward_acks.await;
@@ -288,7 +283,7 @@ async fn run_once(
         }
         Err(e) => {
             error!(job = %job.name, error = %e, "source failed");
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -725,19 +720,14 @@ async fn run_src_remote(
         handle_ack(ack, snapshot_done_seq);
     }
     drop(handle_ack);
-    let source_result = source_task.await.unwrap_or_else(|e| {
-        Err(dtle_mysql::MysqlError::Unsupported {
-            what: format!("source task panicked: {e}"),
-            fix: "report this bug".into(),
-        })
-    });
+    let source_result = join_source(source_task).await;
     let _ = batcher_task.await;
     let checkpoint_result =
         checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
     info!(job = %job.name, raw_bytes = link.bytes_raw, sent_bytes = link.bytes_sent, "src: link totals");
     link_result?;
     checkpoint_result?;
-    source_result.map_err(DriverError::from)
+    source_result
 }
 
 /// The dest task alone: answers the src's hello with the target's position, applies batches in order, acks them.
@@ -853,4 +843,12 @@ fn source_options(
         replica_server_id: replica_server_id_for(&job.name),
         heartbeat: Duration::from_secs(1),
     })
+}
+
+/// The source task's result; a panic in it is reported as an error.
+async fn join_source(task: tokio::task::JoinHandle<Result<(), dtle_mysql::MysqlError>>) -> Result<(), DriverError> {
+    match task.await {
+        Ok(result) => result.map_err(DriverError::from),
+        Err(e) => Err(DriverError::Other(format!("source task failed: {e}"))),
+    }
 }
