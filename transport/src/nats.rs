@@ -323,6 +323,14 @@ impl NatsSource {
         self.wait_for_window(0).await
     }
 
+    /// Like [`NatsSource::drain`], but gives up after `limit`; returns how many batches stayed unacknowledged.
+    pub async fn drain_for(&self, limit: Duration) -> u64 {
+        match tokio::time::timeout(limit, self.drain()).await {
+            Ok(Ok(())) => 0,
+            _ => self.in_flight(),
+        }
+    }
+
     async fn throttle(&mut self, bytes: u64) {
         let Some(limit) = self.opts.rate_limit_bytes_per_s else {
             return;
@@ -429,6 +437,8 @@ impl NatsDest {
             .publish(self.subjects.ack.clone(), Bytes::from(ack.encode_to_vec()))
             .await
             .map_err(|e| TransportError::Unavailable(format!("publishing ack: {e}")))?;
+        // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills.
+        self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
         Ok(())
     }
 
