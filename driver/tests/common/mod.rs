@@ -710,3 +710,370 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// NATS and Consul test servers (used by e2e_nats.rs and e2e_consul.rs)
+
+/// `DTLE_TEST_REQUIRE_SERVERS=1`: a missing server fails the test instead of skipping it.
+pub fn servers_required() -> bool {
+    std::env::var("DTLE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1")
+}
+
+/// The value of `var`, or `None` (after printing why) when it is unset and servers are not required.
+pub fn service_env(var: &str, how: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(v.trim().to_string()),
+        None => {
+            if servers_required() {
+                panic!("DTLE_TEST_REQUIRE_SERVERS=1 but {var} is not set ({how})");
+            }
+            println!("skipping: {var} is not set ({how})");
+            None
+        }
+    }
+}
+
+/// `DTLE_TEST_NATS_URL`, e.g. `nats://127.0.0.1:4222`.
+pub fn nats_url() -> Option<String> {
+    service_env("DTLE_TEST_NATS_URL", "tests/nats.sh start; eval \"$(tests/nats.sh env)\"")
+}
+
+/// `DTLE_TEST_CONSUL_ADDR`, e.g. `127.0.0.1:8500`.
+pub fn consul_addr() -> Option<String> {
+    service_env("DTLE_TEST_CONSUL_ADDR", "tests/consul.sh start; eval \"$(tests/consul.sh env)\"")
+}
+
+/// The workspace root (where `tests/*.sh` live).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs `tests/<script> args...` to completion (on the blocking pool); panics with its output when it fails.
+pub async fn run_script(script: &str, args: &[&str]) {
+    let path = repo_root().join("tests").join(script);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let shown = format!("tests/{script} {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || Command::new(path).args(&args).stdin(Stdio::null()).output())
+        .await
+        .expect("script task")
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{shown} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!("{shown}: ok");
+}
+
+/// A test-owned server started with a tests/ script; `teardown` (e.g. `stop`, `destroy`) runs on drop.
+pub struct ScriptServer {
+    script: &'static str,
+    port: u16,
+    teardown: &'static str,
+}
+
+impl ScriptServer {
+    pub async fn start(script: &'static str, port: u16, teardown: &'static str) -> ScriptServer {
+        let guard = ScriptServer { script, port, teardown };
+        run_script(script, &["start", &port.to_string()]).await;
+        guard
+    }
+
+    pub async fn run(&self, action: &str) {
+        run_script(self.script, &[action, &self.port.to_string()]).await;
+    }
+}
+
+impl Drop for ScriptServer {
+    fn drop(&mut self) {
+        let path = repo_root().join("tests").join(self.script);
+        let _ = Command::new(path)
+            .args([self.teardown, &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A plain HTTP/1.0 request (no body) to `addr` (`host:port`): the status code and the body.
+pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, Vec<u8>), String> {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("{addr}: reading the answer to {method} {path}: {e}"))?;
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{addr}: no HTTP header end in {:?}", String::from_utf8_lossy(&buf)))?;
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr}: bad status line in {head:?}"))?;
+    Ok((status, buf[head_end + 4..].to_vec()))
+}
+
+/// `GET /v1/kv/<key>?raw` on Consul: `None` for 404, the value otherwise.
+pub fn consul_get_raw(addr: &str, key: &str) -> Option<String> {
+    let (status, body) =
+        http_request(addr, "GET", &format!("/v1/kv/{key}?raw")).unwrap_or_else(|e| panic!("consul GET {key}: {e}"));
+    match status {
+        200 => Some(String::from_utf8_lossy(&body).into_owned()),
+        404 => None,
+        other => panic!("consul GET {key}: HTTP {other}: {}", String::from_utf8_lossy(&body)),
+    }
+}
+
+/// Deletes every key under `prefix` (`DELETE /v1/kv/<prefix>?recurse`).
+pub fn consul_delete_tree(addr: &str, prefix: &str) {
+    let (status, body) = http_request(addr, "DELETE", &format!("/v1/kv/{prefix}?recurse"))
+        .unwrap_or_else(|e| panic!("consul DELETE {prefix}: {e}"));
+    assert_eq!(status, 200, "consul DELETE {prefix}: {}", String::from_utf8_lossy(&body));
+}
+
+/// Standard base64 (with or without padding).
+pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let val = |c: u8| -> Result<u32, String> {
+        Ok(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(format!("not base64: {:?}", c as char)),
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..chunk.len()]);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several dtle processes, and a steady source load
+
+impl Dtle {
+    /// `dtle run JOB --data-dir DIR/<data> --no-progress-bar EXTRA...`, output appended to DIR/<log>.
+    pub fn run_with(dir: &Path, job: &Path, log: &str, data: &str, extra: &[&str]) -> Dtle {
+        let log = dir.join(log);
+        let data = dir.join(data);
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "run".as_ref(),
+            job.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--no-progress-bar".as_ref(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        Self::spawn(&log, &args)
+    }
+}
+
+impl Waiter {
+    /// Like `tick`, watching several dtle processes.
+    pub async fn tick_all(&self, dtles: &mut [&mut Dtle]) {
+        for d in dtles.iter_mut() {
+            if let Some(status) = d.try_exited() {
+                panic!(
+                    "{} exited ({status}) while waiting for: {}\n  last: {}",
+                    d.label,
+                    self.what,
+                    self.last.borrow()
+                );
+            }
+        }
+        self.tick(None).await;
+    }
+}
+
+/// Waits until the job's position on the target reaches the source's current domain-0 sequence (several processes).
+pub async fn wait_caught_up_all(s: &Servers, dst: &mut Conn, job: &str, dtles: &mut [&mut Dtle]) {
+    let mut src = s.src_conn().await;
+    let src_pos = gtid_binlog_pos(&mut src).await;
+    let _ = src.disconnect().await;
+    let want = gtid_seq(&src_pos, 0).unwrap_or_else(|| panic!("source @@gtid_binlog_pos {src_pos:?} has no domain 0"));
+    let w = Waiter::new(format!("target position of {job} reaches source sequence {want} ({src_pos})"));
+    loop {
+        if let Some(p) = position_row(dst, job).await {
+            if p.stage == "job_stage_incr" && gtid_seq(&p.gtid_set, 0).is_some_and(|seq| seq >= want) {
+                return;
+            }
+            w.note(format!("last position: {p:?}"));
+        }
+        w.tick_all(dtles).await;
+    }
+}
+
+/// Waits until the job's incremental position on the target has changed `times` times.
+pub async fn wait_position_moves(dst: &mut Conn, job: &str, times: usize, dtles: &mut [&mut Dtle]) {
+    let w = Waiter::new(format!("the position of {job} changes {times} times"));
+    let mut last: Option<String> = None;
+    let mut changes = 0;
+    loop {
+        if let Some(p) = position_row(dst, job).await {
+            if p.stage == "job_stage_incr" {
+                if last.as_deref().is_some_and(|l| l != p.gtid_set) {
+                    changes += 1;
+                    if changes >= times {
+                        return;
+                    }
+                }
+                last = Some(p.gtid_set.clone());
+            }
+            w.note(format!("{changes} changes so far, position {p:?}"));
+        }
+        w.tick_all(dtles).await;
+    }
+}
+
+/// Creates `<schema>.tk` (primary key, 200 rows) and `<schema>.tn` (no key, 100 rows with duplicates and NULLs).
+pub async fn create_load_tables(src: &mut Conn, schema: &str) {
+    exec(src, &format!("CREATE TABLE {schema}.tk (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(32))")).await;
+    exec(src, &format!("CREATE TABLE {schema}.tn (a INT, b VARCHAR(16))")).await;
+    exec(src, &format!("INSERT INTO {schema}.tk SELECT seq, seq * 3, CONCAT('init', seq) FROM {schema}.seq_0_to_199"))
+        .await;
+    exec(
+        src,
+        &format!(
+            "INSERT INTO {schema}.tn SELECT seq % 40, IF(seq % 7 = 0, NULL, CONCAT('b', seq % 3)) FROM {schema}.seq_0_to_99"
+        ),
+    )
+    .await;
+}
+
+/// Compares `<schema>.tk` and `<schema>.tn` exactly.
+pub async fn assert_load_tables_equal(src: &mut Conn, dst: &mut Conn, schema: &str) {
+    assert_tables_equal(src, dst, &format!("{schema}.tk"), Some("id")).await;
+    assert_tables_equal(src, dst, &format!("{schema}.tn"), None).await;
+}
+
+/// Random small transactions (insert/update/delete) on `tk` and `tn` of a schema, until stopped.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    txs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    pub seed: u64,
+}
+
+impl Load {
+    pub fn start(s: &Servers, schema: &str) -> Load {
+        let (_, seed) = Rng::from_time();
+        println!("load on {schema}: seed {seed}");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let txs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn(load_loop(s.clone(), schema.to_string(), stop.clone(), txs.clone(), seed));
+        Load { stop, txs, task: Some(task), seed }
+    }
+
+    pub fn txs(&self) -> u64 {
+        self.txs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until the load has committed `more` transactions beyond what it had when called.
+    pub async fn wait_progress(&mut self, more: u64, dtles: &mut [&mut Dtle]) {
+        let want = self.txs() + more;
+        let w = Waiter::new(format!("the load reaches {want} transactions"));
+        while self.txs() < want {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let r = self.task.take().unwrap().await.expect("load task panicked");
+                panic!("the load ended early: {r:?}");
+            }
+            w.note(format!("{} transactions", self.txs()));
+            w.tick_all(dtles).await;
+        }
+    }
+
+    /// Stops the load; returns the number of committed transactions (panics if the load failed).
+    pub async fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.task.take() {
+            t.await.expect("load task panicked").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let n = self.txs();
+        println!("load stopped after {n} transactions (seed {})", self.seed);
+        assert!(n > 0, "the load did nothing");
+        n
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn load_loop(
+    s: Servers,
+    schema: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    txs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seed: u64,
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let mut rng = Rng::new(seed);
+    let mut conn = s.try_conn(s.src).await?;
+    async fn run(conn: &mut Conn, sql: String) -> Result<(), String> {
+        conn.query_drop(&sql).await.map_err(|e| format!("load: {e}\n  SQL: {sql}"))
+    }
+    while !stop.load(Ordering::Relaxed) {
+        run(&mut conn, "BEGIN".into()).await?;
+        for _ in 0..1 + rng.below(4) {
+            let a = rng.below(400);
+            let b = rng.below(40);
+            let sql = match rng.below(7) {
+                0 | 1 => format!(
+                    "INSERT INTO {schema}.tk (id, v, s) VALUES ({a}, {}, 's{}') ON DUPLICATE KEY UPDATE v = v + 1, s = 'dup'",
+                    rng.below(1000),
+                    rng.below(100)
+                ),
+                2 => format!("UPDATE {schema}.tk SET v = v + 1, s = CONCAT('u', v) WHERE id BETWEEN {a} AND {}", a + 3),
+                3 => format!("DELETE FROM {schema}.tk WHERE id = {a}"),
+                4 => {
+                    let v = |r: &mut Rng| if r.below(5) == 0 { "NULL".to_string() } else { format!("'b{}'", r.below(3)) };
+                    format!(
+                        "INSERT INTO {schema}.tn (a, b) VALUES ({b}, {}), ({b}, {}), ({}, {})",
+                        v(&mut rng),
+                        v(&mut rng),
+                        rng.below(40),
+                        v(&mut rng)
+                    )
+                }
+                5 => format!("UPDATE {schema}.tn SET b = 'u{}' WHERE a = {b} LIMIT 1", rng.below(3)),
+                _ => {
+                    if rng.below(4) == 0 {
+                        format!("DELETE FROM {schema}.tn WHERE a = {b}")
+                    } else {
+                        format!("DELETE FROM {schema}.tn WHERE a = {b} LIMIT 1")
+                    }
+                }
+            };
+            run(&mut conn, sql).await?;
+        }
+        run(&mut conn, "COMMIT".into()).await?;
+        txs.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(2 + rng.below(8))).await;
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
+}
