@@ -222,7 +222,7 @@ async fn run_once(
             }
         }
     });
-    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx));
+    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let mut dest_result: Result<(), DriverError> = Ok(());
@@ -429,8 +429,23 @@ async fn batch_changes(
 async fn save_checkpoints(
     job: String,
     store: Arc<dyn CheckpointStore>,
+    progress: mpsc::UnboundedReceiver<(JobStage, Position)>,
+    stop_on_failure: CancellationToken,
+) -> Result<(), DriverError> {
+    let result = save_checkpoints_until_closed(&job, store, progress).await;
+    if let Err(e) = &result {
+        error!(job = %job, error = %e, "stopping: positions can no longer be saved");
+        stop_on_failure.cancel();
+    }
+    result
+}
+
+async fn save_checkpoints_until_closed(
+    job: &str,
+    store: Arc<dyn CheckpointStore>,
     mut progress: mpsc::UnboundedReceiver<(JobStage, Position)>,
 ) -> Result<(), DriverError> {
+    let job = job.to_string();
     let mut version = match store.load(&job).await {
         Ok(v) => v.map(|v| v.version).unwrap_or(0),
         Err(e) if e.is_transient() => {
@@ -666,7 +681,7 @@ async fn run_src_remote(
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
     let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
-    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx));
+    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
 
     // Which batch ended the full copy: positions acknowledged before it belong to the snapshot stage.
     let mut snapshot_done_seq: Option<u64> = None;
@@ -852,5 +867,82 @@ async fn join_source(task: tokio::task::JoinHandle<Result<(), dtle_mysql::MysqlE
     match task.await {
         Ok(result) => result.map_err(DriverError::from),
         Err(e) => Err(DriverError::Other(format!("source task failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dtle_metadata::MemoryStore;
+
+    fn pos(seq: u64) -> Position {
+        Position {
+            gtid: Some(GtidState::Mariadb(format!("0-1-{seq}").parse().unwrap())),
+            binlog_file: "b.000001".into(),
+            binlog_pos: seq,
+        }
+    }
+
+    #[tokio::test]
+    async fn saves_the_newest_acknowledged_position_and_the_last_one_on_stop() {
+        let store: Arc<dyn CheckpointStore> = Arc::new(MemoryStore::new());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(save_checkpoints("j".into(), store.clone(), rx, stop.clone()));
+        for seq in 1..=100 {
+            tx.send((JobStage::Incremental, pos(seq))).unwrap();
+        }
+        // A snapshot-stage ack without a durable position must not replace a real one.
+        tx.send((JobStage::Snapshot, Position::default())).unwrap();
+        drop(tx);
+        task.await.unwrap().unwrap();
+        let saved = store.load("j").await.unwrap().unwrap();
+        assert_eq!(saved.value.position, pos(100));
+        assert_eq!(saved.value.stage, JobStage::Incremental);
+        assert!(!stop.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_newer_writer_fences_this_one_and_stops_the_task() {
+        let store: Arc<dyn CheckpointStore> = Arc::new(MemoryStore::new());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(save_checkpoints("j".into(), store.clone(), rx, stop.clone()));
+        tx.send((JobStage::Incremental, pos(1))).unwrap();
+        // Wait for the first save, then let another process write a newer position.
+        for _ in 0..100 {
+            if store.load("j").await.unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let current = store.load("j").await.unwrap().unwrap();
+        let newer =
+            Checkpoint { job: "j".into(), stage: JobStage::Incremental, position: pos(50), updated_at_unix_ms: 1 };
+        store.save(&newer, current.version).await.unwrap();
+        tx.send((JobStage::Incremental, pos(2))).unwrap();
+        drop(tx);
+        let result = task.await.unwrap();
+        assert!(matches!(result, Err(DriverError::Store(dtle_metadata::StoreError::Fenced { .. }))), "{result:?}");
+        assert!(stop.is_cancelled());
+        assert_eq!(store.load("j").await.unwrap().unwrap().value.position, pos(50), "the newer position is kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_group_by_size_and_time() {
+        let (tx, rx) = mpsc::channel(16);
+        let (out_tx, mut out_rx) = mpsc::channel(16);
+        tokio::spawn(batch_changes(rx, out_tx, 1 << 20, Duration::from_millis(100)));
+        for seq in 1..=3 {
+            tx.send(Change::Heartbeat { position: pos(seq), source_timestamp: 0 }).await.unwrap();
+        }
+        // Nothing is sent before GroupTimeout while the batch is small...
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(out_rx.try_recv().is_err());
+        // ...and everything pending is sent once it passes.
+        let batch = out_rx.recv().await.unwrap();
+        assert_eq!(batch.len(), 3);
+        drop(tx);
+        assert!(out_rx.recv().await.is_none());
     }
 }
