@@ -61,6 +61,41 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// A TCP proxy that delays every chunk by `one_way` in each direction (an added round trip of 2 x one_way), for
+/// machines without `tc netem`. Returns the local address to connect to.
+async fn delay_proxy(upstream: String, one_way: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            let pipe = |mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf| async move {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                tokio::spawn(async move {
+                    while let Some((due, data)) = rx.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if to.write_all(&data).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = from.read(&mut buf).await {
+                    if n == 0 || tx.send((tokio::time::Instant::now() + one_way, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::spawn(pipe(cr, sw));
+            tokio::spawn(pipe(sr, cw));
+        }
+    });
+    addr
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -111,17 +146,31 @@ async fn main() {
         );
     }
 
-    for (compression, window) in
-        [("none", 32), ("lz4", 32), ("zstd:1", 32), ("zstd:3", 32), ("zstd:1", 1), ("zstd:1", 4), ("zstd:1", 128)]
-    {
+    let upstream = url.trim_start_matches("nats://").to_string();
+    let slow_url = format!("nats://{}", delay_proxy(upstream, Duration::from_micros(2500)).await);
+    let modes = [
+        ("none", 32, false),
+        ("lz4", 32, false),
+        ("zstd:1", 32, false),
+        ("zstd:3", 32, false),
+        ("gzip", 32, false),
+        ("zstd:1", 1, false),
+        ("zstd:1", 4, false),
+        ("zstd:1", 128, false),
+        ("zstd:1", 1, true),
+        ("zstd:1", 4, true),
+        ("zstd:1", 32, true),
+        ("zstd:1", 128, true),
+    ];
+    for (compression, window, slow) in modes {
         let opts = NatsOptions {
-            urls: vec![url.clone()],
+            urls: vec![if slow { slow_url.clone() } else { url.clone() }],
             compression: CompressionSpec::parse(compression).expect("compression"),
             window,
             ack_timeout: Duration::from_secs(30),
             ..Default::default()
         };
-        let job = format!("bench-{}-{compression}-{window}", std::process::id()).replace(':', "_");
+        let job = format!("bench-{}-{compression}-{window}-{slow}", std::process::id()).replace(':', "_");
         let mut dest = NatsDest::bind(&opts, &job).await.expect("bind");
         let dest_task = tokio::spawn(async move {
             loop {
@@ -152,12 +201,13 @@ async fn main() {
         dest_task.abort();
         println!(
             "{:<26} {:>10.1} {:>12.0} {:>8.2} {:>12.2}",
-            format!("dtle {compression} window {window}"),
+            format!("dtle {compression} window {window}{}", if slow { " +5ms RTT" } else { "" }),
             megabytes as f64 / secs,
             rows as f64 / secs,
             src.bytes_raw as f64 / src.bytes_sent.max(1) as f64,
             cpu / (megabytes as f64 / 1024.0)
         );
     }
-    println!("(CPU s/GB: user+system CPU of this process, src and dest together, per GiB of uncompressed batches)");
+    println!("(CPU s/GB: user+system CPU of this process, src and dest together, per GiB of uncompressed batches;");
+    println!(" +5ms RTT: src and dest reach nats-server through a proxy that delays each direction by 2.5 ms)");
 }
