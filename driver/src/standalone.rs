@@ -199,8 +199,7 @@ async fn run_once(
     // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
     let (change_tx, change_rx) = mpsc::channel::<Change>(16);
     let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
-    let (batch_tx, mut batch_rx) = in_process::channel::<Vec<Change>, (JobStage, Position)>(window);
-    let (batch_sender, mut ack_rx) = batch_tx.split();
+    let (batch_sender, mut ack_rx, mut batch_rx) = in_process::channel::<Vec<Change>, (JobStage, Position)>(window);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let forward_acks = tokio::spawn(async move {
         while let Some(ack) = ack_rx.recv().await {

@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use dtle_metadata::{GtidState, JobStage, Position};
 use mysql_async::prelude::*;
@@ -308,9 +307,9 @@ impl Applier {
         self.ensure_target_table(table).await?;
         let mut statements = Vec::new();
         let mut checks = Vec::new();
-        let mut builder = InsertBuilder::default();
+        let mut builder = MultiRowStatement::new("inserting");
         for row in rows {
-            builder.push(table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
+            push_insert(&mut builder, table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
         }
         builder.finish(&mut statements, &mut checks);
         self.execute_group(statements, checks, None, "foreign_key_checks = 0").await?;
@@ -325,8 +324,8 @@ impl Applier {
         };
         let mut statements = Vec::new();
         let mut checks = Vec::new();
-        let mut insert = InsertBuilder::default();
-        let mut delete = DeleteBuilder::default();
+        let mut insert = MultiRowStatement::new("inserting");
+        let mut delete = MultiRowStatement::new("deleting by key");
         let mut rows = 0u64;
         for tx in txs {
             for event in &tx.events {
@@ -338,11 +337,25 @@ impl Applier {
                 match change {
                     RowChange::Insert { table, after } => {
                         delete.finish(&mut statements, &mut checks);
-                        insert.push(table, after, self.opts.max_statement_bytes, &mut statements, &mut checks);
+                        push_insert(
+                            &mut insert,
+                            table,
+                            after,
+                            self.opts.max_statement_bytes,
+                            &mut statements,
+                            &mut checks,
+                        );
                     }
                     RowChange::Delete { table, before } => {
                         insert.finish(&mut statements, &mut checks);
-                        delete.push(table, before, self.opts.max_statement_bytes, &mut statements, &mut checks);
+                        push_delete(
+                            &mut delete,
+                            table,
+                            before,
+                            self.opts.max_statement_bytes,
+                            &mut statements,
+                            &mut checks,
+                        );
                     }
                     RowChange::Update { table, before, after } => {
                         insert.finish(&mut statements, &mut checks);
@@ -532,47 +545,41 @@ impl Applier {
     }
 }
 
-/// Builds multi-row INSERTs for consecutive rows of one table.
-#[derive(Default)]
-struct InsertBuilder {
-    table: Option<Arc<str>>,
+/// A statement that grows one row at a time for consecutive rows of one table: a multi-row INSERT, or a DELETE
+/// of several keys. It is closed (and its row count checked) when the table changes or it gets long.
+struct MultiRowStatement {
+    /// What the statement does, for error messages ("inserting", "deleting by key").
+    action: &'static str,
+    table: Option<String>,
     sql: String,
     rows: u64,
 }
 
-impl InsertBuilder {
-    fn push(
+impl MultiRowStatement {
+    fn new(action: &'static str) -> Self {
+        MultiRowStatement { action, table: None, sql: String::new(), rows: 0 }
+    }
+
+    /// Makes room for one more row of `table` and returns the text to append it to: after `separator` when the open
+    /// statement continues, or after `header` in a new statement.
+    fn next_row(
         &mut self,
-        table: &TableMeta,
-        row: &[Value],
+        table: &str,
         max_bytes: usize,
+        separator: &str,
+        header: impl FnOnce(&mut String),
         out: &mut Vec<String>,
         checks: &mut Vec<Check>,
-    ) {
-        let ident = table.target_ident();
-        if self.table.as_deref() != Some(ident.as_str()) || self.sql.len() >= max_bytes {
+    ) -> &mut String {
+        if self.table.as_deref() != Some(table) || self.sql.len() >= max_bytes {
             self.finish(out, checks);
-            self.table = Some(Arc::from(ident.as_str()));
-            let _ = write!(
-                self.sql,
-                "INSERT INTO {ident} ({}) VALUES ",
-                column_list(table.writable_columns().map(|(_, c)| c))
-            );
+            self.table = Some(table.to_string());
+            header(&mut self.sql);
         } else {
-            self.sql.push(',');
+            self.sql.push_str(separator);
         }
-        self.sql.push('(');
-        for (n, (i, column)) in table.writable_columns().enumerate() {
-            if n > 0 {
-                self.sql.push(',');
-            }
-            let value = row.get(i).unwrap_or(&Value::Null);
-            if !write_column_literal(&mut self.sql, value, column, false) {
-                self.sql.push_str("DEFAULT");
-            }
-        }
-        self.sql.push(')');
         self.rows += 1;
+        &mut self.sql
     }
 
     fn finish(&mut self, out: &mut Vec<String>, checks: &mut Vec<Check>) {
@@ -580,64 +587,68 @@ impl InsertBuilder {
             out.push(std::mem::take(&mut self.sql));
             checks.push(Check {
                 expected: Some(self.rows),
-                table: table.to_string(),
-                what: format!("inserting {} row(s)", self.rows),
+                table,
+                what: format!("{} {} row(s)", self.action, self.rows),
             });
             self.rows = 0;
         }
     }
 }
 
-/// Builds `DELETE ... WHERE key IN (...)` for consecutive deletes of one keyed table; keyless tables delete row by row.
-#[derive(Default)]
-struct DeleteBuilder {
-    table: Option<Arc<str>>,
-    sql: String,
-    rows: u64,
+fn push_insert(
+    statement: &mut MultiRowStatement,
+    table: &TableMeta,
+    row: &[Value],
+    max_bytes: usize,
+    out: &mut Vec<String>,
+    checks: &mut Vec<Check>,
+) {
+    let ident = table.target_ident();
+    let header = |sql: &mut String| {
+        let _ = write!(sql, "INSERT INTO {ident} ({}) VALUES ", column_list(table.writable_columns().map(|(_, c)| c)));
+    };
+    let sql = statement.next_row(&ident, max_bytes, ",", header, out, checks);
+    sql.push('(');
+    for (n, (i, column)) in table.writable_columns().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        let value = row.get(i).unwrap_or(&Value::Null);
+        if !write_column_literal(sql, value, column, false) {
+            sql.push_str("DEFAULT");
+        }
+    }
+    sql.push(')');
 }
 
-impl DeleteBuilder {
-    fn push(
-        &mut self,
-        table: &TableMeta,
-        row: &[Value],
-        max_bytes: usize,
-        out: &mut Vec<String>,
-        checks: &mut Vec<Check>,
-    ) {
-        if !table.has_key() {
-            self.finish(out, checks);
-            let mut sql = format!("DELETE FROM {} WHERE ", table.target_ident());
-            write_row_match(&mut sql, table, row);
-            sql.push_str(" LIMIT 1");
-            let what = format!("deleting the row {}", describe_row(table, row));
-            out.push(sql);
-            checks.push(Check { expected: Some(1), table: table.target_ident(), what });
-            return;
-        }
-        let ident = table.target_ident();
-        if self.table.as_deref() != Some(ident.as_str()) || self.sql.len() >= max_bytes {
-            self.finish(out, checks);
-            self.table = Some(Arc::from(ident.as_str()));
-            let _ = write!(self.sql, "DELETE FROM {ident} WHERE ");
-        } else {
-            self.sql.push_str(" OR ");
-        }
-        write_key_match(&mut self.sql, table, row);
-        self.rows += 1;
+/// Deletes by key join one `DELETE ... WHERE (k=1) OR (k=2) ...`; keyless tables delete row by row.
+fn push_delete(
+    statement: &mut MultiRowStatement,
+    table: &TableMeta,
+    row: &[Value],
+    max_bytes: usize,
+    out: &mut Vec<String>,
+    checks: &mut Vec<Check>,
+) {
+    let ident = table.target_ident();
+    if !table.has_key() {
+        statement.finish(out, checks);
+        let mut sql = format!("DELETE FROM {ident} WHERE ");
+        write_row_match(&mut sql, table, row);
+        sql.push_str(" LIMIT 1");
+        out.push(sql);
+        checks.push(Check {
+            expected: Some(1),
+            table: ident,
+            what: format!("deleting the row {}", describe_row(table, row)),
+        });
+        return;
     }
-
-    fn finish(&mut self, out: &mut Vec<String>, checks: &mut Vec<Check>) {
-        if let Some(table) = self.table.take() {
-            out.push(std::mem::take(&mut self.sql));
-            checks.push(Check {
-                expected: Some(self.rows),
-                table: table.to_string(),
-                what: format!("deleting {} row(s) by key", self.rows),
-            });
-            self.rows = 0;
-        }
-    }
+    let header = |sql: &mut String| {
+        let _ = write!(sql, "DELETE FROM {ident} WHERE ");
+    };
+    let sql = statement.next_row(&ident, max_bytes, " OR ", header, out, checks);
+    write_key_match(sql, table, row);
 }
 
 fn update_statement(table: &TableMeta, before: &[Value], after: &[Value]) -> (String, Check) {

@@ -6,74 +6,29 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::{Ack, Batch, TransportError};
 
-/// Creates a connected sender/receiver pair allowing `window` unacknowledged batches in flight.
-pub fn channel<T, P>(window: usize) -> (BatchSender<T, P>, BatchReceiver<T, P>) {
+/// Creates a connected pair allowing `window` unacknowledged batches in flight: the sending half, the stream of
+/// acknowledgements it gets back, and the receiving half.
+pub fn channel<T, P>(window: usize) -> (BatchSender<T>, mpsc::UnboundedReceiver<Ack<P>>, BatchReceiver<T, P>) {
     let window = window.max(1);
     let (batch_tx, batch_rx) = mpsc::unbounded_channel();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(window));
     (
-        BatchSender { batches: batch_tx, acks: ack_rx, permits: permits.clone(), next_seq: 1, last_acked: 0 },
+        BatchSender { batches: batch_tx, permits: permits.clone(), next_seq: 1 },
+        ack_rx,
         BatchReceiver { batches: batch_rx, acks: ack_tx, permits, last_acked: 0 },
     )
 }
 
-pub struct BatchSender<T, P> {
+/// The sending half: sequence numbers start at 1.
+pub struct BatchSender<T> {
     batches: mpsc::UnboundedSender<Batch<T>>,
-    acks: mpsc::UnboundedReceiver<Ack<P>>,
     permits: Arc<Semaphore>,
     next_seq: u64,
-    last_acked: u64,
 }
 
-impl<T, P> BatchSender<T, P> {
+impl<T> BatchSender<T> {
     /// Sends a batch, waiting while the window is full. Returns its sequence number.
-    pub async fn send(&mut self, payload: T) -> Result<u64, TransportError> {
-        let permit = self.permits.acquire().await.map_err(|_| TransportError::Closed)?;
-        permit.forget();
-        let seq = self.next_seq;
-        self.batches.send(Batch { seq, payload }).map_err(|_| TransportError::Closed)?;
-        self.next_seq += 1;
-        Ok(seq)
-    }
-
-    /// The next acknowledgement, or `None` when the receiver is gone and every ack was read.
-    pub async fn recv_ack(&mut self) -> Option<Ack<P>> {
-        let ack = self.acks.recv().await?;
-        self.last_acked = ack.seq;
-        Some(ack)
-    }
-
-    /// Acks already waiting, without blocking.
-    pub fn try_recv_ack(&mut self) -> Option<Ack<P>> {
-        let ack = self.acks.try_recv().ok()?;
-        self.last_acked = ack.seq;
-        Some(ack)
-    }
-
-    pub fn last_acked(&self) -> u64 {
-        self.last_acked
-    }
-
-    /// Batches sent and not yet acknowledged.
-    pub fn in_flight(&self) -> u64 {
-        self.next_seq - 1 - self.last_acked
-    }
-
-    /// Splits the ack side off, so acks can be read by another task while this one sends.
-    pub fn split(self) -> (BatchOnlySender<T>, mpsc::UnboundedReceiver<Ack<P>>) {
-        (BatchOnlySender { batches: self.batches, permits: self.permits, next_seq: self.next_seq }, self.acks)
-    }
-}
-
-/// The sending half after [`BatchSender::split`].
-pub struct BatchOnlySender<T> {
-    batches: mpsc::UnboundedSender<Batch<T>>,
-    permits: Arc<Semaphore>,
-    next_seq: u64,
-}
-
-impl<T> BatchOnlySender<T> {
     pub async fn send(&mut self, payload: T) -> Result<u64, TransportError> {
         let permit = self.permits.acquire().await.map_err(|_| TransportError::Closed)?;
         permit.forget();
@@ -123,20 +78,19 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_in_order_and_acks_back() {
-        let (mut tx, mut rx) = channel::<&str, u32>(4);
+        let (mut tx, mut acks, mut rx) = channel::<&str, u32>(4);
         assert_eq!(tx.send("a").await.unwrap(), 1);
         assert_eq!(tx.send("b").await.unwrap(), 2);
         assert_eq!(rx.recv().await.unwrap(), Batch { seq: 1, payload: "a" });
         assert_eq!(rx.recv().await.unwrap(), Batch { seq: 2, payload: "b" });
         rx.ack(2, 7).unwrap();
-        assert_eq!(tx.recv_ack().await.unwrap(), Ack { seq: 2, progress: 7 });
-        assert_eq!(tx.in_flight(), 0);
+        assert_eq!(acks.recv().await.unwrap(), Ack { seq: 2, progress: 7 });
         assert!(matches!(rx.ack(1, 0), Err(TransportError::AckOutOfOrder { .. })));
     }
 
     #[tokio::test(start_paused = true)]
     async fn full_window_blocks_the_sender_until_an_ack() {
-        let (mut tx, mut rx) = channel::<u32, ()>(2);
+        let (mut tx, _acks, mut rx) = channel::<u32, ()>(2);
         tx.send(1).await.unwrap();
         tx.send(2).await.unwrap();
         let blocked = tokio::time::timeout(Duration::from_secs(5), tx.send(3)).await;
@@ -148,10 +102,10 @@ mod tests {
 
     #[tokio::test]
     async fn closed_sides_are_reported() {
-        let (mut tx, rx) = channel::<u32, ()>(2);
+        let (mut tx, _acks, rx) = channel::<u32, ()>(2);
         drop(rx);
         assert!(matches!(tx.send(1).await, Err(TransportError::Closed)));
-        let (tx, mut rx) = channel::<u32, ()>(2);
+        let (tx, _acks, mut rx) = channel::<u32, ()>(2);
         drop(tx);
         assert!(rx.recv().await.is_none());
     }
