@@ -159,7 +159,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, DriverError::Config(_)) {
+            if matches!(e, DriverError::Config(_) | DriverError::InvalidField { .. }) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -318,7 +318,7 @@ async fn start_from_store_or_config(
     store: &dyn CheckpointStore,
     source: &dtle_mysql::Endpoint,
 ) -> Result<StartFrom, DriverError> {
-    if let Some(cp) = store.load(&job.name).await? {
+    if let Some(cp) = load_stored_position(job, store).await? {
         if cp.value.stage == JobStage::Incremental && cp.value.position != Position::default() {
             info!(job = %job.name, position = %describe(&cp.value.position), "the target has no position for this job; resuming from the position store");
             return Ok(StartFrom::Position(cp.value.position));
@@ -367,6 +367,30 @@ async fn start_from_store_or_config(
         return Ok(StartFrom::Position(position));
     }
     Ok(StartFrom::Snapshot)
+}
+
+/// Reads the job's stored position. A store that stays unreachable (about 10 s) does not block a job whose target
+/// has no position: it starts as configured, with a warning.
+async fn load_stored_position(
+    job: &ResolvedJob,
+    store: &dyn CheckpointStore,
+) -> Result<Option<dtle_metadata::Versioned<Checkpoint>>, DriverError> {
+    let mut attempt = 0;
+    loop {
+        match store.load(&job.name).await {
+            Ok(cp) => return Ok(cp),
+            Err(e) if e.is_transient() && attempt < 3 => {
+                attempt += 1;
+                warn!(job = %job.name, error = %e, attempt, "cannot read the stored position; retrying");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) if e.is_transient() => {
+                warn!(job = %job.name, error = %e, "the position store is unreachable and the target has no position for this job: starting as the job file says");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Groups changes into batches of about `max_bytes` or after `timeout`, like dtle's GroupMaxSize/GroupTimeout.
