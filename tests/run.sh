@@ -41,5 +41,5 @@ eval "$("$HERE/consul.sh" env)"
 export DTLE_TEST_REQUIRE_SERVERS=1
 
 log "cargo test (unit, fixtures, end-to-end)"
-cargo test --workspace -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2
 log "all tests passed"
