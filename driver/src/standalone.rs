@@ -27,6 +27,9 @@ use crate::engine;
 use crate::error::DriverError;
 use crate::wire;
 
+/// Bytes of changes between the src and the dest of one process (besides the batches counted by the window).
+const IN_FLIGHT_BYTES: usize = 32 << 20;
+
 /// Which tasks of the job this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Roles {
@@ -197,9 +200,10 @@ async fn run_once(
 
     let src_cancel = shutdown.child_token();
     // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
-    let (change_tx, change_rx) = mpsc::channel::<Change>(16);
+    let (change_tx, change_rx) = mpsc::channel::<Change>(4);
     let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
-    let (batch_sender, mut ack_rx, mut batch_rx) = in_process::channel::<Vec<Change>, (JobStage, Position)>(window);
+    let (batch_sender, mut ack_rx, mut batch_rx) =
+        in_process::channel::<Vec<Change>, (JobStage, Position)>(window, IN_FLIGHT_BYTES);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let forward_acks = tokio::spawn(async move {
         while let Some(ack) = ack_rx.recv().await {
@@ -216,7 +220,8 @@ async fn run_once(
     let forward_batches = tokio::spawn(async move {
         let mut sender = batch_sender;
         while let Some(group) = grouped_rx.recv().await {
-            if sender.send(group).await.is_err() {
+            let size = group.iter().map(Change::approx_size).sum();
+            if sender.send(group, size).await.is_err() {
                 return;
             }
         }
@@ -698,7 +703,7 @@ async fn run_src_remote(
     };
     let source_opts = source_options(job, source_ep, flavor)?;
     let src_cancel = shutdown.child_token();
-    let (change_tx, change_rx) = mpsc::channel::<Change>(16);
+    let (change_tx, change_rx) = mpsc::channel::<Change>(4);
     let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
     let (max_bytes, timeout) = engine::group_limits(&job.src);
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);

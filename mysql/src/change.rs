@@ -99,9 +99,10 @@ impl Change {
     /// Approximate size in bytes, for batching and memory bounds.
     pub fn approx_size(&self) -> usize {
         match self {
-            Change::SnapshotRows { rows, .. } => {
-                rows.iter().map(|r| r.iter().map(Value::approx_size).sum::<usize>()).sum()
-            }
+            Change::SnapshotRows { rows, .. } => rows
+                .iter()
+                .map(|r| std::mem::size_of::<Vec<Value>>() + r.iter().map(Value::approx_size).sum::<usize>())
+                .sum(),
             Change::Tx(tx) => tx.size,
             _ => 64,
         }

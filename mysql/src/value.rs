@@ -124,13 +124,14 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// Rough in-memory size, for batching by bytes.
+    /// In-memory size (the value and its heap bytes), for batching and memory bounds.
     pub fn approx_size(&self) -> usize {
-        match self {
-            Value::Bytes(b) => b.len() + 8,
-            Value::Decimal(s) | Value::Json(s) => s.len() + 8,
-            _ => 16,
-        }
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::Bytes(b) => b.capacity(),
+                Value::Decimal(s) | Value::Json(s) => s.capacity(),
+                _ => 0,
+            }
     }
 }
 

@@ -1,60 +1,79 @@
 //! In-process transport: a bounded queue of batches and an ack queue, for src and dest in one process.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::{Ack, Batch, TransportError};
 
-/// Creates a connected pair allowing `window` unacknowledged batches in flight: the sending half, the stream of
-/// acknowledgements it gets back, and the receiving half.
-pub fn channel<T, P>(window: usize) -> (BatchSender<T>, mpsc::UnboundedReceiver<Ack<P>>, BatchReceiver<T, P>) {
+/// Creates a connected pair allowing `window` unacknowledged batches and `window_bytes` bytes of them in flight
+/// (a batch larger than `window_bytes` passes alone): the sending half, the stream of acknowledgements it gets
+/// back, and the receiving half.
+pub fn channel<T, P>(
+    window: usize,
+    window_bytes: usize,
+) -> (BatchSender<T>, mpsc::UnboundedReceiver<Ack<P>>, BatchReceiver<T, P>) {
     let window = window.max(1);
+    let budget_kib = (window_bytes / 1024).clamp(1, u32::MAX as usize) as u32;
     let (batch_tx, batch_rx) = mpsc::unbounded_channel();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(window));
+    let bytes = Arc::new(Semaphore::new(budget_kib as usize));
     (
-        BatchSender { batches: batch_tx, permits: permits.clone(), next_seq: 1 },
+        BatchSender { batches: batch_tx, permits: permits.clone(), bytes: bytes.clone(), budget_kib, next_seq: 1 },
         ack_rx,
-        BatchReceiver { batches: batch_rx, acks: ack_tx, permits, last_acked: 0 },
+        BatchReceiver { batches: batch_rx, acks: ack_tx, permits, bytes, in_flight: VecDeque::new(), last_acked: 0 },
     )
 }
 
 /// The sending half: sequence numbers start at 1.
 pub struct BatchSender<T> {
-    batches: mpsc::UnboundedSender<Batch<T>>,
+    batches: mpsc::UnboundedSender<(Batch<T>, u32)>,
     permits: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    budget_kib: u32,
     next_seq: u64,
 }
 
 impl<T> BatchSender<T> {
-    /// Sends a batch, waiting while the window is full. Returns its sequence number.
-    pub async fn send(&mut self, payload: T) -> Result<u64, TransportError> {
+    /// Sends a batch of about `size` bytes, waiting while the window is full. Returns its sequence number.
+    pub async fn send(&mut self, payload: T, size: usize) -> Result<u64, TransportError> {
+        let kib = ((size / 1024) as u32).clamp(1, self.budget_kib);
         let permit = self.permits.acquire().await.map_err(|_| TransportError::Closed)?;
         permit.forget();
+        let bytes = self.bytes.acquire_many(kib).await.map_err(|_| TransportError::Closed)?;
+        bytes.forget();
         let seq = self.next_seq;
-        self.batches.send(Batch { seq, payload }).map_err(|_| TransportError::Closed)?;
+        self.batches.send((Batch { seq, payload }, kib)).map_err(|_| TransportError::Closed)?;
         self.next_seq += 1;
         Ok(seq)
     }
 }
 
 pub struct BatchReceiver<T, P> {
-    batches: mpsc::UnboundedReceiver<Batch<T>>,
+    batches: mpsc::UnboundedReceiver<(Batch<T>, u32)>,
     acks: mpsc::UnboundedSender<Ack<P>>,
     permits: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    /// (seq, KiB) of batches received and not yet acknowledged.
+    in_flight: VecDeque<(u64, u32)>,
     last_acked: u64,
 }
 
 impl<T, P> BatchReceiver<T, P> {
     /// The next batch, or `None` when the sender is gone and everything was received.
     pub async fn recv(&mut self) -> Option<Batch<T>> {
-        self.batches.recv().await
+        let (batch, kib) = self.batches.recv().await?;
+        self.in_flight.push_back((batch.seq, kib));
+        Some(batch)
     }
 
     /// A batch already waiting, without blocking.
     pub fn try_recv(&mut self) -> Option<Batch<T>> {
-        self.batches.try_recv().ok()
+        let (batch, kib) = self.batches.try_recv().ok()?;
+        self.in_flight.push_back((batch.seq, kib));
+        Some(batch)
     }
 
     /// Acknowledges every batch up to `seq` (in order; acks never go backwards) and frees their window slots.
@@ -65,6 +84,13 @@ impl<T, P> BatchReceiver<T, P> {
         let freed = seq - self.last_acked;
         self.last_acked = seq;
         self.permits.add_permits(freed as usize);
+        while let Some(&(s, kib)) = self.in_flight.front() {
+            if s > seq {
+                break;
+            }
+            self.in_flight.pop_front();
+            self.bytes.add_permits(kib as usize);
+        }
         // A sender that went away no longer needs acks; that is not an error for the receiver.
         let _ = self.acks.send(Ack { seq, progress });
         Ok(())
@@ -78,9 +104,9 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_in_order_and_acks_back() {
-        let (mut tx, mut acks, mut rx) = channel::<&str, u32>(4);
-        assert_eq!(tx.send("a").await.unwrap(), 1);
-        assert_eq!(tx.send("b").await.unwrap(), 2);
+        let (mut tx, mut acks, mut rx) = channel::<&str, u32>(4, 1 << 20);
+        assert_eq!(tx.send("a", 1).await.unwrap(), 1);
+        assert_eq!(tx.send("b", 1).await.unwrap(), 2);
         assert_eq!(rx.recv().await.unwrap(), Batch { seq: 1, payload: "a" });
         assert_eq!(rx.recv().await.unwrap(), Batch { seq: 2, payload: "b" });
         rx.ack(2, 7).unwrap();
@@ -90,22 +116,34 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn full_window_blocks_the_sender_until_an_ack() {
-        let (mut tx, _acks, mut rx) = channel::<u32, ()>(2);
-        tx.send(1).await.unwrap();
-        tx.send(2).await.unwrap();
-        let blocked = tokio::time::timeout(Duration::from_secs(5), tx.send(3)).await;
+        let (mut tx, _acks, mut rx) = channel::<u32, ()>(2, 1 << 20);
+        tx.send(1, 1).await.unwrap();
+        tx.send(2, 1).await.unwrap();
+        let blocked = tokio::time::timeout(Duration::from_secs(5), tx.send(3, 1)).await;
         assert!(blocked.is_err(), "third send must wait for an ack");
         rx.recv().await.unwrap();
         rx.ack(1, ()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), tx.send(3)).await.expect("window freed").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), tx.send(3, 1)).await.expect("window freed").unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_byte_budget_bounds_memory_and_a_huge_batch_still_passes_alone() {
+        let (mut tx, _acks, mut rx) = channel::<u32, ()>(100, 10 * 1024);
+        tx.send(1, 6 * 1024).await.unwrap();
+        let blocked = tokio::time::timeout(Duration::from_secs(5), tx.send(2, 6 * 1024)).await;
+        assert!(blocked.is_err(), "12 KiB in flight exceeds the 10 KiB budget");
+        rx.recv().await.unwrap();
+        rx.ack(1, ()).unwrap();
+        // Larger than the whole budget: waits for an empty window, then goes.
+        tokio::time::timeout(Duration::from_secs(5), tx.send(3, 1 << 30)).await.expect("passes alone").unwrap();
     }
 
     #[tokio::test]
     async fn closed_sides_are_reported() {
-        let (mut tx, _acks, rx) = channel::<u32, ()>(2);
+        let (mut tx, _acks, rx) = channel::<u32, ()>(2, 1 << 20);
         drop(rx);
-        assert!(matches!(tx.send(1).await, Err(TransportError::Closed)));
-        let (tx, _acks, mut rx) = channel::<u32, ()>(2);
+        assert!(matches!(tx.send(1, 1).await, Err(TransportError::Closed)));
+        let (tx, _acks, mut rx) = channel::<u32, ()>(2, 1 << 20);
         drop(tx);
         assert!(rx.recv().await.is_none());
     }
