@@ -201,7 +201,9 @@ async fn run_once(
     let src_cancel = shutdown.child_token();
     // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
     let (change_tx, change_rx) = mpsc::channel::<Change>(4);
-    let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
+    // In one process the byte budget bounds memory; the batch window only needs to be large enough that the dest can
+    // group many small transactions into one target transaction when it falls behind.
+    let window = (job.src.repl_chan_buffer_size.max(1) as usize).clamp(1024, 4096);
     let (batch_sender, mut ack_rx, mut batch_rx) =
         in_process::channel::<Vec<Change>, (JobStage, Position)>(window, IN_FLIGHT_BYTES);
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
