@@ -4,5 +4,6 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod plugin;
 pub mod standalone;
 pub mod wire;

@@ -140,6 +140,9 @@ enum PositionsAction {
 }
 
 fn main() -> ExitCode {
+    if dtle::plugin::launched_as_plugin() {
+        return dtle::plugin::serve();
+    }
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
