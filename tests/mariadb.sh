@@ -132,6 +132,7 @@ write_cnf() {
 [mysqld]
 $user_line
 datadir=$dir/data
+tmpdir=$dir/tmp
 port=$port
 bind_address=127.0.0.1
 socket=$sock
@@ -176,9 +177,15 @@ init_datadir() {
     [[ "$(id -u)" == 0 ]] && user_args=(--user=root)
     log "initialising data dir $dir/data"
     rm -rf "$dir/data.tmp"
-    if ! "$MARIADB_INSTALL_DB" --no-defaults "${user_args[@]}" \
-        --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
-        --datadir="$dir/data.tmp" --innodb-log-file-size=64M >"$dir/install.log" 2>&1 </dev/null; then
+    mkdir -p "$dir/tmp"
+    # Its own tmpdir, and one install at a time: concurrent bootstraps sharing /tmp collide on temporary tables
+    # ("Unknown table 'mysql.tmp_user_sys'").
+    if ! (
+        flock 7
+        "$MARIADB_INSTALL_DB" --no-defaults "${user_args[@]}" \
+            --auth-root-authentication-method=normal --skip-test-db --skip-name-resolve \
+            --datadir="$dir/data.tmp" --tmpdir="$dir/tmp" --innodb-log-file-size=64M >"$dir/install.log" 2>&1 </dev/null
+    ) 7>"$DTLE_TEST_DIR/.install.lock"; then
         log "mariadb-install-db failed; last 30 lines of $dir/install.log:"
         tail -n 30 "$dir/install.log" >&2
         exit 1
@@ -238,7 +245,7 @@ cmd_start() {
         die "port $port is already used by another server (datadir: ${other:-unknown}); not ours ($dir/data)"
     fi
 
-    mkdir -p "$dir"
+    mkdir -p "$dir" "$dir/tmp"
     init_datadir "$dir"
     sock="$(socket_path "$dir")"
     write_cnf "$dir" "$port" "$sid" "$sock"

@@ -228,6 +228,7 @@ async fn run_once(
             }
         }
     });
+    let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
     let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
@@ -259,6 +260,7 @@ async fn run_once(
         match applier.apply(&changes).await {
             Ok(durable) => {
                 progress.applied(&changes, &applier.stats);
+                dump_progress.observe(&changes);
                 if let Some(position) = durable {
                     let _ = batch_rx.ack(seq, (stage, position));
                 } else {
@@ -572,6 +574,61 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Writes full-copy progress (`DumpProgress`, dtle's `[exec_rows,total_rows]`) to the position store every 10 s and
+/// when the copy ends. Saves run in the background; a store that is down only delays them.
+struct DumpProgressReporter {
+    job: String,
+    store: Arc<dyn CheckpointStore>,
+    rows: u64,
+    total: u64,
+    active: bool,
+    last_save: Instant,
+}
+
+impl DumpProgressReporter {
+    fn new(job: &str, store: Arc<dyn CheckpointStore>) -> Self {
+        DumpProgressReporter {
+            job: job.to_string(),
+            store,
+            rows: 0,
+            total: 0,
+            active: false,
+            last_save: Instant::now(),
+        }
+    }
+
+    fn observe(&mut self, changes: &[Change]) {
+        let mut done = false;
+        for c in changes {
+            match c {
+                Change::SnapshotStart { estimated_rows, .. } => {
+                    self.active = true;
+                    self.rows = 0;
+                    self.total = *estimated_rows;
+                    self.last_save = Instant::now();
+                }
+                Change::SnapshotRows { rows, .. } => self.rows += rows.len() as u64,
+                Change::SnapshotDone { .. } => done = true,
+                _ => {}
+            }
+        }
+        if !self.active || !(done || self.last_save.elapsed() >= Duration::from_secs(10)) {
+            return;
+        }
+        if done {
+            self.active = false;
+            self.total = self.rows;
+        }
+        self.last_save = Instant::now();
+        let (store, job, rows, total) = (self.store.clone(), self.job.clone(), self.rows, self.total.max(self.rows));
+        tokio::spawn(async move {
+            if let Err(e) = store.save_dump_progress(&job, rows, total).await {
+                warn!(job = %job, error = %e, "cannot save the full-copy progress");
+            }
+        });
+    }
+}
+
 /// Progress for people: a bar during the full copy on a terminal, log lines otherwise.
 struct Progress {
     job: String,
@@ -711,6 +768,7 @@ async fn run_src_remote(
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
     let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
     let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
 
     // Which batch ended the full copy: positions acknowledged before it belong to the snapshot stage.
@@ -733,6 +791,7 @@ async fn run_src_remote(
                     snapshot_done_seq = Some(u64::MAX);
                 }
                 let is_done = group.iter().any(|c| matches!(c, Change::SnapshotDone { .. }));
+                dump_progress.observe(&group);
                 let bytes = prost::Message::encode_to_vec(&wire::encode_batch(&group));
                 match link.send(&bytes).await {
                     Ok(seq) => {

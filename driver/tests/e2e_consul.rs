@@ -146,6 +146,9 @@ async fn positions_in_consul_layout() {
     }
     let stage = consul_get_raw(&consul, &format!("dtle/{job_name}/JobStage")).expect("JobStage in consul");
     assert_eq!(stage, "job_stage_incr");
+    // dtle's full-copy progress: [exec_rows,total_rows], complete once the copy is done (100 rows copied).
+    let dump = consul_get_raw(&consul, &format!("dtle/{job_name}/DumpProgress")).expect("DumpProgress in consul");
+    assert_eq!(dump, "[100,100]", "DumpProgress after the full copy");
 
     let (text, keys) = consul_job_keys(&consul, job_name).expect("the job's keys in consul");
     println!("consul keys: {:?}", keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());

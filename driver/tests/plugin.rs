@@ -497,7 +497,16 @@ fn unique(prefix: &str) -> String {
 fn task_config(job: &str, group: &str, name: &str, msgpack: Vec<u8>) -> drivers::TaskConfig {
     let alloc_id = unique("alloc").replace('_', "-");
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    // Nomad hands the task FIFOs read by logmon; plain files stand in for them here.
+    let log_dir = std::env::temp_dir().join(format!("dtle-harness-{alloc_id}"));
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let stdout_path = log_dir.join(format!("{name}.stdout"));
+    let stderr_path = log_dir.join(format!("{name}.stderr"));
+    std::fs::write(&stdout_path, b"").expect("stdout file");
+    std::fs::write(&stderr_path, b"").expect("stderr file");
     drivers::TaskConfig {
+        stdout_path: stdout_path.display().to_string(),
+        stderr_path: stderr_path.display().to_string(),
         id: format!("{alloc_id}/{name}/{nanos:08x}"),
         name: name.to_string(),
         msgpack_driver_config: msgpack,
@@ -1096,6 +1105,11 @@ async fn src_and_dest_tasks_replicate_then_stop_recover_destroy() {
         let stage = consul_get_raw(c, &format!("dtle/{}/JobStage", r.job));
         assert!(stage.is_some(), "position saved in Consul under dtle/{}/", r.job);
     }
+
+    // What `nomad alloc logs` shows: the task's log lines in the stdout Nomad gave it.
+    let src_stdout = &src.config.as_ref().expect("config").stdout_path;
+    let logged = std::fs::read_to_string(src_stdout).expect("src stdout");
+    assert!(logged.contains("full copy"), "the src task's log lines reach its stdout: {logged:?}");
 
     // DestroyTask (Nomad always forces), twice: idempotent; the ids are then unknown.
     for id in [&src_id, &dest_id, &src_id] {

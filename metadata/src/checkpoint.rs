@@ -56,6 +56,12 @@ pub trait CheckpointStore: Send + Sync {
     async fn delete(&self, job: &str) -> Result<(), StoreError>;
     /// Job names that have a checkpoint, sorted.
     async fn list(&self) -> Result<Vec<String>, StoreError>;
+    /// Records full-copy progress (rows copied, rows estimated) for people and tools to read; not a position, so no
+    /// compare-and-set. Stores without a place for it ignore it.
+    async fn save_dump_progress(&self, job: &str, copied_rows: u64, total_rows: u64) -> Result<(), StoreError> {
+        let _ = (job, copied_rows, total_rows);
+        Ok(())
+    }
 }
 
 /// Checks that `name` can be a store key (and a file name): 1..=64 characters from `[A-Za-z0-9_.-]`, not

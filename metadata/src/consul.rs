@@ -45,6 +45,8 @@ pub const KEY_BINLOG_FILE_POS: &str = "BinlogFilePos";
 pub const KEY_JOB_STAGE: &str = "JobStage";
 /// Key (below `<prefix>/<job>/`) of the JSON checkpoint; its ModifyIndex is the checkpoint version.
 pub const KEY_CHECKPOINT: &str = "Checkpoint";
+/// Full-copy progress as dtle writes it: JSON `[exec_rows,total_rows]`.
+pub const KEY_DUMP_PROGRESS: &str = "DumpProgress";
 
 /// Ports assumed when the address names none (Consul's conventional HTTP and HTTPS ports).
 const DEFAULT_HTTP_PORT: u16 = 8500;
@@ -652,6 +654,18 @@ impl CheckpointStore for ConsulStore {
         let (status, body) = self.send(Method::DELETE, &format!("/v1/kv/{dir}?recurse"), None, &what).await?;
         if status != StatusCode::OK {
             return Err(self.status_error(&what, status, &body));
+        }
+        Ok(())
+    }
+
+    async fn save_dump_progress(&self, job: &str, copied_rows: u64, total_rows: u64) -> Result<(), StoreError> {
+        validate_job_name(job)?;
+        let key = self.key(job, KEY_DUMP_PROGRESS);
+        let what = format!("put {key}");
+        let body = format!("[{copied_rows},{total_rows}]").into_bytes();
+        let (status, answer) = self.send(Method::PUT, &format!("/v1/kv/{key}"), Some(body), &what).await?;
+        if status != StatusCode::OK {
+            return Err(self.status_error(&what, status, &answer));
         }
         Ok(())
     }

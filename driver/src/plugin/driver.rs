@@ -60,9 +60,40 @@ struct Task {
     cancel: CancellationToken,
     exit: watch::Sender<Option<TaskExit>>,
     runner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Nomad's stdout FIFO for this task (`nomad alloc logs`), opened on first use.
+    log_output: Mutex<Option<std::fs::File>>,
 }
 
 impl Task {
+    /// Writes one log line to the task's stdout (warnings and errors to stderr) as `nomad alloc logs` shows it.
+    /// Never blocks: the FIFOs are opened non-blocking, and a line that does not fit is dropped.
+    fn write_log_line(&self, level: tracing::Level, line: &str) {
+        use std::io::Write;
+        let path = if level <= tracing::Level::WARN {
+            &self.handle_config.stderr_path
+        } else {
+            &self.handle_config.stdout_path
+        };
+        if path.is_empty() {
+            return;
+        }
+        let Ok(mut slot) = self.log_output.lock() else { return };
+        if level <= tracing::Level::WARN {
+            if let Ok(mut f) = open_log_output(path) {
+                let _ = f.write_all(line.as_bytes());
+            }
+            return;
+        }
+        if slot.is_none() {
+            *slot = open_log_output(path).ok();
+        }
+        if let Some(f) = slot.as_mut() {
+            if f.write_all(line.as_bytes()).is_err() {
+                *slot = None;
+            }
+        }
+    }
+
     fn exited(&self) -> Option<TaskExit> {
         self.exit.borrow().clone()
     }
@@ -214,6 +245,12 @@ async fn forward_task_logs(shared: std::sync::Weak<Shared>, mut rx: mpsc::Unboun
             Err(_) => continue,
         };
         let min_gap = if ev.level <= tracing::Level::WARN { Duration::from_secs(10) } else { Duration::from_secs(60) };
+        let fields_text: Vec<String> = ev.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let line =
+            format!("{} {:>5} {} {}\n", humantime_utc(SystemTime::now()), ev.level, ev.message, fields_text.join(" "));
+        for task in &tasks {
+            task.write_log_line(ev.level, &line);
+        }
         for task in tasks {
             let key = (task.id.clone(), ev.message.clone());
             if last_sent.get(&key).is_some_and(|t| t.elapsed() < min_gap) {
@@ -234,6 +271,24 @@ async fn forward_task_logs(shared: std::sync::Weak<Shared>, mut rx: mpsc::Unboun
             last_sent.retain(|_, t| t.elapsed() < Duration::from_secs(60));
         }
     }
+}
+
+/// Opens a task's log FIFO (or file) for appending without blocking on a missing reader.
+fn open_log_output(path: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().append(true).custom_flags(libc_o_nonblock()).open(path)
+}
+
+const fn libc_o_nonblock() -> i32 {
+    // O_NONBLOCK on Linux (all architectures Nomad supports run this value).
+    0o4000
+}
+
+/// `2026-11-25T10:20:05.123Z`
+fn humantime_utc(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, day, h, mi, sec) = dtle_mysql::value::civil_from_unix(d.as_secs() as i64);
+    format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{sec:02}.{:03}Z", d.subsec_millis())
 }
 
 fn timestamp(t: SystemTime) -> prost_types::Timestamp {
@@ -572,6 +627,7 @@ impl drivers::driver_server::Driver for DtlePlugin {
             cancel: CancellationToken::new(),
             exit: watch::channel(None).0,
             runner: Mutex::new(None),
+            log_output: Mutex::new(None),
         });
         let span = tracing::info_span!(TASK_SPAN, task_id = %cfg.id, job = %job_name, role = role.as_str());
         let runner_task = task.clone();
