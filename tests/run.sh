@@ -28,13 +28,13 @@ if [[ "${DTLE_SKIP_LINT:-0}" != 1 ]]; then
 fi
 
 log "starting MariaDB instances, nats-server (4222, and 4223 with a 64 KiB max_payload) and Consul"
+if [[ "${DTLE_KEEP_SERVERS:-0}" != 1 ]]; then
+    trap '"$HERE/mariadb.sh" down >/dev/null 2>&1 || true; "$HERE/nats.sh" stop 4222; "$HERE/nats.sh" stop 4223; "$HERE/consul.sh" stop >/dev/null 2>&1 || true' EXIT
+fi
 "$HERE/mariadb.sh" up
 "$HERE/nats.sh" start 4222
 "$HERE/nats.sh" start 4223 65536
 "$HERE/consul.sh" start
-if [[ "${DTLE_KEEP_SERVERS:-0}" != 1 ]]; then
-    trap '"$HERE/mariadb.sh" down >/dev/null 2>&1 || true; "$HERE/nats.sh" stop 4222; "$HERE/nats.sh" stop 4223; "$HERE/consul.sh" stop >/dev/null 2>&1 || true' EXIT
-fi
 eval "$("$HERE/mariadb.sh" env)"
 eval "$("$HERE/nats.sh" env)"
 eval "$("$HERE/consul.sh" env)"
