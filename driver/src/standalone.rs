@@ -20,7 +20,7 @@ use dtle_transport::nats::{NatsDest, NatsOptions, NatsSource};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::ResolvedJob;
 use crate::engine;
@@ -96,7 +96,8 @@ pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationT
             src_opts.roles = Roles::SrcOnly;
             let mut dest_opts = opts.clone();
             dest_opts.roles = Roles::DestOnly;
-            let dest = tokio::spawn(run_job_role(job.clone(), dest_opts, store.clone(), shutdown.clone()));
+            let dest =
+                tokio::spawn(run_job_role(job.clone(), dest_opts, store.clone(), shutdown.clone()).in_current_span());
             let src = run_job_role(job, src_opts, store, shutdown.clone()).await;
             shutdown.cancel();
             let dest = dest.await.unwrap_or_else(|e| Err(DriverError::Other(format!("dest task failed: {e}"))));
@@ -215,10 +216,10 @@ async fn run_once(
         }
     });
 
-    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
+    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()).in_current_span());
     let (max_bytes, timeout) = engine::group_limits(&job.src);
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
-    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
+    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
     let forward_batches = tokio::spawn(async move {
         let mut sender = batch_sender;
         while let Some(group) = grouped_rx.recv().await {
@@ -229,7 +230,8 @@ async fn run_once(
         }
     });
     let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
-    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
+    let checkpoint_task =
+        tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let mut dest_result: Result<(), DriverError> = Ok(());
@@ -621,11 +623,14 @@ impl DumpProgressReporter {
         }
         self.last_save = Instant::now();
         let (store, job, rows, total) = (self.store.clone(), self.job.clone(), self.rows, self.total.max(self.rows));
-        tokio::spawn(async move {
-            if let Err(e) = store.save_dump_progress(&job, rows, total).await {
-                warn!(job = %job, error = %e, "cannot save the full-copy progress");
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.save_dump_progress(&job, rows, total).await {
+                    warn!(job = %job, error = %e, "cannot save the full-copy progress");
+                }
             }
-        });
+            .in_current_span(),
+        );
     }
 }
 
@@ -763,13 +768,14 @@ async fn run_src_remote(
     let source_opts = source_options(job, source_ep, flavor)?;
     let src_cancel = shutdown.child_token();
     let (change_tx, change_rx) = mpsc::channel::<Change>(4);
-    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()));
+    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()).in_current_span());
     let (max_bytes, timeout) = engine::group_limits(&job.src);
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
-    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout));
+    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
-    let checkpoint_task = tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()));
+    let checkpoint_task =
+        tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
 
     // Which batch ended the full copy: positions acknowledged before it belong to the snapshot stage.
     let mut snapshot_done_seq: Option<u64> = None;
