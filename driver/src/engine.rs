@@ -160,3 +160,9 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
 pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
     (c.group_max_size.max(1) as usize, Duration::from_millis(c.group_timeout.clamp(1, 60_000) as u64))
 }
+
+/// Big source transactions are sent in parts of `DumpEntryLimit` bytes of row data (dtle's knob for splitting big
+/// transactions), at most 8 MiB, so memory stays bounded whatever the transaction's size.
+pub fn tx_part_bytes(c: &TaskConfig) -> usize {
+    (c.dump_entry_limit.max(64 << 10) as usize).min(8 << 20)
+}

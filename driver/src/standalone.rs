@@ -954,6 +954,7 @@ fn source_options(
         skip_incremental: job.src.skip_incremental_copy,
         replica_server_id: replica_server_id_for(&job.name),
         heartbeat: Duration::from_secs(1),
+        max_tx_part_bytes: engine::tx_part_bytes(&job.src),
     })
 }
 

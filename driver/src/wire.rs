@@ -82,6 +82,7 @@ impl Encoder {
                 position: Some(position_to_wire(&tx.position)),
                 source_timestamp: tx.source_timestamp,
                 size: tx.size as u64,
+                partial: tx.partial,
                 events: tx
                     .events
                     .iter()
@@ -356,6 +357,7 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                     source_timestamp: tx.source_timestamp,
                     events,
                     size: tx.size as usize,
+                    partial: tx.partial,
                 })
             }
             Kind::Heartbeat(h) => {
@@ -436,6 +438,7 @@ mod tests {
                 position: position.clone(),
                 source_timestamp: 7,
                 size: 3,
+                partial: true,
                 events: vec![
                     TxEvent::Row(RowChange::Insert { table: t.clone(), after: vec![Value::Int(1), Value::Null] }),
                     TxEvent::Row(RowChange::Update {

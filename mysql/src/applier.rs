@@ -82,6 +82,8 @@ pub struct Applier {
     redo_snapshot: bool,
     /// The first DDL after start may be a replay of one that committed before its position did.
     ddl_replay_possible: bool,
+    /// A big source transaction is being applied in parts: its target transaction is open across `apply` calls.
+    tx_open: bool,
     pub stats: ApplyStats,
 }
 
@@ -117,6 +119,7 @@ impl Applier {
             checked_tables: HashSet::new(),
             redo_snapshot: false,
             ddl_replay_possible: true,
+            tx_open: false,
             stats: ApplyStats::default(),
         })
     }
@@ -191,7 +194,9 @@ impl Applier {
                 }
                 Change::Tx(tx) => {
                     txs.push(tx);
-                    group_position = Some(tx.position.clone());
+                    if !tx.partial {
+                        group_position = Some(tx.position.clone());
+                    }
                 }
                 Change::Heartbeat { position, .. } => group_position = Some(position.clone()),
                 other => {
@@ -312,16 +317,19 @@ impl Applier {
             push_insert(&mut builder, table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
         }
         builder.finish(&mut statements, &mut checks);
-        self.execute_group(statements, checks, None, "foreign_key_checks = 0").await?;
+        self.execute_group(statements, checks, None, true, true).await?;
         self.stats.snapshot_rows += rows.len() as u64;
         Ok(())
     }
 
-    /// Applies DML transactions (and heartbeats) as one target transaction with the position.
+    /// Applies DML transactions (and heartbeats) as one target transaction with the position. When the group ends
+    /// with a part of a big source transaction, its statements run and the target transaction stays open; the part
+    /// that completes it commits everything with its position.
     async fn flush_dml(&mut self, txs: &[&Transaction], position: Option<Position>) -> Result<Option<Position>> {
-        let Some(position) = position else {
+        let ends_open = txs.last().is_some_and(|t| t.partial);
+        if txs.is_empty() && position.is_none() {
             return Ok(None);
-        };
+        }
         let mut statements = Vec::new();
         let mut checks = Vec::new();
         let mut insert = MultiRowStatement::new("inserting");
@@ -369,11 +377,12 @@ impl Applier {
         }
         insert.finish(&mut statements, &mut checks);
         delete.finish(&mut statements, &mut checks);
-        let position_sql = position_upsert(&self.opts.job, JobStage::Incremental, &position);
-        self.execute_group(statements, checks, Some(position_sql), "").await?;
-        self.stats.transactions += txs.len() as u64;
+        let position = if ends_open { None } else { position };
+        let position_sql = position.as_ref().map(|p| position_upsert(&self.opts.job, JobStage::Incremental, p));
+        self.execute_group(statements, checks, position_sql, false, !ends_open).await?;
+        self.stats.transactions += txs.iter().filter(|t| !t.partial).count() as u64;
         self.stats.row_changes += rows;
-        Ok(Some(position))
+        Ok(position)
     }
 
     async fn apply_ddl_tx(&mut self, tx: &Transaction) -> Result<()> {
@@ -416,60 +425,90 @@ impl Applier {
         Ok(())
     }
 
-    /// Runs `START TRANSACTION; statements; position; COMMIT` as one request, checking each statement's row count.
+    /// Runs `START TRANSACTION; statements; position` in requests of bounded size, checking each statement's row
+    /// count, then `COMMIT` (unless `commit` is false: a big source transaction continues in the next call).
+    /// `snapshot_session` runs the group with foreign key checks off (the full copy).
     async fn execute_group(
         &mut self,
         statements: Vec<String>,
         checks: Vec<Check>,
         position_sql: Option<String>,
-        session_prefix: &str,
+        snapshot_session: bool,
+        commit: bool,
     ) -> Result<()> {
-        if statements.is_empty() && position_sql.is_none() {
+        if statements.is_empty() && position_sql.is_none() && !(commit && self.tx_open) {
             return Ok(());
         }
-        let mut sql = String::with_capacity(statements.iter().map(|s| s.len() + 1).sum::<usize>() + 256);
-        let mut all_checks: Vec<Option<&Check>> = Vec::new();
-        if !session_prefix.is_empty() {
-            let _ = write!(sql, "SET {session_prefix};");
-            all_checks.push(None);
+        // Requests stay well below the server's max_allowed_packet; statements are already bounded in size.
+        let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
+        let mut requests: Vec<(String, Vec<Option<&Check>>)> = Vec::new();
+        let mut sql = String::new();
+        let mut request_checks: Vec<Option<&Check>> = Vec::new();
+        fn add<'c>(sql: &mut String, checks: &mut Vec<Option<&'c Check>>, statement: &str, check: Option<&'c Check>) {
+            if !sql.is_empty() {
+                sql.push(';');
+            }
+            sql.push_str(statement);
+            checks.push(check);
         }
-        sql.push_str("START TRANSACTION");
-        all_checks.push(None);
-        for (stmt, check) in statements.iter().zip(&checks) {
-            sql.push(';');
-            sql.push_str(stmt);
-            all_checks.push(Some(check));
+        if snapshot_session {
+            add(&mut sql, &mut request_checks, "SET foreign_key_checks = 0", None);
+        }
+        if !self.tx_open {
+            add(&mut sql, &mut request_checks, "START TRANSACTION", None);
+        }
+        for (statement, check) in statements.iter().zip(&checks) {
+            if !sql.is_empty() && sql.len() + statement.len() > max_request {
+                requests.push((std::mem::take(&mut sql), std::mem::take(&mut request_checks)));
+            }
+            add(&mut sql, &mut request_checks, statement, Some(check));
         }
         if let Some(p) = &position_sql {
-            sql.push(';');
-            sql.push_str(p);
-            all_checks.push(None);
+            add(&mut sql, &mut request_checks, p, None);
         }
-        // COMMIT goes in a second request, after every statement's row count was checked: a statement that found
+        if !sql.is_empty() {
+            requests.push((sql, request_checks));
+        }
+        // COMMIT goes in a request of its own, after every statement's row count was checked: a statement that found
         // no row is not a server error, so the server would otherwise commit the group before we see the count.
-        let mut commit = String::from("COMMIT");
-        if !session_prefix.is_empty() {
-            let fk = if self.opts.foreign_key_checks { 1 } else { 0 };
-            let _ = write!(commit, ";SET foreign_key_checks = {fk}");
+        let mut finish = String::new();
+        if commit {
+            finish.push_str("COMMIT");
+            if snapshot_session {
+                let fk = if self.opts.foreign_key_checks { 1 } else { 0 };
+                let _ = write!(finish, ";SET foreign_key_checks = {fk}");
+            }
         }
 
+        let was_open = self.tx_open;
         let mut attempt = 0;
         loop {
-            let applied = match self.run_checked(&sql, &all_checks).await {
-                Ok(()) => {
-                    self.conn.query_drop(&commit).await.map_err(|e| MysqlError::query("committing on the target", e))
+            let mut applied = Ok(());
+            for (request, request_checks) in &requests {
+                if let Err(e) = self.run_checked(request, request_checks).await {
+                    applied = Err(e);
+                    break;
                 }
-                Err(e) => Err(e),
-            };
+                self.tx_open = true;
+            }
+            if applied.is_ok() && commit {
+                applied =
+                    self.conn.query_drop(&finish).await.map_err(|e| MysqlError::query("committing on the target", e));
+            }
             match applied {
                 Ok(()) => {
-                    self.stats.target_commits += 1;
+                    self.tx_open = !commit;
+                    if commit {
+                        self.stats.target_commits += 1;
+                    }
                     return Ok(());
                 }
                 Err(e) => {
                     let _ = self.conn.query_drop("ROLLBACK").await;
+                    self.tx_open = false;
                     let retry = matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT));
-                    if retry && attempt < self.opts.retry_tx_limit {
+                    // Earlier parts of a big transaction are rolled back too: only the whole pipeline can redo them.
+                    if retry && !was_open && attempt < self.opts.retry_tx_limit {
                         attempt += 1;
                         warn!(attempt, error = %e, "retrying the target transaction");
                         tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;

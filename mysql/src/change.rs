@@ -49,6 +49,10 @@ pub struct Transaction {
     pub events: Vec<TxEvent>,
     /// Approximate bytes of row data, for batching.
     pub size: usize,
+    /// More events of this same source transaction follow in the next `Tx` (a big transaction sent in parts, so
+    /// memory is bounded by the part size). `position` is then the one before the transaction; only the last part,
+    /// with `partial == false`, carries the position after it.
+    pub partial: bool,
 }
 
 impl Transaction {

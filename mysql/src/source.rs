@@ -26,6 +26,8 @@ pub struct SourceOptions {
     pub skip_incremental: bool,
     pub replica_server_id: u32,
     pub heartbeat: Duration,
+    /// Big transactions are sent in parts of about this many bytes of row data.
+    pub max_tx_part_bytes: usize,
 }
 
 /// Where the src task begins.
@@ -94,6 +96,7 @@ pub async fn run_source(
         filter: opts.filter.clone(),
         replica_server_id: opts.replica_server_id,
         heartbeat: opts.heartbeat,
+        max_tx_part_bytes: opts.max_tx_part_bytes,
     };
     stream_binlog(binlog, out, cancel).await
 }

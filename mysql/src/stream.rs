@@ -34,6 +34,8 @@ pub struct BinlogOptions {
     pub replica_server_id: u32,
     /// How often the source sends a heartbeat while idle.
     pub heartbeat: Duration,
+    /// A transaction whose row data reaches this many bytes is sent in parts of about this size.
+    pub max_tx_part_bytes: usize,
 }
 
 const MYSQL_GTID_EVENT: u8 = 33;
@@ -135,6 +137,8 @@ struct TxBuilder {
     timestamp: u32,
     events: Vec<TxEvent>,
     size: usize,
+    /// Row bytes since the last part was sent.
+    part_size: usize,
 }
 
 /// A table seen in TABLE_MAP: its plan and what the engine knows of it; `None` for tables not replicated.
@@ -260,6 +264,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     timestamp: header.timestamp(),
                     events: Vec::new(),
                     size: 0,
+                    part_size: 0,
                 });
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
@@ -278,6 +283,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     timestamp: header.timestamp(),
                     events: Vec::new(),
                     size: 0,
+                    part_size: 0,
                 });
             }
             MYSQL_ANONYMOUS_GTID_EVENT => {
@@ -381,6 +387,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 })?;
                 let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
                 t.size += rows_event.rows_data().len();
+                t.part_size += rows_event.rows_data().len();
                 for image in decoded.rows {
                     let change = match (&decoded.kind, image.before, image.after) {
                         (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
@@ -391,6 +398,24 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         _ => continue,
                     };
                     t.events.push(TxEvent::Row(change));
+                }
+                if t.in_begin && t.part_size >= opts.max_tx_part_bytes {
+                    // A big transaction: send what we have as a part, so memory stays bounded.
+                    if t.size == t.part_size {
+                        tracing::info!(gtid = %t.gtid, part_bytes = opts.max_tx_part_bytes, "big transaction: sending it in parts");
+                    }
+                    let part = Transaction {
+                        gtid: t.gtid.clone(),
+                        position: Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos },
+                        source_timestamp: t.timestamp,
+                        events: std::mem::take(&mut t.events),
+                        size: t.part_size,
+                        partial: true,
+                    };
+                    t.part_size = 0;
+                    if out.send(Change::Tx(part)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
             XID_EVENT => {
@@ -426,6 +451,7 @@ fn new_plain_tx(timestamp: u32) -> TxBuilder {
         timestamp,
         events: Vec::new(),
         size: 0,
+        part_size: 0,
     }
 }
 
@@ -461,7 +487,9 @@ async fn finish_tx(
         }
     }
     let position = Position { gtid: gtid_state.clone(), binlog_file: file.to_string(), binlog_pos: pos };
-    if t.events.is_empty() {
+    // A big transaction whose parts were sent ends with a last part even when it has no events left.
+    let parts_sent = t.size > t.part_size;
+    if t.events.is_empty() && !parts_sent {
         *unsent_progress = true;
         if last_emit.elapsed() >= Duration::from_secs(1) {
             let _ = out.send(Change::Heartbeat { position, source_timestamp: t.timestamp }).await;
@@ -470,7 +498,14 @@ async fn finish_tx(
         }
         return Ok(());
     }
-    let tx = Transaction { gtid: t.gtid, position, source_timestamp: t.timestamp, events: t.events, size: t.size };
+    let tx = Transaction {
+        gtid: t.gtid,
+        position,
+        source_timestamp: t.timestamp,
+        events: t.events,
+        size: t.part_size,
+        partial: false,
+    };
     let _ = out.send(Change::Tx(tx)).await;
     *last_emit = Instant::now();
     *unsent_progress = false;

@@ -191,6 +191,9 @@ pub struct Transaction {
     pub events: Vec<TxEvent>,
     #[prost(uint64, tag = "5")]
     pub size: u64,
+    /// More parts of this source transaction follow (a big transaction sent in parts).
+    #[prost(bool, tag = "6")]
+    pub partial: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
