@@ -162,7 +162,7 @@ pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
 }
 
 /// Big source transactions are sent in parts of `DumpEntryLimit` bytes of row data (dtle's knob for splitting big
-/// transactions), at most 8 MiB, so memory stays bounded whatever the transaction's size.
+/// transactions), at most 2 MiB, so memory stays bounded whatever the transaction's size.
 pub fn tx_part_bytes(c: &TaskConfig) -> usize {
-    (c.dump_entry_limit.max(64 << 10) as usize).min(8 << 20)
+    (c.dump_entry_limit.max(64 << 10) as usize).min(2 << 20)
 }

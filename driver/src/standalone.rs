@@ -27,6 +27,10 @@ use crate::engine;
 use crate::error::DriverError;
 use crate::wire;
 
+/// At most this many changes, or about this many bytes of them, go into one target transaction group.
+const MAX_GROUP_CHANGES: usize = 4096;
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
 /// Bytes of changes between the src and the dest of one process (besides the batches counted by the window).
 const IN_FLIGHT_BYTES: usize = 32 << 20;
 
@@ -240,10 +244,12 @@ async fn run_once(
     while let Some(first) = batch_rx.recv().await {
         let mut seq = first.seq;
         let mut changes = first.payload;
-        while changes.len() < 4096 {
+        let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
+        while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
             match batch_rx.try_recv() {
                 Some(more) => {
                     seq = more.seq;
+                    bytes += more.payload.iter().map(Change::approx_size).sum::<usize>();
                     changes.extend(more.payload);
                 }
                 None => break,
@@ -901,12 +907,15 @@ async fn run_dest_remote(
             }
             DestEvent::Batch { session, seq, payload } => {
                 let mut changes = decode_payload(&payload)?;
+                let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
                 let mut last_seq = seq;
                 // Group what is already waiting into the same target transaction.
-                while changes.len() < 4096 {
+                while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
                     match futures_util::FutureExt::now_or_never(link.next()) {
                         Some(Ok(DestEvent::Batch { session: s, seq: n, payload })) if s == session => {
-                            changes.extend(decode_payload(&payload)?);
+                            let more = decode_payload(&payload)?;
+                            bytes += more.iter().map(Change::approx_size).sum::<usize>();
+                            changes.extend(more);
                             last_seq = n;
                         }
                         Some(Ok(other)) => {

@@ -37,6 +37,20 @@ pub enum TxEvent {
     },
 }
 
+impl TxEvent {
+    /// In-memory size of the event's row images (or statement).
+    pub fn approx_size(&self) -> usize {
+        let row = |r: &Vec<Value>| std::mem::size_of::<Vec<Value>>() + r.iter().map(Value::approx_size).sum::<usize>();
+        std::mem::size_of::<TxEvent>()
+            + match self {
+                TxEvent::Row(RowChange::Insert { after, .. }) => row(after),
+                TxEvent::Row(RowChange::Update { before, after, .. }) => row(before) + row(after),
+                TxEvent::Row(RowChange::Delete { before, .. }) => row(before),
+                TxEvent::Ddl { sql, .. } => sql.len(),
+            }
+    }
+}
+
 /// One source transaction, kept whole.
 #[derive(Clone, Debug)]
 pub struct Transaction {
@@ -107,7 +121,7 @@ impl Change {
                 .iter()
                 .map(|r| std::mem::size_of::<Vec<Value>>() + r.iter().map(Value::approx_size).sum::<usize>())
                 .sum(),
-            Change::Tx(tx) => tx.size,
+            Change::Tx(tx) => tx.events.iter().map(TxEvent::approx_size).sum::<usize>() + 128,
             _ => 64,
         }
     }
