@@ -40,6 +40,9 @@ enum Command {
         link: LinkArgs,
         #[command(flatten)]
         consul: ConsulArgs,
+        /// Serve Prometheus metrics (`dtle_*`) at http://<addr>/metrics, e.g. 127.0.0.1:8190.
+        #[arg(long, env = "DTLE_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Check a job file and the servers' prerequisites without replicating.
     Validate { job: PathBuf },
@@ -64,9 +67,9 @@ struct LinkArgs {
     /// Run only this task of the job (with --transport nats): `src` or `dest`.
     #[arg(long, value_parser = ["src", "dest"])]
     only: Option<String>,
-    /// Batch compression on the link: none, lz4, zstd, zstd:<level>, gzip.
-    #[arg(long, default_value = "zstd:1")]
-    compression: String,
+    /// Batch compression on the link: none, lz4, zstd, zstd:<level>, gzip (default: the job's `Compression`).
+    #[arg(long)]
+    compression: Option<String>,
     /// Link rate limit in bytes per second (after compression).
     #[arg(long)]
     rate_limit: Option<u64>,
@@ -187,7 +190,7 @@ async fn run(command: Command) -> Result<(), DriverError> {
             println!("job {:?}: configuration and prerequisites OK", job.name);
             Ok(())
         }
-        Command::Run { job, data_dir, no_progress_bar, link, consul } => {
+        Command::Run { job, data_dir, no_progress_bar, link, consul, metrics_addr } => {
             let job = load_job(&job)?;
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
@@ -200,6 +203,14 @@ async fn run(command: Command) -> Result<(), DriverError> {
                 wait_for_stop_signal().await;
                 std::process::exit(130);
             });
+            if let Some(addr) = metrics_addr {
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = dtle::metrics::serve(addr, stop).await {
+                        tracing::error!(error = %e, "metrics endpoint failed");
+                    }
+                });
+            }
             let mut opts = RunOptions::new(data_dir);
             if no_progress_bar {
                 opts.progress_bar = false;
@@ -211,9 +222,18 @@ async fn run(command: Command) -> Result<(), DriverError> {
                 _ => Roles::Both,
             };
             if link.transport == "nats" {
-                let compression = CompressionSpec::parse(&link.compression).map_err(|reason| {
-                    DriverError::InvalidField { field: "--compression".into(), value: link.compression.clone(), reason }
-                })?;
+                let compression = match &link.compression {
+                    Some(text) => CompressionSpec::parse(text).map_err(|reason| DriverError::InvalidField {
+                        field: "--compression".into(),
+                        value: text.clone(),
+                        reason,
+                    })?,
+                    None => job.src.compression_spec().map_err(|reason| DriverError::InvalidField {
+                        field: "Compression".into(),
+                        value: job.src.compression.clone(),
+                        reason,
+                    })?,
+                };
                 opts.nats = Some(NatsOptions {
                     urls: link.nats.clone(),
                     token: link.nats_token.clone(),

@@ -25,6 +25,7 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::ResolvedJob;
 use crate::engine;
 use crate::error::DriverError;
+use crate::metrics;
 use crate::wire;
 
 /// At most this many changes, or about this many bytes of them, go into one target transaction group.
@@ -233,6 +234,7 @@ async fn run_once(
             }
         }
     });
+    let job_metrics = metrics::job(&job.name);
     let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
     let checkpoint_task =
         tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
@@ -265,8 +267,10 @@ async fn run_once(
                 _ => {}
             }
         }
+        let before = applier.stats.clone();
         match applier.apply(&changes).await {
             Ok(durable) => {
+                record_apply_metrics(&job_metrics, &before, &applier.stats, &changes);
                 progress.applied(&changes, &applier.stats);
                 dump_progress.observe(&changes);
                 if let Some(position) = durable {
@@ -486,6 +490,7 @@ async fn save_checkpoints_until_closed(
     mut progress: mpsc::UnboundedReceiver<(JobStage, Position)>,
 ) -> Result<(), DriverError> {
     let job = job.to_string();
+    let job_metrics = metrics::job(&job);
     let mut version = match store.load(&job).await {
         Ok(v) => v.map(|v| v.version).unwrap_or(0),
         Err(e) if e.is_transient() => {
@@ -527,6 +532,8 @@ async fn save_checkpoints_until_closed(
             };
             match result {
                 Ok(v) => {
+                    job_metrics.add_checkpoint_saves(true);
+                    job_metrics.set_position_stale(false);
                     if backoff > Duration::from_secs(1) {
                         info!(job = %job, "position store reachable again; positions are current");
                     }
@@ -536,6 +543,8 @@ async fn save_checkpoints_until_closed(
                     next_save = Instant::now() + Duration::from_secs(1);
                 }
                 Err(e) if e.is_transient() => {
+                    job_metrics.add_checkpoint_saves(false);
+                    job_metrics.set_position_stale(true);
                     warn!(job = %job, error = %e, retry_in_s = backoff.as_secs(), "cannot save the position; the stored position is stale (replication goes on)");
                     if closed && backoff >= Duration::from_secs(8) {
                         warn!(job = %job, "giving up saving the last position; the target's position table still has it");
@@ -575,6 +584,27 @@ trait PairOrDefault {
 impl PairOrDefault for Option<(JobStage, Position)> {
     fn unwrap_or_default_pair(self) -> (JobStage, Position) {
         self.unwrap_or((JobStage::Incremental, Position::default()))
+    }
+}
+
+/// Counts what one `apply` did, and the lag of the newest source event applied.
+fn record_apply_metrics(
+    m: &metrics::JobMetrics,
+    before: &dtle_mysql::applier::ApplyStats,
+    after: &dtle_mysql::applier::ApplyStats,
+    changes: &[Change],
+) {
+    m.add_snapshot_rows(after.snapshot_rows - before.snapshot_rows);
+    m.add_transactions(after.transactions - before.transactions);
+    m.add_row_changes(after.row_changes - before.row_changes);
+    m.add_target_commits(after.target_commits - before.target_commits);
+    let newest = changes.iter().rev().find_map(|c| match c {
+        Change::Tx(t) => Some(t.source_timestamp),
+        Change::Heartbeat { source_timestamp, .. } => Some(*source_timestamp),
+        _ => None,
+    });
+    if let Some(ts) = newest.filter(|ts| *ts > 0) {
+        m.set_lag_seconds((now_ms() as f64 / 1000.0 - f64::from(ts)).max(0.0));
     }
 }
 
@@ -779,6 +809,7 @@ async fn run_src_remote(
     let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
     let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let job_metrics = metrics::job(&job.name);
     let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
     let checkpoint_task =
         tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
@@ -805,8 +836,10 @@ async fn run_src_remote(
                 let is_done = group.iter().any(|c| matches!(c, Change::SnapshotDone { .. }));
                 dump_progress.observe(&group);
                 let bytes = prost::Message::encode_to_vec(&wire::encode_batch(&group));
+                let (raw_before, sent_before) = (link.bytes_raw, link.bytes_sent);
                 match link.send(&bytes).await {
                     Ok(seq) => {
+                        job_metrics.add_link_bytes(link.bytes_raw - raw_before, link.bytes_sent - sent_before);
                         if is_done {
                             snapshot_done_seq = Some(seq);
                         }
@@ -863,6 +896,7 @@ async fn run_dest_remote(
     let mut link = NatsDest::bind(&nats, &job.name).await?;
     info!(job = %job.name, "dest: waiting for the src task");
     let mut progress = Progress::new(&job.name, opts.progress_bar);
+    let job_metrics = metrics::job(&job.name);
     let mut pending_hello = None;
     loop {
         let event = match pending_hello.take() {
@@ -931,7 +965,9 @@ async fn run_dest_remote(
                         progress.snapshot_started(*estimated_rows, tables.len());
                     }
                 }
+                let before = applier.stats.clone();
                 let durable = applier.apply(&changes).await?;
+                record_apply_metrics(&job_metrics, &before, &applier.stats, &changes);
                 progress.applied(&changes, &applier.stats);
                 link.ack(session, last_seq, durable.as_ref().map(wire::position_to_wire)).await?;
             }

@@ -6,6 +6,7 @@
 
 pub mod compression;
 pub mod in_process;
+pub mod link;
 pub mod nats;
 
 /// A batch: a sequence number (1, 2, 3, ... per stream) and its payload.

@@ -159,6 +159,8 @@ pub mod defaults {
     pub const KAFKA_MESSAGE_GROUP_MAX_SIZE: i64 = 1;
     pub const KAFKA_MESSAGE_GROUP_TIMEOUT_MS: i64 = 100;
     pub const KAFKA_DATE_TIME_ZONE: &str = "UTC";
+    /// Compression of batches on a NATS link (parsed by `dtle_transport::compression::CompressionSpec`).
+    pub const COMPRESSION: &str = "zstd:1";
 
     pub fn charset() -> String {
         CHARSET.to_string()
@@ -222,6 +224,9 @@ pub mod defaults {
     }
     pub fn kafka_date_time_zone() -> String {
         KAFKA_DATE_TIME_ZONE.to_string()
+    }
+    pub fn compression() -> String {
+        COMPRESSION.to_string()
     }
 }
 
@@ -447,6 +452,12 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
     f("BulkInsert3", K::Int, D::Int(defaults::BULK_INSERT3), "Rows of the largest cached multi-row insert."),
     f("RetryTxLimit", K::Int, D::Int(defaults::RETRY_TX_LIMIT), "Retries of a transaction on deadlock."),
     f("SetGtidNext", K::Bool, D::Bool(false), "Keep source GTIDs on the target (set gtid_next)."),
+    f(
+        "Compression",
+        K::String,
+        D::Str(defaults::COMPRESSION),
+        "Batch compression on a NATS link: none, lz4, zstd, zstd:<1..22>, gzip or gzip:<0..9>.",
+    ),
     ignored("MaxRetries", K::Int),
 ];
 

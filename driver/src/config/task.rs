@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use dtle_transport::compression::CompressionSpec;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
@@ -277,6 +278,9 @@ pub struct TaskConfig {
     pub retry_tx_limit: i64,
     #[serde(rename = "SetGtidNext", default)]
     pub set_gtid_next: bool,
+    /// Batch compression on a NATS link; see [`TaskConfig::compression_spec`].
+    #[serde(rename = "Compression", default = "defaults::compression")]
+    pub compression: String,
 
     /// Ignored (dtle accepts it but does not use it).
     #[serde(rename = "MaxRetries", default)]
@@ -337,6 +341,11 @@ impl TaskConfig {
     /// SqlFilter names in dtle's canonical spelling (unknown names are dropped; `validate` rejects them).
     pub fn sql_filters(&self) -> Vec<&'static str> {
         self.sql_filter.iter().filter_map(|n| canonical_sql_filter(n)).collect()
+    }
+
+    /// `Compression`, parsed. The error says what is wrong and lists the accepted forms.
+    pub fn compression_spec(&self) -> Result<CompressionSpec, String> {
+        parse_compression(&self.compression)
     }
 
     /// Names of the fields that are set but have no effect, for a warning.
@@ -576,6 +585,10 @@ impl TaskConfig {
             );
         }
 
+        if let Err(message) = self.compression_spec() {
+            bad("Compression".into(), message);
+        }
+
         for (i, name) in self.sql_filter.iter().enumerate() {
             if canonical_sql_filter(name).is_none() {
                 let hint = match super::spec::suggest(SQL_FILTER_NAMES.iter().copied(), name) {
@@ -588,6 +601,23 @@ impl TaskConfig {
 
         errs
     }
+}
+
+/// The forms `Compression` accepts, for error messages.
+const COMPRESSION_FORMS: &str = "none, lz4, zstd, zstd:<level 1..22>, gzip or gzip:<level 0..9>";
+
+/// Parses a `Compression` value: the forms of [`COMPRESSION_FORMS`] (names case-insensitive). Stricter than
+/// [`CompressionSpec::parse`]: no empty value and no level on `none` or `lz4`.
+fn parse_compression(value: &str) -> Result<CompressionSpec, String> {
+    let invalid = |why: String| format!("Compression \"{value}\" is not valid ({why}); use {COMPRESSION_FORMS}");
+    let name = value.split_once(':').map_or(value, |(n, _)| n).trim();
+    if name.is_empty() {
+        return Err(invalid("no compression named".into()));
+    }
+    if value.contains(':') && (name.eq_ignore_ascii_case("none") || name.eq_ignore_ascii_case("lz4")) {
+        return Err(invalid(format!("{name} takes no level")));
+    }
+    CompressionSpec::parse(value.trim()).map_err(invalid)
 }
 
 fn check_connection(name: &str, c: &ConnectionConfig, bad: &mut impl FnMut(String, String)) {

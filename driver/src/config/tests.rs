@@ -856,3 +856,75 @@ fn config_error_stays_small() {
     // Small enough that crates wrapping it keep their Result types cheap (clippy::result_large_err).
     assert!(std::mem::size_of::<ConfigError>() <= 96);
 }
+
+#[test]
+fn compression_defaults_to_zstd_level_1() {
+    use dtle_transport::compression::CompressionSpec;
+    let c = src_cfg("");
+    assert_eq!(c.compression, "zstd:1");
+    assert_eq!(c.compression, defaults::COMPRESSION);
+    assert_eq!(c.compression_spec().unwrap(), CompressionSpec::default());
+    c.validate("job1", "src").unwrap();
+}
+
+#[test]
+fn compression_accepts_every_documented_form() {
+    use dtle_proto::v1::Compression;
+    for (text, kind, level) in [
+        ("none", Compression::None, 0),
+        ("lz4", Compression::Lz4, 0),
+        ("zstd", Compression::Zstd, 1),
+        ("zstd:1", Compression::Zstd, 1),
+        ("zstd:22", Compression::Zstd, 22),
+        ("ZSTD:3", Compression::Zstd, 3),
+        ("gzip", Compression::Gzip, 1),
+        ("gzip:0", Compression::Gzip, 0),
+        ("gzip:9", Compression::Gzip, 9),
+    ] {
+        let c = src_cfg(&format!("Compression = \"{text}\""));
+        c.validate("job1", "src").unwrap_or_else(|e| panic!("{text}: {e}"));
+        let spec = c.compression_spec().unwrap();
+        assert_eq!((spec.kind, spec.level), (kind, level), "{text}");
+    }
+    // Nomad JSON carries it the same way.
+    let text = json!({"ID": "j", "TaskGroups": [{"Name": "src", "Tasks": [{"Name": "src", "Driver": "dtle", "Config": {"Compression": "lz4"}}]}]});
+    let j = parse_job_str(&text.to_string(), JobFormat::Json).unwrap();
+    assert_eq!(j.src.unwrap().compression, "lz4");
+}
+
+#[test]
+fn invalid_compression_names_field_value_and_forms() {
+    for (value, why) in [
+        ("brotli", "unknown compression"),
+        ("zstd:0", "out of range"),
+        ("zstd:23", "out of range"),
+        ("gzip:10", "out of range"),
+        ("zstd:fast", "not a number"),
+        ("zstd:", "not a number"),
+        ("lz4:3", "takes no level"),
+        ("none:1", "takes no level"),
+        ("", "no compression named"),
+    ] {
+        let msg = validation_error(&format!("Compression = \"{value}\""));
+        for needle in [
+            "job \"job1\", task \"src\": config field Compression: ",
+            &format!("Compression \"{value}\" is not valid"),
+            why,
+            "use none, lz4, zstd, zstd:<level 1..22>, gzip or gzip:<level 0..9>",
+        ] {
+            assert!(msg.contains(needle), "message for {value:?} lacks {needle:?}:\n{msg}");
+        }
+    }
+    // A number is read as a string (like every string field), then refused as a compression.
+    let msg = validation_error("Compression = 3");
+    assert!(msg.contains("config field Compression: Compression \"3\" is not valid"), "{msg}");
+}
+
+#[test]
+fn compression_is_in_the_field_table() {
+    let f = find_field(TASK_CONFIG_FIELDS, "Compression").expect("Compression in TASK_CONFIG_FIELDS");
+    assert_eq!(f.kind, FieldKind::String);
+    assert_eq!(f.default, FieldDefault::Str("zstd:1"));
+    assert_eq!(f.default.hcl_literal().as_deref(), Some("\"zstd:1\""));
+    assert!(!f.required && !f.ignored);
+}
