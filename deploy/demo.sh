@@ -30,6 +30,7 @@ dst -e "DROP DATABASE IF EXISTS demo; CREATE DATABASE IF NOT EXISTS dtle; DELETE
 src <<'SQL'
 DROP DATABASE IF EXISTS demo;
 CREATE DATABASE demo DEFAULT CHARSET utf8mb4;
+USE demo;
 CREATE TABLE demo.customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(64), city VARCHAR(64), created DATETIME(6) DEFAULT NOW(6));
 CREATE TABLE demo.orders (id BIGINT PRIMARY KEY AUTO_INCREMENT, customer_id INT, amount DECIMAL(12,2), note TEXT, KEY (customer_id));
 INSERT INTO demo.customers (name, city) SELECT CONCAT('customer ', seq), ELT(1 + seq % 4, 'Shanghai', 'Berlin', 'São Paulo', 'Nairobi') FROM seq_1_to_1000;
