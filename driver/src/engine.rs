@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use dtle_mysql::applier::ApplierOptions;
+use std::sync::Arc;
+
 use dtle_mysql::filter::{NameMatch, SchemaRule, TableFilter, TableRule};
+use dtle_mysql::where_expr::WhereExpr;
 use dtle_mysql::{Endpoint, Role};
 
 use crate::config::{ConnectionConfig, DataSource, ResolvedJob, TargetConfig, TaskConfig};
@@ -55,13 +58,6 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
     let mut warnings = Vec::new();
     for (i, ds) in c.replicate_do_db.iter().enumerate() {
         for (j, t) in ds.tables.iter().enumerate() {
-            if !t.r#where.trim().is_empty() {
-                return Err(unsupported(
-                    job,
-                    &format!("ReplicateDoDb[{i}].Tables[{j}].Where"),
-                    "row filters are not available in this build yet; remove Where",
-                ));
-            }
             if !t.column_map_from.is_empty() || !t.column_map_to.is_empty() {
                 return Err(unsupported(
                     job,
@@ -124,6 +120,16 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
                                 &format!("{field}[{i}].Tables[{j}].TableRegex"),
                             )?,
                             rename: Some(t.table_rename.clone()).filter(|s| !s.is_empty()),
+                            row_filter: match t.r#where.trim() {
+                                "" => None,
+                                text => {
+                                    Some(Arc::new(WhereExpr::parse(text).map_err(|e| DriverError::InvalidField {
+                                        field: format!("{field}[{i}].Tables[{j}].Where"),
+                                        value: text.to_string(),
+                                        reason: e.to_string(),
+                                    })?))
+                                }
+                            },
                         })
                     })
                     .collect::<Result<Vec<_>, DriverError>>()?;

@@ -1,7 +1,11 @@
 //! Which source schemas and tables a job replicates, and their names on the target
 //! (`ReplicateDoDb` / `ReplicateIgnoreDb` with exact names or regexes and renames).
 
+use std::sync::Arc;
+
 use regex::Regex;
+
+use crate::where_expr::WhereExpr;
 
 /// Schemas never replicated: the server's own and dtle's bookkeeping schema.
 pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "sys", "information_schema", "performance_schema", "dtle"];
@@ -33,6 +37,8 @@ impl NameMatch {
 pub struct TableRule {
     pub table: NameMatch,
     pub rename: Option<String>,
+    /// Row filter: only rows for which it is TRUE are replicated (snapshot and binlog alike).
+    pub row_filter: Option<Arc<WhereExpr>>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +75,11 @@ impl TableFilter {
 
     /// The target (schema, table) when this source table is replicated.
     pub fn target_of(&self, schema: &str, table: &str) -> Option<(String, String)> {
+        self.selection_of(schema, table).map(|(s, t, _)| (s, t))
+    }
+
+    /// The target (schema, table) and the row filter, when this source table is replicated.
+    pub fn selection_of(&self, schema: &str, table: &str) -> Option<(String, String, Option<Arc<WhereExpr>>)> {
         if SYSTEM_SCHEMAS.contains(&schema) {
             return None;
         }
@@ -79,7 +90,7 @@ impl TableFilter {
             return None;
         }
         if self.replicate.is_empty() {
-            return Some((schema.to_string(), table.to_string()));
+            return Some((schema.to_string(), table.to_string(), None));
         }
         for rule in &self.replicate {
             if !rule.schema.matches(schema) {
@@ -87,10 +98,10 @@ impl TableFilter {
             }
             let target_schema = rule.schema.rename(schema, rule.rename.as_deref());
             if rule.tables.is_empty() {
-                return Some((target_schema, table.to_string()));
+                return Some((target_schema, table.to_string(), None));
             }
             if let Some(t) = rule.tables.iter().find(|t| t.table.matches(table)) {
-                return Some((target_schema, t.table.rename(table, t.rename.as_deref())));
+                return Some((target_schema, t.table.rename(table, t.rename.as_deref()), t.row_filter.clone()));
             }
         }
         None
@@ -121,7 +132,7 @@ mod tests {
                 SchemaRule {
                     schema: exact("test"),
                     rename: None,
-                    tables: vec![TableRule { table: exact("t1"), rename: None }],
+                    tables: vec![TableRule { table: exact("t1"), rename: None, row_filter: None }],
                 },
                 SchemaRule {
                     schema: NameMatch::Regex(TableFilter::compile_regex(r"(\w*)src(\w*)").unwrap()),
@@ -132,7 +143,7 @@ mod tests {
             ignore: vec![SchemaRule {
                 schema: exact("asrc"),
                 rename: None,
-                tables: vec![TableRule { table: exact("secret"), rename: None }],
+                tables: vec![TableRule { table: exact("secret"), rename: None, row_filter: None }],
             }],
         };
         assert_eq!(f.target_of("test", "t1"), Some(("test".into(), "t1".into())));

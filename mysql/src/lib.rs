@@ -16,6 +16,7 @@ pub mod source;
 pub mod sql;
 pub mod stream;
 pub mod value;
+pub mod where_expr;
 
 pub use change::{Change, RowChange, Transaction, TxEvent};
 pub use conn::{Endpoint, Flavor, Role};

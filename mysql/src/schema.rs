@@ -86,7 +86,7 @@ pub async fn load_table_meta(conn: &mut Conn, schema: &str, table: &str) -> Resu
     type ColumnRow = (String, String, String, String, String, Option<String>, Option<String>);
     let columns: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, UPPER(EXTRA), \
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, UPPER(EXTRA), \
              CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (schema, table),
         )
@@ -98,7 +98,7 @@ pub async fn load_table_meta(conn: &mut Conn, schema: &str, table: &str) -> Resu
     let columns: Vec<ColumnMeta> = columns
         .into_iter()
         .map(|(name, data_type, column_type, nullable, extra, charset, collation)| ColumnMeta {
-            unsigned: column_type.contains("unsigned"),
+            unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
             nullable: nullable == "YES",
             generated: extra.contains("VIRTUAL") || extra.contains("STORED") || extra.contains("PERSISTENT"),
             name,

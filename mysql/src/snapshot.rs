@@ -29,6 +29,8 @@ pub struct Snapshot {
     data: Conn,
     meta: Conn,
     pub position: Position,
+    /// SQL of the row filter (`Where`) per source table.
+    row_filters: std::collections::HashMap<(String, String), String>,
 }
 
 impl Snapshot {
@@ -123,11 +125,12 @@ impl Snapshot {
                 position
             }
         };
-        Ok(Snapshot { data, meta, position })
+        Ok(Snapshot { data, meta, position, row_filters: Default::default() })
     }
 
     /// The source tables the filter selects, with their target names.
     pub async fn list_tables(&mut self, filter: &TableFilter) -> Result<Vec<Arc<TableMeta>>> {
+        self.row_filters.clear();
         let names: Vec<(String, String)> = self
             .meta
             .query(
@@ -138,10 +141,19 @@ impl Snapshot {
             .map_err(|e| MysqlError::query("listing the source tables", e))?;
         let mut tables = Vec::new();
         for (schema, name) in names {
-            let Some((target_schema, target_name)) = filter.target_of(&schema, &name) else {
+            let Some((target_schema, target_name, row_filter)) = filter.selection_of(&schema, &name) else {
                 continue;
             };
             if let Some(mut meta) = load_table_meta(&mut self.meta, &schema, &name).await? {
+                if let Some(expr) = &row_filter {
+                    // Checks the column names now, so a typo fails before anything is copied.
+                    expr.bind(&meta.columns).map_err(|e| MysqlError::InvalidConfig {
+                        field: format!("Where of {schema}.{name}"),
+                        value: expr.to_sql(),
+                        reason: e.to_string(),
+                    })?;
+                    self.row_filters.insert((schema.clone(), name.clone()), expr.to_sql());
+                }
                 meta.target_schema = target_schema;
                 meta.target_name = target_name;
                 tables.push(Arc::new(meta));
@@ -171,6 +183,7 @@ impl Snapshot {
         cancel: &CancellationToken,
     ) -> Result<u64> {
         let columns = column_list(table.columns.iter());
+        let row_filter = self.row_filters.get(&(table.schema.clone(), table.name.clone())).cloned();
         let mut copied = 0u64;
         if table.has_key() {
             let order =
@@ -180,9 +193,13 @@ impl Snapshot {
                 if cancel.is_cancelled() {
                     return Ok(copied);
                 }
-                let mut sql = format!("SELECT {columns} FROM {}", table.source_ident());
+                let mut sql = format!("SELECT {columns} FROM {} WHERE ", table.source_ident());
+                match &row_filter {
+                    Some(f) => sql.push_str(&format!("({f})")),
+                    None => sql.push('1'),
+                }
                 if let Some(key) = &last_key {
-                    sql.push_str(" WHERE ");
+                    sql.push_str(" AND ");
                     write_key_after(&mut sql, table, key);
                 }
                 sql.push_str(&format!(" ORDER BY {order} LIMIT {chunk_size}"));
@@ -202,7 +219,10 @@ impl Snapshot {
             }
         } else {
             // No usable key: one ordered scan, cut into chunks as it streams.
-            let sql = format!("SELECT {columns} FROM {}", table.source_ident());
+            let mut sql = format!("SELECT {columns} FROM {}", table.source_ident());
+            if let Some(f) = &row_filter {
+                sql.push_str(&format!(" WHERE ({f})"));
+            }
             let stmt =
                 self.data.prep(sql.as_str()).await.map_err(|e| MysqlError::query(format!("preparing {sql}"), e))?;
             let mut result = self

@@ -21,6 +21,7 @@ use crate::ddl::{classify, DdlTarget};
 use crate::error::{codes, MysqlError, Result};
 use crate::filter::TableFilter;
 use crate::schema::{load_table_meta, TableMeta};
+use crate::where_expr::{BoundWhere, WhereError};
 
 /// Where to read from and what to keep.
 #[derive(Clone, Debug)]
@@ -141,8 +142,9 @@ struct TxBuilder {
     part_size: usize,
 }
 
-/// A table seen in TABLE_MAP: its plan and what the engine knows of it; `None` for tables not replicated.
-type PlanEntry = Option<(TablePlan, Arc<TableMeta>)>;
+/// A table seen in TABLE_MAP: its plan, what the engine knows of it, and its row filter; `None` for tables not
+/// replicated.
+type PlanEntry = Option<(TablePlan, Arc<TableMeta>, Option<BoundWhere>)>;
 
 /// Follows the binlog until cancelled or an error, sending transactions to `out`.
 pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cancel: CancellationToken) -> Result<()> {
@@ -333,9 +335,9 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 let tme: TableMapEvent<'_> = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
                 let schema = tme.database_name().into_owned();
                 let table = tme.table_name().into_owned();
-                let entry = match opts.filter.target_of(&schema, &table) {
+                let entry = match opts.filter.selection_of(&schema, &table) {
                     None => None,
-                    Some((target_schema, target_name)) => {
+                    Some((target_schema, target_name, row_filter)) => {
                         let key = (schema.clone(), table.clone());
                         let meta = match metas.get(&key) {
                             Some(m) => m.clone(),
@@ -366,7 +368,15 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                                 ),
                             });
                         }
-                        Some((plan, meta))
+                        let bound = match &row_filter {
+                            Some(expr) => Some(expr.bind(&meta.columns).map_err(|e| MysqlError::InvalidConfig {
+                                field: format!("Where of {}", meta.source_name()),
+                                value: expr.to_sql(),
+                                reason: e.to_string(),
+                            })?),
+                            None => None,
+                        };
+                        Some((plan, meta, bound))
                     }
                 };
                 plans.insert(tme.table_id(), entry);
@@ -376,7 +386,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 else {
                     continue;
                 };
-                let Some(Some((plan, meta))) = plans.get(&rows_event.table_id()) else {
+                let Some(Some((plan, meta, row_filter))) = plans.get(&rows_event.table_id()) else {
                     continue;
                 };
                 let decoded = decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
@@ -397,7 +407,18 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         }
                         _ => continue,
                     };
-                    t.events.push(TxEvent::Row(change));
+                    let change = match row_filter {
+                        None => Some(change),
+                        Some(f) => filter_row_change(f, change).map_err(|e| MysqlError::Stream {
+                            file: file.clone(),
+                            pos,
+                            reason: format!("evaluating the Where of {}: {e}", meta.source_name()),
+                            transient: false,
+                        })?,
+                    };
+                    if let Some(change) = change {
+                        t.events.push(TxEvent::Row(change));
+                    }
                 }
                 if t.in_begin && t.part_size >= opts.max_tx_part_bytes {
                     // A big transaction: send what we have as a part, so memory stays bounded.
@@ -440,6 +461,21 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
             _ => {}
         }
     }
+}
+
+/// Applies a row filter to one change: an update that moves a row into the filter becomes an insert, one that
+/// moves it out becomes a delete; rows outside it on both sides are dropped.
+pub fn filter_row_change(f: &BoundWhere, change: RowChange) -> std::result::Result<Option<RowChange>, WhereError> {
+    Ok(match change {
+        RowChange::Insert { table, after } => f.matches(&after)?.then_some(RowChange::Insert { table, after }),
+        RowChange::Delete { table, before } => f.matches(&before)?.then_some(RowChange::Delete { table, before }),
+        RowChange::Update { table, before, after } => match (f.matches(&before)?, f.matches(&after)?) {
+            (true, true) => Some(RowChange::Update { table, before, after }),
+            (true, false) => Some(RowChange::Delete { table, before }),
+            (false, true) => Some(RowChange::Insert { table, after }),
+            (false, false) => None,
+        },
+    })
 }
 
 fn new_plain_tx(timestamp: u32) -> TxBuilder {
