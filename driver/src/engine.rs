@@ -71,7 +71,6 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
         (c.two_way_sync, "TwoWaySync", "two-way sync is not available in this build yet"),
         (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
         (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
-        (!c.sql_filter.is_empty(), "SqlFilter", "SqlFilter is not available in this build yet"),
         (
             c.expand_syntax_support,
             "ExpandSyntaxSupport",

@@ -1000,6 +1000,9 @@ fn source_options(
         replica_server_id: replica_server_id_for(&job.name),
         heartbeat: Duration::from_secs(1),
         max_tx_part_bytes: engine::tx_part_bytes(&job.src),
+        sql_filter: dtle_mysql::sql_filter::SqlFilter::from_names(job.src.sql_filters()).map_err(|name| {
+            DriverError::InvalidField { field: "SqlFilter".into(), value: name, reason: "unknown filter name".into() }
+        })?,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod schema;
 pub mod snapshot;
 pub mod source;
 pub mod sql;
+pub mod sql_filter;
 pub mod stream;
 pub mod value;
 pub mod where_expr;

@@ -28,6 +28,7 @@ pub struct SourceOptions {
     pub heartbeat: Duration,
     /// Big transactions are sent in parts of about this many bytes of row data.
     pub max_tx_part_bytes: usize,
+    pub sql_filter: crate::sql_filter::SqlFilter,
 }
 
 /// Where the src task begins.
@@ -97,6 +98,7 @@ pub async fn run_source(
         replica_server_id: opts.replica_server_id,
         heartbeat: opts.heartbeat,
         max_tx_part_bytes: opts.max_tx_part_bytes,
+        sql_filter: opts.sql_filter.clone(),
     };
     stream_binlog(binlog, out, cancel).await
 }

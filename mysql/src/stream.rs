@@ -21,6 +21,7 @@ use crate::ddl::{classify, DdlTarget};
 use crate::error::{codes, MysqlError, Result};
 use crate::filter::TableFilter;
 use crate::schema::{load_table_meta, TableMeta};
+use crate::sql_filter::SqlFilter;
 use crate::where_expr::{BoundWhere, WhereError};
 
 /// Where to read from and what to keep.
@@ -37,6 +38,8 @@ pub struct BinlogOptions {
     pub heartbeat: Duration,
     /// A transaction whose row data reaches this many bytes is sent in parts of about this size.
     pub max_tx_part_bytes: usize,
+    /// Event kinds left out (dtle's SqlFilter).
+    pub sql_filter: SqlFilter,
 }
 
 const MYSQL_GTID_EVENT: u8 = 33;
@@ -322,7 +325,10 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     } {
                         metas.remove(&(s, n));
                     }
-                    t.events.push(ddl);
+                    // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
+                    if opts.sql_filter.keeps_ddl(trimmed) {
+                        t.events.push(ddl);
+                    }
                 }
                 if !t.in_begin {
                     // A statement outside BEGIN (DDL) is a transaction of its own.
@@ -416,7 +422,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                             transient: false,
                         })?,
                     };
-                    if let Some(change) = change {
+                    if let Some(change) = change.filter(|c| opts.sql_filter.keeps_row(c)) {
                         t.events.push(TxEvent::Row(change));
                     }
                 }
