@@ -268,56 +268,6 @@ async fn type_matrix_before_and_after_snapshot() {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Random small transactions on `tk` (primary key) and `tn` (no key at all) until `stop`.
-async fn steady_load(
-    s: Servers,
-    schema: String,
-    stop: Arc<AtomicBool>,
-    txs: Arc<AtomicU64>,
-    seed: u64,
-) -> Result<(), String> {
-    let mut rng = Rng::new(seed);
-    let mut conn = s.try_conn(s.src).await?;
-    async fn run(conn: &mut Conn, sql: String) -> Result<(), String> {
-        use mysql_async::prelude::Queryable;
-        conn.query_drop(&sql).await.map_err(|e| format!("load: {e}\n  SQL: {sql}"))
-    }
-    while !stop.load(Ordering::Relaxed) {
-        run(&mut conn, "BEGIN".into()).await?;
-        for _ in 0..1 + rng.below(4) {
-            let a = rng.below(400);
-            let b = rng.below(40);
-            let sql = match rng.below(7) {
-                0 | 1 => format!(
-                    "INSERT INTO {schema}.tk (id, v, s) VALUES ({a}, {}, 's{}') ON DUPLICATE KEY UPDATE v = v + 1, s = 'dup'",
-                    rng.below(1000),
-                    rng.below(100)
-                ),
-                2 => format!("UPDATE {schema}.tk SET v = v + 1, s = CONCAT('u', v) WHERE id BETWEEN {a} AND {}", a + 3),
-                3 => format!("DELETE FROM {schema}.tk WHERE id = {a}"),
-                4 => {
-                    // Duplicates on purpose; NULLs too.
-                    let v = |r: &mut Rng| if r.below(5) == 0 { "NULL".to_string() } else { format!("'b{}'", r.below(3)) };
-                    format!("INSERT INTO {schema}.tn (a, b) VALUES ({b}, {}), ({b}, {}), ({}, {})", v(&mut rng), v(&mut rng), rng.below(40), v(&mut rng))
-                }
-                5 => format!("UPDATE {schema}.tn SET b = 'u{}' WHERE a = {b} LIMIT 1", rng.below(3)),
-                _ => {
-                    if rng.below(4) == 0 {
-                        format!("DELETE FROM {schema}.tn WHERE a = {b}")
-                    } else {
-                        format!("DELETE FROM {schema}.tn WHERE a = {b} LIMIT 1")
-                    }
-                }
-            };
-            run(&mut conn, sql).await?;
-        }
-        run(&mut conn, "COMMIT".into()).await?;
-        txs.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(2 + rng.below(8))).await;
-    }
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resume_after_kill9_mid_stream() {
     let Some(ctx) = Ctx::new("kill_stream").await else {
@@ -350,7 +300,7 @@ async fn resume_after_kill9_mid_stream() {
     println!("resume_after_kill9_mid_stream: load seed {seed}");
     let stop = Arc::new(AtomicBool::new(false));
     let txs = Arc::new(AtomicU64::new(0));
-    let load = tokio::spawn(steady_load(ctx.s.clone(), schema.to_string(), stop.clone(), txs.clone(), seed));
+    let load = tokio::spawn(load_loop(ctx.s.clone(), schema.to_string(), stop.clone(), txs.clone(), seed));
     let stop_guard = StopOnDrop(stop.clone());
 
     for round in 1..=2 {

@@ -1023,7 +1023,8 @@ impl Drop for Load {
     }
 }
 
-async fn load_loop(
+/// Random small transactions on `tk` (primary key) and `tn` (no key at all) until `stop`.
+pub async fn load_loop(
     s: Servers,
     schema: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
