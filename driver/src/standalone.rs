@@ -202,17 +202,13 @@ async fn run_once(
         applier.set_redo_snapshot(redo);
     }
 
-    let source_opts = source_options(job, source_ep, flavor)?;
-
-    let src_cancel = shutdown.child_token();
-    // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
-    let (change_tx, change_rx) = mpsc::channel::<Change>(4);
+    let mut src = SrcSide::start(job, source_options(job, source_ep, flavor)?, start, store, shutdown);
     // In one process the byte budget bounds memory; the batch window only needs to be large enough that the dest can
     // group many small transactions into one target transaction when it falls behind.
     let window = (job.src.repl_chan_buffer_size.max(1) as usize).clamp(1024, 4096);
     let (batch_sender, mut ack_rx, mut batch_rx) =
         in_process::channel::<Vec<Change>, (JobStage, Position)>(window, IN_FLIGHT_BYTES);
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let progress_tx = src.progress.clone();
     let forward_acks = tokio::spawn(async move {
         while let Some(ack) = ack_rx.recv().await {
             if progress_tx.send(ack.progress).is_err() {
@@ -220,24 +216,16 @@ async fn run_once(
             }
         }
     });
-
-    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()).in_current_span());
-    let (max_bytes, timeout) = engine::group_limits(&job.src);
-    let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
-    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
+    let mut groups = src.take_groups();
     let forward_batches = tokio::spawn(async move {
         let mut sender = batch_sender;
-        while let Some(group) = grouped_rx.recv().await {
+        while let Some(group) = groups.recv().await {
             let size = group.iter().map(Change::approx_size).sum();
             if sender.send(group, size).await.is_err() {
                 return;
             }
         }
     });
-    let job_metrics = metrics::job(&job.name);
-    let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
-    let checkpoint_task =
-        tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let mut dest_result: Result<(), DriverError> = Ok(());
@@ -270,9 +258,9 @@ async fn run_once(
         let before = applier.stats.clone();
         match applier.apply(&changes).await {
             Ok(durable) => {
-                record_apply_metrics(&job_metrics, &before, &applier.stats, &changes);
+                record_apply_metrics(&src.metrics, &before, &applier.stats, &changes);
                 progress.applied(&changes, &applier.stats);
-                dump_progress.observe(&changes);
+                src.dump_progress.observe(&changes);
                 if let Some(position) = durable {
                     let _ = batch_rx.ack(seq, (stage, position));
                 } else {
@@ -285,15 +273,12 @@ async fn run_once(
             }
         }
     }
-    src_cancel.cancel();
+    src.cancel.cancel();
     drop(batch_rx);
     progress.finish();
-    let source_result = join_source(source_task).await;
-    let _ = batcher_task.await;
     let _ = forward_batches.await;
     let _ = forward_acks.await;
-    let checkpoint_result =
-        checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+    let (source_result, checkpoint_result) = src.finish().await;
     dest_result?;
     checkpoint_result?;
     match source_result {
@@ -612,6 +597,70 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The src task's moving parts: the source reading the database, the batcher grouping its changes like dtle's
+/// GroupMaxSize/GroupTimeout, and the checkpoint saver fed with the positions the dest made durable.
+struct SrcSide {
+    cancel: CancellationToken,
+    source_task: tokio::task::JoinHandle<Result<(), dtle_mysql::MysqlError>>,
+    batcher_task: tokio::task::JoinHandle<()>,
+    checkpoint_task: tokio::task::JoinHandle<Result<(), DriverError>>,
+    groups: Option<mpsc::Receiver<Vec<Change>>>,
+    /// Durable positions, in order, for the checkpoint saver.
+    progress: mpsc::UnboundedSender<(JobStage, Position)>,
+    dump_progress: DumpProgressReporter,
+    metrics: Arc<metrics::JobMetrics>,
+}
+
+impl SrcSide {
+    fn start(
+        job: &ResolvedJob,
+        source_opts: SourceOptions,
+        start: StartFrom,
+        store: Arc<dyn CheckpointStore>,
+        shutdown: &CancellationToken,
+    ) -> SrcSide {
+        let cancel = shutdown.child_token();
+        // Few changes in flight: a snapshot chunk is ChunkSize rows, so memory stays bounded by chunks, not tables.
+        let (change_tx, change_rx) = mpsc::channel::<Change>(4);
+        let source_task = tokio::spawn(run_source(source_opts, start, change_tx, cancel.clone()).in_current_span());
+        let (max_bytes, timeout) = engine::group_limits(&job.src);
+        let (grouped_tx, groups) = mpsc::channel::<Vec<Change>>(1);
+        let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
+        let (progress, progress_rx) = mpsc::unbounded_channel();
+        let dump_progress = DumpProgressReporter::new(&job.name, store.clone());
+        let checkpoint_task =
+            tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, cancel.clone()).in_current_span());
+        SrcSide {
+            cancel,
+            source_task,
+            batcher_task,
+            checkpoint_task,
+            groups: Some(groups),
+            progress,
+            dump_progress,
+            metrics: metrics::job(&job.name),
+        }
+    }
+
+    /// The grouped changes, for the transport (taken once).
+    fn take_groups(&mut self) -> mpsc::Receiver<Vec<Change>> {
+        self.groups.take().unwrap_or_else(|| mpsc::channel(1).1)
+    }
+
+    /// Stops the source and waits for every part. Returns the source's result and the checkpoint saver's (which ends
+    /// once every clone of the progress sender is gone).
+    async fn finish(self) -> (Result<(), DriverError>, Result<(), DriverError>) {
+        let SrcSide { cancel, source_task, batcher_task, checkpoint_task, progress, .. } = self;
+        cancel.cancel();
+        drop(progress);
+        let source_result = join_source(source_task).await;
+        let _ = batcher_task.await;
+        let checkpoint_result =
+            checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+        (source_result, checkpoint_result)
+    }
+}
+
 /// Writes full-copy progress (`DumpProgress`, dtle's `[exec_rows,total_rows]`) to the position store every 10 s and
 /// when the copy ends. Saves run in the background; a store that is down only delays them.
 struct DumpProgressReporter {
@@ -801,18 +850,9 @@ async fn run_src_remote(
         }
         _ => start_from_store_or_config(job, flavor, store.as_ref(), &source_ep).await?,
     };
-    let source_opts = source_options(job, source_ep, flavor)?;
-    let src_cancel = shutdown.child_token();
-    let (change_tx, change_rx) = mpsc::channel::<Change>(4);
-    let source_task = tokio::spawn(run_source(source_opts, start, change_tx, src_cancel.clone()).in_current_span());
-    let (max_bytes, timeout) = engine::group_limits(&job.src);
-    let (grouped_tx, mut grouped_rx) = mpsc::channel::<Vec<Change>>(1);
-    let batcher_task = tokio::spawn(batch_changes(change_rx, grouped_tx, max_bytes, timeout).in_current_span());
-    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
-    let job_metrics = metrics::job(&job.name);
-    let mut dump_progress = DumpProgressReporter::new(&job.name, store.clone());
-    let checkpoint_task =
-        tokio::spawn(save_checkpoints(job.name.clone(), store, progress_rx, src_cancel.clone()).in_current_span());
+    let mut src = SrcSide::start(job, source_options(job, source_ep, flavor)?, start, store, shutdown);
+    let mut groups = src.take_groups();
+    let progress_tx = src.progress.clone();
 
     // Which batch ended the full copy: positions acknowledged before it belong to the snapshot stage.
     let mut snapshot_done_seq: Option<u64> = None;
@@ -828,18 +868,18 @@ async fn run_src_remote(
     };
     loop {
         tokio::select! {
-            group = grouped_rx.recv() => {
+            group = groups.recv() => {
                 let Some(group) = group else { break };
                 if group.iter().any(|c| matches!(c, Change::SnapshotStart { .. })) {
                     snapshot_done_seq = Some(u64::MAX);
                 }
                 let is_done = group.iter().any(|c| matches!(c, Change::SnapshotDone { .. }));
-                dump_progress.observe(&group);
+                src.dump_progress.observe(&group);
                 let bytes = prost::Message::encode_to_vec(&wire::encode_batch(&group));
                 let (raw_before, sent_before) = (link.bytes_raw, link.bytes_sent);
                 match link.send(&bytes).await {
                     Ok(seq) => {
-                        job_metrics.add_link_bytes(link.bytes_raw - raw_before, link.bytes_sent - sent_before);
+                        src.metrics.add_link_bytes(link.bytes_raw - raw_before, link.bytes_sent - sent_before);
                         if is_done {
                             snapshot_done_seq = Some(seq);
                         }
@@ -857,8 +897,8 @@ async fn run_src_remote(
             }
         }
     }
-    src_cancel.cancel();
-    drop(grouped_rx);
+    src.cancel.cancel();
+    drop(groups);
     if link_result.is_ok() {
         // Clean stop: give the dest a moment to apply what was sent. What it does not acknowledge is not lost:
         // the next run resumes from the target's position.
@@ -871,10 +911,7 @@ async fn run_src_remote(
         handle_ack(ack, snapshot_done_seq);
     }
     drop(handle_ack);
-    let source_result = join_source(source_task).await;
-    let _ = batcher_task.await;
-    let checkpoint_result =
-        checkpoint_task.await.unwrap_or_else(|e| Err(DriverError::Other(format!("checkpoint task failed: {e}"))));
+    let (source_result, checkpoint_result) = src.finish().await;
     info!(job = %job.name, raw_bytes = link.bytes_raw, sent_bytes = link.bytes_sent, "src: link totals");
     link_result?;
     checkpoint_result?;
