@@ -6,7 +6,7 @@ use std::time::Duration;
 use dtle_mysql::applier::ApplierOptions;
 use std::sync::Arc;
 
-use dtle_mysql::filter::{NameMatch, SchemaRule, TableFilter, TableRule};
+use dtle_mysql::filter::{ColumnMap, NameMatch, SchemaRule, TableFilter, TableRule};
 use dtle_mysql::where_expr::WhereExpr;
 use dtle_mysql::{Endpoint, Role};
 
@@ -58,11 +58,11 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
     let mut warnings = Vec::new();
     for (i, ds) in c.replicate_do_db.iter().enumerate() {
         for (j, t) in ds.tables.iter().enumerate() {
-            if !t.column_map_from.is_empty() || !t.column_map_to.is_empty() {
+            if !t.column_map_from.is_empty() && !c.skip_create_db_table {
                 return Err(unsupported(
                     job,
                     &format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"),
-                    "column maps are not available in this build yet",
+                    "a column map writes into a target table you create: set SkipCreateDbTable = true and create it by hand",
                 ));
             }
         }
@@ -129,6 +129,16 @@ pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
                                     })?))
                                 }
                             },
+                            column_map: (!t.column_map_from.is_empty()).then(|| {
+                                Arc::new(ColumnMap {
+                                    from: t.column_map_from.clone(),
+                                    to: if t.column_map_to.is_empty() {
+                                        t.column_map_from.clone()
+                                    } else {
+                                        t.column_map_to.clone()
+                                    },
+                                })
+                            }),
                         })
                     })
                     .collect::<Result<Vec<_>, DriverError>>()?;

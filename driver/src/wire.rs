@@ -53,6 +53,7 @@ impl Encoder {
                 .collect(),
             key_columns: t.key_columns.iter().map(|&k| k as u32).collect(),
             estimated_rows: t.estimated_rows,
+            column_subset: t.column_subset,
         });
         self.index.insert(key, i);
         i
@@ -294,6 +295,7 @@ fn table_from_wire(t: w::Table) -> Result<TableMeta, WireError> {
         columns,
         key_columns,
         estimated_rows: t.estimated_rows,
+        column_subset: t.column_subset,
     })
 }
 
@@ -395,6 +397,7 @@ mod tests {
                 .collect(),
             key_columns: vec![0],
             estimated_rows: 9,
+            column_subset: true,
         })
     }
 

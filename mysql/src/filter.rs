@@ -39,6 +39,24 @@ pub struct TableRule {
     pub rename: Option<String>,
     /// Row filter: only rows for which it is TRUE are replicated (snapshot and binlog alike).
     pub row_filter: Option<Arc<WhereExpr>>,
+    /// Column map: these source columns, in this order, are written to the target columns named in `to`.
+    pub column_map: Option<Arc<ColumnMap>>,
+}
+
+/// `ColumnMapFrom` / `ColumnMapTo` of one table (`to` empty = the same names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnMap {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+}
+
+/// How a selected source table is replicated.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub target_schema: String,
+    pub target_name: String,
+    pub row_filter: Option<Arc<WhereExpr>>,
+    pub column_map: Option<Arc<ColumnMap>>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,11 +93,17 @@ impl TableFilter {
 
     /// The target (schema, table) when this source table is replicated.
     pub fn target_of(&self, schema: &str, table: &str) -> Option<(String, String)> {
-        self.selection_of(schema, table).map(|(s, t, _)| (s, t))
+        self.selection_of(schema, table).map(|s| (s.target_schema, s.target_name))
     }
 
-    /// The target (schema, table) and the row filter, when this source table is replicated.
-    pub fn selection_of(&self, schema: &str, table: &str) -> Option<(String, String, Option<Arc<WhereExpr>>)> {
+    /// Where and how this source table is replicated, when it is.
+    pub fn selection_of(&self, schema: &str, table: &str) -> Option<Selection> {
+        let plain = |target_schema: String, target_name: String| Selection {
+            target_schema,
+            target_name,
+            row_filter: None,
+            column_map: None,
+        };
         if SYSTEM_SCHEMAS.contains(&schema) {
             return None;
         }
@@ -90,7 +114,7 @@ impl TableFilter {
             return None;
         }
         if self.replicate.is_empty() {
-            return Some((schema.to_string(), table.to_string(), None));
+            return Some(plain(schema.to_string(), table.to_string()));
         }
         for rule in &self.replicate {
             if !rule.schema.matches(schema) {
@@ -98,10 +122,15 @@ impl TableFilter {
             }
             let target_schema = rule.schema.rename(schema, rule.rename.as_deref());
             if rule.tables.is_empty() {
-                return Some((target_schema, table.to_string(), None));
+                return Some(plain(target_schema, table.to_string()));
             }
             if let Some(t) = rule.tables.iter().find(|t| t.table.matches(table)) {
-                return Some((target_schema, t.table.rename(table, t.rename.as_deref()), t.row_filter.clone()));
+                return Some(Selection {
+                    target_schema,
+                    target_name: t.table.rename(table, t.rename.as_deref()),
+                    row_filter: t.row_filter.clone(),
+                    column_map: t.column_map.clone(),
+                });
             }
         }
         None
@@ -132,7 +161,7 @@ mod tests {
                 SchemaRule {
                     schema: exact("test"),
                     rename: None,
-                    tables: vec![TableRule { table: exact("t1"), rename: None, row_filter: None }],
+                    tables: vec![TableRule { table: exact("t1"), rename: None, row_filter: None, column_map: None }],
                 },
                 SchemaRule {
                     schema: NameMatch::Regex(TableFilter::compile_regex(r"(\w*)src(\w*)").unwrap()),
@@ -143,7 +172,7 @@ mod tests {
             ignore: vec![SchemaRule {
                 schema: exact("asrc"),
                 rename: None,
-                tables: vec![TableRule { table: exact("secret"), rename: None, row_filter: None }],
+                tables: vec![TableRule { table: exact("secret"), rename: None, row_filter: None, column_map: None }],
             }],
         };
         assert_eq!(f.target_of("test", "t1"), Some(("test".into(), "t1".into())));

@@ -35,6 +35,8 @@ pub struct TableMeta {
     pub key_columns: Vec<usize>,
     /// Estimated rows (information_schema.TABLES.TABLE_ROWS), for progress.
     pub estimated_rows: u64,
+    /// Only some target columns are written (a column map): the target may have more columns.
+    pub column_subset: bool,
 }
 
 impl TableMeta {
@@ -56,6 +58,33 @@ impl TableMeta {
     }
     pub fn column_unsigned(&self) -> Vec<bool> {
         self.columns.iter().map(|c| c.unsigned).collect()
+    }
+
+    /// The table as written through a column map (`ColumnMapFrom` → `ColumnMapTo`): the chosen source columns, in
+    /// that order, under their target names; and for each of them the index of its source column. The key is kept
+    /// when all its columns are mapped.
+    pub fn project(&self, from: &[String], to: &[String]) -> Result<(TableMeta, Vec<usize>), String> {
+        let mut indexes = Vec::with_capacity(from.len());
+        let mut columns = Vec::with_capacity(from.len());
+        for (i, name) in from.iter().enumerate() {
+            let Some(index) = self.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)) else {
+                let known: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!(
+                    "column {name:?} is not in {} (columns: {})",
+                    self.source_name(),
+                    known.join(", ")
+                ));
+            };
+            let mut column = self.columns[index].clone();
+            column.name = to.get(i).cloned().unwrap_or_else(|| column.name.clone());
+            indexes.push(index);
+            columns.push(column);
+        }
+        let key_columns: Option<Vec<usize>> =
+            self.key_columns.iter().map(|k| indexes.iter().position(|i| i == k)).collect();
+        let projected =
+            TableMeta { columns, key_columns: key_columns.unwrap_or_default(), column_subset: true, ..self.clone() };
+        Ok((projected, indexes))
     }
 }
 
@@ -132,6 +161,7 @@ pub async fn load_table_meta(conn: &mut Conn, schema: &str, table: &str) -> Resu
         columns,
         key_columns,
         estimated_rows: estimated_rows.unwrap_or(0),
+        column_subset: false,
     }))
 }
 

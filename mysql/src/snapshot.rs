@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub position: Position,
     /// SQL of the row filter (`Where`) per source table.
     row_filters: std::collections::HashMap<(String, String), String>,
+    /// Tables copied through a column map: the source table and, per output column, its source column.
+    projections: std::collections::HashMap<(String, String), (Arc<TableMeta>, Vec<usize>)>,
 }
 
 impl Snapshot {
@@ -125,7 +127,7 @@ impl Snapshot {
                 position
             }
         };
-        Ok(Snapshot { data, meta, position, row_filters: Default::default() })
+        Ok(Snapshot { data, meta, position, row_filters: Default::default(), projections: Default::default() })
     }
 
     /// The source tables the filter selects, with their target names.
@@ -141,9 +143,11 @@ impl Snapshot {
             .map_err(|e| MysqlError::query("listing the source tables", e))?;
         let mut tables = Vec::new();
         for (schema, name) in names {
-            let Some((target_schema, target_name, row_filter)) = filter.selection_of(&schema, &name) else {
+            let Some(selection) = filter.selection_of(&schema, &name) else {
                 continue;
             };
+            let (target_schema, target_name, row_filter) =
+                (selection.target_schema, selection.target_name, selection.row_filter);
             if let Some(mut meta) = load_table_meta(&mut self.meta, &schema, &name).await? {
                 if let Some(expr) = &row_filter {
                     // Checks the column names now, so a typo fails before anything is copied.
@@ -156,7 +160,21 @@ impl Snapshot {
                 }
                 meta.target_schema = target_schema;
                 meta.target_name = target_name;
-                tables.push(Arc::new(meta));
+                let source = Arc::new(meta);
+                let output = match &selection.column_map {
+                    None => source.clone(),
+                    Some(map) => {
+                        let (projected, indexes) =
+                            source.project(&map.from, &map.to).map_err(|reason| MysqlError::InvalidConfig {
+                                field: format!("ColumnMapFrom of {schema}.{name}"),
+                                value: map.from.join(","),
+                                reason,
+                            })?;
+                        self.projections.insert((schema.clone(), name.clone()), (source.clone(), indexes));
+                        Arc::new(projected)
+                    }
+                };
+                tables.push(output);
             }
         }
         Ok(tables)
@@ -177,11 +195,27 @@ impl Snapshot {
     /// Returns the number of rows read; stops early (Ok) when cancelled.
     pub async fn copy_table(
         &mut self,
-        table: &Arc<TableMeta>,
+        output: &Arc<TableMeta>,
         chunk_size: usize,
         out: &mpsc::Sender<Change>,
         cancel: &CancellationToken,
     ) -> Result<u64> {
+        // Rows are read with the source table and sent as `output` (projected through a column map, if any).
+        let (source, projection) = match self.projections.get(&(output.schema.clone(), output.name.clone())) {
+            Some((source, indexes)) => (source.clone(), Some(indexes.clone())),
+            None => (output.clone(), None),
+        };
+        let table = &source;
+        let emit = |rows: Vec<Vec<Value>>| Change::SnapshotRows {
+            table: output.clone(),
+            rows: match &projection {
+                None => rows,
+                Some(indexes) => rows
+                    .into_iter()
+                    .map(|r| indexes.iter().map(|&i| r.get(i).cloned().unwrap_or(Value::Absent)).collect())
+                    .collect(),
+            },
+        };
         let columns = column_list(table.columns.iter());
         let row_filter = self.row_filters.get(&(table.schema.clone(), table.name.clone())).cloned();
         let mut copied = 0u64;
@@ -210,7 +244,7 @@ impl Snapshot {
                 }
                 last_key = rows.last().map(|r| table.key_columns.iter().map(|&i| r[i].clone()).collect());
                 copied += n as u64;
-                if out.send(Change::SnapshotRows { table: table.clone(), rows }).await.is_err() {
+                if out.send(emit(rows)).await.is_err() {
                     return Ok(copied);
                 }
                 if n < chunk_size {
@@ -238,9 +272,7 @@ impl Snapshot {
                 if chunk.len() >= chunk_size {
                     copied += chunk.len() as u64;
                     let rows = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size.min(10_000)));
-                    if cancel.is_cancelled()
-                        || out.send(Change::SnapshotRows { table: table.clone(), rows }).await.is_err()
-                    {
+                    if cancel.is_cancelled() || out.send(emit(rows)).await.is_err() {
                         return Ok(copied);
                     }
                 }
@@ -248,7 +280,7 @@ impl Snapshot {
             drop(result);
             if !chunk.is_empty() {
                 copied += chunk.len() as u64;
-                let _ = out.send(Change::SnapshotRows { table: table.clone(), rows: chunk }).await;
+                let _ = out.send(emit(chunk)).await;
             }
         }
         Ok(copied)

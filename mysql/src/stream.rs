@@ -145,9 +145,19 @@ struct TxBuilder {
     part_size: usize,
 }
 
-/// A table seen in TABLE_MAP: its plan, what the engine knows of it, and its row filter; `None` for tables not
-/// replicated.
-type PlanEntry = Option<(TablePlan, Arc<TableMeta>, Option<BoundWhere>)>;
+/// A replicated table seen in TABLE_MAP.
+struct SelectedTable {
+    plan: TablePlan,
+    /// The source table (what the rows are decoded and filtered with).
+    meta: Arc<TableMeta>,
+    row_filter: Option<BoundWhere>,
+    /// What the dest gets: the source table, or its projection through a column map with the source indexes.
+    output: Arc<TableMeta>,
+    projection: Option<Vec<usize>>,
+}
+
+/// `None` for tables not replicated.
+type PlanEntry = Option<SelectedTable>;
 
 /// Follows the binlog until cancelled or an error, sending transactions to `out`.
 pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cancel: CancellationToken) -> Result<()> {
@@ -343,7 +353,9 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 let table = tme.table_name().into_owned();
                 let entry = match opts.filter.selection_of(&schema, &table) {
                     None => None,
-                    Some((target_schema, target_name, row_filter)) => {
+                    Some(selection) => {
+                        let (target_schema, target_name) = (selection.target_schema, selection.target_name);
+                        let row_filter = selection.row_filter;
                         let key = (schema.clone(), table.clone());
                         let meta = match metas.get(&key) {
                             Some(m) => m.clone(),
@@ -382,19 +394,33 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                             })?),
                             None => None,
                         };
-                        Some((plan, meta, bound))
+                        let (output, projection) = match &selection.column_map {
+                            None => (meta.clone(), None),
+                            Some(map) => {
+                                let (projected, indexes) =
+                                    meta.project(&map.from, &map.to).map_err(|reason| MysqlError::InvalidConfig {
+                                        field: format!("ColumnMapFrom of {}", meta.source_name()),
+                                        value: map.from.join(","),
+                                        reason,
+                                    })?;
+                                (Arc::new(projected), Some(indexes))
+                            }
+                        };
+                        Some(SelectedTable { plan, meta, row_filter: bound, output, projection })
                     }
                 };
                 plans.insert(tme.table_id(), entry);
             }
             t if ROWS_EVENTS.contains(&t) => {
-                let Some(EventData::RowsEvent(rows_event)) = event.read_data().map_err(|e| decode_io(&file, pos, e))?
+                let Some(EventData::RowsEvent(rows_event)) = event_data(&event)
+                    .map_err(|source| MysqlError::Decode { file: file.clone(), pos, table: String::new(), source })?
                 else {
                     continue;
                 };
-                let Some(Some((plan, meta, row_filter))) = plans.get(&rows_event.table_id()) else {
+                let Some(Some(selected)) = plans.get(&rows_event.table_id()) else {
                     continue;
                 };
+                let (plan, meta, row_filter) = (&selected.plan, &selected.meta, &selected.row_filter);
                 let decoded = decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
                     file: file.clone(),
                     pos,
@@ -423,6 +449,10 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         })?,
                     };
                     if let Some(change) = change.filter(|c| opts.sql_filter.keeps_row(c)) {
+                        let change = match &selected.projection {
+                            None => change,
+                            Some(indexes) => project_change(change, &selected.output, indexes),
+                        };
                         t.events.push(TxEvent::Row(change));
                     }
                 }
@@ -466,6 +496,21 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
             }
             _ => {}
         }
+    }
+}
+
+/// A row change through a column map: the chosen values, in the map's order, for the projected table.
+fn project_change(change: RowChange, output: &Arc<TableMeta>, indexes: &[usize]) -> RowChange {
+    let project = |row: Vec<crate::value::Value>| -> Vec<crate::value::Value> {
+        indexes.iter().map(|&i| row.get(i).cloned().unwrap_or(crate::value::Value::Absent)).collect()
+    };
+    let table = output.clone();
+    match change {
+        RowChange::Insert { after, .. } => RowChange::Insert { table, after: project(after) },
+        RowChange::Update { before, after, .. } => {
+            RowChange::Update { table, before: project(before), after: project(after) }
+        }
+        RowChange::Delete { before, .. } => RowChange::Delete { table, before: project(before) },
     }
 }
 

@@ -124,6 +124,9 @@ pub struct Table {
     pub key_columns: Vec<u32>,
     #[prost(uint64, tag = "7")]
     pub estimated_rows: u64,
+    /// Only some target columns are written (a column map).
+    #[prost(bool, tag = "8")]
+    pub column_subset: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
