@@ -39,6 +39,7 @@ fn name_regex() -> &'static Regex {
     RE.get_or_init(|| {
         Regex::new(r"^\s*(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?").expect("static regex")
         // ok: constant pattern
+        // ok: constant pattern
     })
 }
 

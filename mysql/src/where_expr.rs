@@ -982,11 +982,10 @@ impl Parser<'_> {
         let mut args: Vec<Expr<String>> = args.into_iter().map(|a| a.e).collect();
         let e = match func {
             Some(f) => Expr::Func(f, args),
-            None => {
-                let r = args.pop().expect("two arguments");
-                let l = args.pop().expect("two arguments");
-                Expr::Arith(ArithOp::Mod, Box::new(l), Box::new(r))
-            }
+            None => match (args.pop(), args.pop()) {
+                (Some(r), Some(l)) => Expr::Arith(ArithOp::Mod, Box::new(l), Box::new(r)),
+                _ => return Err(self.err("mod() takes 2 arguments")),
+            },
         };
         self.node(e, d)
     }
