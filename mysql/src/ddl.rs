@@ -36,11 +36,8 @@ fn schema_regex() -> &'static Regex {
 
 fn name_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^\s*(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?").expect("static regex")
-        // ok: constant pattern
-        // ok: constant pattern
-    })
+    const PATTERN: &str = r"^\s*(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?";
+    RE.get_or_init(|| Regex::new(PATTERN).expect("static regex")) // ok: constant pattern
 }
 
 fn unquote(s: &str) -> String {
