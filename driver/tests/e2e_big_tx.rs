@@ -43,15 +43,7 @@ async fn run_case(ctx: &Ctx, schema: &str, job_name: &str, extra_args: &[&str]) 
         s.dst,
         &format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema)),
     );
-    let run = |ctx: &Ctx, log: &str| {
-        let mut args: Vec<std::ffi::OsString> = vec!["run".into(), job.clone().into_os_string(), "--data-dir".into()];
-        args.push(ctx.path().join("data").into_os_string());
-        args.push("--no-progress-bar".into());
-        args.extend(extra_args.iter().map(std::ffi::OsString::from));
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        Dtle::spawn(&ctx.path().join(log), &refs)
-    };
-    let mut dtle = run(ctx, "dtle1.log");
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle1.log", "data", extra_args);
     let table = format!("{schema}.t");
     // Wait for the (empty) full copy to finish: the job's position row reaches the incremental stage.
     wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
@@ -74,7 +66,7 @@ async fn run_case(ctx: &Ctx, schema: &str, job_name: &str, extra_args: &[&str]) 
     let expected_after_first = query_u64(&mut src, &format!("SELECT COUNT(*) FROM {table}")).await;
     assert!(visible == 0 || visible == expected_after_first, "a partly applied transaction became visible: {visible}");
 
-    let mut dtle = run(ctx, "dtle2.log");
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle2.log", "data", extra_args);
     big_transaction(&mut src, schema, 100_001, 30_000).await;
     wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
     assert_tables_equal(&mut src, &mut dst, &table, Some("id")).await;

@@ -36,17 +36,7 @@ async fn metrics_follow_replication() {
         l.local_addr().expect("addr").port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let args: Vec<std::ffi::OsString> = vec![
-        "run".into(),
-        job.clone().into_os_string(),
-        "--data-dir".into(),
-        ctx.path().join("data").into_os_string(),
-        "--no-progress-bar".into(),
-        "--metrics-addr".into(),
-        addr.clone().into(),
-    ];
-    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let mut dtle = Dtle::spawn(&ctx.path().join("dtle.log"), &refs);
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle.log", "data", &["--metrics-addr", &addr]);
     wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
     for i in 0..20 {
         exec(&mut src, &format!("UPDATE {schema}.t SET v = v + 1 WHERE id = {}", i + 1)).await;

@@ -39,19 +39,8 @@ async fn two_sources_aggregate_into_one_target() {
     };
     let j1 = ctx.job("job1.hcl", job1, s.src, s.dst, &conf(&gtid_a));
     let j2 = ctx.job("job2.hcl", job2, s.dst2, s.dst, &conf(&gtid_b));
-    let run = |job: &std::path::Path, data: &str, log: &str| {
-        let args: Vec<std::ffi::OsString> = vec![
-            "run".into(),
-            job.as_os_str().to_owned(),
-            "--data-dir".into(),
-            ctx.path().join(data).into_os_string(),
-            "--no-progress-bar".into(),
-        ];
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|x| x.as_os_str()).collect();
-        Dtle::spawn(&ctx.path().join(log), &refs)
-    };
-    let mut d1 = run(&j1, "data1", "job1.log");
-    let mut d2 = run(&j2, "data2", "job2.log");
+    let mut d1 = Dtle::run_with(ctx.path(), &j1, "job1.log", "data1", &[]);
+    let mut d2 = Dtle::run_with(ctx.path(), &j2, "job2.log", "data2", &[]);
     for i in 0..20 {
         exec(&mut a, &format!("INSERT INTO {schema}.t2 VALUES ({}, 'a')", 100 + i)).await;
         exec(&mut b, &format!("INSERT INTO {schema}.t2 VALUES ({}, 'b')", 200 + i)).await;

@@ -41,19 +41,8 @@ async fn split_by_where_into_two_targets() {
 
     let lo = split_job(&ctx, "lo.hcl", job_lo, schema, s.dst, "id<10");
     let hi = split_job(&ctx, "hi.hcl", job_hi, schema, s.dst2, "id>=10");
-    let run = |job: &std::path::Path, data: &str, log: &str| {
-        let args: Vec<std::ffi::OsString> = vec![
-            "run".into(),
-            job.as_os_str().to_owned(),
-            "--data-dir".into(),
-            ctx.path().join(data).into_os_string(),
-            "--no-progress-bar".into(),
-        ];
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        Dtle::spawn(&ctx.path().join(log), &refs)
-    };
-    let mut dtle_lo = run(&lo, "data_lo", "lo.log");
-    let mut dtle_hi = run(&hi, "data_hi", "hi.log");
+    let mut dtle_lo = Dtle::run_with(ctx.path(), &lo, "lo.log", "data_lo", &[]);
+    let mut dtle_hi = Dtle::run_with(ctx.path(), &hi, "hi.log", "data_hi", &[]);
     wait_target_caught_up(s, &mut dst, job_lo, &mut dtle_lo).await;
     let mut s2 = s.clone();
     s2.dst = s.dst2;
