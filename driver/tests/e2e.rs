@@ -14,10 +14,6 @@ use std::time::Duration;
 use common::*;
 use mysql_async::Conn;
 
-fn replicate_schema(schema: &str) -> String {
-    format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]")
-}
-
 /// Waits until the job's position row on the target has changed `times` times (in the incremental stage).
 async fn wait_position_changes(dst: &mut Conn, job: &str, times: usize, dtle: &mut Dtle) {
     let w = Waiter::new(format!("the position of {job} changes {times} times"));

@@ -8,10 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn replicate_schema(schema: &str) -> String {
-    format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]")
-}
-
 /// One source transaction of `rows` inserts plus updates and deletes of earlier rows, ~100 bytes a row.
 async fn big_transaction(src: &mut mysql_async::Conn, schema: &str, first_id: u64, rows: u64) {
     exec(

@@ -18,10 +18,6 @@ fn refs(v: &[std::ffi::OsString]) -> Vec<&OsStr> {
     v.iter().map(|a| a.as_os_str()).collect()
 }
 
-fn replicate_schema(schema: &str) -> String {
-    format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]")
-}
-
 async fn fresh_schema(src: &mut Conn, dst: &mut Conn, schema: &str, job: &str) {
     reset_source_schema(src, schema).await;
     reset_target(dst, schema, job).await;

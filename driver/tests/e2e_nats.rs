@@ -14,10 +14,6 @@ use std::path::Path;
 use common::*;
 use mysql_async::Conn;
 
-fn replicate_schema(schema: &str) -> String {
-    format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]")
-}
-
 /// The src and dest processes of a job over NATS.
 fn start_pair(dir: &Path, job: &Path, nats: &str, extra: &[&str]) -> (Dtle, Dtle) {
     let mut dest_args = vec!["--transport", "nats", "--nats", nats, "--only", "dest"];

@@ -1078,3 +1078,8 @@ pub async fn load_loop(
     let _ = conn.disconnect().await;
     Ok(())
 }
+
+/// The job-file line that replicates a whole schema.
+pub fn replicate_schema(schema: &str) -> String {
+    format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]")
+}
