@@ -27,15 +27,17 @@ if [[ "${DTLE_SKIP_LINT:-0}" != 1 ]]; then
     cargo clippy --workspace --all-targets -q -- -D warnings
 fi
 
-log "starting MariaDB instances, nats-server (4222, and 4223 with a 64 KiB max_payload) and Consul"
+log "starting MariaDB instances, nats-server (4222, and 4223 with a 64 KiB max_payload), Consul and Kafka (9092)"
 if [[ "${DTLE_KEEP_SERVERS:-0}" != 1 ]]; then
-    trap '"$HERE/mariadb.sh" down >/dev/null 2>&1 || true; "$HERE/nats.sh" stop 4222; "$HERE/nats.sh" stop 4223; "$HERE/consul.sh" stop >/dev/null 2>&1 || true' EXIT
+    trap '"$HERE/mariadb.sh" down >/dev/null 2>&1 || true; "$HERE/nats.sh" stop 4222; "$HERE/nats.sh" stop 4223; "$HERE/consul.sh" stop >/dev/null 2>&1 || true; "$HERE/kafka.sh" stop >/dev/null 2>&1 || true' EXIT
 fi
 "$HERE/mariadb.sh" up
 "$HERE/nats.sh" start 4222
 "$HERE/nats.sh" start 4223 65536
 "$HERE/consul.sh" start
+"$HERE/kafka.sh" start
 eval "$("$HERE/mariadb.sh" env)"
+eval "$("$HERE/kafka.sh" env)"
 eval "$("$HERE/nats.sh" env)"
 eval "$("$HERE/consul.sh" env)"
 export DTLE_TEST_REQUIRE_SERVERS=1

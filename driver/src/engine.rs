@@ -24,24 +24,29 @@ pub fn endpoint(conn: &ConnectionConfig, role: Role, field: &'static str) -> End
     }
 }
 
-/// The source and target endpoints of a MySQL → MySQL job.
-pub fn endpoints(job: &ResolvedJob) -> Result<(Endpoint, Endpoint), DriverError> {
+/// The source endpoint of a job (any target).
+pub fn source_endpoint(job: &ResolvedJob) -> Endpoint {
     let source_field = match job.shape {
         crate::config::JobShape::V3 => "src task ConnectionConfig",
         crate::config::JobShape::V4 => "src task SrcConnectionConfig",
     };
+    endpoint(&job.source, Role::Source, source_field)
+}
+
+/// The source and target endpoints of a MySQL → MySQL job.
+pub fn endpoints(job: &ResolvedJob) -> Result<(Endpoint, Endpoint), DriverError> {
     let target_field = match job.shape {
         crate::config::JobShape::V3 => "dest task ConnectionConfig",
         crate::config::JobShape::V4 => "src task DestConnectionConfig",
     };
-    let source = endpoint(&job.source, Role::Source, source_field);
+    let source = source_endpoint(job);
     let target = match &job.target {
         TargetConfig::Mysql(c) => endpoint(c, Role::Target, target_field),
         TargetConfig::Kafka(_) => {
             return Err(unsupported(
                 job,
                 "KafkaConfig",
-                "a Kafka target is not available in this build yet; use a MySQL target",
+                "this operation needs a MySQL target; the job's target is Kafka",
             ))
         }
     };
@@ -68,7 +73,6 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
         }
     }
     let refuse = [
-        (c.two_way_sync, "TwoWaySync", "two-way sync is not available in this build yet"),
         (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
         (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
         (
@@ -89,13 +93,64 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
             return Err(unsupported(job, field, why));
         }
     }
-    if c.parallel_workers > 1 {
-        warnings.push(format!(
-            "ParallelWorkers = {}: this build applies with one worker (grouped commits); the setting is ignored",
-            c.parallel_workers
-        ));
+    if c.parallel_workers > 64 {
+        warnings.push(format!("ParallelWorkers = {}: at most 64 target connections are used", c.parallel_workers));
     }
     Ok(warnings)
+}
+
+/// The suffix dtle gives the reverse direction of a `TwoWaySync` job (its positions and logs).
+pub const REVERSE_JOB_SUFFIX: &str = "_dtrev";
+
+/// The reverse direction of a `TwoWaySync` job: target → source under `<job>_dtrev`, the same tables, starting at
+/// `TwoWaySyncGtid` (or the target's current position when it is empty or `"auto"`). Both sides must use the same
+/// names, so renames, column maps and row filters are refused.
+pub fn reverse_job(job: &ResolvedJob) -> Result<ResolvedJob, DriverError> {
+    let c = &job.src;
+    let TargetConfig::Mysql(target) = &job.target else {
+        return Err(unsupported(job, "TwoWaySync", "two-way sync needs a MySQL target, not Kafka"));
+    };
+    for (i, ds) in c.replicate_do_db.iter().enumerate() {
+        if !ds.table_schema_rename.is_empty() {
+            return Err(unsupported(
+                job,
+                &format!("ReplicateDoDb[{i}].TableSchemaRename"),
+                "with TwoWaySync both sides use the same names: remove the rename",
+            ));
+        }
+        for (j, t) in ds.tables.iter().enumerate() {
+            let field = |f: &str| format!("ReplicateDoDb[{i}].Tables[{j}].{f}");
+            let refused = [
+                (!t.table_rename.is_empty(), "TableRename"),
+                (!t.column_map_from.is_empty(), "ColumnMapFrom"),
+                (!t.r#where.trim().is_empty(), "Where"),
+            ];
+            if let Some((_, f)) = refused.iter().find(|(set, _)| *set) {
+                return Err(unsupported(
+                    job,
+                    &field(f),
+                    "with TwoWaySync both sides replicate the same rows under the same names: remove it, or run two jobs",
+                ));
+            }
+        }
+    }
+    let mut reverse = job.clone();
+    reverse.name = format!("{}{REVERSE_JOB_SUFFIX}", job.name);
+    reverse.source = target.clone();
+    reverse.target = TargetConfig::Mysql(job.source.clone());
+    let r = &mut reverse.src;
+    r.two_way_sync = false;
+    r.binlog_file.clear();
+    r.binlog_pos = 0;
+    let gtid = c.two_way_sync_gtid.trim();
+    if gtid.is_empty() || gtid.eq_ignore_ascii_case("auto") {
+        r.gtid.clear();
+        r.auto_gtid = true;
+    } else {
+        r.gtid = gtid.to_string();
+        r.auto_gtid = false;
+    }
+    Ok(reverse)
 }
 
 /// The table selection from ReplicateDoDb / ReplicateIgnoreDb.
@@ -168,6 +223,11 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
     let mut opts = ApplierOptions::new(job.name.clone());
     opts.foreign_key_checks = job.src.foreign_key_checks;
     opts.retry_tx_limit = job.src.retry_tx_limit.clamp(0, 1000) as u32;
+    opts.parallel_workers = job.src.parallel_workers.clamp(1, 64) as usize;
+    // Target connections of the full copy: dtle's job format has no field for it; an environment knob for tuning.
+    if let Some(n) = std::env::var("DTLE_SNAPSHOT_WRITERS").ok().and_then(|v| v.parse::<usize>().ok()) {
+        opts.snapshot_writers = n.clamp(1, 64);
+    }
     opts
 }
 

@@ -19,6 +19,9 @@ pub enum DriverError {
     #[error("transport: {0}")]
     Transport(#[from] dtle_transport::TransportError),
 
+    #[error("kafka: {0}")]
+    Kafka(Box<dtle_kafka::KafkaError>),
+
     #[error("{count} prerequisite check(s) failed:\n{list}", count = .0.len(), list = .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Prerequisites(Vec<MysqlError>),
 
@@ -38,6 +41,12 @@ impl From<MysqlError> for DriverError {
     }
 }
 
+impl From<dtle_kafka::KafkaError> for DriverError {
+    fn from(e: dtle_kafka::KafkaError) -> Self {
+        DriverError::Kafka(Box::new(e))
+    }
+}
+
 impl DriverError {
     /// Worth a retry (the network, a restarting server); otherwise the job stops with the message.
     pub fn is_transient(&self) -> bool {
@@ -45,6 +54,7 @@ impl DriverError {
             DriverError::Mysql(e) => e.is_transient(),
             DriverError::Store(e) => e.is_transient(),
             DriverError::Transport(e) => e.is_transient(),
+            DriverError::Kafka(e) => e.is_transient(),
             _ => false,
         }
     }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod kafka_dest;
 pub mod metrics;
 pub mod plugin;
 pub mod standalone;

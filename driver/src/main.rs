@@ -154,6 +154,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    bound_memory_retention();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -286,6 +287,8 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
         None => (Box::new(open_store(&data_dir)?), "local store".to_string()),
     };
     let mut applier = match &resolved {
+        // A Kafka target keeps no position of its own: only the store's counts.
+        Some(job) if matches!(job.target, dtle::config::TargetConfig::Kafka(_)) => None,
         Some(job) => {
             let (_, target) = dtle::engine::endpoints(job)?;
             Some(dtle_mysql::applier::Applier::connect(&target, dtle::engine::applier_options(job)).await?)
@@ -329,4 +332,23 @@ async fn positions(action: PositionsAction) -> Result<(), DriverError> {
         }
     }
     Ok(())
+}
+
+/// Keeps memory that passed through from staying resident (measured with a 1 GiB source transaction:
+/// tests/bench/bigtx.sh). Before any thread starts:
+/// - mysql_async pools up to 128 packet buffers and keeps each at up to 4 MiB; the buffers of big statements then
+///   stay allocated (tens of MiB). 256 KiB per pooled buffer is plenty for binlog events and replies.
+/// - glibc raises its mmap threshold after big frees, so later multi-MiB statement buffers come from the heap and
+///   their memory is not returned. A fixed threshold keeps them mmapped (returned on free).
+fn bound_memory_retention() {
+    if std::env::var_os("MYSQL_ASYNC_BUFFER_SIZE_CAP").is_none() {
+        std::env::set_var("MYSQL_ASYNC_BUFFER_SIZE_CAP", (256 << 10).to_string());
+    }
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        }
+    }
 }

@@ -28,12 +28,13 @@ use crate::error::DriverError;
 use crate::metrics;
 use crate::wire;
 
-/// At most this many changes, or about this many bytes of them, go into one target transaction group.
-const MAX_GROUP_CHANGES: usize = 4096;
-const MAX_GROUP_BYTES: usize = 8 << 20;
+/// At most this many changes, or about this many bytes of them, go into one target transaction group. While it is
+/// built and sent, a group's SQL text takes about 3x its bytes (measured with tests/bench/bigtx.sh).
+pub(crate) const MAX_GROUP_CHANGES: usize = 4096;
+pub(crate) const MAX_GROUP_BYTES: usize = 4 << 20;
 
 /// Bytes of changes between the src and the dest of one process (besides the batches counted by the window).
-const IN_FLIGHT_BYTES: usize = 32 << 20;
+const IN_FLIGHT_BYTES: usize = 16 << 20;
 
 /// Which tasks of the job this process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationT
         warn!(job = %job.name, "{warning}");
     }
     let store = opts.open_store()?;
+    if job.src.two_way_sync {
+        return run_two_way(job, opts, store, shutdown).await;
+    }
     match (&opts.nats, opts.roles) {
         (None, Roles::Both) => {}
         (None, _) => {
@@ -111,6 +115,66 @@ pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationT
         (Some(_), _) => {}
     }
     run_job_role(job, opts, store, shutdown).await
+}
+
+/// `TwoWaySync`: the job, and its reverse direction (`<job>_dtrev`, target → source) once the job's full copy is
+/// done, both in this process. dtle's markers (see `dtle_mysql::applier::marker_upsert`) keep each direction from
+/// sending back what the other applied. Conflicting writes on both sides are not resolved: the last writer wins.
+async fn run_two_way(
+    job: ResolvedJob,
+    opts: RunOptions,
+    store: Arc<dyn CheckpointStore>,
+    shutdown: CancellationToken,
+) -> Result<(), DriverError> {
+    if opts.nats.is_some() || opts.roles != Roles::Both {
+        return Err(DriverError::InvalidField {
+            field: "TwoWaySync".into(),
+            value: "true".into(),
+            reason: "two-way sync runs both directions in one process: run without --transport nats/--only, or run two jobs (A to B and B to A)".into(),
+        });
+    }
+    let reverse = engine::reverse_job(&job)?;
+    let (_, target) = engine::endpoints(&job)?;
+    let forward_name = job.name.clone();
+    let forward = tokio::spawn(
+        run_job_role(job, opts.clone(), store.clone(), shutdown.clone()).instrument(tracing::info_span!("forward")),
+    );
+    let reverse_task = {
+        let shutdown = shutdown.clone();
+        async move {
+            // The reverse direction starts after the full copy, so the copied rows are not read back.
+            let mut last_note = Instant::now();
+            loop {
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                if dtle_mysql::applier::recorded_stage(&target, &forward_name).await.as_deref()
+                    == Some("job_stage_incr")
+                {
+                    break;
+                }
+                if last_note.elapsed() > Duration::from_secs(60) {
+                    info!(job = %forward_name, "two-way sync: the reverse direction waits for the full copy to finish");
+                    last_note = Instant::now();
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            info!(job = %reverse.name, "two-way sync: starting the reverse direction");
+            run_job_role(reverse, opts, store, shutdown).await
+        }
+        .instrument(tracing::info_span!("reverse"))
+    };
+    let reverse_result = reverse_task.await;
+    if reverse_result.is_err() {
+        shutdown.cancel();
+    }
+    let forward_result =
+        forward.await.unwrap_or_else(|e| Err(DriverError::Other(format!("forward direction failed: {e}"))));
+    shutdown.cancel();
+    forward_result.and(reverse_result)
 }
 
 /// Runs one role (or both in process) with restarts after transient failures.
@@ -151,8 +215,11 @@ pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
     validate_roles(job, Roles::Both).await
 }
 
-async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<(), DriverError> {
+pub(crate) async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<(), DriverError> {
     engine::check_supported(job)?;
+    if let crate::config::TargetConfig::Kafka(k) = &job.target {
+        return crate::kafka_dest::validate(job, k, roles).await;
+    }
     let (source, target) = engine::endpoints(job)?;
     let req = SourceRequirements {
         needs_gtid: !job.src.gtid.is_empty() || job.src.auto_gtid,
@@ -187,6 +254,9 @@ async fn run_once(
     store: Arc<dyn CheckpointStore>,
     shutdown: &CancellationToken,
 ) -> Result<(), DriverError> {
+    if let crate::config::TargetConfig::Kafka(k) = &job.target {
+        return crate::kafka_dest::run_once(job, k, opts, store, shutdown).await;
+    }
     validate_job(job).await?;
     let (source_ep, target_ep) = engine::endpoints(job)?;
     let flavor = {
@@ -196,10 +266,14 @@ async fn run_once(
         info.flavor
     };
     let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
-    let start = decide_start(job, flavor, &mut applier, store.as_ref(), &source_ep).await?;
+    let mut start = decide_start(job, flavor, &mut applier, store.as_ref(), &source_ep).await?;
     if start == StartFrom::Snapshot {
-        let redo = applier.resume_point().await?.is_some_and(|rp| rp.stage == JobStage::Snapshot);
-        applier.set_redo_snapshot(redo);
+        // An interrupted full copy continues from the chunks on the target when it can; else it starts again.
+        if let Some(resume) = applier.prepare_snapshot_resume().await? {
+            let done = resume.tables.values().filter(|t| **t == dtle_mysql::snapshot::TableResume::Done).count();
+            info!(job = %job.name, tables_done = done, tables_partly_copied = resume.tables.len() - done, "resuming the full copy from the chunks on the target");
+            start = StartFrom::ResumeSnapshot(resume);
+        }
     }
 
     let mut src = SrcSide::start(job, source_options(job, source_ep, flavor)?, start, store, shutdown);
@@ -283,7 +357,14 @@ async fn run_once(
     checkpoint_result?;
     match source_result {
         Ok(()) => {
-            info!(job = %job.name, transactions = applier.stats.transactions, "stopped cleanly; position saved");
+            let st = &applier.stats;
+            if job.src.parallel_workers > 1 {
+                info!(
+                    "parallel apply: parallel_groups={} partitions={} retried_partitions={} skipped_applied={} ",
+                    st.parallel_groups, st.parallel_partitions, st.retried_partitions, st.skipped_applied
+                );
+            }
+            info!(job = %job.name, transactions = st.transactions, "stopped cleanly; position saved");
             Ok(())
         }
         Err(e) => {
@@ -318,7 +399,7 @@ async fn decide_start(
 
 /// Without a position on the target: the position store's (dtle's behaviour: it wins over the job file's Gtid),
 /// else the job file's start settings.
-async fn start_from_store_or_config(
+pub(crate) async fn start_from_store_or_config(
     job: &ResolvedJob,
     flavor: Flavor,
     store: &dyn CheckpointStore,
@@ -599,20 +680,20 @@ fn now_ms() -> u64 {
 
 /// The src task's moving parts: the source reading the database, the batcher grouping its changes like dtle's
 /// GroupMaxSize/GroupTimeout, and the checkpoint saver fed with the positions the dest made durable.
-struct SrcSide {
-    cancel: CancellationToken,
+pub(crate) struct SrcSide {
+    pub(crate) cancel: CancellationToken,
     source_task: tokio::task::JoinHandle<Result<(), dtle_mysql::MysqlError>>,
     batcher_task: tokio::task::JoinHandle<()>,
     checkpoint_task: tokio::task::JoinHandle<Result<(), DriverError>>,
     groups: Option<mpsc::Receiver<Vec<Change>>>,
     /// Durable positions, in order, for the checkpoint saver.
-    progress: mpsc::UnboundedSender<(JobStage, Position)>,
-    dump_progress: DumpProgressReporter,
-    metrics: Arc<metrics::JobMetrics>,
+    pub(crate) progress: mpsc::UnboundedSender<(JobStage, Position)>,
+    pub(crate) dump_progress: DumpProgressReporter,
+    pub(crate) metrics: Arc<metrics::JobMetrics>,
 }
 
 impl SrcSide {
-    fn start(
+    pub(crate) fn start(
         job: &ResolvedJob,
         source_opts: SourceOptions,
         start: StartFrom,
@@ -643,13 +724,13 @@ impl SrcSide {
     }
 
     /// The grouped changes, for the transport (taken once).
-    fn take_groups(&mut self) -> mpsc::Receiver<Vec<Change>> {
+    pub(crate) fn take_groups(&mut self) -> mpsc::Receiver<Vec<Change>> {
         self.groups.take().unwrap_or_else(|| mpsc::channel(1).1)
     }
 
     /// Stops the source and waits for every part. Returns the source's result and the checkpoint saver's (which ends
     /// once every clone of the progress sender is gone).
-    async fn finish(self) -> (Result<(), DriverError>, Result<(), DriverError>) {
+    pub(crate) async fn finish(self) -> (Result<(), DriverError>, Result<(), DriverError>) {
         let SrcSide { cancel, source_task, batcher_task, checkpoint_task, progress, .. } = self;
         cancel.cancel();
         drop(progress);
@@ -663,7 +744,7 @@ impl SrcSide {
 
 /// Writes full-copy progress (`DumpProgress`, dtle's `[exec_rows,total_rows]`) to the position store every 10 s and
 /// when the copy ends. Saves run in the background; a store that is down only delays them.
-struct DumpProgressReporter {
+pub(crate) struct DumpProgressReporter {
     job: String,
     store: Arc<dyn CheckpointStore>,
     rows: u64,
@@ -684,7 +765,7 @@ impl DumpProgressReporter {
         }
     }
 
-    fn observe(&mut self, changes: &[Change]) {
+    pub(crate) fn observe(&mut self, changes: &[Change]) {
         let mut done = false;
         for c in changes {
             match c {
@@ -720,7 +801,7 @@ impl DumpProgressReporter {
 }
 
 /// Progress for people: a bar during the full copy on a terminal, log lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     job: String,
     bar: Option<ProgressBar>,
     use_bar: bool,
@@ -732,7 +813,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(job: &str, use_bar: bool) -> Self {
+    pub(crate) fn new(job: &str, use_bar: bool) -> Self {
         Progress {
             job: job.to_string(),
             bar: None,
@@ -745,7 +826,7 @@ impl Progress {
         }
     }
 
-    fn snapshot_started(&mut self, estimated_rows: u64, tables: usize) {
+    pub(crate) fn snapshot_started(&mut self, estimated_rows: u64, tables: usize) {
         self.snapshot_total = estimated_rows.max(1);
         self.started = Instant::now();
         info!(job = %self.job, tables, estimated_rows, "full copy: copying");
@@ -760,7 +841,7 @@ impl Progress {
         }
     }
 
-    fn applied(&mut self, changes: &[Change], stats: &dtle_mysql::applier::ApplyStats) {
+    pub(crate) fn applied(&mut self, changes: &[Change], stats: &dtle_mysql::applier::ApplyStats) {
         for c in changes {
             match c {
                 Change::SnapshotRows { rows, .. } => {
@@ -802,7 +883,7 @@ impl Progress {
         }
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
         }
@@ -824,7 +905,7 @@ async fn run_src_remote(
 ) -> Result<(), DriverError> {
     let nats = opts.nats.clone().ok_or_else(|| DriverError::Other("the src task needs NATS options".into()))?;
     validate_roles(job, Roles::SrcOnly).await?;
-    let (source_ep, _) = engine::endpoints(job)?;
+    let source_ep = engine::source_endpoint(job);
     let flavor = {
         let mut conn = source_ep.connect(&[]).await?;
         let info = server_info(&mut conn).await?;
@@ -927,6 +1008,9 @@ async fn run_dest_remote(
     use dtle_proto::v1::HelloReply;
     use dtle_transport::nats::DestEvent;
     let nats = opts.nats.clone().ok_or_else(|| DriverError::Other("the dest task needs NATS options".into()))?;
+    if let crate::config::TargetConfig::Kafka(k) = &job.target {
+        return crate::kafka_dest::run_dest_remote(job, k, nats, opts, shutdown).await;
+    }
     validate_roles(job, Roles::DestOnly).await?;
     let (_, target_ep) = engine::endpoints(job)?;
     let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
@@ -1015,13 +1099,13 @@ async fn run_dest_remote(
     Ok(())
 }
 
-fn decode_payload(payload: &[u8]) -> Result<Vec<Change>, DriverError> {
+pub(crate) fn decode_payload(payload: &[u8]) -> Result<Vec<Change>, DriverError> {
     let batch = <dtle_proto::v1::ChangeBatch as prost::Message>::decode(payload)
         .map_err(|e| DriverError::Other(format!("unreadable batch: {e}")))?;
     wire::decode_batch(batch).map_err(|e| DriverError::Other(e.to_string()))
 }
 
-fn source_options(
+pub(crate) fn source_options(
     job: &ResolvedJob,
     endpoint: dtle_mysql::Endpoint,
     flavor: Flavor,
@@ -1040,6 +1124,7 @@ fn source_options(
         sql_filter: dtle_mysql::sql_filter::SqlFilter::from_names(job.src.sql_filters()).map_err(|name| {
             DriverError::InvalidField { field: "SqlFilter".into(), value: name, reason: "unknown filter name".into() }
         })?,
+        skip_unreplayable_ddl: job.src.skip_unreplayable_ddl,
     })
 }
 

@@ -62,7 +62,8 @@ impl Encoder {
     fn change(&mut self, c: &Change) -> w::Change {
         use w::change::Kind;
         let kind = match c {
-            Change::SnapshotStart { position, tables, estimated_rows } => Kind::SnapshotStart(w::SnapshotStart {
+            // `resume_from` stays in process: a src over NATS never resumes a copy (it always starts it again).
+            Change::SnapshotStart { position, tables, estimated_rows, .. } => Kind::SnapshotStart(w::SnapshotStart {
                 position: Some(position_to_wire(position)),
                 tables: tables.iter().map(|t| self.table(t)).collect(),
                 estimated_rows: *estimated_rows,
@@ -84,6 +85,7 @@ impl Encoder {
                 source_timestamp: tx.source_timestamp,
                 size: tx.size as u64,
                 partial: tx.partial,
+                origin: tx.origin.clone(),
                 events: tx
                     .events
                     .iter()
@@ -313,6 +315,7 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                 position: position_from_wire(s.position)?,
                 tables: s.tables.iter().map(|&i| table(i)).collect::<Result<_, _>>()?,
                 estimated_rows: s.estimated_rows,
+                resume_from: None,
             },
             Kind::CreateTable(c) => {
                 Change::CreateTable { table: table(c.table)?, create_sql: c.create_sql, drop_first: c.drop_first }
@@ -360,6 +363,7 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                     events,
                     size: tx.size as usize,
                     partial: tx.partial,
+                    origin: tx.origin,
                 })
             }
             Kind::Heartbeat(h) => {
@@ -428,7 +432,12 @@ mod tests {
             Value::Absent,
         ];
         vec![
-            Change::SnapshotStart { position: position.clone(), tables: vec![t.clone()], estimated_rows: 9 },
+            Change::SnapshotStart {
+                position: position.clone(),
+                tables: vec![t.clone()],
+                estimated_rows: 9,
+                resume_from: None,
+            },
             Change::CreateTable { table: t.clone(), create_sql: "CREATE TABLE x".into(), drop_first: true },
             Change::SnapshotRows {
                 table: t.clone(),
@@ -442,6 +451,7 @@ mod tests {
                 source_timestamp: 7,
                 size: 3,
                 partial: true,
+                origin: Some("12".into()),
                 events: vec![
                     TxEvent::Row(RowChange::Insert { table: t.clone(), after: vec![Value::Int(1), Value::Null] }),
                     TxEvent::Row(RowChange::Update {

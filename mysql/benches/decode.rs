@@ -2,6 +2,10 @@
 //! sysbench's sbtest (INT, INT, CHAR(120), CHAR(60), utf8mb4) and a table of 100 INT columns.
 //! Events are built by a small encoder here, sized like the server's (rows events of about 8 KiB).
 //! Reported as rows/s (`Throughput::Elements`).
+//!
+//! With `DTLE_BENCH_BINLOG=<binlog file>` (written by a real server; `tests/bench/decode_recorded.sh` records one
+//! with sbtest rows and a 100-column table), the `decode_recorded` group decodes every rows event of that file per
+//! table, with a plan built once per TABLE_MAP, as the binlog reader does.
 
 use std::hint::black_box;
 
@@ -130,5 +134,58 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Every rows event of a recorded binlog file, grouped by table, decoded with plans built from its TABLE_MAPs.
+fn bench_recorded(c: &mut Criterion) {
+    use dtle_mysql::binlog::{decode_rows, event_data, BinlogFileReader};
+    use mysql_async::binlog::events::EventData;
+    use std::collections::BTreeMap;
+
+    let Ok(path) = std::env::var("DTLE_BENCH_BINLOG") else {
+        return;
+    };
+    let mut reader = BinlogFileReader::open(std::path::Path::new(&path)).expect("a readable binlog file");
+    // table name -> (plan, rows events)
+    let mut tables: BTreeMap<String, (TablePlan, Vec<mysql_async::binlog::events::Event>)> = BTreeMap::new();
+    let mut names: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    while let Some((_, event)) = reader.next_event().expect("a well-formed binlog") {
+        match event_data(&event).expect("event data") {
+            Some(EventData::TableMapEvent(tme)) => {
+                let name = format!("{}.{}", tme.database_name(), tme.table_name());
+                let plan = TablePlan::new(&tme, None).expect("a plan");
+                names.insert(tme.table_id(), name.clone());
+                tables.entry(name).or_insert_with(|| (plan, Vec::new()));
+            }
+            Some(EventData::RowsEvent(rows)) => {
+                if let Some(name) = names.get(&rows.table_id()) {
+                    if let Some(entry) = tables.get_mut(name) {
+                        entry.1.push(event.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut group = c.benchmark_group("decode_recorded");
+    for (name, (plan, events)) in &tables {
+        let decode_all = || -> u64 {
+            let mut rows = 0u64;
+            for event in events {
+                if let Ok(Some(EventData::RowsEvent(r))) = event_data(event) {
+                    rows += decode_rows(plan, &r).expect("decodes").rows.len() as u64;
+                }
+            }
+            rows
+        };
+        let rows = decode_all();
+        if rows == 0 {
+            continue;
+        }
+        println!("{name}: {} rows events, {rows} rows, {} columns", events.len(), plan.column_count());
+        group.throughput(Throughput::Elements(rows));
+        group.bench_function(name.as_str(), |b| b.iter(|| black_box(decode_all())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_recorded);
 criterion_main!(benches);

@@ -8,18 +8,20 @@
 //! and updates or deletes that find no row, are conflicts: the group rolls back and the error names the table
 //! and key, because the target no longer matches the source.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use dtle_metadata::{GtidState, JobStage, Position};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::Endpoint;
 use crate::error::{codes, MysqlError, Result};
-use crate::schema::{load_table_meta, quote_ident, quote_str, TableMeta};
+use crate::schema::{load_table_meta, load_write_dependencies, quote_ident, quote_str, TableMeta};
+use crate::snapshot::SnapshotResume;
+use crate::snapshot_apply::{self, SnapshotWriters};
 use crate::sql::{column_list, write_column_literal};
 use crate::value::Value;
 
@@ -33,6 +35,8 @@ const CREATE_POSITION_TABLE: &str = "CREATE TABLE IF NOT EXISTS `dtle`.`replicat
     gtid_set LONGTEXT NOT NULL, \
     binlog_file VARCHAR(255) NOT NULL, \
     binlog_pos BIGINT UNSIGNED NOT NULL, \
+    origin VARCHAR(255) NOT NULL DEFAULT '', \
+    marker_seq BIGINT UNSIGNED NOT NULL DEFAULT 0, \
     updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)\
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
@@ -48,11 +52,22 @@ pub struct ApplierOptions {
     pub max_statement_bytes: usize,
     /// Retries of a group after a deadlock or lock wait timeout.
     pub retry_tx_limit: u32,
+    /// Target connections writing full-copy chunks at once.
+    pub snapshot_writers: usize,
+    /// Target connections applying independent source transactions at once (`ParallelWorkers`); 1 = serial.
+    pub parallel_workers: usize,
 }
 
 impl ApplierOptions {
     pub fn new(job: impl Into<String>) -> Self {
-        ApplierOptions { job: job.into(), foreign_key_checks: true, max_statement_bytes: 4 << 20, retry_tx_limit: 5 }
+        ApplierOptions {
+            job: job.into(),
+            foreign_key_checks: true,
+            max_statement_bytes: 4 << 20,
+            retry_tx_limit: 5,
+            snapshot_writers: snapshot_apply::SNAPSHOT_WRITERS,
+            parallel_workers: 1,
+        }
     }
 }
 
@@ -70,6 +85,14 @@ pub struct ApplyStats {
     pub transactions: u64,
     pub row_changes: u64,
     pub target_commits: u64,
+    /// Source transactions skipped because they came from this target (two-way sync).
+    pub looped_back: u64,
+    /// Groups applied on several connections at once, their partitions, and partitions redone one at a time.
+    pub parallel_groups: u64,
+    pub parallel_partitions: u64,
+    pub retried_partitions: u64,
+    /// Source transactions a parallel group had committed before a restart (skipped when read again).
+    pub skipped_applied: u64,
 }
 
 pub struct Applier {
@@ -80,10 +103,39 @@ pub struct Applier {
     checked_tables: HashSet<String>,
     /// A full copy is being redone after an interruption: empty each table before its first rows.
     redo_snapshot: bool,
+    /// Full-copy chunks are written by these connections, several at once (see [`crate::snapshot_apply`]).
+    writers: SnapshotWriters,
+    /// The next chunk number per target table of the full copy.
+    next_chunk: HashMap<String, u64>,
+    /// Tables (target idents) with chunks kept from an interrupted copy: never emptied when it resumes.
+    resumed_tables: HashSet<String>,
+    /// A resumed full copy: the first snapshot's position, where the binlog starts.
+    resume_from: Option<Position>,
+    /// The snapshot position of a resumed copy, until which the binlog is applied idempotently once it starts.
+    pending_catchup: Option<Position>,
+    /// The binlog is applied idempotently until this position (a resumed copy mixes rows of two snapshots).
+    catchup_until: Option<Position>,
     /// The first DDL after start may be a replay of one that committed before its position did.
     ddl_replay_possible: bool,
     /// A big source transaction is being applied in parts: its target transaction is open across `apply` calls.
     tx_open: bool,
+    /// The target server as dtle's markers name origins: MariaDB's server_id, MySQL's server_uuid.
+    target_identity: String,
+    /// The marker statement to run first in the next target transaction (see [`marker_upsert`]).
+    pending_marker: Option<String>,
+    /// More target connections for parallel apply (the main connection is the first worker).
+    workers: Vec<Conn>,
+    /// Session setup of every worker connection.
+    session_setup: Vec<String>,
+    /// Source transactions a parallel group committed before the last restart, beyond the recorded position; each
+    /// is removed when it is read (and skipped) again.
+    applied_before_restart: HashSet<String>,
+    /// Their records are deleted with the first position written once all of them were read again.
+    applied_cleanup_due: bool,
+    /// Tells this process's parallel groups apart in [`APPLIED_TABLE`].
+    batch_base: u64,
+    /// Unique indexes and foreign-key links of the target tables, for splitting groups (see [`crate::parallel`]).
+    table_keys: crate::parallel::KeyMap,
     pub stats: ApplyStats,
 }
 
@@ -112,14 +164,83 @@ impl Applier {
         conn.query_drop(CREATE_POSITION_TABLE)
             .await
             .map_err(|e| MysqlError::query(format!("creating {POSITION_TABLE} on the target"), e))?;
+        for create in [snapshot_apply::CREATE_PROGRESS_TABLE, snapshot_apply::CREATE_CATCHUP_TABLE] {
+            conn.query_drop(create)
+                .await
+                .map_err(|e| MysqlError::query("creating the full-copy progress tables", e))?;
+        }
+        conn.query_drop(CREATE_APPLIED_TABLE)
+            .await
+            .map_err(|e| MysqlError::query(format!("creating {APPLIED_TABLE} on the target"), e))?;
+        let applied_before_restart: HashSet<String> = conn
+            .exec::<String, _, _>(format!("SELECT tx_id FROM {APPLIED_TABLE} WHERE job_name = ?"), (opts.job.as_str(),))
+            .await
+            .map_err(|e| MysqlError::query(format!("reading {APPLIED_TABLE}"), e))?
+            .into_iter()
+            .collect();
+        if !applied_before_restart.is_empty() {
+            info!(job = %opts.job, transactions = applied_before_restart.len(), "transactions a parallel group committed after the recorded position: skipped when read again");
+        }
+        let catchup_until = read_catchup(&mut conn, &opts.job).await?;
+        let snapshot_writers = opts.snapshot_writers;
+        let mut writer_setup = setup.to_vec();
+        writer_setup.push("SET foreign_key_checks = 0".to_string());
+        let marker_columns: Option<u64> = conn
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'dtle' \
+                 AND TABLE_NAME = 'replication_position' AND COLUMN_NAME IN ('origin', 'marker_seq')",
+            )
+            .await
+            .map_err(|e| MysqlError::query(format!("reading the columns of {POSITION_TABLE}"), e))?;
+        if marker_columns == Some(0) {
+            // A position table from an earlier version: add the marker columns (two-way loop prevention).
+            conn.query_drop(format!(
+                "ALTER TABLE {POSITION_TABLE} ADD COLUMN origin VARCHAR(255) NOT NULL DEFAULT '' AFTER binlog_pos, \
+                 ADD COLUMN marker_seq BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER origin"
+            ))
+            .await
+            .map_err(|e| MysqlError::query(format!("adding the marker columns to {POSITION_TABLE}"), e))?;
+        }
+        let (version, server_id): (String, u64) = conn
+            .query_first("SELECT @@version, @@server_id")
+            .await
+            .map_err(|e| MysqlError::query("reading the target's server_id", e))?
+            .unwrap_or_default();
+        let target_identity = if version.contains("MariaDB") {
+            server_id.to_string()
+        } else {
+            let uuid: Option<String> = conn
+                .query_first("SELECT @@server_uuid")
+                .await
+                .map_err(|e| MysqlError::query("reading the target's server_uuid", e))?;
+            uuid.unwrap_or_default().to_ascii_lowercase()
+        };
         Ok(Applier {
             conn,
             endpoint: endpoint.clone(),
             opts,
             checked_tables: HashSet::new(),
             redo_snapshot: false,
+            writers: SnapshotWriters::new(endpoint.clone(), writer_setup, snapshot_writers),
+            next_chunk: HashMap::new(),
+            resumed_tables: HashSet::new(),
+            resume_from: None,
+            pending_catchup: None,
+            catchup_until,
             ddl_replay_possible: true,
             tx_open: false,
+            target_identity,
+            pending_marker: None,
+            workers: Vec::new(),
+            session_setup: setup.to_vec(),
+            applied_cleanup_due: !applied_before_restart.is_empty(),
+            applied_before_restart,
+            batch_base: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0)
+                << 8,
+            table_keys: crate::parallel::KeyMap::new(),
             stats: ApplyStats::default(),
         })
     }
@@ -167,10 +288,13 @@ impl Applier {
 
     /// Deletes the job's position row (`dtle positions reset`).
     pub async fn reset_position(&mut self) -> Result<()> {
-        self.conn
-            .exec_drop(format!("DELETE FROM {POSITION_TABLE} WHERE job_name = ?"), (self.opts.job.as_str(),))
-            .await
-            .map_err(|e| MysqlError::query("deleting the job's position", e))
+        for table in [POSITION_TABLE, snapshot_apply::PROGRESS_TABLE, snapshot_apply::CATCHUP_TABLE] {
+            self.conn
+                .exec_drop(format!("DELETE FROM {table} WHERE job_name = ?"), (self.opts.job.as_str(),))
+                .await
+                .map_err(|e| MysqlError::query("deleting the job's position", e))?;
+        }
+        Ok(())
     }
 
     /// The full copy is being redone: tables are emptied before their first rows.
@@ -181,11 +305,30 @@ impl Applier {
     /// Applies a group of changes. When it returns Ok, everything in it is durable on the target, and the returned
     /// position (if any) is the one recorded there.
     pub async fn apply(&mut self, changes: &[Change]) -> Result<Option<Position>> {
+        // Full-copy chunks in flight finish first; a resumed copy's catch-up is applied idempotently.
+        if let Some(durable) = self.apply_catching_up(changes).await? {
+            return Ok(durable);
+        }
         let mut txs: Vec<&Transaction> = Vec::new();
         let mut group_position: Option<Position> = None;
+        let mut group_origin = String::new();
         let mut durable: Option<Position> = None;
         for change in changes {
             match change {
+                Change::Tx(tx) if tx.origin.as_deref().is_some_and(|o| o == self.target_identity) => {
+                    // dtle applied this on the source from a change made on this target: sending it back would loop.
+                    if !tx.partial {
+                        debug!(gtid = %tx.gtid, origin = %self.target_identity, "skipping a transaction that came from this target");
+                        self.stats.looped_back += 1;
+                        group_position = Some(tx.position.clone());
+                    }
+                }
+                Change::Tx(tx) if !tx.partial && self.applied_before_restart.contains(&tx_id(tx)) => {
+                    self.applied_before_restart.remove(&tx_id(tx));
+                    debug!(gtid = %tx.gtid, "already applied before the restart by a parallel group");
+                    self.stats.skipped_applied += 1;
+                    group_position = Some(tx.position.clone());
+                }
                 Change::Tx(tx) if tx.has_ddl() => {
                     self.flush_dml(&txs, group_position.take()).await?;
                     txs.clear();
@@ -193,6 +336,19 @@ impl Applier {
                     durable = Some(tx.position.clone());
                 }
                 Change::Tx(tx) => {
+                    // One origin per target transaction: the marker written with it names that origin.
+                    let origin = tx.first_origin();
+                    if origin != group_origin
+                        && !txs.is_empty()
+                        && !self.tx_open
+                        && !txs.last().is_some_and(|t| t.partial)
+                    {
+                        if let Some(p) = self.flush_dml(&txs, group_position.take()).await? {
+                            durable = Some(p);
+                        }
+                        txs.clear();
+                    }
+                    group_origin = origin;
                     txs.push(tx);
                     if !tx.partial {
                         group_position = Some(tx.position.clone());
@@ -218,10 +374,36 @@ impl Applier {
 
     async fn apply_snapshot_change(&mut self, change: &Change) -> Result<Option<Position>> {
         match change {
-            Change::SnapshotStart { position, .. } => {
-                let sql = position_upsert(&self.opts.job, JobStage::Snapshot, position);
+            Change::SnapshotStart { position, resume_from, .. } => {
+                let job = quote_str(&self.opts.job);
+                let sql = match resume_from {
+                    // The binlog still starts at the first snapshot; until this snapshot it applies idempotently.
+                    Some(first) => format!(
+                        "START TRANSACTION;{};{};COMMIT",
+                        position_upsert(&self.opts.job, JobStage::Snapshot, first),
+                        catchup_upsert(&self.opts.job, position)
+                    ),
+                    None => {
+                        // A new copy: progress of an earlier one means nothing now.
+                        self.resumed_tables.clear();
+                        self.next_chunk.clear();
+                        format!(
+                            "START TRANSACTION;{};DELETE FROM {} WHERE job_name = {job};DELETE FROM {} WHERE job_name = {job};COMMIT",
+                            position_upsert(&self.opts.job, JobStage::Snapshot, position),
+                            snapshot_apply::PROGRESS_TABLE,
+                            snapshot_apply::CATCHUP_TABLE
+                        )
+                    }
+                };
                 self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the full-copy start", e))?;
-                info!(job = %self.opts.job, position = %describe(position), "full copy started");
+                self.catchup_until = None;
+                self.pending_catchup = resume_from.as_ref().map(|_| position.clone());
+                match resume_from {
+                    Some(first) => {
+                        info!(job = %self.opts.job, position = %describe(position), binlog_from = %describe(first), "full copy resumed from a new snapshot")
+                    }
+                    None => info!(job = %self.opts.job, position = %describe(position), "full copy started"),
+                }
                 Ok(None)
             }
             Change::CreateTable { table, create_sql, drop_first } => {
@@ -232,12 +414,32 @@ impl Applier {
                 self.insert_snapshot_rows(table, rows).await?;
                 Ok(None)
             }
-            Change::SnapshotTableDone { .. } => Ok(None),
+            Change::SnapshotTableDone { table } => {
+                // The table's end marker; a resumed copy skips the table once every chunk before it is there.
+                let chunk = self.next_chunk_of(table);
+                let sql = snapshot_apply::progress_insert(&self.opts.job, table, chunk, None, 0);
+                self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording a table's full copy", e))?;
+                Ok(None)
+            }
             Change::SnapshotDone { position } => {
-                let sql = position_upsert(&self.opts.job, JobStage::Incremental, position);
+                // Every chunk is durable before the position moves to the incremental stage.
+                self.writers.wait_all().await?;
+                self.writers.close().await;
+                let sql = format!(
+                    "START TRANSACTION;{};DELETE FROM {} WHERE job_name = {};COMMIT",
+                    position_upsert(&self.opts.job, JobStage::Incremental, position),
+                    snapshot_apply::PROGRESS_TABLE,
+                    quote_str(&self.opts.job)
+                );
                 self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the full-copy end", e))?;
                 self.redo_snapshot = false;
+                self.resumed_tables.clear();
+                self.next_chunk.clear();
+                self.catchup_until = self.pending_catchup.take();
                 info!(job = %self.opts.job, position = %describe(position), "full copy done");
+                if let Some(until) = &self.catchup_until {
+                    info!(job = %self.opts.job, until = %describe(until), "the binlog applies idempotently until the resumed copy's snapshot");
+                }
                 Ok(Some(position.clone()))
             }
             Change::Tx(_) | Change::Heartbeat { .. } => Ok(None),
@@ -260,7 +462,10 @@ impl Applier {
         }
         self.checked_tables.remove(&table.target_ident());
         self.ensure_target_table(table).await?;
-        if self.redo_snapshot {
+        if !self.resumed_tables.contains(&table.target_ident()) {
+            self.next_chunk.insert(table.target_ident(), 0);
+        }
+        if self.redo_snapshot && !self.resumed_tables.contains(&table.target_ident()) {
             info!(table = %table.target_ident(), "emptying the table: the interrupted full copy starts again");
             self.conn.query_drop(format!("TRUNCATE TABLE {}", table.target_ident())).await.map_err(|e| {
                 MysqlError::query(format!("emptying {} for the new full copy", table.target_ident()), e)
@@ -286,17 +491,24 @@ impl Applier {
         for (_, column) in table.writable_columns() {
             match target.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&column.name)) {
                 None => problems.push(format!("column {} is missing on the target", column.name)),
-                Some(t) if t.data_type != column.data_type || t.unsigned != column.unsigned => problems.push(format!(
-                    "column {} is {} on the source but {} on the target",
-                    column.name, column.column_type, t.column_type
-                )),
+                Some(t)
+                    if crate::schema::data_type_kind(&t.data_type)
+                        != crate::schema::data_type_kind(&column.data_type)
+                        || t.unsigned != column.unsigned =>
+                {
+                    problems.push(format!(
+                        "column {} is {} on the source but {} on the target",
+                        column.name, column.column_type, t.column_type
+                    ))
+                }
                 Some(_) => {}
             }
         }
-        // Through a column map the target may have more columns (they keep their defaults).
+        // More target columns keep their defaults: a column map writes some of them; rows from before a DDL that
+        // already ran on the target (a backlog, or two-way sync) do not have the new ones.
         for t in target.columns.iter().filter(|t| !t.generated && !table.column_subset) {
             if !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(&t.name)) {
-                problems.push(format!("column {} exists only on the target", t.name));
+                info!(table = %ident, column = %t.name, "the target table has a column these source rows do not have; it keeps its default");
             }
         }
         if !problems.is_empty() {
@@ -304,6 +516,18 @@ impl Applier {
                 table: format!("{} (source {})", ident, table.source_name()),
                 detail: problems.join("; "),
             });
+        }
+        if self.opts.parallel_workers > 1 {
+            let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name).await?;
+            let position_of = |name: &String| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
+            let unique_indexes: Option<Vec<Vec<usize>>> =
+                deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
+            let keys = match unique_indexes {
+                Some(unique_indexes) => crate::parallel::TableKeys { unique_indexes, foreign_keys: deps.foreign_keys },
+                // A unique index over columns these rows do not carry (a column map): order the table's writes.
+                None => crate::parallel::TableKeys { unique_indexes: Vec::new(), foreign_keys: true },
+            };
+            self.table_keys.insert(ident.clone(), keys);
         }
         self.checked_tables.insert(ident);
         Ok(())
@@ -318,19 +542,25 @@ impl Applier {
             push_insert(&mut builder, table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
         }
         builder.finish(&mut statements, &mut checks);
-        self.execute_group(statements, checks, None, true, true).await?;
+        // One target transaction per chunk, with its progress row, on one of several writer connections.
+        let chunk = self.next_chunk_of(table);
+        let progress = snapshot_apply::progress_insert(
+            &self.opts.job,
+            table,
+            chunk,
+            Some(rows.last().map(Vec::as_slice).unwrap_or_default()),
+            rows.len() as u64,
+        );
+        let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
+        let requests = snapshot_apply::chunk_requests(statements, progress, max_request);
+        let what = format!("copying {} row(s) into {} (chunk {chunk})", rows.len(), table.target_ident());
+        self.writers.submit(requests, what).await?;
         self.stats.snapshot_rows += rows.len() as u64;
         Ok(())
     }
 
-    /// Applies DML transactions (and heartbeats) as one target transaction with the position. When the group ends
-    /// with a part of a big source transaction, its statements run and the target transaction stays open; the part
-    /// that completes it commits everything with its position.
-    async fn flush_dml(&mut self, txs: &[&Transaction], position: Option<Position>) -> Result<Option<Position>> {
-        let ends_open = txs.last().is_some_and(|t| t.partial);
-        if txs.is_empty() && position.is_none() {
-            return Ok(None);
-        }
+    /// The statements (and their row-count checks) that apply the row changes of `txs`, in order.
+    async fn row_statements(&mut self, txs: &[&Transaction]) -> Result<(Vec<String>, Vec<Check>, u64)> {
         let mut statements = Vec::new();
         let mut checks = Vec::new();
         let mut insert = MultiRowStatement::new("inserting");
@@ -378,12 +608,147 @@ impl Applier {
         }
         insert.finish(&mut statements, &mut checks);
         delete.finish(&mut statements, &mut checks);
+        Ok((statements, checks, rows))
+    }
+
+    /// Applies DML transactions (and heartbeats) as one target transaction with the position. When the group ends
+    /// with a part of a big source transaction, its statements run and the target transaction stays open; the part
+    /// that completes it commits everything with its position.
+    async fn flush_dml(&mut self, txs: &[&Transaction], position: Option<Position>) -> Result<Option<Position>> {
+        let ends_open = txs.last().is_some_and(|t| t.partial);
+        if txs.is_empty() && position.is_none() {
+            return Ok(None);
+        }
+        if self.opts.parallel_workers > 1 && !self.tx_open && txs.len() > 1 && !txs.iter().any(|t| t.partial) {
+            if let Some(position) = &position {
+                if let Some(done) = self.flush_parallel(txs, position).await? {
+                    return Ok(Some(done));
+                }
+            }
+        }
+        let (statements, checks, rows) = self.row_statements(txs).await?;
+        if !self.tx_open && !statements.is_empty() {
+            if let Some(origin) = txs.first().map(|t| t.first_origin()).filter(|o| !o.is_empty()) {
+                self.pending_marker = Some(marker_upsert(&self.opts.job, &origin));
+            }
+        }
         let position = if ends_open { None } else { position };
-        let position_sql = position.as_ref().map(|p| position_upsert(&self.opts.job, JobStage::Incremental, p));
+        let mut position_sql = position.as_ref().map(|p| position_upsert(&self.opts.job, JobStage::Incremental, p));
+        let cleanup = self.applied_cleanup_sql();
+        if let (Some(sql), Some(cleanup)) = (position_sql.as_mut(), &cleanup) {
+            let _ = write!(sql, ";{cleanup}");
+        }
+        let wrote_position = position_sql.is_some();
         self.execute_group(statements, checks, position_sql, false, !ends_open).await?;
+        if wrote_position && cleanup.is_some() {
+            self.applied_cleanup_due = false;
+        }
         self.stats.transactions += txs.iter().filter(|t| !t.partial).count() as u64;
         self.stats.row_changes += rows;
         Ok(position)
+    }
+
+    /// Once every transaction recorded by parallel groups before the restart was read again, the statement that
+    /// deletes those records (they are covered by the position it goes with).
+    fn applied_cleanup_sql(&self) -> Option<String> {
+        (self.applied_cleanup_due && self.applied_before_restart.is_empty())
+            .then(|| format!("DELETE FROM {APPLIED_TABLE} WHERE job_name = {}", quote_str(&self.opts.job)))
+    }
+
+    /// Applies `txs` (whole source transactions with one origin) on several connections at once: the run is split
+    /// into partitions of transactions that touch disjoint rows ([`crate::parallel::partition`]), each applied as one
+    /// target transaction that also records its source transactions in [`APPLIED_TABLE`]; then the position row is
+    /// written (and those records deleted). A crash in between leaves the records, and the transactions they name
+    /// are skipped when the binlog is read again from the older position. A partition that fails on a row (an
+    /// ordering its keys could not see, such as a unique value moving between rows) is redone after the others, one
+    /// partition at a time in source order. `None` when the run does not split (applied serially by the caller).
+    async fn flush_parallel(&mut self, txs: &[&Transaction], position: &Position) -> Result<Option<Position>> {
+        for tx in txs {
+            for event in &tx.events {
+                if let TxEvent::Row(change) = event {
+                    self.ensure_target_table(change.table()).await?;
+                }
+            }
+        }
+        let parts = crate::parallel::partition(txs, self.opts.parallel_workers, &self.table_keys);
+        if parts.len() < 2 {
+            return Ok(None);
+        }
+        while self.workers.len() + 1 < parts.len() {
+            let setup: Vec<&str> = self.session_setup.iter().map(String::as_str).collect();
+            self.workers.push(self.endpoint.connect(&setup).await?);
+        }
+        let origin = txs.first().map(|t| t.first_origin()).unwrap_or_default();
+        let job = quote_str(&self.opts.job);
+        let batch = self.batch_base + self.stats.parallel_groups + 1;
+        let mut built: Vec<(Vec<String>, Vec<Check>, usize)> = Vec::with_capacity(parts.len());
+        let mut rows = 0u64;
+        for part in &parts {
+            let part_txs: Vec<&Transaction> = part.iter().map(|&i| txs[i]).collect();
+            let (mut statements, checks, part_rows) = self.row_statements(&part_txs).await?;
+            rows += part_rows;
+            let mut head = vec!["START TRANSACTION".to_string()];
+            if !origin.is_empty() {
+                head.push(marker_upsert(&self.opts.job, &origin));
+            }
+            let mut record = format!("INSERT INTO {APPLIED_TABLE} (job_name, tx_id, batch) VALUES ");
+            for (n, tx) in part_txs.iter().enumerate() {
+                let _ = write!(record, "{}({job}, {}, {batch})", if n > 0 { "," } else { "" }, quote_str(&tx_id(tx)));
+            }
+            let skip = head.len();
+            head.append(&mut statements);
+            head.push(record);
+            built.push((head, checks, skip));
+        }
+        let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
+        let failpoint = parallel_failpoint(self.stats.parallel_groups + 1);
+        let outcomes = {
+            let conns = std::iter::once(&mut self.conn).chain(self.workers.iter_mut());
+            let runs = conns
+                .zip(&built)
+                .map(|(conn, (statements, checks, skip))| run_partition(conn, statements, checks, *skip, max_request));
+            futures_util::future::join_all(runs).await
+        };
+        let mut failed = Vec::new();
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(()) => {}
+                Err(e) if e.is_row_conflict() || e.is_transient() => {
+                    debug!(partition = index, error = %e, "a partition failed in parallel; it is redone after the others");
+                    failed.push(index);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for &index in &failed {
+            let (statements, checks, skip) = &built[index];
+            self.stats.retried_partitions += 1;
+            run_partition(&mut self.conn, statements, checks, *skip, max_request).await?;
+        }
+        if failpoint {
+            error!("failpoint parallel-before-position: aborting after the partitions committed");
+            std::process::abort();
+        }
+        let mut sql = format!("START TRANSACTION;{}", position_upsert(&self.opts.job, JobStage::Incremental, position));
+        let _ = write!(sql, ";DELETE FROM {APPLIED_TABLE} WHERE job_name = {job} AND batch = {batch}");
+        let cleanup = self.applied_cleanup_sql();
+        if let Some(cleanup) = &cleanup {
+            let _ = write!(sql, ";{cleanup}");
+        }
+        sql.push_str(";COMMIT");
+        self.conn
+            .query_drop(&sql)
+            .await
+            .map_err(|e| MysqlError::query("recording the position after a parallel group", e))?;
+        if cleanup.is_some() {
+            self.applied_cleanup_due = false;
+        }
+        self.stats.parallel_groups += 1;
+        self.stats.parallel_partitions += parts.len() as u64;
+        self.stats.target_commits += parts.len() as u64 + 1;
+        self.stats.transactions += txs.len() as u64;
+        self.stats.row_changes += rows;
+        Ok(Some(position.clone()))
     }
 
     async fn apply_ddl_tx(&mut self, tx: &Transaction) -> Result<()> {
@@ -395,6 +760,12 @@ impl Applier {
                         let _ = write!(text, "USE {}; ", quote_ident(schema));
                     }
                     text.push_str(sql);
+                    // dtle's marker, so a job reading this target's binlog knows where the statement came from.
+                    let origin = tx.first_origin();
+                    if !origin.is_empty() {
+                        let gno = tx.gtid.rsplit([':', '-']).next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        let _ = write!(text, " {}", crate::ddl::ddl_marker(&self.opts.job, &origin, gno));
+                    }
                     if let Err(e) = self.conn.query_drop(&text).await {
                         let code = match &e {
                             mysql_async::Error::Server(s) => Some(s.code),
@@ -410,6 +781,7 @@ impl Applier {
                         self.checked_tables.retain(|ident| ident != &format!("{}.{}", quote_ident(s), quote_ident(t)));
                     }
                     self.checked_tables.clear();
+                    self.table_keys.clear();
                 }
                 TxEvent::Row(_) => {
                     return Err(MysqlError::Unsupported {
@@ -437,6 +809,7 @@ impl Applier {
         snapshot_session: bool,
         commit: bool,
     ) -> Result<()> {
+        let pending_marker = self.pending_marker.take();
         if statements.is_empty() && position_sql.is_none() && !(commit && self.tx_open) {
             return Ok(());
         }
@@ -457,6 +830,9 @@ impl Applier {
         }
         if !self.tx_open {
             add(&mut sql, &mut request_checks, "START TRANSACTION", None);
+            if let Some(marker) = &pending_marker {
+                add(&mut sql, &mut request_checks, marker, None);
+            }
         }
         for (statement, check) in statements.iter().zip(&checks) {
             if !sql.is_empty() && sql.len() + statement.len() > max_request {
@@ -527,59 +903,63 @@ impl Applier {
     /// statement shows up as an empty result), so every path ends in `drop_result`, and a request that did not run
     /// to its last statement is an error even when no error surfaced.
     async fn run_checked(&mut self, sql: &str, checks: &[Option<&Check>]) -> Result<()> {
-        let mut index = 0usize;
-        let outcome: std::result::Result<Option<(String, String)>, mysql_async::Error> = async {
-            let mut result = self.conn.query_iter(sql).await?;
-            let mut mismatch = None;
-            loop {
-                if let Some(Some(check)) = checks.get(index) {
-                    if let Some(expected) = check.expected {
-                        let affected = result.affected_rows();
-                        if affected != expected {
-                            mismatch = Some((
-                                check.table.clone(),
-                                format!("{}: expected {expected} row(s), the target had {affected}", check.what),
-                            ));
-                            break;
-                        }
+        run_checked_on(&mut self.conn, sql, checks).await
+    }
+}
+
+/// Runs a multi-statement request on `conn`, checking each statement's affected-row count in order (see
+/// [`Applier::run_checked`]).
+async fn run_checked_on(conn: &mut Conn, sql: &str, checks: &[Option<&Check>]) -> Result<()> {
+    let mut index = 0usize;
+    let outcome: std::result::Result<Option<(String, String)>, mysql_async::Error> = async {
+        let mut result = conn.query_iter(sql).await?;
+        let mut mismatch = None;
+        loop {
+            if let Some(Some(check)) = checks.get(index) {
+                if let Some(expected) = check.expected {
+                    let affected = result.affected_rows();
+                    if affected != expected {
+                        mismatch = Some((
+                            check.table.clone(),
+                            format!("{}: expected {expected} row(s), the target had {affected}", check.what),
+                        ));
+                        break;
                     }
                 }
-                if result.is_empty() {
-                    break;
-                }
-                result.next().await?;
-                index += 1;
             }
-            // Surfaces the error of a statement that failed after the first one.
-            result.drop_result().await?;
-            if mismatch.is_none() && index + 1 < checks.len() {
-                mismatch = Some((
-                    "(group)".to_string(),
-                    format!("only {} of {} statements ran on the target", index + 1, checks.len()),
-                ));
+            if result.is_empty() {
+                break;
             }
-            Ok(mismatch)
+            result.next().await?;
+            index += 1;
         }
-        .await;
-        match outcome {
-            Ok(None) => Ok(()),
-            Ok(Some((table, detail))) => Err(MysqlError::Conflict { table, detail }),
-            Err(e) => {
-                let failed = checks.get(index).copied().flatten().or(checks.get(index + 1).copied().flatten());
-                match (&e, failed) {
-                    (mysql_async::Error::Server(s), Some(check))
-                        if matches!(s.code, codes::DUP_ENTRY | codes::NO_REFERENCED_ROW | codes::ROW_IS_REFERENCED) =>
-                    {
-                        Err(MysqlError::Conflict {
-                            table: check.table.clone(),
-                            detail: format!("{} ({})", s.message, check.what),
-                        })
-                    }
-                    (_, Some(check)) => {
-                        Err(MysqlError::query(format!("applying to {} ({})", check.table, check.what), e))
-                    }
-                    _ => Err(MysqlError::query("applying a transaction group on the target", e)),
+        // Surfaces the error of a statement that failed after the first one.
+        result.drop_result().await?;
+        if mismatch.is_none() && index + 1 < checks.len() {
+            mismatch = Some((
+                "(group)".to_string(),
+                format!("only {} of {} statements ran on the target", index + 1, checks.len()),
+            ));
+        }
+        Ok(mismatch)
+    }
+    .await;
+    match outcome {
+        Ok(None) => Ok(()),
+        Ok(Some((table, detail))) => Err(MysqlError::Conflict { table, detail }),
+        Err(e) => {
+            let failed = checks.get(index).copied().flatten().or(checks.get(index + 1).copied().flatten());
+            match (&e, failed) {
+                (mysql_async::Error::Server(s), Some(check))
+                    if matches!(s.code, codes::DUP_ENTRY | codes::NO_REFERENCED_ROW | codes::ROW_IS_REFERENCED) =>
+                {
+                    Err(MysqlError::Conflict {
+                        table: check.table.clone(),
+                        detail: format!("{} ({})", s.message, check.what),
+                    })
                 }
+                (_, Some(check)) => Err(MysqlError::query(format!("applying to {} ({})", check.table, check.what), e)),
+                _ => Err(MysqlError::query("applying a transaction group on the target", e)),
             }
         }
     }
@@ -781,6 +1161,102 @@ fn stage_name(stage: JobStage) -> &'static str {
     }
 }
 
+/// Source transactions a parallel group committed, until the job's position row covers them (see
+/// [`Applier::flush_parallel`]).
+pub const APPLIED_TABLE: &str = "`dtle`.`replication_applied`";
+
+const CREATE_APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS `dtle`.`replication_applied` (\
+    job_name VARCHAR(64) NOT NULL, \
+    tx_id VARCHAR(255) NOT NULL, \
+    batch BIGINT UNSIGNED NOT NULL, \
+    PRIMARY KEY (job_name, tx_id)\
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/// A source transaction's identity in [`APPLIED_TABLE`]: its GTID, else the binlog position after it.
+fn tx_id(tx: &Transaction) -> String {
+    if tx.gtid.is_empty() {
+        format!("{}:{}", tx.position.binlog_file, tx.position.binlog_pos)
+    } else {
+        tx.gtid.clone()
+    }
+}
+
+/// `DTLE_FAILPOINT=parallel-before-position:N`: the process aborts after the partitions of its N-th parallel group
+/// committed and before the position row is written (crash tests).
+fn parallel_failpoint(group: u64) -> bool {
+    std::env::var("DTLE_FAILPOINT")
+        .ok()
+        .and_then(|v| v.strip_prefix("parallel-before-position:").and_then(|n| n.parse::<u64>().ok()))
+        .is_some_and(|n| n == group)
+}
+
+/// Runs one partition as one target transaction (`statements` start with START TRANSACTION; the first `skip` of
+/// them and the last one have no row-count check), then COMMIT; rolls back on any error.
+async fn run_partition(
+    conn: &mut Conn,
+    statements: &[String],
+    checks: &[Check],
+    skip: usize,
+    max_request: usize,
+) -> Result<()> {
+    let mut requests: Vec<(String, Vec<Option<&Check>>)> = Vec::new();
+    let mut sql = String::new();
+    let mut request_checks: Vec<Option<&Check>> = Vec::new();
+    let last = statements.len().saturating_sub(1);
+    for (i, statement) in statements.iter().enumerate() {
+        if !sql.is_empty() && sql.len() + statement.len() > max_request {
+            requests.push((std::mem::take(&mut sql), std::mem::take(&mut request_checks)));
+        }
+        if !sql.is_empty() {
+            sql.push(';');
+        }
+        sql.push_str(statement);
+        let check = if i < skip || i == last { None } else { checks.get(i - skip) };
+        request_checks.push(check);
+    }
+    if !sql.is_empty() {
+        requests.push((sql, request_checks));
+    }
+    let mut result = Ok(());
+    for (request, request_checks) in &requests {
+        if let Err(e) = run_checked_on(conn, request, request_checks).await {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = conn.query_drop("COMMIT").await.map_err(|e| MysqlError::query("committing a parallel partition", e));
+    }
+    if result.is_err() {
+        let _ = conn.query_drop("ROLLBACK").await;
+    }
+    result
+}
+
+/// The stage the target records for `job` (`job_stage_full`, `job_stage_incr`, ...), `None` without a row (or while
+/// the target cannot be read).
+pub async fn recorded_stage(endpoint: &Endpoint, job: &str) -> Option<String> {
+    let mut conn = endpoint.connect(&[]).await.ok()?;
+    let stage: Option<String> =
+        conn.exec_first(format!("SELECT stage FROM {POSITION_TABLE} WHERE job_name = ?"), (job,)).await.ok().flatten();
+    let _ = conn.disconnect().await;
+    stage
+}
+
+/// The first statement of every target transaction dtle opens for source transactions that have an origin: it
+/// changes the job's row (so row-based binlogs always log it, first in the transaction) and names the server where
+/// the changes were first made. A job reading this target's binlog (two-way sync) carries that origin along, and
+/// the applier whose target is that server skips the transaction.
+pub fn marker_upsert(job: &str, origin: &str) -> String {
+    format!(
+        "INSERT INTO {POSITION_TABLE} (job_name, stage, flavor, gtid_set, binlog_file, binlog_pos, origin) \
+         VALUES ({}, 'job_stage_incr', '', '', '', 0, {}) \
+         ON DUPLICATE KEY UPDATE origin = VALUES(origin), marker_seq = marker_seq + 1",
+        quote_str(job),
+        quote_str(origin)
+    )
+}
+
 /// The statement that records a job's position.
 pub fn position_upsert(job: &str, stage: JobStage, position: &Position) -> String {
     let (flavor, gtid) = match &position.gtid {
@@ -807,4 +1283,268 @@ pub fn describe(position: &Position) -> String {
         Some(g) => format!("{g} ({}:{})", position.binlog_file, position.binlog_pos),
         None => format!("{}:{}", position.binlog_file, position.binlog_pos),
     }
+}
+
+/// The full copy's parallel writers and a resumed copy's idempotent catch-up (design: [`crate::snapshot_apply`]).
+impl Applier {
+    /// The target holds an interrupted full copy of this job: keeps the chunks that can be kept and says what the
+    /// source still has to copy. `None`: it cannot be continued (no interrupted copy, or a partly copied table
+    /// without a key); the copy starts again and every table is emptied first.
+    pub async fn prepare_snapshot_resume(&mut self) -> Result<Option<SnapshotResume>> {
+        self.resumed_tables.clear();
+        self.next_chunk.clear();
+        self.resume_from = None;
+        let Some(rp) = self.resume_point().await? else {
+            self.redo_snapshot = false;
+            return Ok(None);
+        };
+        self.redo_snapshot = rp.stage == JobStage::Snapshot;
+        if rp.stage != JobStage::Snapshot {
+            return Ok(None);
+        }
+        let Some(plan) = snapshot_apply::prepare_resume(&mut self.conn, &self.opts.job).await? else {
+            return Ok(None);
+        };
+        if plan.tables.is_empty() {
+            return Ok(None);
+        }
+        self.resumed_tables = snapshot_apply::resumed_idents(&plan);
+        self.next_chunk = plan.next_chunk;
+        self.resume_from = Some(rp.position.clone());
+        Ok(Some(SnapshotResume { binlog_from: rp.position, tables: plan.tables }))
+    }
+
+    /// Waits for every full-copy chunk still being written (a clean stop).
+    pub async fn finish_snapshot_writes(&mut self) -> Result<()> {
+        self.writers.wait_all().await
+    }
+
+    fn next_chunk_of(&mut self, table: &TableMeta) -> u64 {
+        let next = self.next_chunk.entry(table.target_ident()).or_insert(0);
+        let chunk = *next;
+        *next += 1;
+        chunk
+    }
+
+    /// `Some(durable)` when it applied `changes` itself: binlog changes wait for the full copy's chunks in flight,
+    /// and are applied idempotently up to `catchup_until`. `None`: nothing special, the caller applies them.
+    async fn apply_catching_up(&mut self, changes: &[Change]) -> Result<Option<Option<Position>>> {
+        // The end of a resumed copy starts the catch-up: what follows it in the same group is applied by that rule.
+        if let Some(i) = changes.iter().position(|c| matches!(c, Change::SnapshotDone { .. })) {
+            if i + 1 < changes.len() {
+                let copy_end = Box::pin(self.apply(&changes[..=i])).await?;
+                let rest = Box::pin(self.apply(&changes[i + 1..])).await?;
+                return Ok(Some(rest.or(copy_end)));
+            }
+        }
+        if self.writers.pending() > 0 && changes.iter().any(|c| matches!(c, Change::Tx(_) | Change::Heartbeat { .. })) {
+            self.writers.wait_all().await?;
+        }
+        let Some(until) = self.catchup_until.clone() else {
+            return Ok(None);
+        };
+        let split = changes.iter().position(|c| past_catchup(c, &until)).unwrap_or(changes.len());
+        let mut durable = self.apply_idempotent(&changes[..split]).await?;
+        if split < changes.len() {
+            self.catchup_until = None;
+            self.conn
+                .exec_drop(
+                    format!("DELETE FROM {} WHERE job_name = ?", snapshot_apply::CATCHUP_TABLE),
+                    (self.opts.job.as_str(),),
+                )
+                .await
+                .map_err(|e| MysqlError::query("ending the idempotent catch-up", e))?;
+            info!(job = %self.opts.job, until = %describe(&until), "catch-up after the resumed copy done: applying strictly again");
+            if let Some(p) = Box::pin(self.apply(&changes[split..])).await? {
+                durable = Some(p);
+            }
+        }
+        Ok(Some(durable))
+    }
+
+    /// Like `apply`, with row changes written idempotently (see [`Applier::flush_dml_idempotent`]).
+    async fn apply_idempotent(&mut self, changes: &[Change]) -> Result<Option<Position>> {
+        let mut txs: Vec<&Transaction> = Vec::new();
+        let mut group_position: Option<Position> = None;
+        let mut durable: Option<Position> = None;
+        for (i, change) in changes.iter().enumerate() {
+            match change {
+                Change::Tx(tx) if tx.has_ddl() => {
+                    self.flush_dml_idempotent(&txs, group_position.take()).await?;
+                    txs.clear();
+                    self.apply_ddl_tx(tx).await?;
+                    durable = Some(tx.position.clone());
+                }
+                Change::Tx(tx) => {
+                    txs.push(tx);
+                    if !tx.partial {
+                        group_position = Some(tx.position.clone());
+                    }
+                }
+                Change::Heartbeat { position, .. } => group_position = Some(position.clone()),
+                _ => {
+                    // A full copy starts again: the normal path from here.
+                    let flushed = self.flush_dml_idempotent(&txs, group_position.take()).await?;
+                    self.catchup_until = None;
+                    let rest = Box::pin(self.apply(&changes[i..])).await?;
+                    return Ok(rest.or(flushed).or(durable));
+                }
+            }
+        }
+        if let Some(p) = self.flush_dml_idempotent(&txs, group_position.take()).await? {
+            durable = Some(p);
+        }
+        Ok(durable)
+    }
+
+    /// One target transaction for `txs` whose rows may already be on the target: inserts and updates write the after
+    /// image with `REPLACE` (an update that changes the key deletes the old key first), deletes remove the key if it
+    /// is there, and no row count is checked.
+    async fn flush_dml_idempotent(
+        &mut self,
+        txs: &[&Transaction],
+        position: Option<Position>,
+    ) -> Result<Option<Position>> {
+        let ends_open = txs.last().is_some_and(|t| t.partial);
+        if txs.is_empty() && position.is_none() {
+            return Ok(None);
+        }
+        let max = self.opts.max_statement_bytes;
+        let mut statements = Vec::new();
+        let mut checks = Vec::new();
+        let mut replace = MultiRowStatement::new("replacing");
+        let mut delete = MultiRowStatement::new("deleting by key");
+        let mut rows = 0u64;
+        for tx in txs {
+            for event in &tx.events {
+                let TxEvent::Row(change) = event else {
+                    continue;
+                };
+                self.ensure_target_table(change.table()).await?;
+                rows += 1;
+                match change {
+                    RowChange::Insert { table, after } => {
+                        delete.finish(&mut statements, &mut checks);
+                        push_replace(&mut replace, table, after, max, &mut statements, &mut checks);
+                    }
+                    RowChange::Delete { table, before } => {
+                        replace.finish(&mut statements, &mut checks);
+                        push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+                    }
+                    RowChange::Update { table, before, after } if table.has_key() => {
+                        if crate::snapshot::key_literals(table, before) != crate::snapshot::key_literals(table, after) {
+                            replace.finish(&mut statements, &mut checks);
+                            push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+                        }
+                        delete.finish(&mut statements, &mut checks);
+                        push_replace(&mut replace, table, after, max, &mut statements, &mut checks);
+                    }
+                    RowChange::Update { table, before, after } => {
+                        replace.finish(&mut statements, &mut checks);
+                        delete.finish(&mut statements, &mut checks);
+                        let (sql, check) = update_statement(table, before, after);
+                        statements.push(sql);
+                        checks.push(check);
+                    }
+                }
+            }
+        }
+        replace.finish(&mut statements, &mut checks);
+        delete.finish(&mut statements, &mut checks);
+        for check in &mut checks {
+            check.expected = None;
+        }
+        let position = if ends_open { None } else { position };
+        let position_sql = position.as_ref().map(|p| position_upsert(&self.opts.job, JobStage::Incremental, p));
+        self.execute_group(statements, checks, position_sql, false, !ends_open).await?;
+        self.stats.transactions += txs.iter().filter(|t| !t.partial).count() as u64;
+        self.stats.row_changes += rows;
+        Ok(position)
+    }
+}
+
+/// Whether a binlog change comes after `until` (the snapshot of a resumed copy). A part of a big transaction carries
+/// the position before it; a position that cannot be compared ends the catch-up.
+fn past_catchup(change: &Change, until: &Position) -> bool {
+    let (position, at_counts) = match change {
+        Change::Tx(tx) => (&tx.position, tx.partial),
+        Change::Heartbeat { position, .. } => (position, false),
+        _ => return false,
+    };
+    match position.try_partial_cmp(until) {
+        Ok(Some(std::cmp::Ordering::Less)) => false,
+        Ok(Some(std::cmp::Ordering::Equal)) => at_counts,
+        Ok(Some(std::cmp::Ordering::Greater)) => true,
+        Ok(None) | Err(_) => {
+            warn!(position = %describe(position), until = %describe(until), "cannot compare with the catch-up position; applying strictly from here");
+            true
+        }
+    }
+}
+
+/// Records the position until which a resumed copy's binlog replay is idempotent.
+fn catchup_upsert(job: &str, position: &Position) -> String {
+    let (flavor, gtid) = match &position.gtid {
+        Some(GtidState::Mysql(set)) => ("mysql", set.to_string()),
+        Some(GtidState::Mariadb(list)) => ("mariadb", list.to_string()),
+        None => ("", String::new()),
+    };
+    format!(
+        "REPLACE INTO {} (job_name, flavor, gtid_set, binlog_file, binlog_pos) VALUES ({}, '{flavor}', {}, {}, {})",
+        snapshot_apply::CATCHUP_TABLE,
+        quote_str(job),
+        quote_str(&gtid),
+        quote_str(&position.binlog_file),
+        position.binlog_pos
+    )
+}
+
+/// The job's catch-up position, if a resumed copy's replay has not passed it yet.
+async fn read_catchup(conn: &mut Conn, job: &str) -> Result<Option<Position>> {
+    let row: Option<(String, String, String, u64)> = conn
+        .exec_first(
+            format!(
+                "SELECT flavor, gtid_set, binlog_file, binlog_pos FROM {} WHERE job_name = ?",
+                snapshot_apply::CATCHUP_TABLE
+            ),
+            (job,),
+        )
+        .await
+        .map_err(|e| MysqlError::query("reading the full copy's catch-up position", e))?;
+    let Some((flavor, gtid, file, pos)) = row else {
+        return Ok(None);
+    };
+    let gtid = match flavor.as_str() {
+        "mysql" => gtid.parse().map(GtidState::Mysql).ok(),
+        "mariadb" => gtid.parse().map(GtidState::Mariadb).ok(),
+        _ => None,
+    };
+    Ok(Some(Position { gtid, binlog_file: file, binlog_pos: pos }))
+}
+
+/// Like `push_insert`, as `REPLACE` (the row may already be there).
+fn push_replace(
+    statement: &mut MultiRowStatement,
+    table: &TableMeta,
+    row: &[Value],
+    max_bytes: usize,
+    out: &mut Vec<String>,
+    checks: &mut Vec<Check>,
+) {
+    let ident = table.target_ident();
+    let header = |sql: &mut String| {
+        let _ = write!(sql, "REPLACE INTO {ident} ({}) VALUES ", column_list(table.writable_columns().map(|(_, c)| c)));
+    };
+    let sql = statement.next_row(&ident, max_bytes, ",", header, out, checks);
+    sql.push('(');
+    for (n, (i, column)) in table.writable_columns().enumerate() {
+        if n > 0 {
+            sql.push(',');
+        }
+        let value = row.get(i).unwrap_or(&Value::Null);
+        if !write_column_literal(sql, value, column, false) {
+            sql.push_str("DEFAULT");
+        }
+    }
+    sql.push(')');
 }

@@ -67,9 +67,22 @@ pub struct Transaction {
     /// memory is bounded by the part size). `position` is then the one before the transaction; only the last part,
     /// with `partial == false`, carries the position after it.
     pub partial: bool,
+    /// Set when dtle itself wrote this transaction on its source (it carries dtle's marker: a row of
+    /// `dtle.replication_position` or a DDL comment): the server where the change was first made. An applier whose
+    /// target is that server skips it, so two-way replication does not loop.
+    pub origin: Option<String>,
 }
 
 impl Transaction {
+    /// The server where this transaction's changes were first made, as dtle's markers name it: the marker's origin
+    /// for a transaction dtle applied, else the server part of its GTID (MariaDB `domain-server-seq` → server id,
+    /// MySQL `uuid:gno` → uuid). Empty without GTIDs.
+    pub fn first_origin(&self) -> String {
+        if let Some(origin) = &self.origin {
+            return origin.clone();
+        }
+        gtid_origin(&self.gtid)
+    }
     pub fn has_ddl(&self) -> bool {
         self.events.iter().any(|e| matches!(e, TxEvent::Ddl { .. }))
     }
@@ -86,6 +99,9 @@ pub enum Change {
         position: Position,
         tables: Vec<Arc<TableMeta>>,
         estimated_rows: u64,
+        /// An interrupted copy continues (tables on the target are kept): the first snapshot's position, where the
+        /// binlog will start. In process only: the wire format does not carry it (a copy over NATS is redone).
+        resume_from: Option<Position>,
     },
     /// Create the database and the table on the target (the target names are in `table`).
     CreateTable {
@@ -124,5 +140,29 @@ impl Change {
             Change::Tx(tx) => tx.events.iter().map(TxEvent::approx_size).sum::<usize>() + 128,
             _ => 64,
         }
+    }
+}
+
+/// The server part of a GTID: MariaDB `domain-server-seq` → `server`, MySQL `uuid[:tag]:gno` → `uuid`.
+pub fn gtid_origin(gtid: &str) -> String {
+    if let Some((uuid, _)) = gtid.split_once(':') {
+        return uuid.to_ascii_lowercase();
+    }
+    let mut parts = gtid.split('-');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(server), Some(_)) => server.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_of_gtids() {
+        assert_eq!(gtid_origin("0-12-345"), "12");
+        assert_eq!(gtid_origin("3E11FA47-71CA-11E1-9E33-C80AA9429562:23"), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
+        assert_eq!(gtid_origin(""), "");
     }
 }

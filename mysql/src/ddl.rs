@@ -1,133 +1,686 @@
-//! Just enough DDL recognition to route a statement: which tables or schema it touches.
-//! Full DDL parsing with renames and schema history is a later step; statements that are not recognised are
-//! reported as `Other` so the caller can decide (skip when no selected schema is involved).
+//! DDL routing and rewriting: which selected tables or schema a statement touches, and the statement as the target
+//! must run it, with the job's schema and table renames applied to every table reference.
+//!
+//! The statement is tokenised (comments, quoted identifiers and string literals kept intact), its kind recognised
+//! from its leading words, and the table names at the places that kind has them (the statement's subject,
+//! `LIKE`, `REFERENCES`, `RENAME TO`, every name of `DROP TABLE` and `RENAME TABLE`) are replaced by the fully
+//! qualified target names. Names of unselected tables are dropped from multi-table statements (`DROP TABLE a, b`)
+//! or, when the statement cannot be expressed without them, reported as [`DdlRoute::Unreplayable`].
+//!
+//! Online schema change tools work on shadow tables (`_t_gho`, `_t_del`, `_t_ghc` for gh-ost, `_t_new`, `_t_old`
+//! for pt-osc); [`crate::filter::TableFilter`] selects those with their base table, so the copy, the triggers'
+//! rows and the final rename swap replicate like any other statement.
 
-use std::sync::OnceLock;
+use crate::filter::TableFilter;
+use crate::schema::quote_ident;
 
-use regex::Regex;
-
+/// What the applier should do with a QUERY event that is not BEGIN/COMMIT.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DdlTarget {
-    /// Table-level DDL: (schema or None for the default schema, table) for every table named.
-    Tables(Vec<(Option<String>, String)>),
-    /// CREATE/DROP/ALTER DATABASE.
-    Schema(String),
-    /// Not a DDL we route (DCL, procedures, views, ...).
-    Other,
+pub enum DdlRoute {
+    /// Not DDL, or DDL on nothing the job replicates, or a kind dtle never replicates (views, triggers, ...).
+    Ignore,
+    /// Run `sql` on the target (with `use_schema` as the default database when not empty).
+    Replay {
+        sql: String,
+        use_schema: String,
+        /// Source (schema, table) of every selected table the statement names (their definitions change).
+        source_tables: Vec<(String, String)>,
+    },
+    /// DDL on selected objects that dtle cannot replay faithfully; the job stops unless told to skip it.
+    Unreplayable { reason: String },
 }
 
-fn table_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(
-            r"(?is)^\s*(?:/\*.*?\*/\s*)*(?:CREATE(?:\s+OR\s+REPLACE)?(?:\s+TEMPORARY)?\s+TABLE|ALTER(?:\s+ONLINE|\s+IGNORE)*\s+TABLE|DROP(?:\s+TEMPORARY)?\s+TABLE|TRUNCATE(?:\s+TABLE)?|RENAME\s+TABLE|CREATE(?:\s+UNIQUE|\s+FULLTEXT|\s+SPATIAL)?\s+INDEX\s+\S+\s+ON|DROP\s+INDEX\s+\S+\s+ON)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(.*)$",
-        )
-        .expect("static regex") // ok: constant pattern
-    })
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenKind {
+    Word,
+    Quoted,
+    Str,
+    Number,
+    Punct,
+    Comment,
+    Space,
 }
 
-fn schema_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"(?is)^\s*(?:/\*.*?\*/\s*)*(?:CREATE|DROP|ALTER)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(`(?:[^`]|``)+`|[\w$]+)")
-            .expect("static regex") // ok: constant pattern
-    })
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    kind: TokenKind,
+    start: usize,
+    end: usize,
 }
 
-fn name_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    const PATTERN: &str = r"^\s*(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?";
-    RE.get_or_init(|| Regex::new(PATTERN).expect("static regex")) // ok: constant pattern
-}
-
-fn unquote(s: &str) -> String {
-    if s.starts_with('`') && s.ends_with('`') && s.len() >= 2 {
-        s[1..s.len() - 1].replace("``", "`")
-    } else {
-        s.to_string()
+/// Splits a statement into tokens; `None` when a quote or comment is not closed.
+fn tokenize(sql: &str) -> Option<Vec<Token>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        let c = b[i];
+        let kind = if c.is_ascii_whitespace() {
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            TokenKind::Space
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let close = sql[i + 2..].find("*/")?;
+            i += 2 + close + 2;
+            TokenKind::Comment
+        } else if c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| *c <= b' ')) {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            TokenKind::Comment
+        } else if c == b'`' {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return None,
+                    Some(b'`') if b.get(i + 1) == Some(&b'`') => i += 2,
+                    Some(b'`') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            TokenKind::Quoted
+        } else if c == b'\'' || c == b'"' {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return None,
+                    Some(b'\\') => i += 2,
+                    Some(&q) if q == c && b.get(i + 1) == Some(&c) => i += 2,
+                    Some(&q) if q == c => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            TokenKind::Str
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                i += 1;
+            }
+            TokenKind::Number
+        } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+                i += 1;
+            }
+            TokenKind::Word
+        } else {
+            i += 1;
+            TokenKind::Punct
+        };
+        out.push(Token { kind, start, end: i.min(b.len()) });
     }
+    Some(out)
 }
 
-/// Reads `[schema.]table` at the start of `s`; returns the name and the rest.
-fn read_name(s: &str) -> Option<((Option<String>, String), &str)> {
-    let caps = name_regex().captures(s)?;
-    let end = caps.get(0)?.end();
-    let first = unquote(caps.get(1)?.as_str());
-    let name = match caps.get(2) {
-        Some(second) => (Some(first), unquote(second.as_str())),
-        None => (None, first),
-    };
-    Some((name, &s[end..]))
+/// The significant tokens (no spaces or comments) with the text they stand for.
+struct Statement<'a> {
+    sql: &'a str,
+    tokens: Vec<Token>,
 }
 
-/// Classifies a statement from a QUERY event.
-pub fn classify(sql: &str) -> DdlTarget {
-    if let Some(caps) = schema_regex().captures(sql) {
-        if let Some(m) = caps.get(1) {
-            return DdlTarget::Schema(unquote(m.as_str()));
+impl<'a> Statement<'a> {
+    fn text(&self, i: usize) -> &'a str {
+        self.tokens.get(i).map(|t| &self.sql[t.start..t.end]).unwrap_or("")
+    }
+    fn is_word(&self, i: usize, word: &str) -> bool {
+        self.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Word) && self.text(i).eq_ignore_ascii_case(word)
+    }
+    fn is_punct(&self, i: usize, p: &str) -> bool {
+        self.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Punct) && self.text(i) == p
+    }
+    fn is_ident(&self, i: usize) -> bool {
+        self.tokens.get(i).is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::Quoted))
+    }
+    fn ident(&self, i: usize) -> String {
+        let s = self.text(i);
+        match self.tokens.get(i).map(|t| t.kind) {
+            Some(TokenKind::Quoted) if s.len() >= 2 => s[1..s.len() - 1].replace("``", "`"),
+            _ => s.to_string(),
         }
     }
-    let Some(caps) = table_regex().captures(sql) else {
-        return DdlTarget::Other;
+    /// Skips the optional words in order (`IF NOT EXISTS`, ...); returns the index after them.
+    fn skip_words(&self, mut i: usize, words: &[&str]) -> usize {
+        if words.iter().enumerate().all(|(k, w)| self.is_word(i + k, w)) {
+            i += words.len();
+        }
+        i
+    }
+    /// Reads `[schema.]table` at `i`.
+    fn name_at(&self, i: usize, default_schema: &str) -> Option<NameRef> {
+        if !self.is_ident(i) {
+            return None;
+        }
+        if self.is_punct(i + 1, ".") && self.is_ident(i + 2) {
+            Some(NameRef { first: i, last: i + 2, schema: self.ident(i), table: self.ident(i + 2), qualified: true })
+        } else {
+            Some(NameRef {
+                first: i,
+                last: i,
+                schema: default_schema.to_string(),
+                table: self.ident(i),
+                qualified: false,
+            })
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct NameRef {
+    /// Significant-token indexes of the name's first and last token.
+    first: usize,
+    last: usize,
+    schema: String,
+    table: String,
+    qualified: bool,
+}
+
+/// A change to the statement text: replace significant tokens `first..=last` by `text`.
+struct Edit {
+    first: usize,
+    last: usize,
+    text: String,
+}
+
+fn apply_edits(st: &Statement<'_>, mut edits: Vec<Edit>) -> String {
+    edits.sort_by_key(|e| e.first);
+    let mut out = String::with_capacity(st.sql.len() + 32);
+    let mut at = 0usize;
+    for e in edits {
+        let (Some(first), Some(last)) = (st.tokens.get(e.first), st.tokens.get(e.last)) else {
+            continue;
+        };
+        if first.start < at {
+            continue;
+        }
+        out.push_str(&st.sql[at..first.start]);
+        out.push_str(&e.text);
+        at = last.end;
+    }
+    out.push_str(&st.sql[at..]);
+    out
+}
+
+fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+const NEVER_REPLICATED: &[&[&str]] = &[
+    &["CREATE", "VIEW"],
+    &["CREATE", "OR", "REPLACE", "VIEW"],
+    &["ALTER", "VIEW"],
+    &["DROP", "VIEW"],
+    &["CREATE", "TRIGGER"],
+    &["DROP", "TRIGGER"],
+    &["CREATE", "EVENT"],
+    &["ALTER", "EVENT"],
+    &["DROP", "EVENT"],
+    &["CREATE", "PROCEDURE"],
+    &["DROP", "PROCEDURE"],
+    &["ALTER", "PROCEDURE"],
+    &["CREATE", "FUNCTION"],
+    &["DROP", "FUNCTION"],
+    &["ALTER", "FUNCTION"],
+    &["CREATE", "USER"],
+    &["DROP", "USER"],
+    &["ALTER", "USER"],
+    &["RENAME", "USER"],
+    &["CREATE", "ROLE"],
+    &["DROP", "ROLE"],
+    &["CREATE", "SERVER"],
+    &["DROP", "SERVER"],
+    &["ALTER", "SERVER"],
+    &["CREATE", "SEQUENCE"],
+    &["DROP", "SEQUENCE"],
+    &["ALTER", "SEQUENCE"],
+    &["CREATE", "TEMPORARY"],
+    &["DROP", "TEMPORARY"],
+];
+
+/// Decides how a statement from a QUERY event is replicated under `filter`, `default_schema` being the
+/// session's database on the source.
+pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute {
+    let Some(all) = tokenize(sql) else {
+        return if looks_like_ddl(sql) {
+            DdlRoute::Unreplayable { reason: "an unterminated quote or comment".into() }
+        } else {
+            DdlRoute::Ignore
+        };
     };
-    let Some(rest) = caps.get(1).map(|m| m.as_str()) else {
-        return DdlTarget::Other;
+    let tokens: Vec<Token> =
+        all.into_iter().filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment)).collect();
+    let st = Statement { sql, tokens };
+    let head: Vec<String> = (0..6).map(|i| st.text(i).to_ascii_uppercase()).collect();
+    let starts = |words: &[&str]| words.iter().enumerate().all(|(i, w)| head.get(i).is_some_and(|h| h == w));
+    if NEVER_REPLICATED.iter().any(|w| starts(w)) {
+        return DdlRoute::Ignore;
+    }
+    // CREATE/DROP/ALTER DATABASE|SCHEMA
+    if (starts(&["CREATE"]) || starts(&["DROP"]) || starts(&["ALTER"]))
+        && (st.is_word(1, "DATABASE") || st.is_word(1, "SCHEMA"))
+    {
+        let mut i = st.skip_words(2, &["IF", "NOT", "EXISTS"]);
+        i = st.skip_words(i, &["IF", "EXISTS"]);
+        if !st.is_ident(i) {
+            // ALTER DATABASE without a name changes the default schema.
+            if starts(&["ALTER"]) && filter.selects_schema(default_schema) {
+                let sql = sql.to_string();
+                return DdlRoute::Replay {
+                    sql,
+                    use_schema: filter.target_schema_of(default_schema),
+                    source_tables: Vec::new(),
+                };
+            }
+            return if filter.selects_schema(default_schema) {
+                DdlRoute::Unreplayable { reason: "no schema name after DATABASE/SCHEMA".into() }
+            } else {
+                DdlRoute::Ignore
+            };
+        }
+        let name = st.ident(i);
+        if !filter.selects_schema(&name) {
+            return DdlRoute::Ignore;
+        }
+        let target = filter.target_schema_of(&name);
+        let sql = apply_edits(&st, vec![Edit { first: i, last: i, text: quote_ident(&target) }]);
+        return DdlRoute::Replay { sql, use_schema: String::new(), source_tables: Vec::new() };
+    }
+
+    let mut subject_at = None;
+    if starts(&["CREATE"]) {
+        let mut i = 1;
+        i = st.skip_words(i, &["OR", "REPLACE"]);
+        if st.is_word(i, "TABLE") {
+            subject_at = Some(st.skip_words(i + 1, &["IF", "NOT", "EXISTS"]));
+        } else {
+            for w in ["UNIQUE", "FULLTEXT", "SPATIAL"] {
+                i = st.skip_words(i, &[w]);
+            }
+            if st.is_word(i, "INDEX") {
+                // CREATE INDEX [IF NOT EXISTS] name [USING ...] ON table
+                return route_index(&st, i + 1, default_schema, filter);
+            }
+        }
+    } else if starts(&["ALTER"]) {
+        let mut i = 1;
+        i = st.skip_words(i, &["ONLINE"]);
+        i = st.skip_words(i, &["IGNORE"]);
+        if st.is_word(i, "TABLE") {
+            subject_at = Some(st.skip_words(i + 1, &["IF", "EXISTS"]));
+        }
+    } else if starts(&["TRUNCATE"]) {
+        subject_at = Some(st.skip_words(1, &["TABLE"]));
+    } else if starts(&["DROP", "TABLE"]) {
+        return route_drop_tables(&st, st.skip_words(2, &["IF", "EXISTS"]), default_schema, filter);
+    } else if starts(&["DROP", "INDEX"]) {
+        return route_index(&st, 2, default_schema, filter);
+    } else if starts(&["RENAME", "TABLE"]) || starts(&["RENAME", "TABLES"]) {
+        return route_rename_tables(&st, 2, default_schema, filter);
+    }
+
+    let Some(at) = subject_at else {
+        return if looks_like_ddl(sql) && filter.selects_schema(default_schema) && starts_with_table_ddl(&head) {
+            DdlRoute::Unreplayable { reason: "the statement's form is not recognised".into() }
+        } else {
+            DdlRoute::Ignore
+        };
     };
-    let mut tables = Vec::new();
-    let mut rest = rest;
-    // DROP TABLE a, b / RENAME TABLE a TO b, c TO d: read every name in the list.
-    while let Some((name, after)) = read_name(rest) {
-        tables.push(name);
-        let after = after.trim_start();
-        let lower = after.get(..3).map(|s| s.to_ascii_lowercase());
-        if let Some(stripped) = after.strip_prefix(',') {
-            rest = stripped;
-        } else if lower.as_deref() == Some("to ") {
-            rest = &after[3..];
+    let Some(subject) = st.name_at(at, default_schema) else {
+        return if filter.selects_schema(default_schema) {
+            DdlRoute::Unreplayable { reason: "no table name where one was expected".into() }
+        } else {
+            DdlRoute::Ignore
+        };
+    };
+    let Some((ts, tt)) = filter.target_of(&subject.schema, &subject.table) else {
+        return DdlRoute::Ignore;
+    };
+    let mut edits = vec![Edit { first: subject.first, last: subject.last, text: qualified(&ts, &tt) }];
+    let mut source_tables = vec![(subject.schema.clone(), subject.table.clone())];
+    // Other table references: LIKE t, REFERENCES t, RENAME [TO|AS] t (ALTER TABLE), the parts of CREATE ... SELECT
+    // are left alone (a SELECT from other tables runs on the target as written).
+    let mut i = subject.last + 1;
+    let mut depth = 0i32;
+    while i < st.tokens.len() {
+        if st.is_punct(i, "(") {
+            depth += 1;
+        } else if st.is_punct(i, ")") {
+            depth -= 1;
+        }
+        let like = st.is_word(i, "LIKE") && (i == subject.last + 1 || (depth == 1 && st.is_punct(i - 1, "(")));
+        let reference_at = if like || st.is_word(i, "REFERENCES") {
+            Some(i + 1)
+        } else if starts(&["ALTER"])
+            && depth == 0
+            && st.is_word(i, "RENAME")
+            && (st.is_punct(i - 1, ",") || i == subject.last + 1)
+            && !(st.is_word(i + 1, "COLUMN") || st.is_word(i + 1, "INDEX") || st.is_word(i + 1, "KEY"))
+        {
+            Some(if st.is_word(i + 1, "TO") || st.is_word(i + 1, "AS") { i + 2 } else { i + 1 })
+        } else {
+            None
+        };
+        if let Some(at) = reference_at {
+            if let Some(name) = st.name_at(at, default_schema) {
+                let is_rename = st.is_word(at - 1, "RENAME") || st.is_word(at - 2, "RENAME");
+                match filter.target_of(&name.schema, &name.table) {
+                    Some((s, t)) => {
+                        edits.push(Edit { first: name.first, last: name.last, text: qualified(&s, &t) });
+                        if is_rename {
+                            source_tables.push((name.schema.clone(), name.table.clone()));
+                        }
+                    }
+                    None if is_rename => {
+                        return DdlRoute::Unreplayable {
+                            reason: format!(
+                                "it renames the replicated table {}.{} to {}.{}, which the job does not replicate",
+                                subject.schema, subject.table, name.schema, name.table
+                            ),
+                        };
+                    }
+                    // A LIKE or REFERENCES to an unselected table: the target must have it under the same name.
+                    None if name.qualified => {}
+                    None => edits.push(Edit {
+                        first: name.first,
+                        last: name.last,
+                        text: qualified(&filter.target_schema_of(&name.schema), &name.table),
+                    }),
+                }
+                i = name.last;
+            }
+        }
+        i += 1;
+    }
+    DdlRoute::Replay { sql: apply_edits(&st, edits), use_schema: use_schema(filter, default_schema), source_tables }
+}
+
+/// The target's default schema for a replayed statement: the renamed session schema when it is replicated
+/// (statement parts we do not rewrite, such as a SELECT, then resolve there), else none.
+fn use_schema(filter: &TableFilter, default_schema: &str) -> String {
+    if !default_schema.is_empty() && filter.selects_schema(default_schema) {
+        filter.target_schema_of(default_schema)
+    } else {
+        String::new()
+    }
+}
+
+fn starts_with_table_ddl(head: &[String]) -> bool {
+    let second = head.get(1).map(String::as_str).unwrap_or("");
+    matches!(head.first().map(String::as_str), Some("CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"))
+        && matches!(
+            second,
+            "TABLE" | "TABLES" | "INDEX" | "UNIQUE" | "FULLTEXT" | "SPATIAL" | "ONLINE" | "IGNORE" | "OR"
+        )
+}
+
+fn looks_like_ddl(sql: &str) -> bool {
+    let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
+    ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"].iter().any(|k| head.starts_with(k))
+}
+
+/// `CREATE INDEX name ... ON table ...` / `DROP INDEX name ON table`, starting after INDEX.
+fn route_index(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &TableFilter) -> DdlRoute {
+    i = st.skip_words(i, &["IF", "NOT", "EXISTS"]);
+    i = st.skip_words(i, &["IF", "EXISTS"]);
+    while i < st.tokens.len() && !st.is_word(i, "ON") {
+        i += 1;
+    }
+    let Some(name) = st.name_at(i + 1, default_schema) else {
+        return if filter.selects_schema(default_schema) {
+            DdlRoute::Unreplayable { reason: "no table name after ON".into() }
+        } else {
+            DdlRoute::Ignore
+        };
+    };
+    match filter.target_of(&name.schema, &name.table) {
+        None => DdlRoute::Ignore,
+        Some((s, t)) => DdlRoute::Replay {
+            sql: apply_edits(st, vec![Edit { first: name.first, last: name.last, text: qualified(&s, &t) }]),
+            use_schema: use_schema(filter, default_schema),
+            source_tables: vec![(name.schema, name.table)],
+        },
+    }
+}
+
+/// `DROP TABLE [IF EXISTS] a, b, ...`: only the replicated tables are dropped on the target.
+fn route_drop_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &TableFilter) -> DdlRoute {
+    let mut kept = Vec::new();
+    let mut source_tables = Vec::new();
+    let mut names_end = i;
+    while let Some(name) = st.name_at(i, default_schema) {
+        if let Some((s, t)) = filter.target_of(&name.schema, &name.table) {
+            kept.push(qualified(&s, &t));
+            source_tables.push((name.schema.clone(), name.table.clone()));
+        }
+        names_end = name.last + 1;
+        if st.is_punct(name.last + 1, ",") {
+            i = name.last + 2;
         } else {
             break;
         }
     }
-    if tables.is_empty() {
-        DdlTarget::Other
-    } else {
-        DdlTarget::Tables(tables)
+    if kept.is_empty() {
+        return DdlRoute::Ignore;
     }
+    let list_start = names_end.min(i);
+    let mut edits = vec![Edit { first: list_start, last: names_end.saturating_sub(1), text: kept.join(", ") }];
+    // Keep the statement's head (DROP TABLE IF EXISTS) and tail (RESTRICT/CASCADE, comments).
+    let first_name = first_name_index(st);
+    if let Some(first) = first_name {
+        edits = vec![Edit { first, last: names_end.saturating_sub(1), text: kept.join(", ") }];
+    }
+    DdlRoute::Replay { sql: apply_edits(st, edits), use_schema: use_schema(filter, default_schema), source_tables }
+}
+
+fn first_name_index(st: &Statement<'_>) -> Option<usize> {
+    let i = st.skip_words(2, &["IF", "EXISTS"]);
+    st.is_ident(i).then_some(i)
+}
+
+/// `RENAME TABLE a TO b, c TO d`: every pair must stay inside or outside the selection.
+fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &TableFilter) -> DdlRoute {
+    let mut pairs = Vec::new();
+    let mut source_tables = Vec::new();
+    let mut last = i;
+    while let Some(from) = st.name_at(i, default_schema) {
+        if !st.is_word(from.last + 1, "TO") {
+            break;
+        }
+        let Some(to) = st.name_at(from.last + 2, default_schema) else { break };
+        last = to.last;
+        match (filter.target_of(&from.schema, &from.table), filter.target_of(&to.schema, &to.table)) {
+            (None, None) => {}
+            (Some((fs, ft)), Some((ts, tt))) => {
+                pairs.push(format!("{} TO {}", qualified(&fs, &ft), qualified(&ts, &tt)));
+                source_tables.push((from.schema.clone(), from.table.clone()));
+                source_tables.push((to.schema.clone(), to.table.clone()));
+            }
+            (Some(_), None) => {
+                return DdlRoute::Unreplayable {
+                    reason: format!(
+                        "it renames the replicated table {}.{} to {}.{}, which the job does not replicate",
+                        from.schema, from.table, to.schema, to.table
+                    ),
+                }
+            }
+            (None, Some(_)) => {
+                return DdlRoute::Unreplayable {
+                    reason: format!(
+                        "it renames {}.{}, which the job does not replicate (its rows were never copied), to the replicated name {}.{}",
+                        from.schema, from.table, to.schema, to.table
+                    ),
+                }
+            }
+        }
+        if st.is_punct(to.last + 1, ",") {
+            i = to.last + 2;
+        } else {
+            break;
+        }
+    }
+    if pairs.is_empty() {
+        return DdlRoute::Ignore;
+    }
+    let edits = vec![Edit { first: 2, last, text: pairs.join(", ") }];
+    DdlRoute::Replay { sql: apply_edits(st, edits), use_schema: use_schema(filter, default_schema), source_tables }
+}
+
+/// The marker dtle appends to every DDL it applies, so that a job reading the target's binlog (two-way sync)
+/// recognises the statement as dtle's: `/*dtle_gtid1 <job> <origin> <gno> dtle_gtid*/` (dtle's format).
+pub fn ddl_marker(job: &str, origin: &str, gno: u64) -> String {
+    let clean = |s: &str| s.replace(['*', '/', ' '], "_");
+    format!("/*dtle_gtid1 {} {} {gno} dtle_gtid*/", clean(job), clean(origin))
+}
+
+/// The origin named by a dtle DDL marker in `sql`, if it has one.
+pub fn ddl_marker_origin(sql: &str) -> Option<String> {
+    let start = sql.rfind("/*dtle_gtid1 ")?;
+    let rest = &sql[start + "/*dtle_gtid1 ".len()..];
+    let end = rest.find(" dtle_gtid*/")?;
+    let mut parts = rest[..end].split(' ');
+    let _job = parts.next()?;
+    parts.next().map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::{NameMatch, SchemaRule, TableRule};
 
-    fn t(s: Option<&str>, n: &str) -> (Option<String>, String) {
-        (s.map(String::from), n.to_string())
+    fn rule(table: &str, rename: Option<&str>) -> TableRule {
+        TableRule {
+            table: NameMatch::Exact(table.into()),
+            rename: rename.map(String::from),
+            row_filter: None,
+            column_map: None,
+        }
+    }
+
+    fn filter() -> TableFilter {
+        TableFilter {
+            replicate: vec![
+                SchemaRule {
+                    schema: NameMatch::Exact("test".into()),
+                    rename: Some("test_t".into()),
+                    tables: vec![rule("t1", Some("t1_t")), rule("t2", None)],
+                },
+                SchemaRule {
+                    schema: NameMatch::Regex(TableFilter::compile_regex(r"shop_(\w+)").unwrap()),
+                    rename: Some("all_${1}".into()),
+                    tables: vec![],
+                },
+            ],
+            ignore: vec![],
+        }
+    }
+
+    fn replay(sql: &str, default: &str) -> (String, String, Vec<(String, String)>) {
+        match route(sql, default, &filter()) {
+            DdlRoute::Replay { sql, use_schema, source_tables } => (sql, use_schema, source_tables),
+            other => panic!("{sql}: expected a replay, got {other:?}"),
+        }
+    }
+
+    fn st(s: &str, t: &str) -> (String, String) {
+        (s.into(), t.into())
     }
 
     #[test]
-    fn recognises_table_ddl() {
-        assert_eq!(classify("CREATE TABLE t1 (id int)"), DdlTarget::Tables(vec![t(None, "t1")]));
-        assert_eq!(
-            classify("create table if not exists `a b`.`t``x` (id int)"),
-            DdlTarget::Tables(vec![t(Some("a b"), "t`x")])
-        );
-        assert_eq!(classify("ALTER TABLE test.t1 ADD COLUMN c int"), DdlTarget::Tables(vec![t(Some("test"), "t1")]));
-        assert_eq!(
-            classify("DROP TABLE IF EXISTS a, test.b /* generated by server */"),
-            DdlTarget::Tables(vec![t(None, "a"), t(Some("test"), "b")])
-        );
-        assert_eq!(
-            classify("RENAME TABLE a TO b, test.c TO test.d"),
-            DdlTarget::Tables(vec![t(None, "a"), t(None, "b"), t(Some("test"), "c"), t(Some("test"), "d")])
-        );
-        assert_eq!(classify("TRUNCATE t9"), DdlTarget::Tables(vec![t(None, "t9")]));
-        assert_eq!(classify("CREATE INDEX i ON t2 (a)"), DdlTarget::Tables(vec![t(None, "t2")]));
+    fn renames_the_subject_of_table_ddl() {
+        let (sql, use_schema, tables) = replay("ALTER TABLE t1 ADD COLUMN c int", "test");
+        assert_eq!(sql, "ALTER TABLE `test_t`.`t1_t` ADD COLUMN c int");
+        assert_eq!(use_schema, "test_t");
+        assert_eq!(tables, vec![st("test", "t1")]);
+        let (sql, _, _) = replay("create table if not exists `test`.`t2` (id int primary key) /* c */", "other");
+        assert_eq!(sql, "create table if not exists `test_t`.`t2` (id int primary key) /* c */");
+        let (sql, use_schema, _) = replay("TRUNCATE shop_eu.orders", "");
+        assert_eq!(sql, "TRUNCATE `all_eu`.`orders`");
+        assert_eq!(use_schema, "");
+        let (sql, _, _) = replay("CREATE UNIQUE INDEX k ON t2 (a)", "test");
+        assert_eq!(sql, "CREATE UNIQUE INDEX k ON `test_t`.`t2` (a)");
+        let (sql, _, _) = replay("DROP INDEX k ON test.t1", "");
+        assert_eq!(sql, "DROP INDEX k ON `test_t`.`t1_t`");
+        let (sql, _, _) = replay("ALTER ONLINE TABLE t1 MODIFY c bigint, RENAME COLUMN a TO b", "test");
+        assert_eq!(sql, "ALTER ONLINE TABLE `test_t`.`t1_t` MODIFY c bigint, RENAME COLUMN a TO b");
     }
 
     #[test]
-    fn recognises_schema_ddl_and_others() {
-        assert_eq!(classify("CREATE DATABASE IF NOT EXISTS `demo`"), DdlTarget::Schema("demo".into()));
-        assert_eq!(classify("drop schema x"), DdlTarget::Schema("x".into()));
-        assert_eq!(classify("GRANT ALL ON *.* TO u"), DdlTarget::Other);
-        assert_eq!(classify("CREATE VIEW v AS SELECT 1"), DdlTarget::Other);
+    fn renames_other_references() {
+        let (sql, _, _) = replay("CREATE TABLE t2 LIKE t1", "test");
+        assert_eq!(sql, "CREATE TABLE `test_t`.`t2` LIKE `test_t`.`t1_t`");
+        let (sql, _, _) =
+            replay("CREATE TABLE shop_eu.o (id int, c int, FOREIGN KEY (c) REFERENCES customers (id))", "shop_eu");
+        assert_eq!(
+            sql,
+            "CREATE TABLE `all_eu`.`o` (id int, c int, FOREIGN KEY (c) REFERENCES `all_eu`.`customers` (id))"
+        );
+        let (sql, _, tables) = replay("ALTER TABLE t1 RENAME TO t2", "test");
+        assert_eq!(sql, "ALTER TABLE `test_t`.`t1_t` RENAME TO `test_t`.`t2`");
+        assert_eq!(tables, vec![st("test", "t1"), st("test", "t2")]);
+        // A string that looks like a name is left alone.
+        let (sql, _, _) = replay("ALTER TABLE t1 COMMENT 'REFERENCES t1'", "test");
+        assert_eq!(sql, "ALTER TABLE `test_t`.`t1_t` COMMENT 'REFERENCES t1'");
+    }
+
+    #[test]
+    fn multi_table_statements_keep_only_replicated_tables() {
+        let (sql, _, tables) = replay("DROP TABLE IF EXISTS t1, other, test.t2 /* generated by server */", "test");
+        assert_eq!(sql, "DROP TABLE IF EXISTS `test_t`.`t1_t`, `test_t`.`t2` /* generated by server */");
+        assert_eq!(tables, vec![st("test", "t1"), st("test", "t2")]);
+        assert_eq!(route("DROP TABLE x, y", "test", &filter()), DdlRoute::Ignore);
+        let (sql, _, _) = replay("RENAME TABLE t1 TO t2, x TO y", "test");
+        assert_eq!(sql, "RENAME TABLE `test_t`.`t1_t` TO `test_t`.`t2`");
+        assert!(matches!(route("RENAME TABLE t1 TO x", "test", &filter()), DdlRoute::Unreplayable { .. }));
+        assert!(matches!(route("RENAME TABLE x TO t1", "test", &filter()), DdlRoute::Unreplayable { .. }));
+    }
+
+    #[test]
+    fn gh_ost_shadow_tables_follow_their_table() {
+        let (sql, _, _) = replay("create /* gh-ost */ table `test`.`_t1_gho` like `test`.`t1`", "test");
+        assert_eq!(sql, "create /* gh-ost */ table `test_t`.`_t1_t_gho` like `test_t`.`t1_t`");
+        let (sql, _, _) = replay(
+            "rename /* gh-ost */ table `test`.`t1` to `test`.`_t1_del`, `test`.`_t1_gho` to `test`.`t1`",
+            "test",
+        );
+        assert_eq!(
+            sql,
+            "rename /* gh-ost */ table `test_t`.`t1_t` TO `test_t`.`_t1_t_del`, `test_t`.`_t1_t_gho` TO `test_t`.`t1_t`"
+        );
+    }
+
+    #[test]
+    fn schema_ddl_and_what_is_never_replicated() {
+        let (sql, use_schema, _) = replay("CREATE DATABASE IF NOT EXISTS `shop_us`", "");
+        assert_eq!(sql, "CREATE DATABASE IF NOT EXISTS `all_us`");
+        assert_eq!(use_schema, "");
+        assert_eq!(route("drop schema other", "", &filter()), DdlRoute::Ignore);
+        assert_eq!(route("CREATE VIEW v AS SELECT 1", "test", &filter()), DdlRoute::Ignore);
+        assert_eq!(
+            route("CREATE DEFINER=`a`@`%` TRIGGER x BEFORE INSERT ON t1 FOR EACH ROW SET @a=1", "test", &filter()),
+            DdlRoute::Ignore
+        );
+        assert_eq!(route("GRANT ALL ON *.* TO u", "test", &filter()), DdlRoute::Ignore);
+        assert_eq!(route("ALTER TABLE x ADD c int", "test", &filter()), DdlRoute::Ignore);
+        assert_eq!(route("DROP TEMPORARY TABLE t1", "test", &filter()), DdlRoute::Ignore);
+    }
+
+    #[test]
+    fn unparseable_ddl_on_selected_schemas_is_reported() {
+        assert!(matches!(route("ALTER TABLE `t1 ADD c int", "test", &filter()), DdlRoute::Unreplayable { .. }));
+        assert!(matches!(route("ALTER TABLE (oops)", "test", &filter()), DdlRoute::Unreplayable { .. }));
+        assert_eq!(route("ALTER TABLE (oops)", "elsewhere", &filter()), DdlRoute::Ignore);
+    }
+
+    #[test]
+    fn markers_round_trip() {
+        let m = ddl_marker("job 1", "0-1", 42);
+        assert_eq!(m, "/*dtle_gtid1 job_1 0-1 42 dtle_gtid*/");
+        assert_eq!(ddl_marker_origin(&format!("ALTER TABLE t ADD c int {m}")).as_deref(), Some("0-1"));
+        assert_eq!(ddl_marker_origin("ALTER TABLE t ADD c int"), None);
     }
 }

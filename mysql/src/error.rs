@@ -54,6 +54,12 @@ pub mod codes {
 }
 
 impl MysqlError {
+    /// A row was not as expected on the target (missing, duplicate key, foreign key): the ordering of changes
+    /// matters, or the target differs from the source.
+    pub fn is_row_conflict(&self) -> bool {
+        matches!(self, MysqlError::Conflict { .. })
+    }
+
     /// Transient errors are worth a retry: the network, a restarting server, a deadlock.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -96,8 +96,19 @@ impl TableFilter {
         self.selection_of(schema, table).map(|s| (s.target_schema, s.target_name))
     }
 
-    /// Where and how this source table is replicated, when it is.
+    /// Where and how this source table is replicated, when it is. The shadow tables of online schema change tools
+    /// (gh-ost's `_t_gho`, `_t_ghc`, `_t_del`; pt-osc's `_t_new`, `_t_old`) go with their table `t`, under the
+    /// same names around its target name, so their copy and the final rename swap replicate.
     pub fn selection_of(&self, schema: &str, table: &str) -> Option<Selection> {
+        self.direct_selection_of(schema, table).or_else(|| {
+            let (base, suffix) = shadow_table_base(table)?;
+            let mut selection = self.direct_selection_of(schema, base)?;
+            selection.target_name = format!("_{}{suffix}", selection.target_name);
+            Some(selection)
+        })
+    }
+
+    fn direct_selection_of(&self, schema: &str, table: &str) -> Option<Selection> {
         let plain = |target_schema: String, target_name: String| Selection {
             target_schema,
             target_name,
@@ -146,6 +157,17 @@ impl TableFilter {
     }
 }
 
+/// Suffixes of the shadow tables of gh-ost and pt-osc.
+const SHADOW_TABLE_SUFFIXES: &[&str] = &["_gho", "_ghc", "_del", "_new", "_old"];
+
+/// `_t_gho` → (`t`, `_gho`).
+fn shadow_table_base(table: &str) -> Option<(&str, &'static str)> {
+    let inner = table.strip_prefix('_')?;
+    SHADOW_TABLE_SUFFIXES
+        .iter()
+        .find_map(|s| inner.strip_suffix(s).filter(|base| !base.is_empty()).map(|base| (base, *s)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +207,10 @@ mod tests {
         let all = TableFilter::default();
         assert_eq!(all.target_of("x", "y"), Some(("x".into(), "y".into())));
         assert_eq!(all.target_of("dtle", "replication_position"), None);
+        // Shadow tables of gh-ost / pt-osc go with their table.
+        assert_eq!(f.target_of("test", "_t1_gho"), Some(("test".into(), "_t1_gho".into())));
+        assert_eq!(f.target_of("test", "_t1_del"), Some(("test".into(), "_t1_del".into())));
+        assert_eq!(f.target_of("test", "_t2_gho"), None);
+        assert_eq!(f.target_of("test", "_gho"), None);
     }
 }

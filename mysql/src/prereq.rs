@@ -58,6 +58,16 @@ pub async fn check_source(ep: &Endpoint, req: SourceRequirements) -> Result<(Ser
                 "SET GLOBAL binlog_row_image='FULL' and add binlog_row_image=FULL to my.cnf",
             ));
         }
+        // Not required, but without it rows written before a later DDL are decoded with today's definition.
+        if let Some(metadata) = global_variable(&mut conn, "binlog_row_metadata").await? {
+            if !metadata.eq_ignore_ascii_case("FULL") {
+                tracing::warn!(
+                    source = %ep.addr(),
+                    binlog_row_metadata = %metadata,
+                    "binlog_row_metadata is not FULL: a backlog crossing a DDL that changed a replicated table's columns cannot be decoded and stops the job. Fix: SET GLOBAL binlog_row_metadata='FULL' and add binlog_row_metadata=FULL to my.cnf"
+                );
+            }
+        }
         let server_id = info.server_id.to_string();
         if info.server_id == 0 {
             failures.push(fail("server_id", &server_id, "a non-zero number", "set server_id in my.cnf"));

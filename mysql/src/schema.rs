@@ -88,6 +88,27 @@ impl TableMeta {
     }
 }
 
+/// Coarse kinds of column types (`int`, `string`, `datetime`, ...), to compare definitions across DDL and servers.
+pub fn data_type_kind(data_type: &str) -> &'static str {
+    match data_type {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => "int",
+        "decimal" | "numeric" => "decimal",
+        "float" | "double" | "real" => "float",
+        "year" => "year",
+        "date" => "date",
+        "time" => "time",
+        "datetime" => "datetime",
+        "timestamp" => "timestamp",
+        "enum" => "enum",
+        "set" => "set",
+        "bit" => "bit",
+        "json" => "json",
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+        | "geometrycollection" => "geometry",
+        _ => "string",
+    }
+}
+
 /// Quotes an identifier with backticks.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -107,6 +128,47 @@ pub fn quote_str(s: &str) -> String {
     }
     out.push('\'');
     out
+}
+
+/// What orders writes to a table besides its key: the columns of each unique index, and whether a foreign key
+/// links it with another table (either way).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteDependencies {
+    pub unique_indexes: Vec<Vec<String>>,
+    pub foreign_keys: bool,
+}
+
+/// Reads the unique indexes and foreign-key links of a table.
+pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str) -> Result<WriteDependencies> {
+    let ctx = || format!("reading the unique indexes and foreign keys of {schema}.{table}");
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(ctx(), e))?;
+    let mut unique_indexes: Vec<Vec<String>> = Vec::new();
+    let mut last: Option<String> = None;
+    for (index, column) in rows {
+        if last.as_deref() != Some(index.as_str()) {
+            unique_indexes.push(Vec::new());
+            last = Some(index);
+        }
+        if let Some(columns) = unique_indexes.last_mut() {
+            columns.push(column);
+        }
+    }
+    let links: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND \
+             ((TABLE_SCHEMA = ? AND TABLE_NAME = ?) OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))",
+            (schema, table, schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(ctx(), e))?;
+    Ok(WriteDependencies { unique_indexes, foreign_keys: links.unwrap_or(0) > 0 })
 }
 
 /// Reads a table's definition; `None` when the table does not exist.

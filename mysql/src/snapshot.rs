@@ -191,12 +191,14 @@ impl Snapshot {
         Ok(rename_create_table(&create, table))
     }
 
-    /// Reads one table in key order, `chunk_size` rows at a time, and sends the chunks.
+    /// Reads one table in key order, `chunk_size` rows at a time, and sends the chunks: the whole table, or (a resumed
+    /// copy) the rows after the key `after` (SQL literals of the key columns, as [`key_literals`] wrote them).
     /// Returns the number of rows read; stops early (Ok) when cancelled.
     pub async fn copy_table(
         &mut self,
         output: &Arc<TableMeta>,
         chunk_size: usize,
+        after: Option<&[String]>,
         out: &mpsc::Sender<Change>,
         cancel: &CancellationToken,
     ) -> Result<u64> {
@@ -222,7 +224,8 @@ impl Snapshot {
         if table.has_key() {
             let order =
                 table.key_columns.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(",");
-            let mut last_key: Option<Vec<Value>> = None;
+            let key_names: Vec<&str> = table.key_columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
+            let mut last_key: Option<Vec<String>> = after.map(<[String]>::to_vec);
             loop {
                 if cancel.is_cancelled() {
                     return Ok(copied);
@@ -234,7 +237,7 @@ impl Snapshot {
                 }
                 if let Some(key) = &last_key {
                     sql.push_str(" AND ");
-                    write_key_after(&mut sql, table, key);
+                    write_key_after(&mut sql, &key_names, key);
                 }
                 sql.push_str(&format!(" ORDER BY {order} LIMIT {chunk_size}"));
                 let rows = self.read_rows(&sql, table).await?;
@@ -242,7 +245,7 @@ impl Snapshot {
                 if n == 0 {
                     break;
                 }
-                last_key = rows.last().map(|r| table.key_columns.iter().map(|&i| r[i].clone()).collect());
+                last_key = rows.last().map(|r| key_literals(table, r));
                 copied += n as u64;
                 if out.send(emit(rows)).await.is_err() {
                     return Ok(copied);
@@ -306,26 +309,56 @@ impl Snapshot {
     }
 }
 
-/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...` — the rows after `key` in key order.
-fn write_key_after(sql: &mut String, table: &TableMeta, key: &[Value]) {
+/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...` — the rows after `key` (SQL literals of the key columns `names`) in
+/// key order.
+pub fn write_key_after(sql: &mut String, names: &[&str], key: &[String]) {
     sql.push('(');
-    for i in 0..table.key_columns.len() {
+    for i in 0..names.len().min(key.len()) {
         if i > 0 {
             sql.push_str(" OR ");
         }
         sql.push('(');
-        for (j, (&column_index, value)) in table.key_columns.iter().zip(key).take(i + 1).enumerate() {
-            let column = &table.columns[column_index];
+        for (j, (name, literal)) in names.iter().zip(key).take(i + 1).enumerate() {
             if j > 0 {
                 sql.push_str(" AND ");
             }
-            sql.push_str(&quote_ident(&column.name));
+            sql.push_str(&quote_ident(name));
             sql.push_str(if j == i { " > " } else { " = " });
-            write_column_literal(sql, value, column, true);
+            sql.push_str(literal);
         }
         sql.push(')');
     }
     sql.push(')');
+}
+
+/// The key of `row` as SQL literals (one per key column, in key order), comparable with the column on both servers.
+pub fn key_literals(table: &TableMeta, row: &[Value]) -> Vec<String> {
+    table
+        .key_columns
+        .iter()
+        .map(|&i| {
+            let mut literal = String::new();
+            write_column_literal(&mut literal, row.get(i).unwrap_or(&Value::Null), &table.columns[i], true);
+            literal
+        })
+        .collect()
+}
+
+/// How a resumed full copy treats one table (by target schema and name), from the chunks the target recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableResume {
+    /// Every chunk is on the target: not read again.
+    Done,
+    /// The rows up to this key (SQL literals of the key columns) are on the target: read the rest.
+    After(Vec<String>),
+}
+
+/// A full copy that continues after an interruption: the tables (target schema, target name) with progress on the
+/// target, and the position of the first snapshot, where the binlog will start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotResume {
+    pub binlog_from: Position,
+    pub tables: std::collections::HashMap<(String, String), TableResume>,
 }
 
 /// Replaces the table name in `SHOW CREATE TABLE` output with the qualified target name.

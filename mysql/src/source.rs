@@ -12,7 +12,7 @@ use crate::change::Change;
 use crate::conn::{Endpoint, Flavor};
 use crate::error::Result;
 use crate::filter::TableFilter;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotResume, TableResume};
 use crate::stream::{stream_binlog, BinlogOptions};
 
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub struct SourceOptions {
     /// Big transactions are sent in parts of about this many bytes of row data.
     pub max_tx_part_bytes: usize,
     pub sql_filter: crate::sql_filter::SqlFilter,
+    /// DDL on replicated tables that cannot be replayed is skipped (logged) instead of stopping the job.
+    pub skip_unreplayable_ddl: bool,
 }
 
 /// Where the src task begins.
@@ -38,6 +40,10 @@ pub enum StartFrom {
     Snapshot,
     /// The binlog after this position.
     Position(Position),
+    /// An interrupted full copy continues: tables already on the target are skipped, partly copied ones continue
+    /// after their last recorded key, all from a new snapshot; the binlog then starts at the first snapshot's
+    /// position (see [`crate::applier`] for why that is exact).
+    ResumeSnapshot(SnapshotResume),
 }
 
 /// Runs the source until cancelled, the receiver goes away, or an error.
@@ -47,30 +53,70 @@ pub async fn run_source(
     out: mpsc::Sender<Change>,
     cancel: CancellationToken,
 ) -> Result<()> {
-    let position = match start {
-        StartFrom::Position(p) => p,
-        StartFrom::Snapshot => {
+    let (resume, given) = match start {
+        StartFrom::Position(p) => (None, Some(p)),
+        StartFrom::Snapshot => (None, None),
+        StartFrom::ResumeSnapshot(r) => (Some(r), None),
+    };
+    let position = match given {
+        Some(p) => p,
+        None => {
             let mut snapshot = Snapshot::begin(&opts.endpoint, opts.flavor).await?;
             let position = snapshot.position.clone();
             let tables = snapshot.list_tables(&opts.filter).await?;
+            // A table without a key that is not complete on the target cannot be continued, and its rows from the
+            // new snapshot could not be told apart from the binlog's replay: the whole copy starts again.
+            let mut resume = resume;
+            if let Some(r) = &resume {
+                if let Some(t) = tables.iter().find(|t| {
+                    !t.has_key()
+                        && r.tables.get(&(t.target_schema.clone(), t.target_name.clone())) != Some(&TableResume::Done)
+                }) {
+                    info!(table = %t.source_name(), "full copy: a table without a key is not complete on the target; copying everything again");
+                    resume = None;
+                }
+            }
             let estimated_rows = tables.iter().map(|t| t.estimated_rows).sum();
             info!(tables = tables.len(), estimated_rows, position = %crate::applier::describe(&position), "full copy: snapshot taken");
             if out
-                .send(Change::SnapshotStart { position: position.clone(), tables: tables.clone(), estimated_rows })
+                .send(Change::SnapshotStart {
+                    position: position.clone(),
+                    tables: tables.clone(),
+                    estimated_rows,
+                    resume_from: resume.as_ref().map(|r| r.binlog_from.clone()),
+                })
                 .await
                 .is_err()
             {
                 return Ok(());
             }
             for table in &tables {
-                let create_sql =
-                    if opts.skip_create_db_table { String::new() } else { snapshot.create_table_sql(table).await? };
-                let create =
-                    Change::CreateTable { table: table.clone(), create_sql, drop_first: opts.drop_table_if_exists };
+                let progress = resume
+                    .as_ref()
+                    .and_then(|r| r.tables.get(&(table.target_schema.clone(), table.target_name.clone())));
+                let after = match progress {
+                    Some(TableResume::Done) => {
+                        info!(table = %table.source_name(), "full copy: already on the target");
+                        continue;
+                    }
+                    Some(TableResume::After(key)) => Some(key.as_slice()),
+                    None => None,
+                };
+                // A partly copied table keeps its rows: no DROP, no CREATE.
+                let create_sql = if opts.skip_create_db_table || after.is_some() {
+                    String::new()
+                } else {
+                    snapshot.create_table_sql(table).await?
+                };
+                let drop_first = opts.drop_table_if_exists && after.is_none();
+                let create = Change::CreateTable { table: table.clone(), create_sql, drop_first };
                 if out.send(create).await.is_err() {
                     return Ok(());
                 }
-                let rows = snapshot.copy_table(table, opts.chunk_size, &out, &cancel).await?;
+                if after.is_some() {
+                    info!(table = %table.source_name(), "full copy: continuing after the last chunk on the target");
+                }
+                let rows = snapshot.copy_table(table, opts.chunk_size, after, &out, &cancel).await?;
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
@@ -80,6 +126,8 @@ pub async fn run_source(
                 }
             }
             snapshot.finish().await;
+            // A resumed copy: the binlog starts where the first snapshot was taken.
+            let position = resume.map(|r| r.binlog_from).unwrap_or(position);
             if out.send(Change::SnapshotDone { position: position.clone() }).await.is_err() {
                 return Ok(());
             }
@@ -99,6 +147,7 @@ pub async fn run_source(
         heartbeat: opts.heartbeat,
         max_tx_part_bytes: opts.max_tx_part_bytes,
         sql_filter: opts.sql_filter.clone(),
+        skip_unreplayable_ddl: opts.skip_unreplayable_ddl,
     };
     stream_binlog(binlog, out, cancel).await
 }

@@ -17,10 +17,10 @@ use crate::binlog::rows::{decode_rows, RowsKind, TablePlan};
 use crate::binlog::{event_data, mariadb, verify_checksum};
 use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::{Endpoint, Flavor};
-use crate::ddl::{classify, DdlTarget};
+use crate::ddl::{ddl_marker_origin, route, DdlRoute};
 use crate::error::{codes, MysqlError, Result};
 use crate::filter::TableFilter;
-use crate::schema::{load_table_meta, TableMeta};
+use crate::schema::{load_table_meta, ColumnMeta, TableMeta};
 use crate::sql_filter::SqlFilter;
 use crate::where_expr::{BoundWhere, WhereError};
 
@@ -40,6 +40,8 @@ pub struct BinlogOptions {
     pub max_tx_part_bytes: usize,
     /// Event kinds left out (dtle's SqlFilter).
     pub sql_filter: SqlFilter,
+    /// DDL on replicated tables that dtle cannot replay is skipped with a warning instead of stopping the job.
+    pub skip_unreplayable_ddl: bool,
 }
 
 const MYSQL_GTID_EVENT: u8 = 33;
@@ -143,6 +145,10 @@ struct TxBuilder {
     size: usize,
     /// Row bytes since the last part was sent.
     part_size: usize,
+    /// dtle's marker seen in this transaction: the server where its changes were first made.
+    origin: Option<String>,
+    /// Rows of dtle's position table were seen: dtle wrote this transaction.
+    dtle_rows: bool,
 }
 
 /// A replicated table seen in TABLE_MAP.
@@ -211,11 +217,13 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
     let mut stream = PanicSafe(stream);
 
     let mut plans: HashMap<u64, PlanEntry> = HashMap::new();
+    let mut marker_plans: HashMap<u64, (TablePlan, usize)> = HashMap::new();
     let mut metas: HashMap<(String, String), Arc<TableMeta>> = HashMap::new();
     let mut tx: Option<TxBuilder> = None;
     let mut last_emit = Instant::now();
     let mut last_timestamp = 0u32;
-    let mut unsent_progress = false;
+    // The start position goes out with the first idle heartbeat, so the target records it even if nothing happens.
+    let mut unsent_progress = true;
 
     loop {
         let next = tokio::select! {
@@ -280,6 +288,8 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     events: Vec::new(),
                     size: 0,
                     part_size: 0,
+                    origin: None,
+                    dtle_rows: false,
                 });
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
@@ -299,6 +309,8 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     events: Vec::new(),
                     size: 0,
                     part_size: 0,
+                    origin: None,
+                    dtle_rows: false,
                 });
             }
             MYSQL_ANONYMOUS_GTID_EVENT => {
@@ -328,16 +340,36 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 }
                 let schema = q.schema().into_owned();
                 let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
-                if let Some(ddl) = route_ddl(&opts.filter, &schema, trimmed) {
-                    for (s, n) in match &ddl {
-                        TxEvent::Ddl { tables, .. } => tables.clone(),
-                        _ => Vec::new(),
-                    } {
-                        metas.remove(&(s, n));
+                match route(trimmed, &schema, &opts.filter) {
+                    DdlRoute::Ignore => {}
+                    DdlRoute::Replay { sql, use_schema, source_tables } => {
+                        // The definitions of the tables it names are read again at their next TABLE_MAP.
+                        if source_tables.is_empty() {
+                            metas.clear();
+                        }
+                        for key in &source_tables {
+                            metas.remove(key);
+                        }
+                        if let Some(origin) = ddl_marker_origin(trimmed) {
+                            t.origin = Some(origin);
+                        }
+                        // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
+                        if opts.sql_filter.keeps_ddl(trimmed) {
+                            t.events.push(TxEvent::Ddl { schema: use_schema, sql, tables: source_tables });
+                        }
                     }
-                    // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
-                    if opts.sql_filter.keeps_ddl(trimmed) {
-                        t.events.push(ddl);
+                    DdlRoute::Unreplayable { reason } if opts.skip_unreplayable_ddl => {
+                        tracing::warn!(%file, pos, statement = %trimmed, %reason, "SkipUnreplayableDdl: skipping a DDL on replicated tables; the target may now differ from the source");
+                    }
+                    DdlRoute::Unreplayable { reason } => {
+                        return Err(MysqlError::Stream {
+                            file,
+                            pos,
+                            reason: format!(
+                                "cannot replay the DDL {trimmed:?}: {reason}. Apply it on the target by hand and set SkipUnreplayableDdl = true in the src task config to go past it (the skip is logged), or change the job's table selection"
+                            ),
+                            transient: false,
+                        });
                     }
                 }
                 if !t.in_begin {
@@ -351,6 +383,24 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 let tme: TableMapEvent<'_> = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
                 let schema = tme.database_name().into_owned();
                 let table = tme.table_name().into_owned();
+                if schema == MARKER_SCHEMA && table == MARKER_TABLE {
+                    // dtle's own position row on this server: never replicated, but it marks the transaction.
+                    let plan = TablePlan::new(&tme, None).map_err(|source| MysqlError::Decode {
+                        file: file.clone(),
+                        pos,
+                        table: format!("{MARKER_SCHEMA}.{MARKER_TABLE}"),
+                        source,
+                    })?;
+                    let origin_index = match plan.column_names() {
+                        Some(names) => names.iter().position(|n| n.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN)),
+                        None => load_table_meta(&mut meta_conn, MARKER_SCHEMA, MARKER_TABLE).await?.and_then(|m| {
+                            m.columns.iter().position(|c| c.name.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN))
+                        }),
+                    };
+                    marker_plans.insert(tme.table_id(), (plan, origin_index.unwrap_or(usize::MAX)));
+                    plans.insert(tme.table_id(), None);
+                    continue;
+                }
                 let entry = match opts.filter.selection_of(&schema, &table) {
                     None => None,
                     Some(selection) => {
@@ -360,27 +410,67 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         let meta = match metas.get(&key) {
                             Some(m) => m.clone(),
                             None => {
-                                let Some(mut m) = load_table_meta(&mut meta_conn, &schema, &table).await? else {
-                                    return Err(MysqlError::SchemaMismatch {
-                                        table: format!("{schema}.{table}"),
-                                        detail: "the binlog has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition".into(),
-                                    });
+                                let m = match load_table_meta(&mut meta_conn, &schema, &table).await? {
+                                    Some(m) => m,
+                                    // Dropped since: with binlog_row_metadata=FULL the TABLE_MAP still defines it.
+                                    None if TablePlan::new(&tme, None)
+                                        .ok()
+                                        .and_then(|p| p.column_names().map(<[String]>::len))
+                                        .is_some() =>
+                                    {
+                                        TableMeta {
+                                            schema: schema.clone(),
+                                            name: table.clone(),
+                                            target_schema: String::new(),
+                                            target_name: String::new(),
+                                            columns: Vec::new(),
+                                            key_columns: Vec::new(),
+                                            estimated_rows: 0,
+                                            column_subset: false,
+                                        }
+                                    }
+                                    None => {
+                                        return Err(MysqlError::SchemaMismatch {
+                                            table: format!("{schema}.{table}"),
+                                            detail: "the binlog has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition (set binlog_row_metadata=FULL on the source so the binlog carries it)".into(),
+                                        });
+                                    }
                                 };
+                                let mut m = m;
                                 m.target_schema = target_schema;
                                 m.target_name = target_name;
                                 let m = Arc::new(m);
-                                metas.insert(key, m.clone());
+                                metas.insert(key.clone(), m.clone());
                                 m
                             }
                         };
-                        let plan = TablePlan::new(&tme, Some(&meta.column_unsigned())).map_err(|source| {
-                            MysqlError::Decode { file: file.clone(), pos, table: meta.source_name(), source }
+                        let unsigned = meta.column_unsigned();
+                        let plan = TablePlan::new(
+                            &tme,
+                            (unsigned.len() == tme.columns_count() as usize).then_some(&unsigned[..]),
+                        )
+                        .map_err(|source| MysqlError::Decode {
+                            file: file.clone(),
+                            pos,
+                            table: meta.source_name(),
+                            source,
                         })?;
+                        // With binlog_row_metadata=FULL the TABLE_MAP names the columns as they were when these rows
+                        // were written; when a later DDL changed the table, the definition comes from the binlog.
+                        let meta = match plan.column_names() {
+                            Some(names) if !same_column_names(&meta, names) => {
+                                let derived = Arc::new(meta_from_binlog(&meta, &plan, names));
+                                tracing::debug!(table = %meta.source_name(), %file, pos, "table definition taken from the binlog (it changed since)");
+                                metas.insert(key.clone(), derived.clone());
+                                derived
+                            }
+                            _ => meta,
+                        };
                         if plan.column_count() != meta.columns.len() {
                             return Err(MysqlError::SchemaMismatch {
                                 table: meta.source_name(),
                                 detail: format!(
-                                    "the binlog at {file}:{pos} has {} columns but the table now has {}; a DDL changed it after these rows were written",
+                                    "the binlog at {file}:{pos} has {} columns but the table now has {}; a DDL changed it after these rows were written. Set binlog_row_metadata=FULL on the source so the binlog carries each table's definition",
                                     plan.column_count(),
                                     meta.columns.len()
                                 ),
@@ -418,6 +508,13 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     continue;
                 };
                 let Some(Some(selected)) = plans.get(&rows_event.table_id()) else {
+                    if let Some((plan, origin_index)) = marker_plans.get(&rows_event.table_id()) {
+                        let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
+                        t.dtle_rows = true;
+                        if let Some(origin) = marker_origin(plan, *origin_index, &rows_event) {
+                            t.origin = Some(origin);
+                        }
+                    }
                     continue;
                 };
                 let (plan, meta, row_filter) = (&selected.plan, &selected.meta, &selected.row_filter);
@@ -468,6 +565,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         events: std::mem::take(&mut t.events),
                         size: t.part_size,
                         partial: true,
+                        origin: t.origin.clone(),
                     };
                     t.part_size = 0;
                     if out.send(Change::Tx(part)).await.is_err() {
@@ -480,7 +578,10 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
                 }
             }
-            HEARTBEAT_EVENT if tx.is_none() && (unsent_progress || last_emit.elapsed() >= opts.heartbeat) => {
+            // While idle, progress not yet sent (transactions on tables the job does not replicate) goes out as a
+            // heartbeat. Nothing else does: a periodic heartbeat would make the dest rewrite its position row, which a
+            // two-way partner reads back as a transaction, and the two would ping-pong forever.
+            HEARTBEAT_EVENT if tx.is_none() && unsent_progress => {
                 let position = Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos };
                 if out.send(Change::Heartbeat { position, source_timestamp: last_timestamp }).await.is_err() {
                     return Ok(());
@@ -539,6 +640,8 @@ fn new_plain_tx(timestamp: u32) -> TxBuilder {
         events: Vec::new(),
         size: 0,
         part_size: 0,
+        origin: None,
+        dtle_rows: false,
     }
 }
 
@@ -577,6 +680,10 @@ async fn finish_tx(
     // A big transaction whose parts were sent ends with a last part even when it has no events left.
     let parts_sent = t.size > t.part_size;
     if t.events.is_empty() && !parts_sent {
+        if t.dtle_rows {
+            // Only dtle's own bookkeeping (a position row another job wrote here): no progress worth sending alone.
+            return Ok(());
+        }
         *unsent_progress = true;
         if last_emit.elapsed() >= Duration::from_secs(1) {
             let _ = out.send(Change::Heartbeat { position, source_timestamp: t.timestamp }).await;
@@ -592,6 +699,7 @@ async fn finish_tx(
         events: t.events,
         size: t.part_size,
         partial: false,
+        origin: t.origin,
     };
     let _ = out.send(Change::Tx(tx)).await;
     *last_emit = Instant::now();
@@ -599,25 +707,86 @@ async fn finish_tx(
     Ok(())
 }
 
-/// Keeps a DDL statement when it touches a replicated table or schema.
-fn route_ddl(filter: &TableFilter, default_schema: &str, sql: &str) -> Option<TxEvent> {
-    match classify(sql) {
-        DdlTarget::Tables(names) => {
-            let tables: Vec<(String, String)> =
-                names.into_iter().map(|(s, t)| (s.unwrap_or_else(|| default_schema.to_string()), t)).collect();
-            if tables.iter().any(|(s, t)| filter.target_of(s, t).is_some()) {
-                let schema = filter.target_schema_of(default_schema);
-                Some(TxEvent::Ddl { schema, sql: sql.to_string(), tables })
-            } else {
-                None
+/// dtle's position table, whose rows mark the transactions dtle applied (see `applier`).
+const MARKER_SCHEMA: &str = "dtle";
+const MARKER_TABLE: &str = "replication_position";
+const MARKER_ORIGIN_COLUMN: &str = "origin";
+
+/// The origin written by dtle's marker row in a rows event on its position table.
+fn marker_origin(
+    plan: &TablePlan,
+    origin_index: usize,
+    rows_event: &mysql_async::binlog::events::RowsEventData<'_>,
+) -> Option<String> {
+    let decoded = decode_rows(plan, rows_event).ok()?;
+    decoded.rows.into_iter().rev().find_map(|image| match image.after?.get(origin_index)? {
+        crate::value::Value::Bytes(b) if !b.is_empty() => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    })
+}
+
+fn same_column_names(meta: &TableMeta, names: &[String]) -> bool {
+    meta.columns.len() == names.len() && meta.columns.iter().zip(names).all(|(c, n)| c.name.eq_ignore_ascii_case(n))
+}
+
+/// A table's definition at a binlog position: the columns the TABLE_MAP names, with the current definition's
+/// details for columns that kept their name and kind, and types from the binlog for the others.
+fn meta_from_binlog(current: &TableMeta, plan: &TablePlan, names: &[String]) -> TableMeta {
+    let columns: Vec<ColumnMeta> = names
+        .iter()
+        .zip(plan.columns())
+        .map(|(name, col)| {
+            let binlog_kind = binlog_kind(col.real_type);
+            match current.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
+                Some(c) if crate::schema::data_type_kind(&c.data_type) == binlog_kind => c.clone(),
+                _ => {
+                    let data_type = crate::binlog::rows::column_type::name(col.real_type)
+                        .to_ascii_lowercase()
+                        .replace("(fsp)", "")
+                        .replace("var_string", "varchar");
+                    ColumnMeta {
+                        name: name.clone(),
+                        column_type: data_type.clone(),
+                        data_type,
+                        unsigned: col.unsigned,
+                        nullable: col.nullable,
+                        generated: false,
+                        charset: None,
+                        collation: None,
+                    }
+                }
             }
-        }
-        DdlTarget::Schema(name) => filter.selects_schema(&name).then(|| TxEvent::Ddl {
-            schema: String::new(),
-            sql: sql.to_string(),
-            tables: Vec::new(),
-        }),
-        DdlTarget::Other => None,
+        })
+        .collect();
+    let key_columns: Option<Vec<usize>> = current
+        .key_columns
+        .iter()
+        .map(|&k| {
+            let name = &current.columns.get(k)?.name;
+            columns.iter().position(|c| c.name.eq_ignore_ascii_case(name))
+        })
+        .collect();
+    TableMeta { columns, key_columns: key_columns.unwrap_or_default(), ..current.clone() }
+}
+
+/// Coarse kinds of column types, to tell whether a column kept its kind across a DDL.
+fn binlog_kind(real_type: u8) -> &'static str {
+    use crate::binlog::rows::column_type as t;
+    match real_type {
+        t::TINY | t::SHORT | t::INT24 | t::LONG | t::LONGLONG => "int",
+        t::DECIMAL | t::NEWDECIMAL => "decimal",
+        t::FLOAT | t::DOUBLE => "float",
+        t::YEAR => "year",
+        t::DATE | t::NEWDATE => "date",
+        t::TIME | t::TIME2 => "time",
+        t::DATETIME | t::DATETIME2 => "datetime",
+        t::TIMESTAMP | t::TIMESTAMP2 => "timestamp",
+        t::ENUM => "enum",
+        t::SET => "set",
+        t::BIT => "bit",
+        t::JSON => "json",
+        t::GEOMETRY => "geometry",
+        _ => "string",
     }
 }
 

@@ -197,6 +197,9 @@ pub struct Transaction {
     /// More parts of this source transaction follow (a big transaction sent in parts).
     #[prost(bool, tag = "6")]
     pub partial: bool,
+    /// For a transaction dtle applied on its source: the server where the change was first made.
+    #[prost(string, optional, tag = "7")]
+    pub origin: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -5,7 +5,9 @@
 #   bench_dst     ${BENCH_DST_PORT:-3318}      server_id 12
 #   bench_replica ${BENCH_REPLICA_PORT:-3319}  server_id 13
 # Env: DTLE_BIN (default target/release/dtle, built if missing), BENCH_KEEP=1 (keep the instances at the end),
-#      DTLE_TEST_DIR (where tests/mariadb.sh keeps instances).
+#      DTLE_TEST_DIR (where tests/mariadb.sh keeps instances),
+#      BENCH_DURABLE=1 (default: sync_binlog=1 + innodb_flush_log_at_trx_commit=1 on every instance, the
+#      settings of the performance issue; 0: sync_binlog=0 + innodb_flush_log_at_trx_commit=2, the test default).
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(cd "$BENCH_DIR/../.." && pwd -P)"
@@ -14,6 +16,8 @@ MARIADB_SH="$REPO/tests/mariadb.sh"
 : "${BENCH_DST_PORT:=3318}"
 : "${BENCH_REPLICA_PORT:=3319}"
 : "${DTLE_BIN:=$REPO/target/release/dtle}"
+: "${BENCH_DURABLE:=1}"
+[[ "$BENCH_DURABLE" == 0 || "$BENCH_DURABLE" == 1 ]] || { echo "BENCH_DURABLE must be 0 or 1" >&2; exit 2; }
 case ":$PATH:" in *":/usr/sbin:"*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
 
 blog() { printf '%s [bench] %s\n' "$(date '+%H:%M:%S')" "$*" >&2; }
@@ -36,12 +40,28 @@ now() { printf '%s' "$EPOCHREALTIME"; }
 # calc EXPR -> awk arithmetic, printed with printf-like FORMAT (default %.2f)
 calc() { awk "BEGIN { printf \"${2:-%.2f}\", $1 }"; }
 
-# bench_instance NAME PORT SERVER_ID -> a fresh instance (destroyed first, so every run starts from the same state)
+# bench_instance NAME PORT SERVER_ID -> a fresh instance (destroyed first, so every run starts from the same state),
+# durable or not as BENCH_DURABLE says (checked on the running server)
 bench_instance() {
+    local want flush sync
     "$MARIADB_SH" destroy "$1" >/dev/null 2>&1 || true
-    "$MARIADB_SH" start "$1" "$2" "$3" 2>&1 | tail -n1 >&2
+    DTLE_TEST_DURABLE="$BENCH_DURABLE" "$MARIADB_SH" start "$1" "$2" "$3" 2>&1 | tail -n1 >&2
     q "$2" "SELECT 1" >/dev/null || bdie "instance $1 on port $2 does not answer"
+    read -r flush sync <<<"$(q "$2" "SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog")"
+    if [[ "$BENCH_DURABLE" == 1 ]]; then want="1 1"; else want="2 0"; fi
+    [[ "$flush $sync" == "$want" ]] ||
+        bdie "instance $1: innodb_flush_log_at_trx_commit=$flush sync_binlog=$sync, expected $want"
 }
+# durability_note -> one line saying which settings the instances run with
+durability_note() {
+    if [[ "$BENCH_DURABLE" == 1 ]]; then
+        echo "(all instances: sync_binlog=1, innodb_flush_log_at_trx_commit=1 -- durable, BENCH_DURABLE=1)"
+    else
+        echo "(all instances: sync_binlog=0, innodb_flush_log_at_trx_commit=2 -- not durable, BENCH_DURABLE=0)"
+    fi
+}
+# dtle_rss_kb -> the current resident set of the dtle process (VmRSS, KiB)
+dtle_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DTLE_PID/status" 2>/dev/null || echo 0; }
 bench_destroy() {
     if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
         blog "BENCH_KEEP=1: keeping instance $1"

@@ -3,8 +3,10 @@
 #
 #   tests/bench/incremental.sh [TX=20000]
 #
-# Env: CLIENTS=4 (parallel clients generating the backlog), ROWS_PER_TABLE=10000,
-#      LAG_RATE=200 (tx/s of the steady-state load), LAG_SECONDS=20, BENCH_KEEP=1, DTLE_BIN.
+# Env: CLIENTS=4 (parallel clients generating the backlog), ROWS_PER_TABLE=100000 (the issue's 4 x 100k),
+#      LAG_RATE=auto (tx/s of the steady-state load; auto = half of the native single-threaded catch-up rate),
+#      LAG_SECONDS=20, IDLE_SECONDS=10 (idle time before the idle RSS sample), BENCH_DURABLE=1 (default; 0 = fast,
+#      non-durable instances), BENCH_KEEP=1, DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317), bench_dst (3318, dtle target), bench_replica (3319, native replica);
 # created fresh and destroyed at the end.
@@ -14,8 +16,9 @@ set -euo pipefail
 TX="${1:-20000}"
 [[ "$TX" =~ ^[0-9]+$ && "$TX" -gt 0 ]] || bdie "TX must be a positive integer"
 CLIENTS="${CLIENTS:-4}"
-ROWS_PER_TABLE="${ROWS_PER_TABLE:-10000}"
-LAG_RATE="${LAG_RATE:-200}"
+ROWS_PER_TABLE="${ROWS_PER_TABLE:-100000}"
+LAG_RATE="${LAG_RATE:-auto}"
+IDLE_SECONDS="${IDLE_SECONDS:-10}"
 LAG_SECONDS="${LAG_SECONDS:-20}"
 TABLES=4
 SRC=$BENCH_SRC_PORT
@@ -177,6 +180,10 @@ RESULTS+=("dtle|$(calc "$t1 - $t0" %.3f)")
 CATCHUP_RSS_KB=$DTLE_HWM_KB
 
 # ---------------------------------------------------------------- (c) steady-state lag (dtle keeps running)
+if [[ "$LAG_RATE" == auto ]]; then
+    LAG_RATE="$(calc "$TX / ${RESULTS[0]#*|} / 2" %.0f)"
+    ((LAG_RATE >= 10)) || LAG_RATE=10
+fi
 LAG_TX=$((LAG_RATE * LAG_SECONDS))
 PER_TICK=$(((LAG_RATE + 5) / 10))   # transactions per 100 ms tick
 gen_tx 4242 "$LAG_TX" 0 1 >"$TMP/load.sql"
@@ -247,6 +254,11 @@ while :; do
     ((SECONDS < deadline)) || bdie "dtle did not reach the end of the steady-state load"
     sleep 0.1
 done
+# ---------------------------------------------------------------- (d) idle RSS: nothing to replicate for IDLE_SECONDS
+blog "idle: sampling dtle's resident set after $IDLE_SECONDS s without writes"
+sleep "$IDLE_SECONDS"
+dtle_alive || dtle_died "$DLOG" "idle"
+IDLE_RSS_KB="$(dtle_rss_kb)"
 dtle_stop "$DLOG"
 DTLE_PID=""
 STOP_RC=$DTLE_RC
@@ -263,6 +275,7 @@ q "$REP" "STOP SLAVE"
 # ---------------------------------------------------------------- report
 echo
 echo "== incremental catch-up: backlog of $TX transactions x 4 row changes on $TABLES tables x $ROWS_PER_TABLE rows =="
+durability_note
 echo "(source wrote the backlog at $SRC_TPS tx/s with $CLIENTS clients; START $START -> FINAL $FINAL)"
 printf '%-36s %9s %9s\n' applier seconds tx/s
 for r in "${RESULTS[@]}"; do
@@ -273,6 +286,7 @@ dtle_secs="${RESULTS[2]#*|}"
 echo "ratio dtle / native single-threaded: $(calc "${RESULTS[0]#*|} / $dtle_secs" %.2f)x throughput"
 echo "ratio dtle / native 4 threads optimistic: $(calc "${RESULTS[1]#*|} / $dtle_secs" %.2f)x throughput"
 echo "dtle peak RSS during catch-up: $(calc "$CATCHUP_RSS_KB/1024" %.0f) MiB; at the end: $(calc "$DTLE_HWM_KB/1024" %.0f) MiB; stop on SIGINT: status $STOP_RC"
+echo "dtle idle RSS (VmRSS after $IDLE_SECONDS s without source writes, job caught up): $(calc "$IDLE_RSS_KB/1024" %.1f) MiB"
 echo
 n=$(wc -l <"$SAMPLES")
 load_tx=$((LOAD_DONE_SEQ - FINAL_SEQ - want))

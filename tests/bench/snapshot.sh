@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Full-copy benchmark: mariadb-dump | mariadb  vs  dtle run (snapshot stage), one sysbench-shaped table.
+# Full-copy benchmark: mariadb-dump | mariadb  vs  dtle run (snapshot stage), sysbench-shaped tables.
 #
-#   tests/bench/snapshot.sh [ROWS=1000000]
+#   tests/bench/snapshot.sh [ROWS_PER_TABLE=100000]     # TABLES=4: the issue's 4 x 100k sbtest schema
+#   TABLES=1 tests/bench/snapshot.sh 1000000            # the older single-table figures
 #
-# Env: CHUNK_SIZES="2000 10000" (dtle ChunkSize values to try), BENCH_KEEP=1 (keep instances), DTLE_BIN.
+# Env: TABLES=4, CHUNK_SIZES="2000" (dtle ChunkSize values to try), BENCH_DURABLE=1 (default; 0 = fast,
+#      non-durable instances), RESUME=1 (default: also kill -9 dtle mid-copy and time the resumed copy),
+#      BENCH_KEEP=1 (keep instances), DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317) and bench_dst (3318), created fresh and destroyed at the end.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROWS="${1:-1000000}"
-[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || bdie "ROWS must be a positive integer"
-CHUNK_SIZES="${CHUNK_SIZES:-2000 10000}"
+ROWS="${1:-100000}"
+[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || bdie "ROWS_PER_TABLE must be a positive integer"
+TABLES="${TABLES:-4}"
+[[ "$TABLES" =~ ^[0-9]+$ && "$TABLES" -gt 0 ]] || bdie "TABLES must be a positive integer"
+TOTAL=$((ROWS * TABLES))
+CHUNK_SIZES="${CHUNK_SIZES:-2000}"
+RESUME="${RESUME:-1}"
 SRC=$BENCH_SRC_PORT
 DST=$BENCH_DST_PORT
 TMP="$(mktemp -d /tmp/dtle-bench-snapshot.XXXXXX)"
@@ -29,40 +36,51 @@ bench_instance bench_src "$SRC" 11
 bench_instance bench_dst "$DST" 12
 
 # ---------------------------------------------------------------- data
-blog "creating bench.sbtest1 with $ROWS rows on bench_src"
-q "$SRC" "CREATE DATABASE bench;
-CREATE TABLE bench.sbtest1 (
-  id INT NOT NULL AUTO_INCREMENT,
-  k INT NOT NULL DEFAULT 0,
-  c CHAR(120) NOT NULL DEFAULT '',
-  pad CHAR(60) NOT NULL DEFAULT '',
-  PRIMARY KEY (id),
-  KEY k_1 (k)
-) ENGINE=InnoDB"
+blog "creating bench.sbtest1..$TABLES with $ROWS rows each on bench_src"
+q "$SRC" "CREATE DATABASE bench"
 # sysbench-style strings: groups of 11 random digits joined by '-' (c: 10 groups, pad: 5 groups).
 grp="LPAD(FLOOR(RAND()*99999999999),11,'0')"
 c_expr="CONCAT_WS('-',$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp,$grp)"
 pad_expr="CONCAT_WS('-',$grp,$grp,$grp,$grp,$grp)"
 t0=$(now)
 step=100000
-for ((lo = 1; lo <= ROWS; lo += step)); do
-    hi=$((lo + step - 1))
-    ((hi > ROWS)) && hi=$ROWS
-    q "$SRC" "INSERT INTO bench.sbtest1 (id, k, c, pad)
-              SELECT seq, FLOOR(1 + RAND() * $ROWS), $c_expr, $pad_expr FROM bench.seq_${lo}_to_${hi}"
+for ((t = 1; t <= TABLES; t++)); do
+    q "$SRC" "CREATE TABLE bench.sbtest$t (
+      id INT NOT NULL AUTO_INCREMENT,
+      k INT NOT NULL DEFAULT 0,
+      c CHAR(120) NOT NULL DEFAULT '',
+      pad CHAR(60) NOT NULL DEFAULT '',
+      PRIMARY KEY (id),
+      KEY k_1 (k)
+    ) ENGINE=InnoDB"
+    for ((lo = 1; lo <= ROWS; lo += step)); do
+        hi=$((lo + step - 1))
+        ((hi > ROWS)) && hi=$ROWS
+        q "$SRC" "INSERT INTO bench.sbtest$t (id, k, c, pad)
+                  SELECT seq, FLOOR(1 + RAND() * $ROWS), $c_expr, $pad_expr FROM bench.seq_${lo}_to_${hi}"
+    done
 done
-q "$SRC" "ANALYZE TABLE bench.sbtest1" >/dev/null
-DATA_BYTES="$(q "$SRC" "SELECT data_length FROM information_schema.tables WHERE table_schema='bench' AND table_name='sbtest1'")"
-INDEX_BYTES="$(q "$SRC" "SELECT index_length FROM information_schema.tables WHERE table_schema='bench' AND table_name='sbtest1'")"
-SRC_SUM="$(checksum "$SRC" bench.sbtest1)"
+DATA_BYTES=0
+INDEX_BYTES=0
+SRC_SUMS=""
+for ((t = 1; t <= TABLES; t++)); do
+    q "$SRC" "ANALYZE TABLE bench.sbtest$t" >/dev/null
+    read -r d i <<<"$(q "$SRC" "SELECT data_length, index_length FROM information_schema.tables WHERE table_schema='bench' AND table_name='sbtest$t'")"
+    DATA_BYTES=$((DATA_BYTES + d))
+    INDEX_BYTES=$((INDEX_BYTES + i))
+    SRC_SUMS+="$(checksum "$SRC" "bench.sbtest$t") "
+done
 blog "loaded in $(calc "$(now) - $t0" %.1f) s; data_length $(calc "$DATA_BYTES/1e6" %.1f) MB, index_length $(calc "$INDEX_BYTES/1e6" %.1f) MB"
 
 RESULTS=()   # "tool|rows|seconds|rss_kb|check"
-verify() {   # verify -> OK / DIFF (row count + CHECKSUM TABLE of the target vs the source)
-    local n s
-    n="$(q "$DST" "SELECT COUNT(*) FROM bench.sbtest1" 2>/dev/null || echo -1)"
-    s="$(checksum "$DST" bench.sbtest1 2>/dev/null || echo -1)"
-    if [[ "$n" == "$ROWS" && "$s" == "$SRC_SUM" ]]; then echo OK; else echo "DIFF(rows=$n,checksum=$s,want $ROWS/$SRC_SUM)"; fi
+verify() {   # verify -> OK / DIFF (row count + CHECKSUM TABLE of every target table vs the source)
+    local n s t sums=""
+    n=0
+    for ((t = 1; t <= TABLES; t++)); do
+        n=$((n + $(q "$DST" "SELECT COUNT(*) FROM bench.sbtest$t" 2>/dev/null || echo 0)))
+        sums+="$(checksum "$DST" "bench.sbtest$t" 2>/dev/null || echo -1) "
+    done
+    if [[ "$n" == "$TOTAL" && "$sums" == "$SRC_SUMS" ]]; then echo OK; else echo "DIFF(rows=$n,checksums=$sums,want $TOTAL/$SRC_SUMS)"; fi
 }
 reset_dst() { q "$DST" "DROP DATABASE IF EXISTS bench; DROP DATABASE IF EXISTS dtle; RESET MASTER"; }
 
@@ -81,7 +99,7 @@ else
         qi "$DST"
 fi
 t1=$(now)
-RESULTS+=("mariadb-dump|$ROWS|$(calc "$t1 - $t0" %.3f)|-|$(verify)")
+RESULTS+=("mariadb-dump|$TOTAL|$(calc "$t1 - $t0" %.3f)|-|$(verify)")
 
 # ---------------------------------------------------------------- (b) dtle run, per ChunkSize
 for chunk in $CHUNK_SIZES; do
@@ -105,13 +123,63 @@ for chunk in $CHUNK_SIZES; do
     dtle_stop "$log"
     [[ "$DTLE_RC" == 0 ]] || blog "WARNING: dtle stop status: $DTLE_RC"
     DTLE_PID=""
-    RESULTS+=("dtle ChunkSize=$chunk|$ROWS|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)")
+    RESULTS+=("dtle ChunkSize=$chunk|$TOTAL|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)")
 done
+
+# ---------------------------------------------------------------- (c) kill -9 mid-copy, then resume
+# target_rows -> rows in the target's sbtest tables (0 while they do not exist)
+target_rows() {
+    local t sql="SELECT 0"
+    for ((t = 1; t <= TABLES; t++)); do sql+=" + (SELECT COUNT(*) FROM bench.sbtest$t)"; done
+    q "$DST" "$sql" 2>/dev/null || echo 0
+}
+RESUME_LINE=""
+if [[ "$RESUME" == 1 ]]; then
+    chunk="${CHUNK_SIZES##* }"
+    reset_dst
+    job="$TMP/resume.hcl"
+    write_job "$job" "bench_snap" "$SRC" "$DST" "" "$chunk" false
+    blog "dtle run, ChunkSize $chunk, kill -9 at half of the rows (log: $TMP/dtle_resume1.log)"
+    t0=$(now)
+    dtle_start "$job" "$TMP/data_resume" "$TMP/dtle_resume1.log"
+    deadline=$((SECONDS + 3600))
+    until (($(target_rows) >= TOTAL / 2)); do
+        dtle_alive || dtle_died "$TMP/dtle_resume1.log" "copying before the kill"
+        ((SECONDS < deadline)) || bdie "the first half of the copy took over 3600 s"
+        sleep 0.05
+    done
+    kill -KILL "$DTLE_PID"
+    wait "$DTLE_PID" 2>/dev/null || true
+    DTLE_PID=""
+    t_kill=$(now)
+    at_kill="$(target_rows)"
+    blog "killed after $(calc "$t_kill - $t0") s with $at_kill rows on the target; restarting"
+    # dtle_start empties the data dir; the target's tables say how far the copy got.
+    "$DTLE_BIN" run "$job" --data-dir "$TMP/data_resume" --no-progress-bar >"$TMP/dtle_resume2.log" 2>&1 &
+    DTLE_PID=$!
+    DTLE_HWM_KB=0
+    t_restart=$(now)
+    while :; do
+        dtle_alive || dtle_died "$TMP/dtle_resume2.log" "resuming the copy"
+        row="$(position_row "$DST" bench_snap)"
+        [[ "${row%%$'\t'*}" == job_stage_incr ]] && break
+        ((SECONDS < deadline)) || bdie "no job_stage_incr after the restart"
+        sleep 0.2
+    done
+    t1=$(now)
+    dtle_stop "$TMP/dtle_resume2.log"
+    DTLE_PID=""
+    copied2="$(sed -n 's/.*full copy: done.* rows=\([0-9]*\).*/\1/p' "$TMP/dtle_resume2.log" | tail -n1)"
+    how="full copy again"
+    grep -q "resuming the full copy" "$TMP/dtle_resume2.log" && how="resumed per chunk"
+    RESUME_LINE="kill -9 at $at_kill of $TOTAL rows ($(calc "$t_kill - $t0") s), restart: $how, copied ${copied2:-?} rows in $(calc "$t1 - $t_restart") s; total $(calc "$t1 - $t0 - ($t_restart - $t_kill)") s of dtle; check $(verify)"
+fi
 
 # ---------------------------------------------------------------- report
 MB="$(calc "$DATA_BYTES/1e6" %.1f)"
 echo
-echo "== snapshot: bench.sbtest1, $ROWS rows, data_length $MB MB (MB = 10^6 bytes of InnoDB data_length) =="
+echo "== snapshot: bench.sbtest1..$TABLES, $TABLES x $ROWS = $TOTAL rows, data_length $MB MB (MB = 10^6 bytes of InnoDB data_length) =="
+durability_note
 printf '%-22s %10s %9s %10s %8s %10s  %s\n' tool rows seconds rows/s MB/s peak_RSS check
 base=""
 for r in "${RESULTS[@]}"; do
@@ -130,3 +198,5 @@ for r in "${RESULTS[@]:1}"; do
     IFS='|' read -r tool rows secs rss chk <<<"$r"
     echo "ratio $tool / mariadb-dump throughput: $(calc "$base/$secs" %.2f)x  (time $(calc "$secs/$base" %.2f)x)"
 done
+[[ -n "$RESUME_LINE" ]] && echo "resume: $RESUME_LINE"
+exit 0

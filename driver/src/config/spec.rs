@@ -425,6 +425,12 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         D::Int(defaults::BIG_TX_SRC_QUEUE),
         "Un-acked big-transaction parts in flight before src pauses.",
     ),
+    f(
+        "SkipUnreplayableDdl",
+        K::Bool,
+        D::Bool(false),
+        "Skip (and log) DDL on replicated tables that dtle cannot replay instead of stopping the job.",
+    ),
     f("WaitOnJob", K::String, D::Str(""), "Start only after this job has finished."),
     f("TwoWaySync", K::Bool, D::Bool(false), "Bidirectional sync inside one job."),
     f("TwoWaySyncGtid", K::String, D::Str(""), "Start Gtid for the reverse direction; \"auto\" = current."),

@@ -241,6 +241,9 @@ pub struct TaskConfig {
     pub skip_create_db_table: bool,
     #[serde(rename = "SkipIncrementalCopy", default)]
     pub skip_incremental_copy: bool,
+    /// dtle (Rust) extension: skip (and log) DDL on replicated tables that cannot be replayed.
+    #[serde(rename = "SkipUnreplayableDdl", default)]
+    pub skip_unreplayable_ddl: bool,
     #[serde(rename = "SkipPrivilegeCheck", default)]
     pub skip_privilege_check: bool,
     #[serde(rename = "ExpandSyntaxSupport", default)]

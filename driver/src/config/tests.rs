@@ -852,6 +852,29 @@ fn example_job_files_resolve_identically() {
 }
 
 #[test]
+fn topology_examples_parse_and_validate() {
+    let dir = examples_dir().join("topologies");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let job = parse_job_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let r = job.resolve().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        r.src.validate(&r.name, "src").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        crate::engine::table_filter(&r.src).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen += 1;
+    }
+    assert!(seen >= 7, "examples in {}", dir.display());
+    let r = parse_job_file(&dir.join("rename_and_filter.hcl")).unwrap().resolve().unwrap();
+    assert_eq!(r.src.replicate_do_db[0].table_schema_rename, "all_${1}");
+    let r = parse_job_file(&dir.join("two_way.hcl")).unwrap().resolve().unwrap();
+    assert!(r.src.two_way_sync);
+    let reverse = crate::engine::reverse_job(&r).unwrap();
+    assert_eq!(reverse.name, "two_way_dtrev");
+    assert_eq!(reverse.source.port, 3309);
+    assert!(reverse.src.auto_gtid);
+}
+
+#[test]
 fn config_error_stays_small() {
     // Small enough that crates wrapping it keep their Result types cheap (clippy::result_large_err).
     assert!(std::mem::size_of::<ConfigError>() <= 96);

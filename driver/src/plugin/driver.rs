@@ -584,6 +584,12 @@ impl drivers::driver_server::Driver for DtlePlugin {
         let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
         let nats = plugin.nats_options(window).map_err(|e| fatal(format!("plugin \"dtle\" config: {e}")))?;
         let warnings = crate::engine::check_supported(&job).map_err(|e| fatal(e.to_string()))?;
+        if job.src.two_way_sync {
+            return Err(fatal(format!(
+                "job {job_name:?}: TwoWaySync runs both directions in one `dtle run` process; under Nomad run two jobs \
+                 (A to B and B to A): dtle's markers keep them from looping"
+            )));
+        }
 
         // Fail fast while Nomad can restart the task: the server this role talks to first must answer.
         if let Some(addr) = first_endpoint(role, &job) {

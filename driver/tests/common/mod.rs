@@ -522,8 +522,17 @@ impl Dtle {
         Self::spawn_split(log, None, args)
     }
 
+    /// Like `spawn`, with extra environment variables (failpoints).
+    pub fn spawn_with_env(log: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Dtle {
+        Self::spawn_full(log, None, args, env)
+    }
+
     /// Like `spawn`; with `err_log`, stderr goes there instead of into `log`.
     pub fn spawn_split(log: &Path, err_log: Option<&Path>, args: &[&std::ffi::OsStr]) -> Dtle {
+        Self::spawn_full(log, err_log, args, &[])
+    }
+
+    fn spawn_full(log: &Path, err_log: Option<&Path>, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Dtle {
         let label = format!("dtle {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
         let out = open_log(log, &label);
         let err = match err_log {
@@ -537,6 +546,7 @@ impl Dtle {
         };
         let child = Command::new(dtle_bin())
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env_remove("DTLE_LOG_LEVEL")
             .stdin(Stdio::null())

@@ -1,0 +1,164 @@
+//! Parallel apply (`ParallelWorkers`) keeps the target exact: a backlog with hot rows updated by many
+//! transactions, rows moving between keys, a secondary unique key whose values move between rows (an ordering the
+//! row keys cannot see), a table without a key, and DDL between DML; then a crash after a parallel group's
+//! partitions committed but before its position was written (a failpoint), which must neither lose nor repeat any
+//! transaction.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mysql_async::Conn;
+
+const TABLES: [&str; 4] = ["tp", "th", "tu", "tn"];
+
+async fn create_tables(src: &mut Conn, schema: &str) {
+    exec(src, &format!("CREATE TABLE {schema}.tp (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(20))")).await;
+    exec(src, &format!("INSERT INTO {schema}.tp SELECT seq, 0, 'init' FROM seq_1_to_5000")).await;
+    exec(src, &format!("CREATE TABLE {schema}.th (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    exec(src, &format!("INSERT INTO {schema}.th SELECT seq, 0 FROM seq_1_to_5")).await;
+    exec(
+        src,
+        &format!("CREATE TABLE {schema}.tu (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, UNIQUE KEY (email))"),
+    )
+    .await;
+    exec(src, &format!("INSERT INTO {schema}.tu SELECT seq, CONCAT('e', seq) FROM seq_1_to_50")).await;
+    exec(src, &format!("CREATE TABLE {schema}.tn (a INT, b VARCHAR(10))")).await;
+}
+
+/// `n` source transactions of the kinds above, with an ALTER in the middle.
+async fn backlog(src: &mut Conn, schema: &str, n: u32, rng: &mut Rng) {
+    let mut next_email = 1000;
+    for i in 0..n {
+        if i == n / 2 {
+            exec(src, &format!("ALTER TABLE {schema}.tp ADD COLUMN added INT NOT NULL DEFAULT 5")).await;
+        }
+        let sql = match rng.below(6) {
+            // independent rows
+            0 | 1 => {
+                let id = 1 + rng.below(5000);
+                format!("UPDATE {schema}.tp SET v = v + 1, s = 'u{i}' WHERE id = {id}")
+            }
+            // hot rows, several per transaction
+            2 => format!(
+                "BEGIN; UPDATE {schema}.th SET v = v + 1 WHERE id = {}; UPDATE {schema}.th SET v = (v * 2 + 1) % 1000003 WHERE id = {}; COMMIT",
+                1 + rng.below(5),
+                1 + rng.below(5)
+            ),
+            // a row moves to a new key; a row is deleted and inserted again
+            3 => {
+                let id = 1 + rng.below(5000);
+                format!(
+                    "BEGIN; DELETE FROM {schema}.tp WHERE id = {id}; INSERT INTO {schema}.tp (id, v, s) VALUES ({id}, {i}, 'again') ON DUPLICATE KEY UPDATE v = {i}; COMMIT"
+                )
+            }
+            // a unique value moves from one row to another in two transactions: the second must follow the first
+            4 => {
+                let (a, b) = (1 + rng.below(50), 1 + rng.below(50));
+                if a == b {
+                    continue;
+                }
+                next_email += 1;
+                let moved: Option<String> = {
+                    use mysql_async::prelude::*;
+                    src.query_first(format!("SELECT email FROM {schema}.tu WHERE id = {a}")).await.unwrap()
+                };
+                let Some(moved) = moved else { continue };
+                exec(src, &format!("UPDATE {schema}.tu SET email = 'n{next_email}' WHERE id = {a}")).await;
+                format!("UPDATE {schema}.tu SET email = '{moved}' WHERE id = {b}")
+            }
+            // a table without a key
+            _ => format!("INSERT INTO {schema}.tn VALUES ({}, 'b{}')", rng.below(20), rng.below(3)),
+        };
+        exec(src, &sql).await;
+    }
+}
+
+async fn assert_all_equal(src: &mut Conn, dst: &mut Conn, schema: &str) {
+    for t in TABLES {
+        let order = if t == "tn" { None } else { Some("id") };
+        assert_tables_equal(src, dst, &format!("{schema}.{t}"), order).await;
+    }
+}
+
+fn conf(schema: &str) -> String {
+    format!("{}\nParallelWorkers = 4", replicate_schema(schema))
+}
+
+#[tokio::test]
+async fn parallel_apply_of_a_backlog_with_conflicting_rows_and_ddl() {
+    let Some(ctx) = Ctx::new("parallel").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let schema = "e2e_parallel";
+    let job = "e2e_parallel_job";
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut src, "USE mysql").await;
+    create_tables(&mut src, schema).await;
+    let j = ctx.job("job.hcl", job, s.src, s.dst, &conf(schema));
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    d.stop_cleanly().await;
+
+    let (mut rng, seed) = Rng::from_time();
+    println!("backlog seed {seed}");
+    backlog(&mut src, schema, 3000, &mut rng).await;
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    assert_all_equal(&mut src, &mut dst, schema).await;
+    d.stop_cleanly().await;
+    let log = d.log_text();
+    let line = log.lines().rev().find(|l| l.contains("parallel apply")).unwrap_or_default().to_string();
+    println!("{line}");
+    assert!(line.contains("parallel_groups="), "the dest reports its parallel groups: {}", tail(&log, 20));
+    assert!(!line.contains("parallel_groups=0 "), "the backlog was applied in parallel: {line}");
+}
+
+#[tokio::test]
+async fn a_crash_between_parallel_commits_and_the_position_loses_and_repeats_nothing() {
+    let Some(ctx) = Ctx::new("parallel_crash").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let schema = "e2e_parallel_crash";
+    let job = "e2e_parallel_crash_job";
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut src, "USE mysql").await;
+    create_tables(&mut src, schema).await;
+    let j = ctx.job("job.hcl", job, s.src, s.dst, &conf(schema));
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    d.stop_cleanly().await;
+
+    let (mut rng, seed) = Rng::from_time();
+    println!("backlog seed {seed}");
+    backlog(&mut src, schema, 2000, &mut rng).await;
+    // The process aborts after the partitions of its second parallel group committed, before the position row.
+    let log = ctx.path().join("crash.log");
+    let data = ctx.path().join("data");
+    let mut crashing = Dtle::spawn_with_env(
+        &log,
+        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
+        &[("DTLE_FAILPOINT", "parallel-before-position:2")],
+    );
+    let st = crashing.wait_exit(Duration::from_secs(120)).await;
+    assert!(!st.success(), "the failpoint stops the process: {st}");
+    assert!(read_log(&log).contains("failpoint parallel-before-position"), "{}", tail(&read_log(&log), 20));
+    let applied: u64 =
+        query_u64(&mut dst, &format!("SELECT COUNT(*) FROM dtle.replication_applied WHERE job_name = '{job}'")).await;
+    assert!(applied > 0, "transactions committed by the partitions are recorded as applied");
+
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    assert_all_equal(&mut src, &mut dst, schema).await;
+    d.stop_cleanly().await;
+    assert!(d.log_text().contains("skipped when read again"), "{}", tail(&d.log_text(), 20));
+}

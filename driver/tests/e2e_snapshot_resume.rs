@@ -1,0 +1,158 @@
+//! A full copy killed with -9 in the middle, while the source keeps changing, continues from the chunks already on
+//! the target instead of starting again, and the target ends identical to the source (keys moved by updates,
+//! deleted and re-inserted rows, a keyless table copied before the kill).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mysql_async::prelude::Queryable;
+
+const SCHEMA: &str = "e2e_snap_resume";
+const JOB: &str = "e2e_snap_resume";
+const TABLES: [&str; 3] = ["t1", "t2", "t3"];
+const ROWS: u64 = 40_000;
+
+/// Small transactions on every table until `stop`: inserts, updates, deletes, key changes.
+async fn writes(s: Servers, stop: Arc<AtomicBool>, txs: Arc<AtomicU64>, seed: u64) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let mut conn = s.try_conn(s.src).await?;
+    let mut next_id = 10_000_000u64;
+    while !stop.load(Ordering::Relaxed) {
+        let t = TABLES[rng.below(3) as usize];
+        let id = 1 + rng.below(ROWS);
+        next_id += 1;
+        let sql = match rng.below(6) {
+            0 => format!("INSERT INTO {SCHEMA}.{t} (id, v, pad) VALUES ({next_id}, {id}, 'new')"),
+            1 => format!("UPDATE {SCHEMA}.{t} SET v = v + 1, pad = 'upd' WHERE id = {id}"),
+            2 => format!("DELETE FROM {SCHEMA}.{t} WHERE id = {id}"),
+            // Moves a row to another key (possibly from the copied part to the part still to copy, or back).
+            3 => format!(
+                "UPDATE IGNORE {SCHEMA}.{t} SET id = {} WHERE id = {id}",
+                if rng.below(2) == 0 { next_id } else { 1 + rng.below(ROWS) }
+            ),
+            4 => format!(
+                "DELETE FROM {SCHEMA}.{t} WHERE id = {id}; INSERT INTO {SCHEMA}.{t} (id, v, pad) VALUES ({id}, 7, 'again')"
+            ),
+            _ => format!("INSERT INTO {SCHEMA}.a_nokey (a, b) VALUES ({}, 'x'), ({}, NULL)", rng.below(20), rng.below(20)),
+        };
+        conn.query_drop(format!("BEGIN; {sql}; COMMIT")).await.map_err(|e| format!("{e}\n  SQL: {sql}"))?;
+        txs.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1 + rng.below(3))).await;
+    }
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+async fn target_rows(dst: &mut mysql_async::Conn) -> u64 {
+    let mut n = 0;
+    for t in TABLES {
+        n += count_if_exists(dst, &format!("{SCHEMA}.{t}")).await;
+    }
+    n
+}
+
+#[tokio::test]
+async fn killed_full_copy_resumes_per_chunk() {
+    let Some(ctx) = Ctx::new("snapshot_resume").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, SCHEMA).await;
+    reset_target(&mut dst, SCHEMA, JOB).await;
+    // A keyless table sorts first: it is complete before the kill, so the copy can still be resumed.
+    exec(&mut src, &format!("CREATE TABLE {SCHEMA}.a_nokey (a INT, b VARCHAR(16))")).await;
+    exec(&mut src, &format!("INSERT INTO {SCHEMA}.a_nokey SELECT seq % 10, 'b' FROM {SCHEMA}.seq_1_to_50")).await;
+    for t in TABLES {
+        exec(&mut src, &format!("CREATE TABLE {SCHEMA}.{t} (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200))"))
+            .await;
+        exec(
+            &mut src,
+            &format!("INSERT INTO {SCHEMA}.{t} SELECT seq, seq % 97, REPEAT('p', 150) FROM {SCHEMA}.seq_1_to_{ROWS}"),
+        )
+        .await;
+    }
+    let job =
+        ctx.job("job.hcl", JOB, s.src, s.dst, &format!("{}\nGtid = \"\"\nChunkSize = 500", replicate_schema(SCHEMA)));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let txs = Arc::new(AtomicU64::new(0));
+    let (_, seed) = Rng::from_time();
+    println!("writes: seed {seed}");
+    let load = tokio::spawn(writes(s.clone(), stop.clone(), txs.clone(), seed));
+
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle1.log", "data", &[]);
+    // Kill -9 once part of the rows are on the target, well before the end.
+    let total = ROWS * TABLES.len() as u64;
+    let w = Waiter::new("a third of the rows on the target");
+    loop {
+        let n = target_rows(&mut dst).await;
+        if n >= total / 3 {
+            break;
+        }
+        w.note(format!("{n} rows"));
+        if let Some(st) = dtle.try_exited() {
+            panic!("dtle exited ({st}) during the copy");
+        }
+        assert!(!w.expired(), "timed out with {n} rows on the target");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    dtle.kill9();
+    drop(dtle);
+    let at_kill = target_rows(&mut dst).await;
+    let stage = position_row(&mut dst, JOB).await.map(|p| p.stage).unwrap_or_default();
+    println!("kill -9 with {at_kill} of about {total} rows on the target, stage {stage}");
+    assert_eq!(stage, "job_stage_full", "the copy finished before the kill; the test needs a slower copy");
+
+    // More changes while dtle is down.
+    let before = txs.load(Ordering::Relaxed);
+    while txs.load(Ordering::Relaxed) < before + 50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle2.log", "data", &[]);
+    // The copy continues; let the writes go on across its end, then stop them and catch up.
+    let w = Waiter::new("the resumed copy ends");
+    while position_row(&mut dst, JOB).await.map(|p| p.stage).as_deref() != Some("job_stage_incr") {
+        w.tick(Some(&mut dtle)).await;
+    }
+    let before = txs.load(Ordering::Relaxed);
+    while txs.load(Ordering::Relaxed) < before + 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("writes panicked").unwrap_or_else(|e| panic!("writes failed: {e}"));
+    wait_target_caught_up(s, &mut dst, JOB, &mut dtle).await;
+    for t in TABLES {
+        assert_tables_equal(&mut src, &mut dst, &format!("{SCHEMA}.{t}"), Some("id")).await;
+    }
+    assert_tables_equal(&mut src, &mut dst, &format!("{SCHEMA}.a_nokey"), None).await;
+    dtle.stop_cleanly().await;
+
+    let log = read_log(&ctx.path().join("dtle2.log"));
+    assert!(log.contains("resuming the full copy from the chunks on the target"), "not resumed:\n{}", tail(&log, 30));
+    assert!(log.contains("full copy: already on the target"), "no table was skipped:\n{}", tail(&log, 30));
+    // The second run copied only what was missing.
+    let copied: u64 = log
+        .lines()
+        .rev()
+        .filter(|l| l.contains("full copy: done"))
+        .find_map(|l| l.split("rows=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no 'full copy: done' line:\n{}", tail(&log, 30)));
+    println!("the resumed run copied {copied} rows (the target had {at_kill} at the kill)");
+    assert!(copied < total * 9 / 10, "the resumed run copied {copied} rows: started again from zero?");
+    assert!(
+        log.contains("catch-up after the resumed copy done"),
+        "the idempotent catch-up did not end:\n{}",
+        tail(&log, 30)
+    );
+    // Nothing of the copy's bookkeeping is left.
+    let left = query_u64(&mut dst, &format!("SELECT COUNT(*) FROM dtle.snapshot_progress WHERE job_name = '{JOB}'"))
+        .await
+        + query_u64(&mut dst, &format!("SELECT COUNT(*) FROM dtle.snapshot_catchup WHERE job_name = '{JOB}'")).await;
+    assert_eq!(left, 0, "progress rows left after the copy and its catch-up");
+}

@@ -1,0 +1,356 @@
+//! The producer side: turns groups of `Change`s into messages, produces them with an idempotent producer (ordered,
+//! no duplicates from the producer's own retries), and reports a position only once the broker acknowledged every
+//! message before it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dtle_metadata::{JobStage, Position};
+use dtle_mysql::{Change, TxEvent};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientContext;
+use tracing::{debug, error, info, warn};
+
+use crate::envelope::{Encoder, EnvelopeOptions, Record, SourceInfo};
+use crate::error::{KafkaError, Result};
+
+/// How to reach the brokers.
+#[derive(Clone)]
+pub struct SinkOptions {
+    pub brokers: Vec<String>,
+    /// SASL PLAIN credentials (KafkaConfig.User / Password).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `client.id`, e.g. `dtle-<job>`.
+    pub client_id: String,
+    pub envelope: EnvelopeOptions,
+    /// How long the producer retries one message before its delivery fails (then the job restarts from the last
+    /// checkpoint).
+    pub delivery_timeout: Duration,
+    /// The largest message the producer sends (librdkafka `message.max.bytes`); the broker's and the topic's limits
+    /// still apply.
+    pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for SinkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkOptions")
+            .field("brokers", &self.brokers)
+            .field("user", &self.user)
+            .field("client_id", &self.client_id)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkOptions {
+    pub fn new(brokers: Vec<String>, envelope: EnvelopeOptions) -> SinkOptions {
+        SinkOptions {
+            brokers,
+            user: None,
+            password: None,
+            client_id: "dtle".into(),
+            envelope,
+            delivery_timeout: Duration::from_secs(120),
+            max_message_bytes: 16 << 20,
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.join(","))
+            .set("client.id", &self.client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // The Java client's partitioner: the same key lands on the same partition as with Java producers.
+            .set("partitioner", "murmur2_random")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", self.delivery_timeout.as_millis().to_string())
+            .set("message.max.bytes", self.max_message_bytes.to_string())
+            .set("queue.buffering.max.kbytes", (256 * 1024).to_string())
+            .set("queue.buffering.max.messages", "200000")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        if let Some(user) = self.user.as_ref().filter(|u| !u.is_empty()) {
+            c.set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "PLAIN")
+                .set("sasl.username", user)
+                .set("sasl.password", self.password.clone().unwrap_or_default());
+        }
+        c
+    }
+}
+
+/// Sends librdkafka's log lines and client errors to `tracing`.
+struct LogContext {
+    brokers: String,
+}
+
+impl ClientContext for LogContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                error!(brokers = %self.brokers, facility = fac, "kafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => warn!(brokers = %self.brokers, facility = fac, "kafka: {message}"),
+            _ => debug!(brokers = %self.brokers, facility = fac, "kafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        warn!(brokers = %self.brokers, error = %error, "kafka client: {reason}");
+    }
+}
+
+/// What the sink produced so far.
+#[derive(Clone, Debug, Default)]
+pub struct SinkStats {
+    pub messages: u64,
+    pub bytes: u64,
+    pub snapshot_rows: u64,
+    pub transactions: u64,
+    pub row_changes: u64,
+    pub ddl: u64,
+}
+
+struct Pending {
+    delivery: DeliveryFuture,
+    topic: Arc<str>,
+    table: Arc<str>,
+    bytes: usize,
+}
+
+/// Messages handed to the producer for one group of changes, and the position that is safe once all of them are
+/// acknowledged. Await [`Produced::acknowledged`] in production order: then every message before the position is in
+/// Kafka.
+pub struct Produced {
+    deliveries: Vec<Pending>,
+    pub safe: Option<(JobStage, Position)>,
+}
+
+impl Produced {
+    /// Messages in this group.
+    pub fn len(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    /// Waits for the broker's acknowledgement of every message of the group; the first failure is the error.
+    pub async fn acknowledged(self) -> Result<Option<(JobStage, Position)>> {
+        for p in self.deliveries {
+            match p.delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _msg))) => return Err(KafkaError::delivery(&p.topic, &p.table, p.bytes, &e)),
+                Err(_canceled) => {
+                    return Err(KafkaError::Delivery {
+                        topic: p.topic.to_string(),
+                        code: "the producer was closed before the broker answered".into(),
+                        transient: true,
+                        hint: " (retrying from the last checkpoint)",
+                    })
+                }
+            }
+        }
+        Ok(self.safe)
+    }
+}
+
+/// The Kafka dest: produce, then wait for the acknowledgements of everything produced.
+pub struct KafkaSink {
+    producer: FutureProducer<LogContext>,
+    encoder: Encoder,
+    brokers: String,
+    user: String,
+    /// Deliveries of the group being produced.
+    pending: Vec<Pending>,
+    /// The snapshot's position, for the `source` block of `r` events; `Some` while the full copy runs.
+    snapshot: Option<SourceInfo>,
+    records: Vec<Record>,
+    pub stats: SinkStats,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl KafkaSink {
+    /// Creates the producer and checks that the brokers answer (a metadata request), so a wrong address fails here
+    /// with a clear message rather than as a delivery timeout later.
+    pub async fn connect(opts: &SinkOptions) -> Result<KafkaSink> {
+        let brokers = opts.brokers.join(",");
+        let producer: FutureProducer<LogContext> = opts
+            .client_config()
+            .create_with_context(LogContext { brokers: brokers.clone() })
+            .map_err(|e| KafkaError::Client { brokers: brokers.clone(), reason: e.to_string() })?;
+        let sink = KafkaSink {
+            producer,
+            encoder: Encoder::new(opts.envelope.clone()),
+            brokers,
+            user: opts.user.clone().unwrap_or_default(),
+            pending: Vec::new(),
+            snapshot: None,
+            records: Vec::new(),
+            stats: SinkStats::default(),
+        };
+        sink.check_brokers(Duration::from_secs(15)).await?;
+        info!(brokers = %sink.brokers, "kafka: connected (idempotent producer)");
+        Ok(sink)
+    }
+
+    /// A metadata request to the brokers, within `timeout`.
+    pub async fn check_brokers(&self, timeout: Duration) -> Result<()> {
+        let producer = self.producer.clone();
+        let result = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()))
+            .await
+            .map_err(|e| KafkaError::Client { brokers: self.brokers.clone(), reason: e.to_string() })?;
+        result.map_err(|e| match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::SaslAuthenticationFailed) | Some(RDKafkaErrorCode::Authentication) => {
+                KafkaError::Authentication {
+                    brokers: self.brokers.clone(),
+                    user: self.user.clone(),
+                    reason: e.to_string(),
+                }
+            }
+            _ => KafkaError::Unreachable { brokers: self.brokers.clone(), reason: e.to_string() },
+        })
+    }
+
+    /// Produces every message of `changes` and waits until the broker acknowledged all of them. Returns the stage
+    /// and the newest position that is now safe to checkpoint (every event before it is in Kafka), if the group
+    /// carried one.
+    pub async fn apply(&mut self, changes: &[Change]) -> Result<Option<(JobStage, Position)>> {
+        self.produce(changes).await?.acknowledged().await
+    }
+
+    /// Hands every message of `changes` to the producer (in order) without waiting for the broker. Several groups
+    /// may be in flight; acknowledge them in the order they were produced.
+    pub async fn produce(&mut self, changes: &[Change]) -> Result<Produced> {
+        self.pending.clear();
+        let mut safe: Option<(JobStage, Position)> = None;
+        for change in changes {
+            self.records.clear();
+            let now = now_ms();
+            match change {
+                Change::SnapshotStart { position, .. } => {
+                    self.snapshot = Some(SourceInfo {
+                        snapshot: true,
+                        gtid: None,
+                        file: position.binlog_file.clone(),
+                        pos: position.binlog_pos,
+                        server_id: 0,
+                        ts_ms: now,
+                    });
+                    safe = Some((JobStage::Snapshot, Position::default()));
+                }
+                Change::CreateTable { table, create_sql, .. } => {
+                    let src = self.snapshot_source(now);
+                    let r = self.encoder.schema_change(&table.target_schema, create_sql, &src, now);
+                    self.records.push(r);
+                    self.stats.ddl += 1;
+                }
+                Change::SnapshotRows { table, rows } => {
+                    let src = self.snapshot_source(now);
+                    for row in rows {
+                        self.encoder.snapshot_row(table, row, &src, now, &mut self.records)?;
+                    }
+                    self.stats.snapshot_rows += rows.len() as u64;
+                }
+                Change::SnapshotTableDone { .. } => {}
+                Change::SnapshotDone { position } => {
+                    self.snapshot = None;
+                    safe = Some((JobStage::Incremental, position.clone()));
+                }
+                Change::Tx(tx) => {
+                    let gtid = Some(tx.gtid.clone()).filter(|g| !g.is_empty());
+                    let src = SourceInfo {
+                        snapshot: false,
+                        server_id: gtid.as_deref().map(SourceInfo::server_id_of_gtid).unwrap_or(0),
+                        gtid,
+                        file: tx.position.binlog_file.clone(),
+                        pos: tx.position.binlog_pos,
+                        ts_ms: u64::from(tx.source_timestamp) * 1000,
+                    };
+                    let mut row_index = 0u32;
+                    for ev in &tx.events {
+                        match ev {
+                            TxEvent::Row(rc) => {
+                                self.encoder.row_change(rc, &src, row_index, now, &mut self.records)?;
+                                row_index += 1;
+                                self.stats.row_changes += 1;
+                            }
+                            TxEvent::Ddl { schema, sql, .. } => {
+                                let r = self.encoder.schema_change(schema, sql, &src, now);
+                                self.records.push(r);
+                                self.stats.ddl += 1;
+                            }
+                        }
+                    }
+                    if !tx.partial {
+                        self.stats.transactions += 1;
+                    }
+                    // A part of a big transaction carries the position before the transaction: also safe.
+                    safe = Some((JobStage::Incremental, tx.position.clone()));
+                }
+                Change::Heartbeat { position, .. } => {
+                    if self.snapshot.is_none() {
+                        safe = Some((JobStage::Incremental, position.clone()));
+                    }
+                }
+            }
+            let records = std::mem::take(&mut self.records);
+            for r in &records {
+                self.send(r).await?;
+            }
+            self.records = records;
+        }
+        Ok(Produced { deliveries: std::mem::take(&mut self.pending), safe })
+    }
+
+    fn snapshot_source(&self, now: u64) -> SourceInfo {
+        self.snapshot.clone().unwrap_or(SourceInfo { snapshot: true, ts_ms: now, ..Default::default() })
+    }
+
+    /// Enqueues one message; when librdkafka's queue is full, waits for the broker to take some.
+    async fn send(&mut self, r: &Record) -> Result<()> {
+        let bytes = r.key.len() + r.value.as_ref().map_or(0, Vec::len);
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).key(&r.key[..]);
+            if let Some(v) = &r.value {
+                record = record.payload(&v[..]);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.pending.push(Pending { delivery, topic: r.topic.clone(), table: r.table.clone(), bytes });
+                    self.stats.messages += 1;
+                    self.stats.bytes += bytes as u64;
+                    return Ok(());
+                }
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(KafkaError::delivery(&r.topic, &self.describe(r), bytes, &e)),
+            }
+        }
+    }
+
+    fn describe(&self, r: &Record) -> String {
+        let key = String::from_utf8_lossy(&r.key);
+        let payload = key.find("\"payload\":").map(|i| &key[i + 10..key.len().saturating_sub(1)]).unwrap_or(&key);
+        let mut shown: String = payload.chars().take(200).collect();
+        if shown.len() < payload.len() {
+            shown.push('…');
+        }
+        format!("{}, key {shown}", r.table)
+    }
+
+    /// Waits until librdkafka has no message left to send (or `timeout`); for a clean stop.
+    pub async fn flush(&self, timeout: Duration) {
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+    }
+}

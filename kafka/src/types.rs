@@ -1,0 +1,528 @@
+//! MySQL column types → Kafka Connect schemas and values, as the Debezium MySQL connector writes them with its
+//! defaults (`decimal.handling.mode=precise`, `time.precision.mode=adaptive_time_microseconds`,
+//! `bigint.unsigned.handling.mode=long`, `binary.handling.mode=bytes`).
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use dtle_mysql::schema::ColumnMeta;
+use dtle_mysql::value::civil_from_unix;
+use dtle_mysql::Value;
+use encoding_rs::Encoding;
+use serde_json::{json, Map, Value as Json};
+
+/// How one column is written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// BIT(1).
+    Boolean,
+    Int16,
+    Int32,
+    /// Also BIGINT UNSIGNED, which wraps above 2^63-1 like Debezium's default `long` mode.
+    Int64,
+    Float32,
+    Float64,
+    /// `org.apache.kafka.connect.data.Decimal`: two's-complement big-endian unscaled value.
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
+    /// `io.debezium.time.Date`: days since the epoch.
+    Date,
+    /// `io.debezium.time.MicroTime`: microseconds (may be negative or above 24 h).
+    MicroTime,
+    /// DATETIME(0..3) → `io.debezium.time.Timestamp` (ms); DATETIME(4..6) → `MicroTimestamp` (µs).
+    Timestamp {
+        micros: bool,
+    },
+    /// TIMESTAMP → `io.debezium.time.ZonedTimestamp`, an ISO-8601 string in UTC with `fsp` fraction digits.
+    ZonedTimestamp {
+        fsp: u32,
+    },
+    /// `io.debezium.time.Year`.
+    Year,
+    /// Character columns, decoded from their character set (`None`: UTF-8).
+    String {
+        encoding: Option<&'static Encoding>,
+    },
+    /// Binary strings and blobs.
+    Bytes,
+    /// BIT(n > 1) → `io.debezium.data.Bits`, little-endian bytes like Debezium.
+    Bits {
+        length: u32,
+    },
+    /// `io.debezium.data.Enum`.
+    Enum {
+        allowed: Vec<String>,
+    },
+    /// `io.debezium.data.EnumSet`.
+    Set {
+        allowed: Vec<String>,
+    },
+    /// `io.debezium.data.Json`.
+    Json,
+    /// `io.debezium.data.geometry.Geometry` {wkb, srid}.
+    Geometry,
+}
+
+/// The type arguments inside the first parentheses of a column type: `decimal(10,2) unsigned` → `10,2`.
+fn type_args(column_type: &str) -> Option<&str> {
+    let open = column_type.find('(')?;
+    let close = column_type.rfind(')')?;
+    (close > open).then(|| &column_type[open + 1..close])
+}
+
+fn first_number(column_type: &str) -> Option<u32> {
+    type_args(column_type)?.split(',').next()?.trim().parse().ok()
+}
+
+/// The quoted values of `enum('a','b''c')` / `set(...)`.
+pub fn enum_values(column_type: &str) -> Vec<String> {
+    let Some(args) = type_args(column_type) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut chars = args.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    s.push('\'');
+                }
+                '\'' => break,
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        s.push(n);
+                    }
+                }
+                _ => s.push(c),
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// The encoding of a MySQL character set, `Ok(None)` for UTF-8.
+fn charset_encoding(charset: &str) -> Result<Option<&'static Encoding>, String> {
+    use encoding_rs as e;
+    Ok(Some(match charset.to_ascii_lowercase().as_str() {
+        "utf8" | "utf8mb3" | "utf8mb4" => return Ok(None),
+        // MySQL's latin1 is cp1252; ASCII is a subset of it.
+        "latin1" | "ascii" => e::WINDOWS_1252,
+        "latin2" => e::ISO_8859_2,
+        "latin5" => e::WINDOWS_1254,
+        "latin7" => e::ISO_8859_13,
+        "greek" => e::ISO_8859_7,
+        "hebrew" => e::ISO_8859_8,
+        "cp1250" => e::WINDOWS_1250,
+        "cp1251" => e::WINDOWS_1251,
+        "cp1256" => e::WINDOWS_1256,
+        "cp1257" => e::WINDOWS_1257,
+        "cp866" => e::IBM866,
+        "tis620" => e::WINDOWS_874,
+        "koi8r" => e::KOI8_R,
+        "koi8u" => e::KOI8_U,
+        "macroman" => e::MACINTOSH,
+        "gbk" | "gb2312" => e::GBK,
+        "gb18030" => e::GB18030,
+        "big5" => e::BIG5,
+        "sjis" | "cp932" => e::SHIFT_JIS,
+        "ujis" | "eucjpms" => e::EUC_JP,
+        "euckr" => e::EUC_KR,
+        "utf16" | "ucs2" => e::UTF_16BE,
+        "utf16le" => e::UTF_16LE,
+        other => return Err(format!("character set {other} cannot be converted to a JSON string by this build")),
+    }))
+}
+
+/// How a column is written, or why it cannot be.
+pub fn column_kind(c: &ColumnMeta) -> Result<Kind, String> {
+    let ct = c.column_type.to_ascii_lowercase();
+    let fsp = || first_number(&ct).unwrap_or(0);
+    Ok(match c.data_type.as_str() {
+        "tinyint" => Kind::Int16,
+        "smallint" if c.unsigned => Kind::Int32,
+        "smallint" => Kind::Int16,
+        "mediumint" => Kind::Int32,
+        "int" | "integer" if c.unsigned => Kind::Int64,
+        "int" | "integer" => Kind::Int32,
+        "bigint" => Kind::Int64,
+        "float" => Kind::Float32,
+        "double" | "real" | "double precision" => Kind::Float64,
+        "decimal" | "numeric" | "fixed" => {
+            let args = type_args(&ct).unwrap_or("10,0");
+            let mut it = args.split(',').map(|s| s.trim().parse::<u32>());
+            let precision = it.next().and_then(|r| r.ok()).unwrap_or(10);
+            let scale = it.next().and_then(|r| r.ok()).unwrap_or(0);
+            Kind::Decimal { precision, scale }
+        }
+        "date" => Kind::Date,
+        "time" => Kind::MicroTime,
+        "datetime" => Kind::Timestamp { micros: fsp() > 3 },
+        "timestamp" => Kind::ZonedTimestamp { fsp: fsp().min(6) },
+        "year" => Kind::Year,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => match c.charset.as_deref() {
+            None | Some("binary") => Kind::Bytes,
+            Some(cs) => Kind::String { encoding: charset_encoding(cs)? },
+        },
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Kind::Bytes,
+        "bit" => match first_number(&ct).unwrap_or(1) {
+            1 => Kind::Boolean,
+            n => Kind::Bits { length: n },
+        },
+        "enum" => Kind::Enum { allowed: enum_values(&c.column_type) },
+        "set" => Kind::Set { allowed: enum_values(&c.column_type) },
+        "json" => Kind::Json,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+        | "geometrycollection" | "geomcollection" => Kind::Geometry,
+        other => return Err(format!("type {other} has no Kafka Connect mapping in this build")),
+    })
+}
+
+/// The Kafka Connect schema of one field (as the JSON converter writes it).
+pub fn field_schema(kind: &Kind, optional: bool, field: &str) -> Json {
+    let mut m = Map::new();
+    let (ty, name, params): (&str, Option<&str>, Option<Json>) = match kind {
+        Kind::Boolean => ("boolean", None, None),
+        Kind::Int16 => ("int16", None, None),
+        Kind::Int32 => ("int32", None, None),
+        Kind::Int64 => ("int64", None, None),
+        Kind::Float32 => ("float", None, None),
+        Kind::Float64 => ("double", None, None),
+        Kind::Decimal { precision, scale } => (
+            "bytes",
+            Some("org.apache.kafka.connect.data.Decimal"),
+            Some(json!({"scale": scale.to_string(), "connect.decimal.precision": precision.to_string()})),
+        ),
+        Kind::Date => ("int32", Some("io.debezium.time.Date"), None),
+        Kind::MicroTime => ("int64", Some("io.debezium.time.MicroTime"), None),
+        Kind::Timestamp { micros: false } => ("int64", Some("io.debezium.time.Timestamp"), None),
+        Kind::Timestamp { micros: true } => ("int64", Some("io.debezium.time.MicroTimestamp"), None),
+        Kind::ZonedTimestamp { .. } => ("string", Some("io.debezium.time.ZonedTimestamp"), None),
+        Kind::Year => ("int32", Some("io.debezium.time.Year"), None),
+        Kind::String { .. } => ("string", None, None),
+        Kind::Bytes => ("bytes", None, None),
+        Kind::Bits { length } => ("bytes", Some("io.debezium.data.Bits"), Some(json!({"length": length.to_string()}))),
+        Kind::Enum { allowed } => {
+            ("string", Some("io.debezium.data.Enum"), Some(json!({"allowed": allowed.join(",")})))
+        }
+        Kind::Set { allowed } => {
+            ("string", Some("io.debezium.data.EnumSet"), Some(json!({"allowed": allowed.join(",")})))
+        }
+        Kind::Json => ("string", Some("io.debezium.data.Json"), None),
+        Kind::Geometry => ("struct", Some("io.debezium.data.geometry.Geometry"), None),
+    };
+    m.insert("type".into(), ty.into());
+    if *kind == Kind::Geometry {
+        m.insert(
+            "fields".into(),
+            json!([
+                {"type": "bytes", "optional": false, "field": "wkb"},
+                {"type": "int32", "optional": true, "field": "srid"}
+            ]),
+        );
+        m.insert("doc".into(), "Geometry".into());
+    }
+    m.insert("optional".into(), optional.into());
+    if let Some(n) = name {
+        m.insert("name".into(), n.into());
+        m.insert("version".into(), 1.into());
+    }
+    if let Some(p) = params {
+        m.insert("parameters".into(), p);
+    }
+    m.insert("field".into(), field.into());
+    Json::Object(m)
+}
+
+/// Appends a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let n = base64::engine::general_purpose::STANDARD.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + n);
+    out.push(b'"');
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Two's-complement big-endian bytes of the unscaled decimal (`-12.30` at scale 3 → -12300), minimal like Java's
+/// `BigInteger.toByteArray`.
+pub fn decimal_unscaled_bytes(text: &str, scale: u32) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (int_part, frac_part) = t.split_once('.').unwrap_or((t, ""));
+    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || (int_part.is_empty() && frac_part.is_empty())
+    {
+        return Err(format!("{text:?} is not a decimal number"));
+    }
+    let mut digits: Vec<u8> = int_part.bytes().map(|b| b - b'0').collect();
+    let frac: Vec<u8> = frac_part.bytes().map(|b| b - b'0').collect();
+    if frac.len() > scale as usize && frac[scale as usize..].iter().any(|&d| d != 0) {
+        return Err(format!("{text:?} has more than {scale} decimal places"));
+    }
+    for i in 0..scale as usize {
+        digits.push(frac.get(i).copied().unwrap_or(0));
+    }
+    // Repeated division by 256 of the decimal digit string: little-endian magnitude bytes.
+    let mut magnitude = Vec::new();
+    let mut num: Vec<u8> = digits.into_iter().skip_while(|&d| d == 0).collect();
+    while !num.is_empty() {
+        let mut rem: u32 = 0;
+        let mut next = Vec::with_capacity(num.len());
+        for d in &num {
+            let cur = rem * 10 + u32::from(*d);
+            let q = cur / 256;
+            rem = cur % 256;
+            if !(next.is_empty() && q == 0) {
+                next.push(q as u8);
+            }
+        }
+        magnitude.push(rem as u8);
+        num = next;
+    }
+    if magnitude.is_empty() {
+        return Ok(vec![0]);
+    }
+    let is_zero = magnitude.iter().all(|&b| b == 0);
+    let mut bytes: Vec<u8> = magnitude.into_iter().rev().collect();
+    if negative && !is_zero {
+        // Two's complement: invert and add one, over one extra sign byte.
+        bytes.insert(0, 0);
+        for b in bytes.iter_mut() {
+            *b = !*b;
+        }
+        for b in bytes.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+        while bytes.len() > 1 && bytes[0] == 0xff && bytes[1] & 0x80 != 0 {
+            bytes.remove(0);
+        }
+    } else {
+        if bytes[0] & 0x80 != 0 {
+            bytes.insert(0, 0);
+        }
+        while bytes.len() > 1 && bytes[0] == 0 && bytes[1] & 0x80 == 0 {
+            bytes.remove(0);
+        }
+    }
+    Ok(bytes)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with `fsp` fraction digits.
+fn write_zoned(out: &mut Vec<u8>, (y, mo, d, h, mi, s): (i64, u32, u32, u32, u32, u32), micros: u32, fsp: u32) {
+    let _ = write!(out, "\"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    if fsp > 0 {
+        let digits = format!("{micros:06}");
+        let _ = write!(out, ".{}", &digits[..fsp.min(6) as usize]);
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
+fn decode_text<'a>(bytes: &'a [u8], encoding: Option<&'static Encoding>) -> std::borrow::Cow<'a, str> {
+    match encoding {
+        None => String::from_utf8_lossy(bytes),
+        Some(e) => e.decode_without_bom_handling(bytes).0,
+    }
+}
+
+/// Appends the JSON of `v` for a column of `kind`. `optional` says whether the column allows NULL: MySQL's zero
+/// dates become null there and the epoch otherwise, as Debezium does. `datetime_offset_secs` is the offset of
+/// KafkaConfig.DateTimeZone, in which DATETIME values are read.
+pub fn write_value(
+    out: &mut Vec<u8>,
+    kind: &Kind,
+    v: &Value,
+    optional: bool,
+    datetime_offset_secs: i64,
+) -> Result<(), String> {
+    let zero = |out: &mut Vec<u8>, epoch: &[u8]| out.extend_from_slice(if optional { b"null" } else { epoch });
+    match (kind, v) {
+        (_, Value::Null) | (_, Value::Absent) => out.extend_from_slice(b"null"),
+        (Kind::Boolean, Value::Bit(b)) => out.extend_from_slice(if *b != 0 { b"true" } else { b"false" }),
+        (Kind::Boolean, Value::Int(i)) => out.extend_from_slice(if *i != 0 { b"true" } else { b"false" }),
+        (Kind::Boolean, Value::UInt(i)) => out.extend_from_slice(if *i != 0 { b"true" } else { b"false" }),
+        (Kind::Int16 | Kind::Int32 | Kind::Int64 | Kind::Year, Value::Int(i)) => {
+            let _ = write!(out, "{i}");
+        }
+        (Kind::Int16 | Kind::Int32 | Kind::Year, Value::UInt(u)) => {
+            let _ = write!(out, "{u}");
+        }
+        // BIGINT UNSIGNED above i64::MAX wraps, like Debezium's default bigint.unsigned.handling.mode=long.
+        (Kind::Int64, Value::UInt(u)) => {
+            let _ = write!(out, "{}", *u as i64);
+        }
+        (Kind::Year | Kind::Int32 | Kind::Int16 | Kind::Int64, Value::Year(y)) => {
+            let _ = write!(out, "{y}");
+        }
+        (Kind::Float32, Value::Float(f)) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        (Kind::Float32 | Kind::Float64, Value::Double(f)) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        (Kind::Float64, Value::Float(f)) if f.is_finite() => {
+            let _ = write!(out, "{:?}", f64::from(*f));
+        }
+        (Kind::Float32 | Kind::Float64, Value::Float(_) | Value::Double(_)) => out.extend_from_slice(b"null"),
+        (Kind::Decimal { scale, .. }, Value::Decimal(text)) => {
+            write_base64(out, &decimal_unscaled_bytes(text, *scale)?)
+        }
+        (Kind::Date, Value::Date { year, month, day }) => {
+            if *month == 0 || *day == 0 {
+                zero(out, b"0");
+            } else {
+                let _ = write!(out, "{}", days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day)));
+            }
+        }
+        (Kind::MicroTime, Value::Time { negative, hours, minutes, seconds, micros }) => {
+            let t = ((i64::from(*hours) * 60 + i64::from(*minutes)) * 60 + i64::from(*seconds)) * 1_000_000
+                + i64::from(*micros);
+            let _ = write!(out, "{}", if *negative { -t } else { t });
+        }
+        (Kind::Timestamp { micros: as_micros }, Value::DateTime { year, month, day, hour, minute, second, micros }) => {
+            if *month == 0 || *day == 0 {
+                zero(out, b"0");
+            } else {
+                let secs = days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day)) * 86_400
+                    + i64::from(*hour) * 3600
+                    + i64::from(*minute) * 60
+                    + i64::from(*second)
+                    - datetime_offset_secs;
+                let us = secs * 1_000_000 + i64::from(*micros);
+                let _ = write!(out, "{}", if *as_micros { us } else { us.div_euclid(1000) });
+            }
+        }
+        (Kind::ZonedTimestamp { fsp }, Value::Timestamp { unix_secs, micros }) => {
+            if *unix_secs == 0 && *micros == 0 {
+                zero(out, b"\"1970-01-01T00:00:00Z\"");
+            } else {
+                write_zoned(out, civil_from_unix(*unix_secs), *micros, *fsp);
+            }
+        }
+        // The snapshot reads TIMESTAMP in a UTC session, as a civil date and time.
+        (Kind::ZonedTimestamp { fsp }, Value::DateTime { year, month, day, hour, minute, second, micros }) => {
+            if *month == 0 || *day == 0 {
+                zero(out, b"\"1970-01-01T00:00:00Z\"");
+            } else {
+                let civil = (
+                    i64::from(*year),
+                    u32::from(*month),
+                    u32::from(*day),
+                    u32::from(*hour),
+                    u32::from(*minute),
+                    u32::from(*second),
+                );
+                write_zoned(out, civil, *micros, *fsp);
+            }
+        }
+        (Kind::String { encoding }, Value::Bytes(b)) => write_json_str(out, &decode_text(b, *encoding)),
+        (Kind::String { .. } | Kind::Json, Value::Json(s)) => write_json_str(out, s),
+        (Kind::Json, Value::Bytes(b)) => write_json_str(out, &String::from_utf8_lossy(b)),
+        (Kind::Bytes, Value::Bytes(b)) => write_base64(out, b),
+        (Kind::Bits { length }, Value::Bit(bits)) => {
+            let n = (*length as usize).div_ceil(8).clamp(1, 8);
+            write_base64(out, &bits.to_le_bytes()[..n]);
+        }
+        (Kind::Enum { allowed }, Value::Enum(i)) => match *i {
+            0 => write_json_str(out, ""),
+            i => match allowed.get(usize::from(i) - 1) {
+                Some(s) => write_json_str(out, s),
+                None => return Err(format!("ENUM index {i} is outside the {} declared values", allowed.len())),
+            },
+        },
+        (Kind::Enum { .. } | Kind::Set { .. }, Value::Bytes(b)) => write_json_str(out, &String::from_utf8_lossy(b)),
+        (Kind::Set { allowed }, Value::Set(bits)) => {
+            let names: Vec<&str> = allowed
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < 64 && bits & (1u64 << i) != 0)
+                .map(|(_, s)| s.as_str())
+                .collect();
+            write_json_str(out, &names.join(","));
+        }
+        (Kind::Geometry, Value::Bytes(b)) => {
+            // MySQL stores a geometry as a 4-byte little-endian SRID followed by the WKB.
+            if b.len() < 4 {
+                return Err(format!("geometry value of {} bytes is too short", b.len()));
+            }
+            let srid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            out.extend_from_slice(b"{\"wkb\":");
+            write_base64(out, &b[4..]);
+            let _ = write!(out, ",\"srid\":{srid}}}");
+        }
+        (kind, v) => return Err(format!("unexpected value {v:?} for a column written as {kind:?}")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str, scale: u32) -> String {
+        base64::engine::general_purpose::STANDARD.encode(decimal_unscaled_bytes(text, scale).unwrap())
+    }
+
+    #[test]
+    fn decimals_match_java_big_integer() {
+        // Values checked against java.math.BigInteger.toByteArray.
+        assert_eq!(decimal_unscaled_bytes("0", 2).unwrap(), vec![0]);
+        assert_eq!(decimal_unscaled_bytes("1.27", 2).unwrap(), vec![0x7f]);
+        assert_eq!(decimal_unscaled_bytes("1.28", 2).unwrap(), vec![0x00, 0x80]);
+        assert_eq!(decimal_unscaled_bytes("-1.28", 2).unwrap(), vec![0x80]);
+        assert_eq!(decimal_unscaled_bytes("-1.29", 2).unwrap(), vec![0xff, 0x7f]);
+        assert_eq!(decimal_unscaled_bytes("-0.01", 2).unwrap(), vec![0xff]);
+        assert_eq!(decimal_unscaled_bytes("-0.00", 2).unwrap(), vec![0]);
+        assert_eq!(decimal_unscaled_bytes("2.55", 2).unwrap(), vec![0x00, 0xff]);
+        assert_eq!(decimal_unscaled_bytes("655.36", 2).unwrap(), vec![0x01, 0x00, 0x00]);
+        assert_eq!(b64("1.5", 2), "AJY="); // 150
+        assert_eq!(
+            decimal_unscaled_bytes("99999999999999999999999999999999999", 0).unwrap(),
+            vec![0x13, 0x42, 0x61, 0x72, 0xc7, 0x4d, 0x82, 0x2b, 0x87, 0x8f, 0xe7, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert!(decimal_unscaled_bytes("1.234", 2).is_err());
+        assert!(decimal_unscaled_bytes("abc", 2).is_err());
+    }
+
+    #[test]
+    fn enum_lists() {
+        assert_eq!(enum_values("enum('a','b''c','d,e')"), vec!["a", "b'c", "d,e"]);
+        assert_eq!(enum_values("set('x')"), vec!["x"]);
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(9999, 12, 31), 2_932_896);
+    }
+}

@@ -1,0 +1,338 @@
+//! The target side of the full copy: chunks written by several target connections at once, each chunk committed
+//! with a progress row, and an interrupted copy resumed from those rows instead of redone.
+//!
+//! # Parallel writers
+//!
+//! One reader on the source (a single consistent snapshot reads several times faster than one target connection
+//! writes), [`SNAPSHOT_WRITERS`] target connections writing chunks. Each chunk is one target transaction:
+//! its multi-row INSERTs and its row in `dtle.snapshot_progress` (job, table, chunk number, the chunk's last key
+//! as SQL literals). Chunks of one table commit in any order; the applier waits for every writer before the full
+//! copy's end is recorded (the position row moves to `job_stage_incr` only when every chunk is durable).
+//!
+//! # Resuming an interrupted copy
+//!
+//! Run 1 took snapshot S1 at binlog position P1 (recorded with stage `job_stage_full`) and was killed. On the target,
+//! for each table, the chunks numbered 0..n without a gap are a prefix of the table in key order as of S1, ending at
+//! key K (chunks committed after a gap are discarded: `DELETE ... WHERE key > K`). A table whose done marker is in its
+//! prefix is complete as of S1.
+//!
+//! Run 2 takes a new snapshot S2 at position P2 (P2 is after P1), skips the complete tables, copies the rows after K
+//! of the partly copied ones and every other table (emptied first) from S2, and then replays the binlog from **P1**.
+//! The target then holds rows as of S1 (complete tables, and keys up to K) and rows as of S2 (the rest). Replaying
+//! P1..P2 strictly would fail on the S2 rows (an insert finds its key, a delete finds no row), so until P2 the
+//! applier applies idempotently: an insert or update writes the after image with `REPLACE` (an update that changes
+//! the key first deletes the old key), a delete removes the key if present, and no row count is checked. That is
+//! exact: with full row images, every row ends in the image of the last event that touched it, which is its state
+//! at P2 for rows already at P2 and the normal replay for rows at P1; a `REPLACE` that removes another row through a
+//! unique key only does so when the source had that key free at that time, so that row has a later event that puts
+//! it back. After P2 the applier is strict again. P2 is kept on the target (`dtle.snapshot_catchup`) so a restart
+//! during the replay stays idempotent until P2; a second interruption takes S3 and replaces P2 with P3 (the binlog
+//! still starts at P1).
+//!
+//! Limits: a table without a usable key cannot be resumed (its chunks have no key to continue from, and an
+//! idempotent replay cannot tell its duplicate rows apart), so an interrupted copy with such a table not complete
+//! is redone from scratch, as before. The NATS transport (src and dest in different processes) redoes the copy too:
+//! its hello does not carry the per-table progress. A DDL between P1 and P2 on a table copied from S2 is replayed
+//! on a table that already has it.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::conn::Endpoint;
+use crate::error::{MysqlError, Result};
+use crate::schema::{quote_ident, quote_str, TableMeta};
+use crate::snapshot::{key_literals, write_key_after, TableResume};
+use crate::value::Value;
+
+/// Target connections writing full-copy chunks at once.
+pub const SNAPSHOT_WRITERS: usize = 3;
+
+pub const PROGRESS_TABLE: &str = "`dtle`.`snapshot_progress`";
+pub const CATCHUP_TABLE: &str = "`dtle`.`snapshot_catchup`";
+
+pub const CREATE_PROGRESS_TABLE: &str = "CREATE TABLE IF NOT EXISTS `dtle`.`snapshot_progress` (\
+    job_name VARCHAR(64) NOT NULL, \
+    table_schema VARCHAR(64) NOT NULL, \
+    table_name VARCHAR(64) NOT NULL, \
+    chunk BIGINT UNSIGNED NOT NULL, \
+    last_key LONGTEXT NULL, \
+    rows_copied BIGINT UNSIGNED NOT NULL, \
+    done TINYINT NOT NULL DEFAULT 0, \
+    PRIMARY KEY (job_name, table_schema, table_name, chunk)\
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+pub const CREATE_CATCHUP_TABLE: &str = "CREATE TABLE IF NOT EXISTS `dtle`.`snapshot_catchup` (\
+    job_name VARCHAR(64) NOT NULL PRIMARY KEY, \
+    flavor VARCHAR(16) NOT NULL, \
+    gtid_set LONGTEXT NOT NULL, \
+    binlog_file VARCHAR(255) NOT NULL, \
+    binlog_pos BIGINT UNSIGNED NOT NULL\
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/// The last key of a chunk as stored in `last_key`: the key columns' target names and SQL literals.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKey {
+    columns: Vec<String>,
+    values: Vec<String>,
+}
+
+/// The progress row of one chunk (`rows` is the last row of the chunk, for its key; `None` for the table's end).
+pub fn progress_insert(job: &str, table: &TableMeta, chunk: u64, last_row: Option<&[Value]>, rows: u64) -> String {
+    let last_key = match last_row {
+        Some(row) if table.has_key() => {
+            let key = StoredKey {
+                columns: table.key_columns.iter().map(|&i| table.columns[i].name.clone()).collect(),
+                values: key_literals(table, row),
+            };
+            serde_json::to_string(&key).map(|k| quote_str(&k)).unwrap_or_else(|_| "NULL".into())
+        }
+        _ => "NULL".into(),
+    };
+    format!(
+        "INSERT INTO {PROGRESS_TABLE} (job_name, table_schema, table_name, chunk, last_key, rows_copied, done) \
+         VALUES ({}, {}, {}, {chunk}, {last_key}, {rows}, {})",
+        quote_str(job),
+        quote_str(&table.target_schema),
+        quote_str(&table.target_name),
+        u8::from(last_row.is_none())
+    )
+}
+
+/// What the target says about an interrupted full copy.
+pub struct ResumePlan {
+    /// Per table (target schema, target name): complete, or copied up to a key.
+    pub tables: HashMap<(String, String), TableResume>,
+    /// The next chunk number per target table ident (`schema`.`table`) that has progress.
+    pub next_chunk: HashMap<String, u64>,
+}
+
+/// Reads the job's chunk rows and brings every table to a prefix without gaps: chunks committed after a gap are
+/// deleted with their rows, tables without a first chunk lose their progress rows (they are copied again, emptied
+/// first). Returns `None` when the copy cannot be resumed (a partly copied table without a key).
+pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumePlan>> {
+    let rows: Vec<(String, String, u64, Option<String>, u8)> = conn
+        .exec(
+            format!(
+                "SELECT table_schema, table_name, chunk, last_key, done FROM {PROGRESS_TABLE} \
+                 WHERE job_name = ? ORDER BY table_schema, table_name, chunk"
+            ),
+            (job,),
+        )
+        .await
+        .map_err(|e| MysqlError::query(format!("reading the full-copy progress from {PROGRESS_TABLE}"), e))?;
+    // Per table: the chunks without a gap from 0, and whether chunks follow a gap.
+    struct Prefix {
+        len: u64,
+        last_key: Option<String>,
+        done: bool,
+        more: bool,
+    }
+    let mut tables: Vec<((String, String), Prefix)> = Vec::new();
+    for (schema, name, chunk, last_key, done) in rows {
+        if tables.last().map(|(k, _)| k != &(schema.clone(), name.clone())).unwrap_or(true) {
+            tables.push(((schema.clone(), name.clone()), Prefix { len: 0, last_key: None, done: false, more: false }));
+        }
+        let Some((_, p)) = tables.last_mut() else { continue };
+        if chunk == p.len && !p.done {
+            p.len += 1;
+            if done != 0 {
+                p.done = true;
+            } else {
+                p.last_key = last_key;
+            }
+        } else {
+            p.more = true;
+        }
+    }
+    let mut plan = ResumePlan { tables: HashMap::new(), next_chunk: HashMap::new() };
+    let mut cleanup: Vec<String> = Vec::new();
+    for ((schema, name), p) in tables {
+        let ident = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
+        let progress_rows = |from: u64| {
+            format!(
+                "DELETE FROM {PROGRESS_TABLE} WHERE job_name = {} AND table_schema = {} AND table_name = {} \
+                 AND chunk >= {from}",
+                quote_str(job),
+                quote_str(&schema),
+                quote_str(&name)
+            )
+        };
+        if p.done {
+            if p.more {
+                cleanup.push(progress_rows(p.len));
+            }
+            plan.tables.insert((schema, name), TableResume::Done);
+            continue;
+        }
+        if p.len == 0 {
+            // Nothing usable: the table is emptied and copied again.
+            cleanup.push(progress_rows(0));
+            continue;
+        }
+        let Some(key) = p.last_key.as_deref().and_then(|k| serde_json::from_str::<StoredKey>(k).ok()) else {
+            info!(table = %ident, "the interrupted full copy of this table cannot be continued (no key): copying everything again");
+            return Ok(None);
+        };
+        if p.more {
+            let names: Vec<&str> = key.columns.iter().map(String::as_str).collect();
+            let mut delete = format!("DELETE FROM {ident} WHERE ");
+            write_key_after(&mut delete, &names, &key.values);
+            cleanup.push(delete);
+            cleanup.push(progress_rows(p.len));
+        }
+        plan.next_chunk.insert(ident, p.len);
+        plan.tables.insert((schema, name), TableResume::After(key.values));
+    }
+    if !cleanup.is_empty() {
+        let sql = format!("START TRANSACTION;SET foreign_key_checks = 0;{};COMMIT", cleanup.join(";"));
+        let result = conn.query_drop(&sql).await;
+        let _ = conn.query_drop("SET foreign_key_checks = 1").await;
+        result
+            .map_err(|e| MysqlError::query("removing chunks committed after a gap in the interrupted full copy", e))?;
+    }
+    Ok(Some(plan))
+}
+
+/// A pool of target connections that write chunks concurrently, each chunk in its own transaction.
+pub struct SnapshotWriters {
+    endpoint: Endpoint,
+    setup: Vec<String>,
+    max: usize,
+    idle: Vec<Conn>,
+    open: usize,
+    running: JoinSet<(Option<Conn>, Result<()>)>,
+}
+
+impl SnapshotWriters {
+    pub fn new(endpoint: Endpoint, setup: Vec<String>, max: usize) -> Self {
+        SnapshotWriters { endpoint, setup, max: max.max(1), idle: Vec::new(), open: 0, running: JoinSet::new() }
+    }
+
+    /// Starts one chunk: `requests` run in order on one connection (the first opens the transaction, the last
+    /// commits it). Waits for a free connection when all are busy; returns an error of an earlier chunk.
+    pub async fn submit(&mut self, requests: Vec<String>, what: String) -> Result<()> {
+        while let Some(done) = self.running.try_join_next() {
+            self.finished(done)?;
+        }
+        let conn = loop {
+            if let Some(conn) = self.idle.pop() {
+                break conn;
+            }
+            if self.open < self.max {
+                let setup: Vec<&str> = self.setup.iter().map(String::as_str).collect();
+                let conn = self.endpoint.connect(&setup).await?;
+                self.open += 1;
+                break conn;
+            }
+            match self.running.join_next().await {
+                Some(done) => self.finished(done)?,
+                None => self.open = 0,
+            }
+        };
+        self.running.spawn(run_chunk(conn, requests, what));
+        Ok(())
+    }
+
+    /// Waits until every chunk started is committed (or returns the first error).
+    pub async fn wait_all(&mut self) -> Result<()> {
+        while let Some(done) = self.running.join_next().await {
+            self.finished(done)?;
+        }
+        Ok(())
+    }
+
+    /// Chunks not yet committed.
+    pub fn pending(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Closes the idle connections (the full copy is over).
+    pub async fn close(&mut self) {
+        for conn in self.idle.drain(..) {
+            let _ = conn.disconnect().await;
+        }
+        self.open = self.running.len();
+    }
+
+    #[allow(clippy::result_large_err)] // the crate's one error type, as everywhere else
+    fn finished(
+        &mut self,
+        done: std::result::Result<(Option<Conn>, Result<()>), tokio::task::JoinError>,
+    ) -> Result<()> {
+        match done {
+            Ok((Some(conn), Ok(()))) => {
+                self.idle.push(conn);
+                Ok(())
+            }
+            Ok((conn, result)) => {
+                if conn.is_none() {
+                    self.open = self.open.saturating_sub(1);
+                }
+                // Stop the other chunks: the run restarts from what the target has.
+                self.running.abort_all();
+                result
+            }
+            Err(e) => {
+                self.open = self.open.saturating_sub(1);
+                self.running.abort_all();
+                Err(MysqlError::Unsupported {
+                    what: format!("a full-copy writer task failed ({e})"),
+                    fix: "report this as a bug".into(),
+                })
+            }
+        }
+    }
+}
+
+async fn run_chunk(mut conn: Conn, requests: Vec<String>, what: String) -> (Option<Conn>, Result<()>) {
+    for request in &requests {
+        if let Err(e) = conn.query_drop(request).await {
+            let _ = conn.query_drop("ROLLBACK").await;
+            return (None, Err(MysqlError::query(what, e)));
+        }
+    }
+    (Some(conn), Ok(()))
+}
+
+/// Groups statements into requests of at most `max_request` bytes: `START TRANSACTION` first, `COMMIT` last.
+pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: usize) -> Vec<String> {
+    let mut requests = Vec::new();
+    let mut sql = String::from("START TRANSACTION");
+    for statement in statements.into_iter().chain(std::iter::once(progress)) {
+        if sql.len() + statement.len() > max_request && !sql.is_empty() {
+            requests.push(std::mem::take(&mut sql));
+        }
+        if !sql.is_empty() {
+            sql.push(';');
+        }
+        sql.push_str(&statement);
+    }
+    if !sql.is_empty() {
+        sql.push(';');
+    }
+    sql.push_str("COMMIT");
+    requests.push(sql);
+    requests
+}
+
+/// Target tables (idents) with progress rows, for the applier: they are not emptied when the copy resumes.
+pub fn resumed_idents(plan: &ResumePlan) -> HashSet<String> {
+    plan.tables.keys().map(|(s, t)| format!("{}.{}", quote_ident(s), quote_ident(t))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_open_and_commit_the_transaction() {
+        let r = chunk_requests(vec!["A".into(), "B".into()], "P".into(), 1 << 20);
+        assert_eq!(r, vec!["START TRANSACTION;A;B;P;COMMIT".to_string()]);
+        let r = chunk_requests(vec!["AAAA".into(), "BBBB".into()], "P".into(), 24);
+        assert_eq!(r, vec!["START TRANSACTION;AAAA".to_string(), "BBBB;P;COMMIT".to_string()]);
+    }
+}
