@@ -136,21 +136,20 @@ async fn run_two_way(
     let reverse = engine::reverse_job(&job)?;
     let (_, target) = engine::endpoints(&job)?;
     let forward_name = job.name.clone();
-    let forward = tokio::spawn(
+    let mut forward = tokio::spawn(
         run_job_role(job, opts.clone(), store.clone(), shutdown.clone()).instrument(tracing::info_span!("forward")),
     );
     let reverse_task = {
         let shutdown = shutdown.clone();
         async move {
-            // The reverse direction starts after the full copy, so the copied rows are not read back.
+            // The reverse direction starts after the full copy (and a resumed copy's catch-up), so the copied rows
+            // are not read back.
             let mut last_note = Instant::now();
             loop {
                 if shutdown.is_cancelled() {
                     return Ok(());
                 }
-                if dtle_mysql::applier::recorded_stage(&target, &forward_name).await.as_deref()
-                    == Some("job_stage_incr")
-                {
+                if dtle_mysql::applier::incremental_and_strict(&target, &forward_name).await {
                     break;
                 }
                 if last_note.elapsed() > Duration::from_secs(60) {
@@ -167,14 +166,23 @@ async fn run_two_way(
         }
         .instrument(tracing::info_span!("reverse"))
     };
-    let reverse_result = reverse_task.await;
-    if reverse_result.is_err() {
-        shutdown.cancel();
+    let joined = |r: Result<Result<(), DriverError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(DriverError::Other(format!("forward direction failed: {e}"))))
+    };
+    // Either direction ending (an error, or the end of the job) ends both.
+    tokio::pin!(reverse_task);
+    tokio::select! {
+        forward_result = &mut forward => {
+            shutdown.cancel();
+            let reverse_result = reverse_task.await;
+            joined(forward_result).and(reverse_result)
+        }
+        reverse_result = &mut reverse_task => {
+            shutdown.cancel();
+            let forward_result = joined(forward.await);
+            forward_result.and(reverse_result)
+        }
     }
-    let forward_result =
-        forward.await.unwrap_or_else(|e| Err(DriverError::Other(format!("forward direction failed: {e}"))));
-    shutdown.cancel();
-    forward_result.and(reverse_result)
 }
 
 /// Runs one role (or both in process) with restarts after transient failures.
@@ -385,7 +393,7 @@ async fn decide_start(
     if let Some(rp) = applier.resume_point().await? {
         return Ok(match rp.stage {
             JobStage::Snapshot => {
-                info!(job = %job.name, "the last full copy did not finish: starting it again");
+                info!(job = %job.name, "the last full copy did not finish: continuing it or starting it again");
                 StartFrom::Snapshot
             }
             _ => {

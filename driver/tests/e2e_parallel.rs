@@ -162,3 +162,101 @@ async fn a_crash_between_parallel_commits_and_the_position_loses_and_repeats_not
     d.stop_cleanly().await;
     assert!(d.log_text().contains("skipped when read again"), "{}", tail(&d.log_text(), 20));
 }
+
+#[tokio::test]
+async fn a_crash_in_an_early_parallel_group_of_a_gtid_started_job() {
+    let Some(ctx) = Ctx::new("parallel_first").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let schema = "e2e_parallel_first";
+    let job = "e2e_parallel_first_job";
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    // Same tables on both sides, then the job starts after the source's GTID: no full copy, no position row yet.
+    exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+    for c in [&mut src, &mut dst] {
+        exec(c, "USE mysql").await;
+        create_tables(c, schema).await;
+    }
+    let start = gtid_binlog_pos(&mut src).await;
+    let (mut rng, seed) = Rng::from_time();
+    println!("backlog seed {seed}");
+    backlog(&mut src, schema, 1500, &mut rng).await;
+    let j = ctx.job("job.hcl", job, s.src, s.dst, &format!("{}\nGtid = \"{start}\"", conf(schema)));
+    let log = ctx.path().join("crash.log");
+    let data = ctx.path().join("data");
+    let mut crashing = Dtle::spawn_with_env(
+        &log,
+        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
+        &[("DTLE_FAILPOINT", "parallel-before-position:1")],
+    );
+    let st = crashing.wait_exit(Duration::from_secs(120)).await;
+    assert!(!st.success(), "the failpoint stops the process: {st}");
+    assert!(read_log(&log).contains("failpoint parallel-before-position"), "{}", tail(&read_log(&log), 20));
+
+    // Whether a position was recorded before the crash depends on how the first groups formed; with only the
+    // partitions' marker row (no position in it), the restart must start from the job file's Gtid again.
+    let recorded = position_row(&mut dst, job).await.filter(|p| !p.flavor.is_empty());
+    println!("position before the restart: {recorded:?}");
+
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    assert_all_equal(&mut src, &mut dst, schema).await;
+    d.stop_cleanly().await;
+    let log = d.log_text();
+    assert!(log.contains("skipped when read again"), "{}", tail(&log, 20));
+    let expected = match recorded {
+        None => "starting incremental replication after the configured Gtid",
+        Some(_) => "resuming from the position recorded on the target",
+    };
+    assert!(log.contains(expected), "{}", tail(&log, 20));
+}
+
+/// What a partition leaves when it commits before the job ever recorded a position: its marker row, with no
+/// position in it. That is not a position: the job starts from its job file (and skips what the partitions applied).
+#[tokio::test]
+async fn a_marker_only_row_is_not_a_position() {
+    let Some(ctx) = Ctx::new("parallel_marker_only").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let schema = "e2e_parallel_marker";
+    let job = "e2e_parallel_marker_job";
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+    for c in [&mut src, &mut dst] {
+        exec(c, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)")).await;
+    }
+    let start = gtid_binlog_pos(&mut src).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.t VALUES (1), (2)")).await;
+    exec(&mut dst, "CREATE DATABASE IF NOT EXISTS dtle").await;
+    let j = ctx.job("job.hcl", job, s.src, s.dst, &format!("{}\nGtid = \"{start}\"", conf(schema)));
+    // The applier creates its tables on connect; a first run that stops at once makes them.
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    d.stop_cleanly().await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+    exec(&mut dst, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)")).await;
+    exec(
+        &mut dst,
+        &format!(
+            "INSERT INTO dtle.replication_position (job_name, stage, flavor, gtid_set, binlog_file, binlog_pos, origin) \
+             VALUES ('{job}', 'job_stage_incr', '', '', '', 0, '1')"
+        ),
+    )
+    .await;
+    // A new data dir: no position in the local store either.
+    let mut d = Dtle::run_with(ctx.path(), &j, "second.log", "data2", &[]);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    d.stop_cleanly().await;
+    let log = d.log_text();
+    assert!(log.contains("starting incremental replication after the configured Gtid"), "{}", tail(&log, 20));
+}

@@ -78,6 +78,26 @@ async fn write_both_sides(a: &mut Conn, b: &mut Conn, table: &str, rounds: u32) 
         if i == rounds / 2 {
             exec(a, &format!("ALTER TABLE {table} ADD COLUMN note VARCHAR(10) NULL")).await;
         }
+        // A table created on one side, used, and dropped (DROP TABLE is logged rebuilt by the server: dtle's
+        // marker must survive that, or the drop would bounce back).
+        let extra = format!("{}_extra", table);
+        if i == rounds / 4 {
+            exec(b, &format!("CREATE TABLE {extra} (id INT PRIMARY KEY)")).await;
+            exec(b, &format!("INSERT INTO {extra} VALUES (1), (2)")).await;
+        }
+        if i == rounds / 4 + 5 {
+            exec(b, &format!("DROP TABLE {extra}")).await;
+            // DDL on both sides at once is a conflict dtle does not resolve: A waits for the drop to arrive.
+            let w = Waiter::new(format!("{extra} dropped on A"));
+            while count_if_exists(a, &extra).await > 0 {
+                w.tick(None).await;
+            }
+            exec(a, &format!("CREATE TABLE {extra} (id INT PRIMARY KEY, v INT)")).await;
+            exec(a, &format!("INSERT INTO {extra} VALUES (7, 7)")).await;
+        }
+        if i == rounds / 4 + 10 {
+            exec(a, &format!("DROP TABLE IF EXISTS {extra}")).await;
+        }
         // Transactions of several statements.
         if i % 10 == 0 {
             exec(
@@ -129,6 +149,9 @@ async fn two_jobs_a_to_b_and_b_to_a_do_not_loop() {
     let n = count(&mut a, &table).await;
     assert!(n > 100, "rows from both sides: {n}");
     assert_eq!(columns(&mut b, schema, "t").await.len(), 4, "the ALTER on A reached B once");
+    for c in [&mut a, &mut b] {
+        assert_eq!(count_if_exists(c, &format!("{schema}.t_extra")).await, 0, "the dropped table stays dropped");
+    }
     d1.stop_cleanly().await;
     d2.stop_cleanly().await;
     for d in [&d1, &d2] {

@@ -264,6 +264,10 @@ impl Applier {
         let Some((stage, flavor, gtid, file, pos)) = row else {
             return Ok(None);
         };
+        if flavor.is_empty() && file.is_empty() && gtid.is_empty() {
+            // Only a marker (a parallel group's partition committed before the job's first position): no position.
+            return Ok(None);
+        }
         let stage = match stage.as_str() {
             "job_stage_full" => JobStage::Snapshot,
             _ => JobStage::Incremental,
@@ -290,7 +294,14 @@ impl Applier {
     pub async fn reset_position(&mut self) -> Result<()> {
         for table in [POSITION_TABLE, snapshot_apply::PROGRESS_TABLE, snapshot_apply::CATCHUP_TABLE] {
             self.conn
-                .exec_drop(format!("DELETE FROM {table} WHERE job_name = ?"), (self.opts.job.as_str(),))
+                .exec_drop(
+                    format!("DELETE FROM {table} WHERE job_name = ? OR LEFT(job_name, CHAR_LENGTH(?)) = ?"),
+                    (
+                        self.opts.job.as_str(),
+                        worker_marker_job(&self.opts.job, 0).as_str(),
+                        worker_marker_job(&self.opts.job, 0).as_str(),
+                    ),
+                )
                 .await
                 .map_err(|e| MysqlError::query("deleting the job's position", e))?;
         }
@@ -338,11 +349,7 @@ impl Applier {
                 Change::Tx(tx) => {
                     // One origin per target transaction: the marker written with it names that origin.
                     let origin = tx.first_origin();
-                    if origin != group_origin
-                        && !txs.is_empty()
-                        && !self.tx_open
-                        && !txs.last().is_some_and(|t| t.partial)
-                    {
+                    if origin != group_origin && !txs.is_empty() && !txs.last().is_some_and(|t| t.partial) {
                         if let Some(p) = self.flush_dml(&txs, group_position.take()).await? {
                             durable = Some(p);
                         }
@@ -523,6 +530,10 @@ impl Applier {
             let unique_indexes: Option<Vec<Vec<usize>>> =
                 deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
             let keys = match unique_indexes {
+                // Values equal on a prefix would need the prefix's length in characters: order the table instead.
+                Some(_) if deps.prefix_index => {
+                    crate::parallel::TableKeys { unique_indexes: Vec::new(), foreign_keys: true }
+                }
                 Some(unique_indexes) => crate::parallel::TableKeys { unique_indexes, foreign_keys: deps.foreign_keys },
                 // A unique index over columns these rows do not carry (a column map): order the table's writes.
                 None => crate::parallel::TableKeys { unique_indexes: Vec::new(), foreign_keys: true },
@@ -689,7 +700,11 @@ impl Applier {
             rows += part_rows;
             let mut head = vec!["START TRANSACTION".to_string()];
             if !origin.is_empty() {
-                head.push(marker_upsert(&self.opts.job, &origin));
+                // One marker row per connection, so that the partitions do not wait for each other's lock on it.
+                let worker = built.len();
+                let marker_job =
+                    if worker == 0 { self.opts.job.clone() } else { worker_marker_job(&self.opts.job, worker) };
+                head.push(marker_upsert(&marker_job, &origin));
             }
             let mut record = format!("INSERT INTO {APPLIED_TABLE} (job_name, tx_id, batch) VALUES ");
             for (n, tx) in part_txs.iter().enumerate() {
@@ -720,6 +735,8 @@ impl Applier {
                 Err(e) => return Err(e),
             }
         }
+        // Redone one at a time, in source order (by each partition's first transaction).
+        failed.sort_by_key(|&index| parts[index].first().copied().unwrap_or(usize::MAX));
         for &index in &failed {
             let (statements, checks, skip) = &built[index];
             self.stats.retried_partitions += 1;
@@ -759,12 +776,13 @@ impl Applier {
                     if !schema.is_empty() {
                         let _ = write!(text, "USE {}; ", quote_ident(schema));
                     }
-                    text.push_str(sql);
                     // dtle's marker, so a job reading this target's binlog knows where the statement came from.
                     let origin = tx.first_origin();
-                    if !origin.is_empty() {
+                    if origin.is_empty() {
+                        text.push_str(sql);
+                    } else {
                         let gno = tx.gtid.rsplit([':', '-']).next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                        let _ = write!(text, " {}", crate::ddl::ddl_marker(&self.opts.job, &origin, gno));
+                        text.push_str(&crate::ddl::with_marker(sql, &crate::ddl::ddl_marker(&self.opts.job, &origin, gno)));
                     }
                     if let Err(e) = self.conn.query_drop(&text).await {
                         let code = match &e {
@@ -1161,6 +1179,15 @@ fn stage_name(stage: JobStage) -> &'static str {
     }
 }
 
+/// The marker row of parallel worker `worker` (> 0) of a job: `<job>#w<worker>`; with 0, the common prefix.
+fn worker_marker_job(job: &str, worker: usize) -> String {
+    if worker == 0 {
+        format!("{job}#w")
+    } else {
+        format!("{job}#w{worker}")
+    }
+}
+
 /// Source transactions a parallel group committed, until the job's position row covers them (see
 /// [`Applier::flush_parallel`]).
 pub const APPLIED_TABLE: &str = "`dtle`.`replication_applied`";
@@ -1233,14 +1260,20 @@ async fn run_partition(
     result
 }
 
-/// The stage the target records for `job` (`job_stage_full`, `job_stage_incr`, ...), `None` without a row (or while
-/// the target cannot be read).
-pub async fn recorded_stage(endpoint: &Endpoint, job: &str) -> Option<String> {
-    let mut conn = endpoint.connect(&[]).await.ok()?;
+/// Whether the target records `job` as replicating incrementally with every change applied strictly: its full
+/// copy is done and a resumed copy's idempotent catch-up is over. `false` while the target cannot be read.
+pub async fn incremental_and_strict(endpoint: &Endpoint, job: &str) -> bool {
+    let Ok(mut conn) = endpoint.connect(&[]).await else {
+        return false;
+    };
     let stage: Option<String> =
         conn.exec_first(format!("SELECT stage FROM {POSITION_TABLE} WHERE job_name = ?"), (job,)).await.ok().flatten();
+    let catching_up: Option<u64> = conn
+        .exec_first(format!("SELECT COUNT(*) FROM {} WHERE job_name = ?", snapshot_apply::CATCHUP_TABLE), (job,))
+        .await
+        .unwrap_or(Some(1));
     let _ = conn.disconnect().await;
-    stage
+    stage.as_deref() == Some("job_stage_incr") && catching_up == Some(0)
 }
 
 /// The first statement of every target transaction dtle opens for source transactions that have an origin: it

@@ -210,6 +210,45 @@ fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
+/// Words that start the options of `ALTER DATABASE` (without a name, it changes the session's database).
+const DATABASE_OPTIONS: &[&str] =
+    &["CHARACTER", "CHARSET", "DEFAULT", "COLLATE", "COMMENT", "READ", "ENCRYPTION", "UPGRADE"];
+
+/// The statement's first words, upper case, without `OR REPLACE` after CREATE and without the clauses that may
+/// precede the object kind (`DEFINER = user`, `ALGORITHM = x`, `SQL SECURITY x`, `AGGREGATE`), so that
+/// `CREATE OR REPLACE DEFINER=u PROCEDURE` reads as `CREATE PROCEDURE`.
+fn normalized_head(st: &Statement<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < st.tokens.len() && out.len() < 6 {
+        if out.len() == 1 {
+            if st.is_word(i, "OR") && st.is_word(i + 1, "REPLACE") {
+                i += 2;
+                continue;
+            }
+            if (st.is_word(i, "DEFINER") || st.is_word(i, "ALGORITHM")) && st.is_punct(i + 1, "=") {
+                i += 3;
+                // user@host
+                if st.is_punct(i, "@") {
+                    i += 2;
+                }
+                continue;
+            }
+            if st.is_word(i, "SQL") && st.is_word(i + 1, "SECURITY") {
+                i += 3;
+                continue;
+            }
+            if st.is_word(i, "AGGREGATE") {
+                i += 1;
+                continue;
+            }
+        }
+        out.push(st.text(i).to_ascii_uppercase());
+        i += 1;
+    }
+    out
+}
+
 const NEVER_REPLICATED: &[&[&str]] = &[
     &["CREATE", "VIEW"],
     &["CREATE", "OR", "REPLACE", "VIEW"],
@@ -255,18 +294,26 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     let tokens: Vec<Token> =
         all.into_iter().filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment)).collect();
     let st = Statement { sql, tokens };
-    let head: Vec<String> = (0..6).map(|i| st.text(i).to_ascii_uppercase()).collect();
+    let head = normalized_head(&st);
     let starts = |words: &[&str]| words.iter().enumerate().all(|(i, w)| head.get(i).is_some_and(|h| h == w));
     if NEVER_REPLICATED.iter().any(|w| starts(w)) {
         return DdlRoute::Ignore;
     }
-    // CREATE/DROP/ALTER DATABASE|SCHEMA
-    if (starts(&["CREATE"]) || starts(&["DROP"]) || starts(&["ALTER"]))
-        && (st.is_word(1, "DATABASE") || st.is_word(1, "SCHEMA"))
+    // CREATE [OR REPLACE]/DROP/ALTER DATABASE|SCHEMA
+    let database_at = if st.is_word(1, "DATABASE") || st.is_word(1, "SCHEMA") {
+        Some(2)
+    } else if st.is_word(1, "OR") && st.is_word(2, "REPLACE") && (st.is_word(3, "DATABASE") || st.is_word(3, "SCHEMA"))
     {
-        let mut i = st.skip_words(2, &["IF", "NOT", "EXISTS"]);
+        Some(4)
+    } else {
+        None
+    };
+    if let (true, Some(at)) = (starts(&["CREATE"]) || starts(&["DROP"]) || starts(&["ALTER"]), database_at) {
+        let mut i = st.skip_words(at, &["IF", "NOT", "EXISTS"]);
         i = st.skip_words(i, &["IF", "EXISTS"]);
-        if !st.is_ident(i) {
+        let option = DATABASE_OPTIONS.iter().any(|o| st.is_word(i, o))
+            && st.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Word);
+        if !st.is_ident(i) || option {
             // ALTER DATABASE without a name changes the default schema.
             if starts(&["ALTER"]) && filter.selects_schema(default_schema) {
                 let sql = sql.to_string();
@@ -337,7 +384,34 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
             DdlRoute::Ignore
         };
     };
+    // MariaDB's `ALTER TABLE t WAIT n | NOWAIT ...`: the clauses start after them.
+    let mut clause_start = subject.last + 1;
+    if st.is_word(clause_start, "NOWAIT") {
+        clause_start += 1;
+    } else if st.is_word(clause_start, "WAIT") {
+        clause_start += 2;
+    }
     let Some((ts, tt)) = filter.target_of(&subject.schema, &subject.table) else {
+        // An unreplicated table renamed to a replicated name: its rows were never copied.
+        if starts(&["ALTER"]) {
+            let mut i = clause_start;
+            while i < st.tokens.len() {
+                if st.is_word(i, "RENAME") && (i == clause_start || st.is_punct(i - 1, ",")) {
+                    let at = if st.is_word(i + 1, "TO") || st.is_word(i + 1, "AS") { i + 2 } else { i + 1 };
+                    if let Some(name) = st.name_at(at, default_schema) {
+                        if filter.target_of(&name.schema, &name.table).is_some() {
+                            return DdlRoute::Unreplayable {
+                                reason: format!(
+                                    "it renames {}.{}, which the job does not replicate (its rows were never copied), to the replicated name {}.{}",
+                                    subject.schema, subject.table, name.schema, name.table
+                                ),
+                            };
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
         return DdlRoute::Ignore;
     };
     let mut edits = vec![Edit { first: subject.first, last: subject.last, text: qualified(&ts, &tt) }];
@@ -352,13 +426,13 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
         } else if st.is_punct(i, ")") {
             depth -= 1;
         }
-        let like = st.is_word(i, "LIKE") && (i == subject.last + 1 || (depth == 1 && st.is_punct(i - 1, "(")));
+        let like = st.is_word(i, "LIKE") && (i == clause_start || (depth == 1 && st.is_punct(i - 1, "(")));
         let reference_at = if like || st.is_word(i, "REFERENCES") {
             Some(i + 1)
         } else if starts(&["ALTER"])
             && depth == 0
             && st.is_word(i, "RENAME")
-            && (st.is_punct(i - 1, ",") || i == subject.last + 1)
+            && (st.is_punct(i - 1, ",") || i == clause_start)
             && !(st.is_word(i + 1, "COLUMN") || st.is_word(i + 1, "INDEX") || st.is_word(i + 1, "KEY"))
         {
             Some(if st.is_word(i + 1, "TO") || st.is_word(i + 1, "AS") { i + 2 } else { i + 1 })
@@ -486,12 +560,25 @@ fn first_name_index(st: &Statement<'_>) -> Option<usize> {
 fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &TableFilter) -> DdlRoute {
     let mut pairs = Vec::new();
     let mut source_tables = Vec::new();
+    // MariaDB: RENAME TABLE [IF EXISTS] a [WAIT n | NOWAIT] TO b, ...
+    let if_exists = st.is_word(i, "IF") && st.is_word(i + 1, "EXISTS");
+    if if_exists {
+        i += 2;
+    }
+    let names_start = i;
     let mut last = i;
+    let mut complete = false;
     while let Some(from) = st.name_at(i, default_schema) {
-        if !st.is_word(from.last + 1, "TO") {
+        let mut to_at = from.last + 1;
+        if st.is_word(to_at, "NOWAIT") {
+            to_at += 1;
+        } else if st.is_word(to_at, "WAIT") {
+            to_at += 2;
+        }
+        if !st.is_word(to_at, "TO") {
             break;
         }
-        let Some(to) = st.name_at(from.last + 2, default_schema) else { break };
+        let Some(to) = st.name_at(to_at + 1, default_schema) else { break };
         last = to.last;
         match (filter.target_of(&from.schema, &from.table), filter.target_of(&to.schema, &to.table)) {
             (None, None) => {}
@@ -520,13 +607,17 @@ fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, f
         if st.is_punct(to.last + 1, ",") {
             i = to.last + 2;
         } else {
+            complete = to.last + 1 >= st.tokens.len() || st.is_punct(to.last + 1, ";");
             break;
         }
+    }
+    if !complete && (filter.selects_schema(default_schema) || !pairs.is_empty()) {
+        return DdlRoute::Unreplayable { reason: "the list of RENAME TABLE pairs is not recognised".into() };
     }
     if pairs.is_empty() {
         return DdlRoute::Ignore;
     }
-    let edits = vec![Edit { first: 2, last, text: pairs.join(", ") }];
+    let edits = vec![Edit { first: names_start, last, text: pairs.join(", ") }];
     DdlRoute::Replay { sql: apply_edits(st, edits), use_schema: use_schema(filter, default_schema), source_tables }
 }
 
@@ -535,6 +626,28 @@ fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, f
 pub fn ddl_marker(job: &str, origin: &str, gno: u64) -> String {
     let clean = |s: &str| s.replace(['*', '/', ' '], "_");
     format!("/*dtle_gtid1 {} {} {gno} dtle_gtid*/", clean(job), clean(origin))
+}
+
+/// `sql` with dtle's marker where the server keeps it in its binlog: right after `DROP [TEMPORARY] TABLE
+/// [IF EXISTS]` for DROP TABLE (the server logs that statement rebuilt, keeping only a comment in that place),
+/// else at the end.
+pub fn with_marker(sql: &str, marker: &str) -> String {
+    if let Some(tokens) = tokenize(sql) {
+        let tokens: Vec<Token> =
+            tokens.into_iter().filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment)).collect();
+        let st = Statement { sql, tokens };
+        if st.is_word(0, "DROP") {
+            let mut i = 1;
+            i = st.skip_words(i, &["TEMPORARY"]);
+            if st.is_word(i, "TABLE") || st.is_word(i, "TABLES") {
+                i = st.skip_words(i + 1, &["IF", "EXISTS"]);
+                if let Some(t) = st.tokens.get(i) {
+                    return format!("{}{marker} {}", &sql[..t.start], &sql[t.start..]);
+                }
+            }
+        }
+    }
+    format!("{sql} {marker}")
 }
 
 /// The origin named by a dtle DDL marker in `sql`, if it has one.
@@ -674,6 +787,45 @@ mod tests {
         assert!(matches!(route("ALTER TABLE `t1 ADD c int", "test", &filter()), DdlRoute::Unreplayable { .. }));
         assert!(matches!(route("ALTER TABLE (oops)", "test", &filter()), DdlRoute::Unreplayable { .. }));
         assert_eq!(route("ALTER TABLE (oops)", "elsewhere", &filter()), DdlRoute::Ignore);
+    }
+
+    #[test]
+    fn mariadb_forms_and_what_the_head_hides() {
+        let f = filter();
+        for sql in [
+            "CREATE OR REPLACE PROCEDURE p() SELECT 1",
+            "CREATE OR REPLACE DEFINER=`root`@`localhost` TRIGGER tr BEFORE INSERT ON t1 FOR EACH ROW SET @a = 1",
+            "CREATE DEFINER = root@localhost SQL SECURITY INVOKER VIEW v AS SELECT 1",
+            "CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT 1",
+            "CREATE OR REPLACE SEQUENCE s",
+            "CREATE AGGREGATE FUNCTION f() RETURNS INT RETURN 1",
+        ] {
+            assert_eq!(route(sql, "test", &f), DdlRoute::Ignore, "{sql}");
+        }
+        let (sql, _, _) = replay("CREATE OR REPLACE DATABASE shop_eu", "");
+        assert_eq!(sql, "CREATE OR REPLACE DATABASE `all_eu`");
+        let (sql, use_schema, _) = replay("ALTER DATABASE CHARACTER SET utf8mb4", "test");
+        assert_eq!((sql.as_str(), use_schema.as_str()), ("ALTER DATABASE CHARACTER SET utf8mb4", "test_t"));
+        assert_eq!(route("ALTER DATABASE DEFAULT CHARSET latin1", "elsewhere", &f), DdlRoute::Ignore);
+        let (sql, _, _) = replay("RENAME TABLE IF EXISTS t1 NOWAIT TO t2", "test");
+        assert_eq!(sql, "RENAME TABLE IF EXISTS `test_t`.`t1_t` TO `test_t`.`t2`");
+        let (sql, _, _) = replay("RENAME TABLE t1 WAIT 5 TO t2", "test");
+        assert_eq!(sql, "RENAME TABLE `test_t`.`t1_t` TO `test_t`.`t2`");
+        assert!(matches!(route("RENAME TABLE t1 TO", "test", &f), DdlRoute::Unreplayable { .. }));
+        let (sql, _, tables) = replay("ALTER TABLE t1 WAIT 5 RENAME TO t2", "test");
+        assert_eq!(sql, "ALTER TABLE `test_t`.`t1_t` WAIT 5 RENAME TO `test_t`.`t2`");
+        assert_eq!(tables.len(), 2);
+        assert!(matches!(route("ALTER TABLE other RENAME TO t1", "test", &f), DdlRoute::Unreplayable { .. }));
+        assert_eq!(route("ALTER TABLE other RENAME TO other2", "test", &f), DdlRoute::Ignore);
+    }
+
+    #[test]
+    fn markers_go_where_the_server_keeps_them() {
+        let m = "/*dtle_gtid1 j 1 5 dtle_gtid*/";
+        assert_eq!(with_marker("DROP TABLE IF EXISTS `a`.`b`", m), format!("DROP TABLE IF EXISTS {m} `a`.`b`"));
+        assert_eq!(with_marker("drop table t", m), format!("drop table {m} t"));
+        assert_eq!(with_marker("ALTER TABLE t ADD c int", m), format!("ALTER TABLE t ADD c int {m}"));
+        assert_eq!(ddl_marker_origin(&with_marker("DROP TABLE t", m)).as_deref(), Some("1"));
     }
 
     #[test]

@@ -102,8 +102,16 @@ impl TableFilter {
     pub fn selection_of(&self, schema: &str, table: &str) -> Option<Selection> {
         self.direct_selection_of(schema, table).or_else(|| {
             let (base, suffix) = shadow_table_base(table)?;
+            if self.is_ignored(schema, table) {
+                return None;
+            }
             let mut selection = self.direct_selection_of(schema, base)?;
             selection.target_name = format!("_{}{suffix}", selection.target_name);
+            if suffix == "_ghc" {
+                // gh-ost's changelog table has its own columns: the table's row filter and column map do not apply.
+                selection.row_filter = None;
+                selection.column_map = None;
+            }
             Some(selection)
         })
     }
@@ -118,10 +126,7 @@ impl TableFilter {
         if SYSTEM_SCHEMAS.contains(&schema) {
             return None;
         }
-        let ignored = self.ignore.iter().any(|r| {
-            r.schema.matches(schema) && (r.tables.is_empty() || r.tables.iter().any(|t| t.table.matches(table)))
-        });
-        if ignored {
+        if self.is_ignored(schema, table) {
             return None;
         }
         if self.replicate.is_empty() {
@@ -145,6 +150,12 @@ impl TableFilter {
             }
         }
         None
+    }
+
+    fn is_ignored(&self, schema: &str, table: &str) -> bool {
+        self.ignore.iter().any(|r| {
+            r.schema.matches(schema) && (r.tables.is_empty() || r.tables.iter().any(|t| t.table.matches(table)))
+        })
     }
 
     /// Target schema name for a selected source schema.
@@ -212,5 +223,12 @@ mod tests {
         assert_eq!(f.target_of("test", "_t1_del"), Some(("test".into(), "_t1_del".into())));
         assert_eq!(f.target_of("test", "_t2_gho"), None);
         assert_eq!(f.target_of("test", "_gho"), None);
+        let mut f = f;
+        f.ignore.push(SchemaRule {
+            schema: exact("test"),
+            rename: None,
+            tables: vec![TableRule { table: exact("_t1_old"), rename: None, row_filter: None, column_map: None }],
+        });
+        assert_eq!(f.target_of("test", "_t1_old"), None, "an ignore rule wins over the shadow-table rule");
     }
 }

@@ -57,9 +57,8 @@ fn row_hashes(table: &TableMeta, keys: Option<&TableKeys>, row: &[Value], out: &
         table.target_name.hash(h);
     };
     if keys.is_some_and(|k| k.foreign_keys) {
-        // Tables linked by foreign keys: one key for all of them in the schema.
+        // Tables linked by foreign keys (possibly across schemas): one key for all of them.
         let mut h = DefaultHasher::new();
-        table.target_schema.hash(&mut h);
         "foreign keys".hash(&mut h);
         out.push(h.finish());
         return;
@@ -85,6 +84,18 @@ fn row_hashes(table: &TableMeta, keys: Option<&TableKeys>, row: &[Value], out: &
             literal.clear();
             match row.get(c) {
                 None | Some(Value::Null) => continue 'index,
+                // Strings compare case- and trailing-space-insensitively under the usual collations: hash them so,
+                // (values equal under the collation must collide; extra collisions only order more).
+                Some(Value::Bytes(b)) => {
+                    let mut end = b.len();
+                    while end > 0 && b[end - 1] == b' ' {
+                        end -= 1;
+                    }
+                    for byte in &b[..end] {
+                        byte.to_ascii_lowercase().hash(&mut h);
+                    }
+                    continue;
+                }
                 Some(v) => {
                     v.write_sql_literal(&mut literal);
                 }

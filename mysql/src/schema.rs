@@ -136,14 +136,16 @@ pub fn quote_str(s: &str) -> String {
 pub struct WriteDependencies {
     pub unique_indexes: Vec<Vec<String>>,
     pub foreign_keys: bool,
+    /// A unique index over a prefix of a column (`UNIQUE (email(5))`).
+    pub prefix_index: bool,
 }
 
 /// Reads the unique indexes and foreign-key links of a table.
 pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str) -> Result<WriteDependencies> {
     let ctx = || format!("reading the unique indexes and foreign keys of {schema}.{table}");
-    let rows: Vec<(String, String)> = conn
+    let rows: Vec<(String, String, Option<u64>)> = conn
         .exec(
-            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+            "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
             (schema, table),
         )
@@ -151,7 +153,9 @@ pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str)
         .map_err(|e| MysqlError::query(ctx(), e))?;
     let mut unique_indexes: Vec<Vec<String>> = Vec::new();
     let mut last: Option<String> = None;
-    for (index, column) in rows {
+    let mut prefix_index = false;
+    for (index, column, sub_part) in rows {
+        prefix_index |= sub_part.is_some();
         if last.as_deref() != Some(index.as_str()) {
             unique_indexes.push(Vec::new());
             last = Some(index);
@@ -168,7 +172,7 @@ pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str)
         )
         .await
         .map_err(|e| MysqlError::query(ctx(), e))?;
-    Ok(WriteDependencies { unique_indexes, foreign_keys: links.unwrap_or(0) > 0 })
+    Ok(WriteDependencies { unique_indexes, foreign_keys: links.unwrap_or(0) > 0, prefix_index })
 }
 
 /// Reads a table's definition; `None` when the table does not exist.

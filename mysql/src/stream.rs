@@ -149,6 +149,8 @@ struct TxBuilder {
     origin: Option<String>,
     /// Rows of dtle's position table were seen: dtle wrote this transaction.
     dtle_rows: bool,
+    /// Rows of other tables the job does not replicate were seen.
+    other_rows: bool,
 }
 
 /// A replicated table seen in TABLE_MAP.
@@ -290,6 +292,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     part_size: 0,
                     origin: None,
                     dtle_rows: false,
+                    other_rows: false,
                 });
             }
             MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
@@ -311,6 +314,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                     part_size: 0,
                     origin: None,
                     dtle_rows: false,
+                    other_rows: false,
                 });
             }
             MYSQL_ANONYMOUS_GTID_EVENT => {
@@ -514,6 +518,8 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         if let Some(origin) = marker_origin(plan, *origin_index, &rows_event) {
                             t.origin = Some(origin);
                         }
+                    } else {
+                        tx.get_or_insert_with(|| new_plain_tx(header.timestamp())).other_rows = true;
                     }
                     continue;
                 };
@@ -642,6 +648,7 @@ fn new_plain_tx(timestamp: u32) -> TxBuilder {
         part_size: 0,
         origin: None,
         dtle_rows: false,
+        other_rows: false,
     }
 }
 
@@ -680,7 +687,7 @@ async fn finish_tx(
     // A big transaction whose parts were sent ends with a last part even when it has no events left.
     let parts_sent = t.size > t.part_size;
     if t.events.is_empty() && !parts_sent {
-        if t.dtle_rows {
+        if t.dtle_rows && !t.other_rows {
             // Only dtle's own bookkeeping (a position row another job wrote here): no progress worth sending alone.
             return Ok(());
         }
