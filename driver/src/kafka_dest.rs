@@ -32,14 +32,14 @@ const MAX_GROUPS_IN_FLIGHT: usize = 256;
 
 /// The sink's settings from the job's KafkaConfig; invalid values are refused with the field's name.
 pub fn sink_options(job: &ResolvedJob, k: &KafkaConfig) -> Result<SinkOptions, DriverError> {
-    let datetime_offset_secs = dtle_kafka::parse_time_zone(&k.date_time_zone).map_err(|reason| {
+    let date_time_zone = dtle_kafka::parse_time_zone(&k.date_time_zone).map_err(|reason| {
         DriverError::InvalidField { field: "KafkaConfig.DateTimeZone".into(), value: k.date_time_zone.clone(), reason }
     })?;
     let envelope = EnvelopeOptions {
         server_name: k.topic.trim().to_string(),
         topic_with_schema_table: k.topic_with_schema_table,
         schema_change_topic: k.schema_change_topic(),
-        datetime_offset_secs,
+        date_time_zone,
     };
     let mut opts = SinkOptions::new(k.brokers.iter().map(|b| b.trim().to_string()).collect(), envelope);
     opts.user = k.user.clone();
@@ -311,6 +311,9 @@ mod tests {
         let TargetConfig::Kafka(mut k) = job.target.clone() else { panic!() };
         k.date_time_zone = "Mars/Olympus".into();
         let e = sink_options(&job, &k).unwrap_err().to_string();
-        assert!(e.contains("KafkaConfig.DateTimeZone") && e.contains("Mars/Olympus") && e.contains("+08:00"), "{e}");
+        assert!(
+            e.contains("KafkaConfig.DateTimeZone") && e.contains("Mars/Olympus") && e.contains("Asia/Shanghai"),
+            "{e}"
+        );
     }
 }

@@ -22,23 +22,62 @@ pub struct EnvelopeOptions {
     pub topic_with_schema_table: bool,
     /// Where DDL goes (`schema-changes.<Topic>` unless set).
     pub schema_change_topic: String,
-    /// Offset of KafkaConfig.DateTimeZone, in which DATETIME values are read (seconds east of UTC).
-    pub datetime_offset_secs: i64,
+    /// KafkaConfig.DateTimeZone, in which DATETIME values are read.
+    pub date_time_zone: DateTimeZone,
 }
 
-/// Parses KafkaConfig.DateTimeZone: `UTC` (the default) or a fixed offset like `+08:00`.
-pub fn parse_time_zone(tz: &str) -> std::result::Result<i64, String> {
+/// KafkaConfig.DateTimeZone: a fixed offset, or a zone of the tz database (its offset, DST included, at each value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateTimeZone {
+    /// Seconds east of UTC.
+    Fixed(i64),
+    Named(chrono_tz::Tz),
+}
+
+impl Default for DateTimeZone {
+    fn default() -> Self {
+        DateTimeZone::Fixed(0)
+    }
+}
+
+impl DateTimeZone {
+    /// The zone's offset (seconds east of UTC) for a wall-clock time given as seconds since 1970-01-01 00:00 of
+    /// that wall clock. An ambiguous time (the hour repeated when DST ends) takes the earlier offset; a time that
+    /// does not exist (skipped when DST starts) the offset before the change, as MySQL does when converting.
+    pub fn offset_at_local(&self, local_secs: i64) -> i64 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            DateTimeZone::Fixed(offset) => *offset,
+            DateTimeZone::Named(tz) => {
+                let Some(naive) = chrono::DateTime::from_timestamp(local_secs, 0).map(|d| d.naive_utc()) else {
+                    return 0;
+                };
+                match tz.offset_from_local_datetime(&naive).earliest() {
+                    Some(o) => i64::from(o.fix().local_minus_utc()),
+                    // In a gap: the offset in force just before it.
+                    None => i64::from(tz.offset_from_utc_datetime(&naive).fix().local_minus_utc()),
+                }
+            }
+        }
+    }
+}
+
+/// Parses KafkaConfig.DateTimeZone: `UTC` (the default), a fixed offset like `+08:00`, or a tz database name like
+/// `Asia/Shanghai`.
+pub fn parse_time_zone(tz: &str) -> std::result::Result<DateTimeZone, String> {
     let t = tz.trim();
     if t.is_empty()
         || ["utc", "z", "gmt", "etc/utc", "etc/gmt", "+00:00", "-00:00"].contains(&t.to_ascii_lowercase().as_str())
     {
-        return Ok(0);
+        return Ok(DateTimeZone::Fixed(0));
     }
-    let bad = || format!("{tz:?} is not a time zone this build understands: write UTC or a fixed offset like +08:00");
+    let bad = || {
+        format!("{tz:?} is not a time zone: write UTC, a fixed offset like +08:00, or a tz database name like Asia/Shanghai")
+    };
     let (sign, rest) = match t.as_bytes()[0] {
         b'+' => (1, &t[1..]),
         b'-' => (-1, &t[1..]),
-        _ => return Err(bad()),
+        _ => return t.parse::<chrono_tz::Tz>().map(DateTimeZone::Named).map_err(|_| bad()),
     };
     let (h, m) = match rest.split_once(':') {
         Some((h, m)) => (h, m),
@@ -50,7 +89,7 @@ pub fn parse_time_zone(tz: &str) -> std::result::Result<i64, String> {
     if h > 14 || m > 59 {
         return Err(bad());
     }
-    Ok(sign * (h * 3600 + m * 60))
+    Ok(DateTimeZone::Fixed(sign * (h * 3600 + m * 60)))
 }
 
 /// Where a change was read, for the envelope's `source` block.
@@ -254,7 +293,7 @@ impl Encoder {
 
     fn write_cell(&self, out: &mut Vec<u8>, plan: &TablePlan, i: usize, v: &Value) -> Result<()> {
         let c = &plan.columns[i];
-        write_value(out, &c.kind, v, c.optional, self.opts.datetime_offset_secs).map_err(|reason| KafkaError::Convert {
+        write_value(out, &c.kind, v, c.optional, &self.opts.date_time_zone).map_err(|reason| KafkaError::Convert {
             table: plan.label.to_string(),
             column: c.name.clone(),
             column_type: plan.meta.columns[i].column_type.clone(),
@@ -274,13 +313,13 @@ impl Encoder {
             out.push(b':');
             // Key fields are required in the key schema, so zero dates are written as the epoch there.
             let c = &plan.columns[i];
-            write_value(&mut out, &c.kind, row.get(i).unwrap_or(&Value::Null), false, self.opts.datetime_offset_secs)
+            write_value(&mut out, &c.kind, row.get(i).unwrap_or(&Value::Null), false, &self.opts.date_time_zone)
                 .map_err(|reason| KafkaError::Convert {
-                table: plan.label.to_string(),
-                column: c.name.clone(),
-                column_type: plan.meta.columns[i].column_type.clone(),
-                reason,
-            })?;
+                    table: plan.label.to_string(),
+                    column: c.name.clone(),
+                    column_type: plan.meta.columns[i].column_type.clone(),
+                    reason,
+                })?;
         }
         out.extend_from_slice(b"}}");
         Ok(out)

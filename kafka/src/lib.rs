@@ -9,6 +9,6 @@ pub mod error;
 pub mod sink;
 pub mod types;
 
-pub use envelope::{parse_time_zone, Encoder, EnvelopeOptions, Record, SourceInfo};
+pub use envelope::{parse_time_zone, DateTimeZone, Encoder, EnvelopeOptions, Record, SourceInfo};
 pub use error::KafkaError;
 pub use sink::{KafkaSink, Produced, SinkOptions, SinkStats};

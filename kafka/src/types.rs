@@ -354,14 +354,14 @@ fn decode_text<'a>(bytes: &'a [u8], encoding: Option<&'static Encoding>) -> std:
 }
 
 /// Appends the JSON of `v` for a column of `kind`. `optional` says whether the column allows NULL: MySQL's zero
-/// dates become null there and the epoch otherwise, as Debezium does. `datetime_offset_secs` is the offset of
-/// KafkaConfig.DateTimeZone, in which DATETIME values are read.
+/// dates become null there and the epoch otherwise, as Debezium does. DATETIME values are read in `zone`
+/// (KafkaConfig.DateTimeZone).
 pub fn write_value(
     out: &mut Vec<u8>,
     kind: &Kind,
     v: &Value,
     optional: bool,
-    datetime_offset_secs: i64,
+    zone: &crate::envelope::DateTimeZone,
 ) -> Result<(), String> {
     let zero = |out: &mut Vec<u8>, epoch: &[u8]| out.extend_from_slice(if optional { b"null" } else { epoch });
     match (kind, v) {
@@ -411,11 +411,11 @@ pub fn write_value(
             if *month == 0 || *day == 0 {
                 zero(out, b"0");
             } else {
-                let secs = days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day)) * 86_400
+                let local = days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day)) * 86_400
                     + i64::from(*hour) * 3600
                     + i64::from(*minute) * 60
-                    + i64::from(*second)
-                    - datetime_offset_secs;
+                    + i64::from(*second);
+                let secs = local - zone.offset_at_local(local);
                 let us = secs * 1_000_000 + i64::from(*micros);
                 let _ = write!(out, "{}", if *as_micros { us } else { us.div_euclid(1000) });
             }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dtle_kafka::{Encoder, EnvelopeOptions, Record, SourceInfo};
+use dtle_kafka::{DateTimeZone, Encoder, EnvelopeOptions, Record, SourceInfo};
 use dtle_mysql::schema::{ColumnMeta, TableMeta};
 use dtle_mysql::{RowChange, Value};
 use serde_json::{json, Value as Json};
@@ -37,7 +37,7 @@ fn opts() -> EnvelopeOptions {
         server_name: "dtle1".into(),
         topic_with_schema_table: true,
         schema_change_topic: "schema-changes.dtle1".into(),
-        datetime_offset_secs: 0,
+        date_time_zone: DateTimeZone::Fixed(0),
     }
 }
 
@@ -435,15 +435,25 @@ fn topics_follow_topic_with_schema_table_and_are_sanitized() {
 
 #[test]
 fn datetime_is_read_in_the_configured_zone() {
-    assert_eq!(dtle_kafka::parse_time_zone("UTC"), Ok(0));
-    assert_eq!(dtle_kafka::parse_time_zone("+08:00"), Ok(8 * 3600));
-    assert_eq!(dtle_kafka::parse_time_zone("-0530"), Ok(-(5 * 3600 + 30 * 60)));
-    assert!(dtle_kafka::parse_time_zone("Asia/Shanghai").unwrap_err().contains("+08:00"));
+    use dtle_kafka::parse_time_zone;
+    assert_eq!(parse_time_zone("UTC"), Ok(DateTimeZone::Fixed(0)));
+    assert_eq!(parse_time_zone("+08:00"), Ok(DateTimeZone::Fixed(8 * 3600)));
+    assert_eq!(parse_time_zone("-0530"), Ok(DateTimeZone::Fixed(-(5 * 3600 + 30 * 60))));
+    assert!(parse_time_zone("Mars/Olympus").unwrap_err().contains("Asia/Shanghai"));
     let t = table("kt", "d", vec![column("d", "datetime", "datetime", None, false)], vec![]);
-    let mut enc = Encoder::new(EnvelopeOptions { datetime_offset_secs: 8 * 3600, ..opts() });
-    let mut out = Vec::new();
-    enc.snapshot_row(&t, &[dt(1970, 1, 1, 8, 0, 0, 0)], &src(), 0, &mut out).unwrap();
-    assert_eq!(parse(out[0].value.as_ref().unwrap())["payload"]["after"]["d"], json!(0));
+    let millis = |zone: DateTimeZone, v: Value| {
+        let mut enc = Encoder::new(EnvelopeOptions { date_time_zone: zone, ..opts() });
+        let mut out = Vec::new();
+        enc.snapshot_row(&t, &[v], &src(), 0, &mut out).unwrap();
+        parse(out[0].value.as_ref().unwrap())["payload"]["after"]["d"].clone()
+    };
+    assert_eq!(millis(DateTimeZone::Fixed(8 * 3600), dt(1970, 1, 1, 8, 0, 0, 0)), json!(0));
+    let shanghai = parse_time_zone("Asia/Shanghai").unwrap();
+    assert_eq!(millis(shanghai, dt(1970, 1, 1, 8, 0, 0, 0)), json!(0));
+    // Europe/Berlin: +01:00 in winter, +02:00 in summer (DST).
+    let berlin = parse_time_zone("Europe/Berlin").unwrap();
+    assert_eq!(millis(berlin, dt(2024, 1, 15, 13, 0, 0, 0)), json!(1_705_320_000_000i64));
+    assert_eq!(millis(berlin, dt(2024, 7, 15, 14, 0, 0, 0)), json!(1_721_044_800_000i64));
 }
 
 #[test]
