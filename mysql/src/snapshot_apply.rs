@@ -124,30 +124,7 @@ pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumeP
         )
         .await
         .map_err(|e| MysqlError::query(format!("reading the full-copy progress from {PROGRESS_TABLE}"), e))?;
-    // Per table: the chunks without a gap from 0, and whether chunks follow a gap.
-    struct Prefix {
-        len: u64,
-        last_key: Option<String>,
-        done: bool,
-        more: bool,
-    }
-    let mut tables: Vec<((String, String), Prefix)> = Vec::new();
-    for (schema, name, chunk, last_key, done) in rows {
-        if tables.last().map(|(k, _)| k != &(schema.clone(), name.clone())).unwrap_or(true) {
-            tables.push(((schema.clone(), name.clone()), Prefix { len: 0, last_key: None, done: false, more: false }));
-        }
-        let Some((_, p)) = tables.last_mut() else { continue };
-        if chunk == p.len && !p.done {
-            p.len += 1;
-            if done != 0 {
-                p.done = true;
-            } else {
-                p.last_key = last_key;
-            }
-        } else {
-            p.more = true;
-        }
-    }
+    let tables = chunk_prefixes(rows);
     let mut plan = ResumePlan { tables: HashMap::new(), next_chunk: HashMap::new() };
     let mut cleanup: Vec<String> = Vec::new();
     for ((schema, name), p) in tables {
@@ -178,6 +155,7 @@ pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumeP
             return Ok(None);
         };
         if p.more {
+            info!(table = %ident, chunks_kept = p.len, "discarding the chunks committed after the first missing one");
             let names: Vec<&str> = key.columns.iter().map(String::as_str).collect();
             let mut delete = format!("DELETE FROM {ident} WHERE ");
             write_key_after(&mut delete, &names, &key.values);
@@ -195,6 +173,40 @@ pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumeP
             .map_err(|e| MysqlError::query("removing chunks committed after a gap in the interrupted full copy", e))?;
     }
     Ok(Some(plan))
+}
+
+/// Per table: the chunks numbered from 0 without a gap, and whether chunks follow a gap.
+#[derive(Debug, PartialEq, Eq)]
+struct Prefix {
+    len: u64,
+    /// `last_key` of the prefix's last data chunk.
+    last_key: Option<String>,
+    /// The table's end marker is in the prefix.
+    done: bool,
+    /// Chunks after a gap (or after the end marker).
+    more: bool,
+}
+
+/// Groups the progress rows `(schema, table, chunk, last_key, done)`, ordered by table and chunk, into prefixes.
+fn chunk_prefixes(rows: Vec<(String, String, u64, Option<String>, u8)>) -> Vec<((String, String), Prefix)> {
+    let mut tables: Vec<((String, String), Prefix)> = Vec::new();
+    for (schema, name, chunk, last_key, done) in rows {
+        if tables.last().map(|(k, _)| k.0 != schema || k.1 != name).unwrap_or(true) {
+            tables.push(((schema, name), Prefix { len: 0, last_key: None, done: false, more: false }));
+        }
+        let Some((_, p)) = tables.last_mut() else { continue };
+        if chunk == p.len && !p.done {
+            p.len += 1;
+            if done != 0 {
+                p.done = true;
+            } else {
+                p.last_key = last_key;
+            }
+        } else {
+            p.more = true;
+        }
+    }
+    tables
 }
 
 /// A pool of target connections that write chunks concurrently, each chunk in its own transaction.
@@ -327,6 +339,27 @@ pub fn resumed_idents(plan: &ResumePlan) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_stop_at_the_first_gap() {
+        let row = |t: &str, chunk: u64, key: Option<&str>, done: u8| {
+            ("s".to_string(), t.to_string(), chunk, key.map(str::to_string), done)
+        };
+        let prefixes = chunk_prefixes(vec![
+            row("a", 0, Some("k0"), 0),
+            row("a", 1, Some("k1"), 0),
+            row("a", 2, None, 1),
+            row("b", 0, Some("k0"), 0),
+            row("b", 1, Some("k1"), 0),
+            row("b", 3, Some("k3"), 0),
+            row("b", 4, None, 1),
+            row("c", 1, Some("k1"), 0),
+        ]);
+        let get = |t: &str| &prefixes.iter().find(|(k, _)| k.1 == t).unwrap().1;
+        assert_eq!(get("a"), &Prefix { len: 3, last_key: Some("k1".into()), done: true, more: false });
+        assert_eq!(get("b"), &Prefix { len: 2, last_key: Some("k1".into()), done: false, more: true });
+        assert_eq!(get("c"), &Prefix { len: 0, last_key: None, done: false, more: true });
+    }
 
     #[test]
     fn requests_open_and_commit_the_transaction() {

@@ -5,7 +5,7 @@
 #
 # Env: CLIENTS=4 (parallel clients generating the backlog), ROWS_PER_TABLE=100000 (the 4 x 100k),
 #      LAG_RATE=auto (tx/s of the steady-state load; auto = half of the native single-threaded catch-up rate),
-#      LAG_SECONDS=20, IDLE_SECONDS=10 (idle time before the idle RSS sample), BENCH_DURABLE=1 (default; 0 = fast,
+#      LAG_SECONDS=20, LAG_CLIENTS=2 (connections writing it), IDLE_SECONDS=10 (idle time before the idle RSS sample), BENCH_DURABLE=1 (default; 0 = fast,
 #      non-durable instances), BENCH_KEEP=1, DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317), bench_dst (3318, dtle target), bench_replica (3319, native replica);
@@ -185,26 +185,33 @@ if [[ "$LAG_RATE" == auto ]]; then
     ((LAG_RATE >= 10)) || LAG_RATE=10
 fi
 LAG_TX=$((LAG_RATE * LAG_SECONDS))
-PER_TICK=$(((LAG_RATE + 5) / 10))   # transactions per 100 ms tick
-gen_tx 4242 "$LAG_TX" 0 1 >"$TMP/load.sql"
-blog "steady state: $LAG_RATE tx/s for $LAG_SECONDS s + a lagprobe row every 100 ms; polling the target"
+LAG_CLIENTS="${LAG_CLIENTS:-2}"
+PER_TICK=$(((LAG_RATE + 5) / 10 / LAG_CLIENTS))   # transactions per 100 ms tick and client
+((PER_TICK >= 1)) || PER_TICK=1
+blog "steady state: $LAG_RATE tx/s ($LAG_CLIENTS clients) for $LAG_SECONDS s + a lagprobe row every 100 ms; polling the target"
 load_start=$(($(us) + 300000))
 load_end=$((load_start + LAG_SECONDS * 1000000))
-{
-    exec 5<"$TMP/load.sql"
-    tick=0
-    while :; do
-        sleep_until_us $((load_start + tick * 100000))
-        (($(us) >= load_end)) && break
-        for ((j = 0; j < PER_TICK; j++)); do
-            IFS= read -r -u5 line || break 2
-            printf '%s\n' "$line"
+LOAD_PIDS=()
+for ((cl = 0; cl < LAG_CLIENTS; cl++)); do
+    # A durable source commits only a few hundred transactions a second on one connection: several clients, each on
+    # its own ids (no conflicts), paced together.
+    gen_tx $((4242 + cl)) $((LAG_TX / LAG_CLIENTS + PER_TICK)) "$cl" "$LAG_CLIENTS" >"$TMP/load_$cl.sql"
+    {
+        exec 5<"$TMP/load_$cl.sql"
+        tick=0
+        while :; do
+            sleep_until_us $((load_start + tick * 100000))
+            (($(us) >= load_end)) && break
+            for ((j = 0; j < PER_TICK; j++)); do
+                IFS= read -r -u5 line || break 2
+                printf '%s\n' "$line"
+            done
+            tick=$((tick + 1))
         done
-        tick=$((tick + 1))
-    done
-} | qi "$SRC" &
-LOAD_PID=$!
-BG_PIDS+=("$LOAD_PID")
+    } | qi "$SRC" &
+    LOAD_PIDS+=($!)
+    BG_PIDS+=($!)
+done
 {
     tick=0
     while :; do
@@ -242,7 +249,7 @@ while :; do
     ((SECONDS < poll_deadline)) || bdie "target did not show lagprobe id ${want:-?} (last seen $last); dtle log: $DLOG"
     sleep 0.02
 done
-wait "$LOAD_PID" || bdie "the steady-state load writer failed"
+for p in "${LOAD_PIDS[@]}"; do wait "$p" || bdie "a steady-state load writer failed"; done
 BG_PIDS=()
 eval "exec ${POLL[1]}>&-"
 LOAD_DONE_SEQ="$(src_seq)"
