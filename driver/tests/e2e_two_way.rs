@@ -86,10 +86,14 @@ async fn write_both_sides(a: &mut Conn, b: &mut Conn, table: &str, rounds: u32) 
             exec(b, &format!("INSERT INTO {extra} VALUES (1), (2)")).await;
         }
         if i == rounds / 4 + 5 {
+            // DDL on both sides at once is a conflict dtle does not resolve: each side waits for the other's.
+            let w = Waiter::new(format!("{extra} and its rows on A"));
+            while count_if_exists(a, &extra).await < 2 {
+                w.tick(None).await;
+            }
             exec(b, &format!("DROP TABLE {extra}")).await;
-            // DDL on both sides at once is a conflict dtle does not resolve: A waits for the drop to arrive.
             let w = Waiter::new(format!("{extra} dropped on A"));
-            while count_if_exists(a, &extra).await > 0 {
+            while table_exists(a, &extra).await {
                 w.tick(None).await;
             }
             exec(a, &format!("CREATE TABLE {extra} (id INT PRIMARY KEY, v INT)")).await;
@@ -111,6 +115,18 @@ async fn write_both_sides(a: &mut Conn, b: &mut Conn, table: &str, rounds: u32) 
             .await;
         }
     }
+}
+
+async fn table_exists(c: &mut Conn, table: &str) -> bool {
+    let (schema, name) = table.split_once('.').expect("schema.table");
+    query_u64(
+        c,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{schema}' AND TABLE_NAME = '{name}'"
+        ),
+    )
+    .await
+        > 0
 }
 
 async fn reset_both(a: &mut Conn, b: &mut Conn, schema: &str, jobs: &[&str]) {

@@ -134,6 +134,9 @@ pub struct Applier {
     applied_cleanup_due: bool,
     /// Tells this process's parallel groups apart in [`APPLIED_TABLE`].
     batch_base: u64,
+    /// The target user may turn off binary logging for its session: position-only writes are then not logged, so
+    /// a two-way partner (or any job reading this server) does not see them.
+    position_unlogged: bool,
     /// Unique indexes and foreign-key links of the target tables, for splitting groups (see [`crate::parallel`]).
     table_keys: crate::parallel::KeyMap,
     pub stats: ApplyStats,
@@ -201,6 +204,8 @@ impl Applier {
             .await
             .map_err(|e| MysqlError::query(format!("adding the marker columns to {POSITION_TABLE}"), e))?;
         }
+        let position_unlogged = conn.query_drop("SET SESSION sql_log_bin = 0").await.is_ok()
+            && conn.query_drop("SET SESSION sql_log_bin = 1").await.is_ok();
         let (version, server_id): (String, u64) = conn
             .query_first("SELECT @@version, @@server_id")
             .await
@@ -233,6 +238,7 @@ impl Applier {
             pending_marker: None,
             workers: Vec::new(),
             session_setup: setup.to_vec(),
+            position_unlogged,
             applied_cleanup_due: !applied_before_restart.is_empty(),
             applied_before_restart,
             batch_base: std::time::SystemTime::now()
@@ -638,6 +644,22 @@ impl Applier {
             }
         }
         let (statements, checks, rows) = self.row_statements(txs).await?;
+        if statements.is_empty() && !self.tx_open && !ends_open && self.position_unlogged {
+            if let Some(position) = position {
+                // Only the position moved (filtered transactions, heartbeats): it rows nothing that needs logging.
+                let mut sql = position_upsert(&self.opts.job, JobStage::Incremental, &position);
+                let cleanup = self.applied_cleanup_sql();
+                if let Some(cleanup) = &cleanup {
+                    let _ = write!(sql, ";{cleanup}");
+                }
+                self.write_unlogged(&sql).await?;
+                if cleanup.is_some() {
+                    self.applied_cleanup_due = false;
+                }
+                self.stats.transactions += txs.len() as u64;
+                return Ok(Some(position));
+            }
+        }
         if !self.tx_open && !statements.is_empty() {
             if let Some(origin) = txs.first().map(|t| t.first_origin()).filter(|o| !o.is_empty()) {
                 self.pending_marker = Some(marker_upsert(&self.opts.job, &origin));
@@ -657,6 +679,21 @@ impl Applier {
         self.stats.transactions += txs.iter().filter(|t| !t.partial).count() as u64;
         self.stats.row_changes += rows;
         Ok(position)
+    }
+
+    /// Runs `sql` (autocommitted statements) with this session's binary logging off.
+    async fn write_unlogged(&mut self, sql: &str) -> Result<()> {
+        let result = self
+            .conn
+            .query_drop(format!("SET SESSION sql_log_bin = 0;{sql}"))
+            .await
+            .map_err(|e| MysqlError::query("recording the position", e));
+        let restored = self
+            .conn
+            .query_drop("SET SESSION sql_log_bin = 1")
+            .await
+            .map_err(|e| MysqlError::query("turning binary logging back on", e));
+        result.and(restored)
     }
 
     /// Once every transaction recorded by parallel groups before the restart was read again, the statement that
@@ -811,7 +848,11 @@ impl Applier {
         }
         self.ddl_replay_possible = false;
         let sql = position_upsert(&self.opts.job, JobStage::Incremental, &tx.position);
-        self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the position after a DDL", e))?;
+        if self.position_unlogged {
+            self.write_unlogged(&sql).await?;
+        } else {
+            self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the position after a DDL", e))?;
+        }
         self.stats.transactions += 1;
         Ok(())
     }

@@ -225,7 +225,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
     let mut last_emit = Instant::now();
     let mut last_timestamp = 0u32;
     // The start position goes out with the first idle heartbeat, so the target records it even if nothing happens.
-    let mut unsent_progress = true;
+    let mut unsent_progress = Unsent::Progress;
 
     loop {
         let next = tokio::select! {
@@ -585,15 +585,21 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 }
             }
             // While idle, progress not yet sent (transactions on tables the job does not replicate) goes out as a
-            // heartbeat. Nothing else does: a periodic heartbeat would make the dest rewrite its position row, which a
-            // two-way partner reads back as a transaction, and the two would ping-pong forever.
-            HEARTBEAT_EVENT if tx.is_none() && unsent_progress => {
+            // heartbeat; transactions that are only another dtle job's bookkeeping go out at most every
+            // BOOKKEEPING_HEARTBEAT. Nothing else does: a periodic heartbeat would make the dest rewrite its position
+            // row, which a two-way partner reads back as a transaction, and the two would ping-pong.
+            HEARTBEAT_EVENT
+                if tx.is_none()
+                    && (unsent_progress == Unsent::Progress
+                        || (unsent_progress == Unsent::Bookkeeping
+                            && last_emit.elapsed() >= BOOKKEEPING_HEARTBEAT)) =>
+            {
                 let position = Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos };
                 if out.send(Change::Heartbeat { position, source_timestamp: last_timestamp }).await.is_err() {
                     return Ok(());
                 }
                 last_emit = Instant::now();
-                unsent_progress = false;
+                unsent_progress = Unsent::Nothing;
             }
             t if (MARIADB_FIRST_COMPRESSED_EVENT..=MARIADB_LAST_COMPRESSED_EVENT).contains(&t) => {
                 return Err(MysqlError::Unsupported {
@@ -661,7 +667,7 @@ async fn finish_tx(
     pos: u64,
     out: &mpsc::Sender<Change>,
     last_emit: &mut Instant,
-    unsent_progress: &mut bool,
+    unsent_progress: &mut Unsent,
 ) -> Result<()> {
     if let Some((domain, server, seq)) = t.mariadb_gtid {
         match gtid_state {
@@ -688,14 +694,15 @@ async fn finish_tx(
     let parts_sent = t.size > t.part_size;
     if t.events.is_empty() && !parts_sent {
         if t.dtle_rows && !t.other_rows {
-            // Only dtle's own bookkeeping (a position row another job wrote here): no progress worth sending alone.
+            // Only dtle's own bookkeeping (a position row another job wrote here): sent later, alone.
+            *unsent_progress = (*unsent_progress).max(Unsent::Bookkeeping);
             return Ok(());
         }
-        *unsent_progress = true;
+        *unsent_progress = Unsent::Progress;
         if last_emit.elapsed() >= Duration::from_secs(1) {
             let _ = out.send(Change::Heartbeat { position, source_timestamp: t.timestamp }).await;
             *last_emit = Instant::now();
-            *unsent_progress = false;
+            *unsent_progress = Unsent::Nothing;
         }
         return Ok(());
     }
@@ -710,9 +717,23 @@ async fn finish_tx(
     };
     let _ = out.send(Change::Tx(tx)).await;
     *last_emit = Instant::now();
-    *unsent_progress = false;
+    *unsent_progress = Unsent::Nothing;
     Ok(())
 }
+
+/// Source progress not yet sent to the dest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Unsent {
+    Nothing,
+    /// Only transactions that are another dtle job's bookkeeping (its position row on this server).
+    Bookkeeping,
+    /// Transactions the job filtered out (or the start position).
+    Progress,
+}
+
+/// How often progress made only of dtle bookkeeping is sent while idle: it keeps the position moving (binlogs
+/// can be purged) without letting two jobs feed each other's position writes quickly.
+const BOOKKEEPING_HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// dtle's position table, whose rows mark the transactions dtle applied (see `applier`).
 const MARKER_SCHEMA: &str = "dtle";
