@@ -78,7 +78,7 @@ ensure_dtle() {
     [[ -x "$DTLE_BIN" ]] || bdie "no dtle binary at $DTLE_BIN"
 }
 
-# write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false)
+# write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false) [PARALLEL_WORKERS]
 write_job() {
     cat >"$1" <<HCL
 job "$2" {
@@ -90,6 +90,7 @@ job "$2" {
         Gtid = "$5"
         ChunkSize = $6
         SkipCreateDbTable = $7
+        ParallelWorkers = ${8:-1}
         ConnectionConfig = { Host = "127.0.0.1", Port = $3, User = "dtle", Password = "dtle" }
       }
     }

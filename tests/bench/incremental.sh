@@ -155,29 +155,47 @@ native_run "single-threaded" 0 conservative
 load_replica
 native_run "4 threads optimistic" 4 optimistic
 
-# ---------------------------------------------------------------- (b) dtle
-write_job "$TMP/incr.hcl" "$JOB" "$SRC" "$DST" "$START" 2000 true
-DLOG="$TMP/dtle_incr.log"
-blog "dtle run from Gtid = $START (log: $DLOG)"
-t0=$(now)
-dtle_start "$TMP/incr.hcl" "$TMP/data" "$DLOG"
-deadline=$((SECONDS + CATCHUP_TIMEOUT))
-while :; do
-    dtle_sample_rss
-    dtle_alive || dtle_died "$DLOG" "catching up"
-    row="$(position_row "$DST" "$JOB")"
-    seq="$(gtid_seq "${row#*$'\t'}")"
-    ((seq >= FINAL_SEQ)) && break
-    if ((SECONDS >= deadline)); then
-        blog "dtle did not catch up within $CATCHUP_TIMEOUT s (position row: ${row:-none}); last log lines:"
-        tail -n 30 "$DLOG" >&2
-        exit 1
+# ---------------------------------------------------------------- (b) dtle, for each ParallelWorkers value
+# PARALLEL_WORKERS="1 4": one catch-up per value, each into bench_dst reset to the start state; the last one keeps
+# running for the steady-state phase.
+read -r -a WORKER_RUNS <<<"${PARALLEL_WORKERS:-1 4}"
+DTLE_RESULTS=()
+for ((wr = 0; wr < ${#WORKER_RUNS[@]}; wr++)); do
+    workers="${WORKER_RUNS[$wr]}"
+    if ((wr > 0)); then
+        dtle_stop "$DLOG"
+        blog "resetting bench_dst to the start state"
+        q "$DST" "DROP DATABASE IF EXISTS bench; DROP DATABASE IF EXISTS dtle"
+        qi "$DST" <"$TMP/start.sql"
     fi
-    sleep 0.1
+    write_job "$TMP/incr.hcl" "$JOB" "$SRC" "$DST" "$START" 2000 true "$workers"
+    DLOG="$TMP/dtle_incr_w$workers.log"
+    blog "dtle run from Gtid = $START, ParallelWorkers = $workers (log: $DLOG)"
+    t0=$(now)
+    dtle_start "$TMP/incr.hcl" "$TMP/data" "$DLOG"
+    deadline=$((SECONDS + CATCHUP_TIMEOUT))
+    while :; do
+        dtle_sample_rss
+        dtle_alive || dtle_died "$DLOG" "catching up"
+        row="$(position_row "$DST" "$JOB")"
+        seq="$(gtid_seq "${row#*$'\t'}")"
+        ((seq >= FINAL_SEQ)) && break
+        if ((SECONDS >= deadline)); then
+            blog "dtle did not catch up within $CATCHUP_TIMEOUT s (position row: ${row:-none}); last log lines:"
+            tail -n 30 "$DLOG" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    t1=$(now)
+    for t in $(seq 1 "$TABLES"); do
+        [[ "$(checksum "$SRC" "bench.sbtest$t")" == "$(checksum "$DST" "bench.sbtest$t")" ]] ||
+            bdie "bench.sbtest$t differs between source and target after dtle (ParallelWorkers=$workers)"
+    done
+    DTLE_RESULTS+=("dtle ParallelWorkers=$workers|$(calc "$t1 - $t0" %.3f)")
+    CATCHUP_RSS_KB=$DTLE_HWM_KB
 done
-t1=$(now)
-RESULTS+=("dtle|$(calc "$t1 - $t0" %.3f)")
-CATCHUP_RSS_KB=$DTLE_HWM_KB
+RESULTS+=("${DTLE_RESULTS[@]}")
 
 # ---------------------------------------------------------------- (c) steady-state lag (dtle keeps running)
 if [[ "$LAG_RATE" == auto ]]; then
@@ -289,9 +307,12 @@ for r in "${RESULTS[@]}"; do
     IFS='|' read -r name secs <<<"$r"
     printf '%-36s %9s %9s\n' "$name" "$secs" "$(calc "$TX/$secs" %.0f)"
 done
-dtle_secs="${RESULTS[2]#*|}"
-echo "ratio dtle / native single-threaded: $(calc "${RESULTS[0]#*|} / $dtle_secs" %.2f)x throughput"
-echo "ratio dtle / native 4 threads optimistic: $(calc "${RESULTS[1]#*|} / $dtle_secs" %.2f)x throughput"
+for r in "${DTLE_RESULTS[@]}"; do
+    IFS='|' read -r name dtle_secs <<<"$r"
+    echo "ratio $name / native single-threaded: $(calc "${RESULTS[0]#*|} / $dtle_secs" %.2f)x throughput"
+    echo "ratio $name / native 4 threads optimistic: $(calc "${RESULTS[1]#*|} / $dtle_secs" %.2f)x throughput"
+done
+echo "(checksums of every table equal on source and target after each dtle run)"
 echo "dtle peak RSS during catch-up: $(calc "$CATCHUP_RSS_KB/1024" %.0f) MiB; at the end: $(calc "$DTLE_HWM_KB/1024" %.0f) MiB; stop on SIGINT: status $STOP_RC"
 echo "dtle idle RSS (VmRSS after $IDLE_SECONDS s without source writes, job caught up): $(calc "$IDLE_RSS_KB/1024" %.1f) MiB"
 echo
