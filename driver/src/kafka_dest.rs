@@ -211,12 +211,38 @@ pub(crate) async fn run_dest_remote(
     info!(job = %job.name, "dest: waiting for the src task (Kafka target)");
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let job_metrics = metrics::job(&job.name);
+    // Producing and acknowledging overlap, as in one process: an acknowledger task waits for each group's deliveries
+    // in order and then acks its batches to the src with the position that is safe.
+    let (acks, mut acks_rx) = tokio::sync::mpsc::channel::<(u64, u64, dtle_kafka::Produced)>(MAX_GROUPS_IN_FLIGHT);
+    let mut acknowledger = {
+        let acker = link.acker();
+        tokio::spawn(async move {
+            while let Some((session, seq, produced)) = acks_rx.recv().await {
+                let position: Option<Position> = match produced.acknowledged().await? {
+                    Some((JobStage::Incremental, p)) => Some(p),
+                    _ => None,
+                };
+                acker.ack(session, seq, position.as_ref().map(crate::wire::position_to_wire)).await?;
+            }
+            Ok::<(), DriverError>(())
+        })
+    };
     let mut pending = None;
+    let mut result: Result<(), DriverError> = Ok(());
     loop {
         let event = match pending.take() {
             Some(ev) => ev,
             None => tokio::select! {
                 _ = shutdown.cancelled() => break,
+                // A delivery failure ends the task (the src then restarts from the saved position).
+                done = &mut acknowledger => {
+                    result = done.unwrap_or_else(|e| Err(DriverError::Other(format!("ack task failed: {e}"))));
+                    if result.is_ok() {
+                        result = Err(DriverError::Other("the acknowledger stopped".into()));
+                    }
+                    progress.finish();
+                    return result;
+                }
                 ev = link.next() => ev?,
             },
         };
@@ -263,21 +289,22 @@ pub(crate) async fn run_dest_remote(
                     }
                 }
                 let before = sink.stats.clone();
-                let safe = sink.apply(&changes).await?;
+                let produced = sink.produce(&changes).await?;
                 record_metrics(&job_metrics, &before, &sink.stats);
                 progress.applied(&changes, &as_apply_stats(&sink.stats));
-                let position: Option<Position> = match safe {
-                    Some((JobStage::Incremental, p)) => Some(p),
-                    _ => None,
-                };
-                link.ack(session, last_seq, position.as_ref().map(crate::wire::position_to_wire)).await?;
+                // Blocks while MAX_GROUPS_IN_FLIGHT groups wait for the broker.
+                if acks.send((session, last_seq, produced)).await.is_err() {
+                    break;
+                }
             }
         }
     }
     progress.finish();
+    drop(acks);
+    let acked = acknowledger.await.unwrap_or_else(|e| Err(DriverError::Other(format!("ack task failed: {e}"))));
     sink.flush(Duration::from_secs(10)).await;
     info!(job = %job.name, messages = sink.stats.messages, "dest: stopped");
-    Ok(())
+    result.and(acked)
 }
 
 #[cfg(test)]

@@ -358,6 +358,31 @@ pub enum DestEvent {
     Batch { session: u64, seq: u64, payload: Vec<u8> },
 }
 
+/// Sends the dest's acks; see [`NatsDest::acker`].
+#[derive(Clone)]
+pub struct NatsAcker {
+    client: Client,
+    subject: String,
+}
+
+impl NatsAcker {
+    /// Acknowledges every batch up to `seq` of `session`, like [`NatsDest::ack`].
+    pub async fn ack(
+        &self,
+        session: u64,
+        seq: u64,
+        position: Option<dtle_proto::v1::Position>,
+    ) -> Result<(), TransportError> {
+        let ack = Ack { session, seq, position, error: String::new() };
+        self.client
+            .publish(self.subject.clone(), Bytes::from(ack.encode_to_vec()))
+            .await
+            .map_err(|e| TransportError::Unavailable(format!("publishing ack: {e}")))?;
+        self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
+        Ok(())
+    }
+}
+
 /// The dest side of a job's NATS link.
 pub struct NatsDest {
     client: Client,
@@ -440,6 +465,11 @@ impl NatsDest {
         // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills.
         self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
         Ok(())
+    }
+
+    /// A handle that sends acks from another task (a dest that acknowledges after an asynchronous delivery).
+    pub fn acker(&self) -> NatsAcker {
+        NatsAcker { client: self.client.clone(), subject: self.subjects.ack.clone() }
     }
 
     async fn refuse(&mut self, session: u64, reason: String) {
