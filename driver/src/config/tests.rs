@@ -875,6 +875,21 @@ fn topology_examples_parse_and_validate() {
 }
 
 #[test]
+fn two_way_sync_refuses_what_cannot_run_both_ways() {
+    let dir = examples_dir().join("topologies");
+    let base = parse_job_file(&dir.join("two_way.hcl")).unwrap().resolve().unwrap();
+    let mut renamed = base.clone();
+    renamed.src.replicate_do_db[0].table_schema_rename = "other".into();
+    let e = crate::engine::reverse_job(&renamed).unwrap_err().to_string();
+    assert!(e.contains("ReplicateDoDb[0].TableSchemaRename") && e.contains("same names"), "{e}");
+    let mut gtid = base.clone();
+    gtid.src.two_way_sync_gtid = "0-3-77".into();
+    let r = crate::engine::reverse_job(&gtid).unwrap();
+    assert_eq!((r.src.gtid.as_str(), r.src.auto_gtid), ("0-3-77", false));
+    assert_eq!(r.target, TargetConfig::Mysql(base.source.clone()));
+}
+
+#[test]
 fn config_error_stays_small() {
     // Small enough that crates wrapping it keep their Result types cheap (clippy::result_large_err).
     assert!(std::mem::size_of::<ConfigError>() <= 96);
