@@ -569,7 +569,16 @@ impl Applier {
             rows.len() as u64,
         );
         let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
-        let requests = snapshot_apply::chunk_requests(statements, progress, max_request);
+        // Every statement carries the job's tag, so a restarted job sees them still running (see prepare_resume).
+        let tag = snapshot_apply::writer_tag(&self.opts.job);
+        let statements = statements.into_iter().map(|s| format!("{tag}{s}")).collect();
+        let requests = snapshot_apply::chunk_requests(statements, format!("{tag}{progress}"), max_request)
+            .into_iter()
+            .map(|r| match r.strip_suffix("COMMIT") {
+                Some(head) if head.ends_with(';') => format!("{head}{tag}COMMIT"),
+                _ => r,
+            })
+            .collect();
         let what = format!("copying {} row(s) into {} (chunk {chunk})", rows.len(), table.target_ident());
         self.writers.submit(requests, what).await?;
         self.stats.snapshot_rows += rows.len() as u64;
@@ -1376,7 +1385,9 @@ impl Applier {
         if rp.stage != JobStage::Snapshot {
             return Ok(None);
         }
-        let Some(plan) = snapshot_apply::prepare_resume(&mut self.conn, &self.opts.job).await? else {
+        let Some(plan) =
+            snapshot_apply::prepare_resume(&mut self.conn, &self.opts.job, self.opts.foreign_key_checks).await?
+        else {
             return Ok(None);
         };
         if plan.tables.is_empty() {
@@ -1419,7 +1430,18 @@ impl Applier {
         };
         let split = changes.iter().position(|c| past_catchup(c, &until)).unwrap_or(changes.len());
         let mut durable = self.apply_idempotent(&changes[..split]).await?;
-        if split < changes.len() {
+        // Reaching the catch-up position exactly also ends it (an idle source sends nothing after it).
+        let reached = split == changes.len()
+            && changes
+                .iter()
+                .rev()
+                .find_map(|c| match c {
+                    Change::Tx(t) if !t.partial => Some(&t.position),
+                    Change::Heartbeat { position, .. } => Some(position),
+                    _ => None,
+                })
+                .is_some_and(|p| matches!(p.try_partial_cmp(&until), Ok(Some(std::cmp::Ordering::Equal))));
+        if split < changes.len() || reached {
             self.catchup_until = None;
             self.conn
                 .exec_drop(
@@ -1446,6 +1468,8 @@ impl Applier {
                 Change::Tx(tx) if tx.has_ddl() => {
                     self.flush_dml_idempotent(&txs, group_position.take()).await?;
                     txs.clear();
+                    // Tables copied from the second snapshot already have this DDL: "already done" errors are fine.
+                    self.ddl_replay_possible = true;
                     self.apply_ddl_tx(tx).await?;
                     durable = Some(tx.position.clone());
                 }

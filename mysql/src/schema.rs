@@ -52,6 +52,15 @@ impl TableMeta {
     pub fn has_key(&self) -> bool {
         !self.key_columns.is_empty()
     }
+    /// The full copy can read the table in key ranges: it has a key, and the key's order (`ORDER BY`) is the order
+    /// of its comparisons (`>`). ENUM and SET sort by their index but compare as strings: such keys are scanned.
+    pub fn chunkable(&self) -> bool {
+        self.has_key()
+            && self
+                .key_columns
+                .iter()
+                .all(|&k| self.columns.get(k).is_some_and(|c| !matches!(c.data_type.as_str(), "enum" | "set")))
+    }
     /// Columns written on the target (generated columns are computed there).
     pub fn writable_columns(&self) -> impl Iterator<Item = (usize, &ColumnMeta)> {
         self.columns.iter().enumerate().filter(|(_, c)| !c.generated)

@@ -191,6 +191,16 @@ impl Snapshot {
         Ok(rename_create_table(&create, table))
     }
 
+    /// The unique indexes and foreign-key links of a source table (see [`crate::schema::load_write_dependencies`]).
+    pub async fn write_dependencies(&mut self, table: &TableMeta) -> Result<crate::schema::WriteDependencies> {
+        crate::schema::load_write_dependencies(&mut self.meta, &table.schema, &table.name).await
+    }
+
+    /// Whether the source still has the binlog from `position` on.
+    pub async fn binlog_available(&mut self, flavor: Flavor, position: &Position) -> bool {
+        crate::stream::check_position_available(&mut self.meta, flavor, position).await.is_ok()
+    }
+
     /// Reads one table in key order, `chunk_size` rows at a time, and sends the chunks: the whole table, or (a resumed
     /// copy) the rows after the key `after` (SQL literals of the key columns, as [`key_literals`] wrote them).
     /// Returns the number of rows read; stops early (Ok) when cancelled.
@@ -221,7 +231,7 @@ impl Snapshot {
         let columns = column_list(table.columns.iter());
         let row_filter = self.row_filters.get(&(table.schema.clone(), table.name.clone())).cloned();
         let mut copied = 0u64;
-        if table.has_key() {
+        if table.chunkable() {
             let order =
                 table.key_columns.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(",");
             let key_names: Vec<&str> = table.key_columns.iter().map(|&i| table.columns[i].name.as_str()).collect();

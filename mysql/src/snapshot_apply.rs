@@ -83,7 +83,7 @@ struct StoredKey {
 /// The progress row of one chunk (`rows` is the last row of the chunk, for its key; `None` for the table's end).
 pub fn progress_insert(job: &str, table: &TableMeta, chunk: u64, last_row: Option<&[Value]>, rows: u64) -> String {
     let last_key = match last_row {
-        Some(row) if table.has_key() => {
+        Some(row) if table.chunkable() => {
             let key = StoredKey {
                 columns: table.key_columns.iter().map(|&i| table.columns[i].name.clone()).collect(),
                 values: key_literals(table, row),
@@ -113,7 +113,8 @@ pub struct ResumePlan {
 /// Reads the job's chunk rows and brings every table to a prefix without gaps: chunks committed after a gap are
 /// deleted with their rows, tables without a first chunk lose their progress rows (they are copied again, emptied
 /// first). Returns `None` when the copy cannot be resumed (a partly copied table without a key).
-pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumePlan>> {
+pub async fn prepare_resume(conn: &mut Conn, job: &str, foreign_key_checks: bool) -> Result<Option<ResumePlan>> {
+    wait_for_earlier_writers(conn, job).await?;
     let rows: Vec<(String, String, u64, Option<String>, u8)> = conn
         .exec(
             format!(
@@ -168,11 +169,53 @@ pub async fn prepare_resume(conn: &mut Conn, job: &str) -> Result<Option<ResumeP
     if !cleanup.is_empty() {
         let sql = format!("START TRANSACTION;SET foreign_key_checks = 0;{};COMMIT", cleanup.join(";"));
         let result = conn.query_drop(&sql).await;
-        let _ = conn.query_drop("SET foreign_key_checks = 1").await;
+        let _ = conn.query_drop(format!("SET foreign_key_checks = {}", u8::from(foreign_key_checks))).await;
         result
             .map_err(|e| MysqlError::query("removing chunks committed after a gap in the interrupted full copy", e))?;
     }
     Ok(Some(plan))
+}
+
+/// The comment every chunk request of a job starts with, so that a restarted job can see requests of an earlier
+/// process still running on the server (a killed client's request runs to its end, COMMIT included).
+pub fn writer_tag(job: &str) -> String {
+    format!("/*dtle-copy {}*/ ", job.replace(['*', '/', '\'', '\\'], "_"))
+}
+
+/// Waits (up to 10 minutes) until no chunk request of an earlier process of `job` runs on the target, so the
+/// progress read next is final.
+async fn wait_for_earlier_writers(conn: &mut Conn, job: &str) -> Result<()> {
+    let tag = writer_tag(job);
+    let like = format!("{}%", tag.replace('%', "\\%").replace('_', "\\_"));
+    let started = std::time::Instant::now();
+    loop {
+        let running: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
+                (like.as_str(),),
+            )
+            .await
+            .map_err(|e| MysqlError::query("looking for chunk writes of an earlier process", e))?;
+        if running.unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            return Err(MysqlError::Stream {
+                file: String::new(),
+                pos: 0,
+                reason: format!(
+                    "chunk writes of an earlier process of job {job} still run on the target after 10 minutes"
+                ),
+                transient: true,
+            });
+        }
+        tracing::info!(
+            job,
+            requests = running.unwrap_or(0),
+            "waiting for chunk writes of an earlier process to end on the target"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Per table: the chunks numbered from 0 without a gap, and whether chunks follow a gap.

@@ -69,10 +69,16 @@ pub async fn run_source(
             let mut resume = resume;
             if let Some(r) = &resume {
                 if let Some(t) = tables.iter().find(|t| {
-                    !t.has_key()
+                    !t.chunkable()
                         && r.tables.get(&(t.target_schema.clone(), t.target_name.clone())) != Some(&TableResume::Done)
                 }) {
-                    info!(table = %t.source_name(), "full copy: a table without a key is not complete on the target; copying everything again");
+                    info!(table = %t.source_name(), "full copy: a table without a usable key is not complete on the target; copying everything again");
+                    resume = None;
+                }
+            }
+            if let Some(r) = &resume {
+                if let Some(why) = resume_refused(&opts, &mut snapshot, &tables, r).await? {
+                    info!(reason = %why, "full copy: the interrupted copy cannot be continued exactly; copying everything again");
                     resume = None;
                 }
             }
@@ -150,6 +156,41 @@ pub async fn run_source(
         skip_unreplayable_ddl: opts.skip_unreplayable_ddl,
     };
     stream_binlog(binlog, out, cancel).await
+}
+
+/// Why an interrupted copy must start again rather than continue (see [`crate::applier`]): the binlog from the
+/// first snapshot is gone, or replaying it idempotently over rows of two snapshots could go wrong — a secondary
+/// unique key (a recopied row could meet a value an older row still holds), foreign keys (REPLACE deletes and
+/// re-inserts parents), a column map (REPLACE would reset the target's other columns), or DML filtered out by
+/// SqlFilter (the event that would restore a displaced row may be dropped).
+async fn resume_refused(
+    opts: &SourceOptions,
+    snapshot: &mut Snapshot,
+    tables: &[std::sync::Arc<crate::schema::TableMeta>],
+    resume: &SnapshotResume,
+) -> Result<Option<String>> {
+    if !snapshot.binlog_available(opts.flavor, &resume.binlog_from).await {
+        return Ok(Some(format!(
+            "the source no longer has the binlog from the first snapshot's position {}",
+            crate::applier::describe(&resume.binlog_from)
+        )));
+    }
+    if opts.sql_filter.no_insert || opts.sql_filter.no_update || opts.sql_filter.no_delete {
+        return Ok(Some("SqlFilter leaves some row changes out".into()));
+    }
+    for t in tables {
+        if t.column_subset {
+            return Ok(Some(format!("{} is written through a column map", t.source_name())));
+        }
+        let deps = snapshot.write_dependencies(t).await?;
+        if deps.foreign_keys {
+            return Ok(Some(format!("{} has foreign keys", t.source_name())));
+        }
+        if deps.unique_indexes.len() > 1 {
+            return Ok(Some(format!("{} has a unique key besides its primary key", t.source_name())));
+        }
+    }
+    Ok(None)
 }
 
 /// A replica server id for a job: stable per job name, away from small ids that real servers use.
