@@ -298,7 +298,7 @@ impl Applier {
 
     /// Deletes the job's position row (`dtle positions reset`).
     pub async fn reset_position(&mut self) -> Result<()> {
-        for table in [POSITION_TABLE, snapshot_apply::PROGRESS_TABLE, snapshot_apply::CATCHUP_TABLE] {
+        for table in [POSITION_TABLE, snapshot_apply::PROGRESS_TABLE, snapshot_apply::CATCHUP_TABLE, APPLIED_TABLE] {
             self.conn
                 .exec_drop(
                     format!("DELETE FROM {table} WHERE job_name = ? OR LEFT(job_name, CHAR_LENGTH(?)) = ?"),
