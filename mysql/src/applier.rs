@@ -137,6 +137,8 @@ pub struct Applier {
     /// The target user may turn off binary logging for its session: position-only writes are then not logged, so
     /// a two-way partner (or any job reading this server) does not see them.
     position_unlogged: bool,
+    /// Target tables created by this full copy (several source tables may go into one).
+    copied_targets: HashSet<String>,
     /// Unique indexes and foreign-key links of the target tables, for splitting groups (see [`crate::parallel`]).
     table_keys: crate::parallel::KeyMap,
     pub stats: ApplyStats,
@@ -247,6 +249,7 @@ impl Applier {
                 .unwrap_or(0)
                 << 8,
             table_keys: crate::parallel::KeyMap::new(),
+            copied_targets: HashSet::new(),
             stats: ApplyStats::default(),
         })
     }
@@ -398,6 +401,7 @@ impl Applier {
                     ),
                     None => {
                         // A new copy: progress of an earlier one means nothing now.
+                        self.copied_targets.clear();
                         self.resumed_tables.clear();
                         self.next_chunk.clear();
                         format!(
@@ -460,6 +464,11 @@ impl Applier {
     }
 
     async fn create_table(&mut self, table: &TableMeta, create_sql: &str, drop_first: bool) -> Result<()> {
+        if !self.copied_targets.insert(table.target_ident()) {
+            // Several source tables into one target table (shards merged by a rename): created (and emptied) once;
+            // its chunks keep counting.
+            return self.ensure_target_table(table).await;
+        }
         let mut statements = vec![format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&table.target_schema))];
         if drop_first {
             statements.push(format!("DROP TABLE IF EXISTS {}", table.target_ident()));

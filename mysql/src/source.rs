@@ -178,6 +178,12 @@ async fn resume_refused(
     if opts.sql_filter.no_insert || opts.sql_filter.no_update || opts.sql_filter.no_delete {
         return Ok(Some("SqlFilter leaves some row changes out".into()));
     }
+    let mut targets = std::collections::HashSet::new();
+    for t in tables {
+        if !targets.insert((t.target_schema.as_str(), t.target_name.as_str())) {
+            return Ok(Some(format!("several source tables go into {}.{}", t.target_schema, t.target_name)));
+        }
+    }
     for t in tables {
         if t.column_subset {
             return Ok(Some(format!("{} is written through a column map", t.source_name())));
