@@ -145,6 +145,32 @@ async fn two_jobs_a_to_b_and_b_to_a_do_not_loop() {
     let Some(ctx) = Ctx::new("two_way_jobs").await else {
         return;
     };
+    two_jobs_case(&ctx, None).await;
+}
+
+/// The same with a user that may not turn binary logging off (no SUPER / BINLOG ADMIN): position-only writes are
+/// logged, each job sees the other's as dtle bookkeeping, and passes it on at most every 30 s, not in a loop.
+#[tokio::test]
+async fn two_jobs_without_binlog_admin_do_not_ping_pong() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(ctx) = Ctx::new("two_way_jobs_np").await else {
+        return;
+    };
+    let s = &ctx.s;
+    for port in [s.src, s.dst] {
+        let mut c = s.conn(port).await;
+        for sql in [
+            "DROP USER IF EXISTS 'dtle_np'@'%'",
+            "CREATE USER 'dtle_np'@'%' IDENTIFIED BY 'np'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, PROCESS, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'dtle_np'@'%'",
+        ] {
+            exec(&mut c, sql).await;
+        }
+    }
+    two_jobs_case(&ctx, Some(("dtle_np", "np"))).await;
+}
+
+async fn two_jobs_case(ctx: &Ctx, user: Option<(&str, &str)>) {
     let s = &ctx.s;
     let schema = "e2e_two_way";
     let (ab, ba) = ("e2e_2w_ab", "e2e_2w_ba");
@@ -152,8 +178,17 @@ async fn two_jobs_a_to_b_and_b_to_a_do_not_loop() {
     let mut b = s.dst_conn().await;
     reset_both(&mut a, &mut b, schema, &[ab, ba]).await;
     let conf = |gtid: &str| format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]\nGtid = \"{gtid}\"");
-    let ja = ctx.job("ab.hcl", ab, s.src, s.dst, &conf(&gtid_binlog_pos(&mut a).await));
-    let jb = ctx.job("ba.hcl", ba, s.dst, s.src, &conf(&gtid_binlog_pos(&mut b).await));
+    let write_job = |file: &str, name: &str, from: u16, to: u16, gtid: &str| {
+        let conn = |port: u16| match user {
+            None => s.conn_hcl(port),
+            Some((u, p)) => s.conn_hcl_with("127.0.0.1", port, u, p),
+        };
+        let path = ctx.path().join(file);
+        write_file(&path, &job_hcl(name, &conf(gtid), &conn(from), &conn(to)));
+        path
+    };
+    let ja = write_job("ab.hcl", ab, s.src, s.dst, &gtid_binlog_pos(&mut a).await);
+    let jb = write_job("ba.hcl", ba, s.dst, s.src, &gtid_binlog_pos(&mut b).await);
     let mut d1 = Dtle::run_with(ctx.path(), &ja, "ab.log", "data_ab", &[]);
     let mut d2 = Dtle::run_with(ctx.path(), &jb, "ba.log", "data_ba", &[]);
 
@@ -161,6 +196,17 @@ async fn two_jobs_a_to_b_and_b_to_a_do_not_loop() {
     write_both_sides(&mut a, &mut b, &table, 60).await;
     wait_equal(&mut a, &mut b, &table, &mut [&mut d1, &mut d2]).await;
     assert_quiet(&mut a, &mut b, &[ab], &[ba]).await;
+    if user.is_some() {
+        // Over 40 s, each position moves a few times at most (bookkeeping every 30 s), never in a loop.
+        let mut seen = (std::collections::HashSet::new(), std::collections::HashSet::new());
+        for _ in 0..40 {
+            seen.0.insert(position_row(&mut b, ab).await.map(|p| p.gtid_set));
+            seen.1.insert(position_row(&mut a, ba).await.map(|p| p.gtid_set));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        println!("positions seen in 40 s: {} and {}", seen.0.len(), seen.1.len());
+        assert!(seen.0.len() <= 4 && seen.1.len() <= 4, "positions kept moving: {seen:?}");
+    }
     // Every row exactly once, with its side's values (a duplicate apply would have stopped a job on its key).
     let n = count(&mut a, &table).await;
     assert!(n > 100, "rows from both sides: {n}");
