@@ -116,9 +116,13 @@ pub(crate) async fn run_once(
     // Producing and acknowledging overlap: the acknowledger waits for each group's deliveries in order and only then
     // hands its position to the checkpoint saver; on a failure it stops the source.
     let (acks, mut acks_rx) = tokio::sync::mpsc::channel::<Produced>(MAX_GROUPS_IN_FLIGHT);
+    // Set when a delivery failed: nothing after it is produced (a later message could otherwise reach the topic
+    // before the failed one is sent again).
+    let delivery_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acknowledger = {
         let progress_tx = src.progress.clone();
         let stop = src.cancel.clone();
+        let failed = delivery_failed.clone();
         tokio::spawn(async move {
             while let Some(produced) = acks_rx.recv().await {
                 match produced.acknowledged().await {
@@ -127,6 +131,7 @@ pub(crate) async fn run_once(
                     }
                     Ok(None) => {}
                     Err(e) => {
+                        failed.store(true, std::sync::atomic::Ordering::SeqCst);
                         stop.cancel();
                         return Err(DriverError::from(e));
                     }
@@ -138,6 +143,9 @@ pub(crate) async fn run_once(
     let group_max_bytes = k.message_group_max_size.max(1) as usize;
     let group_timeout = Duration::from_millis(k.message_group_timeout.clamp(0, 60_000) as u64);
     while let Some(mut changes) = groups.recv().await {
+        if delivery_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
         // Produce whatever is already queued together: one wait for the acknowledgements of all of it.
         // KafkaConfig.MessageGroupMaxSize / MessageGroupTimeout: wait up to the timeout for more while the group is
         // smaller than the size (the default, 1 byte, sends at once).
@@ -163,6 +171,9 @@ pub(crate) async fn run_once(
             if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
                 progress.snapshot_started(*estimated_rows, tables.len());
             }
+        }
+        if delivery_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
         }
         let before = sink.stats.clone();
         let produced = match sink.produce(&changes).await {

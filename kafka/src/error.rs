@@ -102,7 +102,6 @@ fn is_transient_code(code: Option<Code>) -> bool {
                 | Code::UnknownProducerId
                 | Code::InvalidProducerEpoch
                 | Code::ProducerFenced
-                | Code::Fatal
                 | Code::BrokerDestroy
                 | Code::PurgeQueue
                 | Code::PurgeInflight

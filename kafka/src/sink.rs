@@ -290,11 +290,12 @@ impl KafkaSink {
                             }
                         }
                     }
+                    // Only a whole transaction's end is a position to resume from: a part of a big transaction may
+                    // carry a binlog file/pos inside it.
                     if !tx.partial {
                         self.stats.transactions += 1;
+                        safe = Some((JobStage::Incremental, tx.position.clone()));
                     }
-                    // A part of a big transaction carries the position before the transaction: also safe.
-                    safe = Some((JobStage::Incremental, tx.position.clone()));
                 }
                 Change::Heartbeat { position, .. } => {
                     if self.snapshot.is_none() {

@@ -365,7 +365,15 @@ pub fn write_value(
 ) -> Result<(), String> {
     let zero = |out: &mut Vec<u8>, epoch: &[u8]| out.extend_from_slice(if optional { b"null" } else { epoch });
     match (kind, v) {
-        (_, Value::Null) | (_, Value::Absent) => out.extend_from_slice(b"null"),
+        (_, Value::Null) => out.extend_from_slice(b"null"),
+        // Not in the binlog's row image: writing null would be a wrong value.
+        (_, Value::Absent) => {
+            return Err(
+                "the value is not in the binlog row image (a session with binlog_row_image=MINIMAL or NOBLOB?): \
+                 set binlog_row_image=FULL for every session on the source"
+                    .to_string(),
+            )
+        }
         (Kind::Boolean, Value::Bit(b)) => out.extend_from_slice(if *b != 0 { b"true" } else { b"false" }),
         (Kind::Boolean, Value::Int(i)) => out.extend_from_slice(if *i != 0 { b"true" } else { b"false" }),
         (Kind::Boolean, Value::UInt(i)) => out.extend_from_slice(if *i != 0 { b"true" } else { b"false" }),

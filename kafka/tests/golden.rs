@@ -462,6 +462,9 @@ fn conversion_errors_name_the_table_and_column() {
     let mut enc = Encoder::new(opts());
     let err = enc.snapshot_row(&t, &[Value::Enum(5)], &src(), 0, &mut Vec::new()).unwrap_err().to_string();
     assert!(err.contains("kt.e.e") && err.contains("enum('a')"), "{err}");
+    let t = table("kt", "a", vec![column("a", "int", "int", None, true)], vec![]);
+    let err = enc.snapshot_row(&t, &[Value::Absent], &src(), 0, &mut Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("kt.a.a") && err.contains("binlog_row_image"), "{err}");
     let t = table("kt", "u", vec![column("u", "uuid", "uuid", None, true)], vec![]);
     let err = enc.snapshot_row(&t, &[Value::Null], &src(), 0, &mut Vec::new()).unwrap_err().to_string();
     assert!(err.contains("kt.u.u") && err.contains("uuid"), "{err}");

@@ -669,25 +669,13 @@ async fn finish_tx(
     last_emit: &mut Instant,
     unsent_progress: &mut Unsent,
 ) -> Result<()> {
-    if let Some((domain, server, seq)) = t.mariadb_gtid {
-        match gtid_state {
-            Some(GtidState::Mariadb(list)) => list.update(domain, server, seq),
-            _ => {
-                let mut list = MariadbGtidList::new();
-                list.update(domain, server, seq);
-                *gtid_state = Some(GtidState::Mariadb(list));
-            }
-        }
+    // A job that started from a binlog file/pos keeps file/pos positions: a GTID set built from the transactions
+    // seen since would lack everything before them, and a restart from it would replay those.
+    if let (Some((domain, server, seq)), Some(GtidState::Mariadb(list))) = (t.mariadb_gtid, gtid_state.as_mut()) {
+        list.update(domain, server, seq);
     }
-    if let Some((sid, tag, gno)) = &t.mysql_gtid {
-        match gtid_state {
-            Some(GtidState::Mysql(set)) => set.add(*sid, tag, *gno),
-            _ => {
-                let mut set = MysqlGtidSet::new();
-                set.add(*sid, tag, *gno);
-                *gtid_state = Some(GtidState::Mysql(set));
-            }
-        }
+    if let (Some((sid, tag, gno)), Some(GtidState::Mysql(set))) = (&t.mysql_gtid, gtid_state.as_mut()) {
+        set.add(*sid, tag, *gno);
     }
     let position = Position { gtid: gtid_state.clone(), binlog_file: file.to_string(), binlog_pos: pos };
     // A big transaction whose parts were sent ends with a last part even when it has no events left.
