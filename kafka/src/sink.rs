@@ -86,7 +86,13 @@ impl SinkOptions {
 /// Sends librdkafka's log lines and client errors to `tracing`.
 struct LogContext {
     brokers: String,
+    /// An authentication failure the client reported (librdkafka reports it here, while the request that needed
+    /// the connection only times out).
+    auth_failure: AuthFailure,
 }
+
+/// Shared between the client's context and the sink.
+type AuthFailure = Arc<std::sync::Mutex<Option<String>>>;
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -101,6 +107,16 @@ impl ClientContext for LogContext {
 
     fn error(&self, error: RdError, reason: &str) {
         warn!(brokers = %self.brokers, error = %error, "kafka client: {reason}");
+        let auth = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication) | Some(RDKafkaErrorCode::SaslAuthenticationFailed)
+        ) || reason.contains("SASL authentication")
+            || reason.contains("Authentication failed");
+        if auth {
+            if let Ok(mut slot) = self.auth_failure.lock() {
+                *slot = Some(reason.to_string());
+            }
+        }
     }
 }
 
@@ -163,6 +179,7 @@ impl Produced {
 /// The Kafka dest: produce, then wait for the acknowledgements of everything produced.
 pub struct KafkaSink {
     producer: FutureProducer<LogContext>,
+    auth_failure: AuthFailure,
     encoder: Encoder,
     brokers: String,
     user: String,
@@ -183,12 +200,14 @@ impl KafkaSink {
     /// with a clear message rather than as a delivery timeout later.
     pub async fn connect(opts: &SinkOptions) -> Result<KafkaSink> {
         let brokers = opts.brokers.join(",");
+        let auth_failure = AuthFailure::default();
         let producer: FutureProducer<LogContext> = opts
             .client_config()
-            .create_with_context(LogContext { brokers: brokers.clone() })
+            .create_with_context(LogContext { brokers: brokers.clone(), auth_failure: auth_failure.clone() })
             .map_err(|e| KafkaError::Client { brokers: brokers.clone(), reason: e.to_string() })?;
         let sink = KafkaSink {
             producer,
+            auth_failure,
             encoder: Encoder::new(opts.envelope.clone()),
             brokers,
             user: opts.user.clone().unwrap_or_default(),
@@ -208,8 +227,12 @@ impl KafkaSink {
         let result = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).map(|_| ()))
             .await
             .map_err(|e| KafkaError::Client { brokers: self.brokers.clone(), reason: e.to_string() })?;
-        result.map_err(|e| match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::SaslAuthenticationFailed) | Some(RDKafkaErrorCode::Authentication) => {
+        let reported = self.auth_failure.lock().ok().and_then(|slot| slot.clone());
+        result.map_err(|e| match (e.rdkafka_error_code(), reported) {
+            (_, Some(reason)) => {
+                KafkaError::Authentication { brokers: self.brokers.clone(), user: self.user.clone(), reason }
+            }
+            (Some(RDKafkaErrorCode::SaslAuthenticationFailed) | Some(RDKafkaErrorCode::Authentication), None) => {
                 KafkaError::Authentication {
                     brokers: self.brokers.clone(),
                     user: self.user.clone(),
