@@ -351,7 +351,11 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                             if d.tables.len() % 2 != 0 {
                                 return Err(WireError("DDL table list of odd length".into()));
                             }
-                            let tables = d.tables.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                            let mut names = d.tables.into_iter();
+                            let mut tables = Vec::new();
+                            while let (Some(schema), Some(table)) = (names.next(), names.next()) {
+                                tables.push((schema, table));
+                            }
                             events.push(TxEvent::Ddl { schema: d.schema, sql: d.sql, tables });
                         }
                     }
