@@ -144,6 +144,14 @@ pub struct Applier {
     pub stats: ApplyStats,
 }
 
+/// How row changes are written: checked against what the target holds, or made to hold whatever it held (the
+/// catch-up after a resumed full copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowMode {
+    Strict,
+    Idempotent,
+}
+
 /// One statement of a group and what its affected-row count must be.
 struct Check {
     expected: Option<u64>,
@@ -343,7 +351,11 @@ impl Applier {
                         group_position = Some(tx.position.clone());
                     }
                 }
-                Change::Tx(tx) if !tx.partial && self.applied_before_restart.contains(&tx_id(tx)) => {
+                Change::Tx(tx)
+                    if !tx.partial
+                        && !self.applied_before_restart.is_empty()
+                        && self.applied_before_restart.contains(&tx_id(tx)) =>
+                {
                     self.applied_before_restart.remove(&tx_id(tx));
                     debug!(gtid = %tx.gtid, "already applied before the restart by a parallel group");
                     self.stats.skipped_applied += 1;
@@ -565,7 +577,15 @@ impl Applier {
         let mut checks = Vec::new();
         let mut builder = MultiRowStatement::new("inserting");
         for row in rows {
-            push_insert(&mut builder, table, row, self.opts.max_statement_bytes, &mut statements, &mut checks);
+            push_insert(
+                "INSERT",
+                &mut builder,
+                table,
+                row,
+                self.opts.max_statement_bytes,
+                &mut statements,
+                &mut checks,
+            );
         }
         builder.finish(&mut statements, &mut checks);
         // One target transaction per chunk, with its progress row, on one of several writer connections.
@@ -595,10 +615,15 @@ impl Applier {
     }
 
     /// The statements (and their row-count checks) that apply the row changes of `txs`, in order.
-    async fn row_statements(&mut self, txs: &[&Transaction]) -> Result<(Vec<String>, Vec<Check>, u64)> {
+    async fn row_statements(&mut self, txs: &[&Transaction], mode: RowMode) -> Result<(Vec<String>, Vec<Check>, u64)> {
+        let max = self.opts.max_statement_bytes;
+        let (verb, action) = match mode {
+            RowMode::Strict => ("INSERT", "inserting"),
+            RowMode::Idempotent => ("REPLACE", "replacing"),
+        };
         let mut statements = Vec::new();
         let mut checks = Vec::new();
-        let mut insert = MultiRowStatement::new("inserting");
+        let mut insert = MultiRowStatement::new(action);
         let mut delete = MultiRowStatement::new("deleting by key");
         let mut rows = 0u64;
         for tx in txs {
@@ -611,25 +636,21 @@ impl Applier {
                 match change {
                     RowChange::Insert { table, after } => {
                         delete.finish(&mut statements, &mut checks);
-                        push_insert(
-                            &mut insert,
-                            table,
-                            after,
-                            self.opts.max_statement_bytes,
-                            &mut statements,
-                            &mut checks,
-                        );
+                        push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
                     }
                     RowChange::Delete { table, before } => {
                         insert.finish(&mut statements, &mut checks);
-                        push_delete(
-                            &mut delete,
-                            table,
-                            before,
-                            self.opts.max_statement_bytes,
-                            &mut statements,
-                            &mut checks,
-                        );
+                        push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+                    }
+                    // Idempotent: the row as it is after the change, whatever the target holds (a moved key first
+                    // frees its old key).
+                    RowChange::Update { table, before, after } if mode == RowMode::Idempotent && table.has_key() => {
+                        if crate::snapshot::key_literals(table, before) != crate::snapshot::key_literals(table, after) {
+                            insert.finish(&mut statements, &mut checks);
+                            push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+                        }
+                        delete.finish(&mut statements, &mut checks);
+                        push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
                     }
                     RowChange::Update { table, before, after } => {
                         insert.finish(&mut statements, &mut checks);
@@ -643,6 +664,11 @@ impl Applier {
         }
         insert.finish(&mut statements, &mut checks);
         delete.finish(&mut statements, &mut checks);
+        if mode == RowMode::Idempotent {
+            for check in &mut checks {
+                check.expected = None;
+            }
+        }
         Ok((statements, checks, rows))
     }
 
@@ -661,7 +687,7 @@ impl Applier {
                 }
             }
         }
-        let (statements, checks, rows) = self.row_statements(txs).await?;
+        let (statements, checks, rows) = self.row_statements(txs, RowMode::Strict).await?;
         if statements.is_empty() && !self.tx_open && !ends_open && self.position_unlogged {
             if let Some(position) = position {
                 // Only the position moved (filtered transactions, heartbeats): it rows nothing that needs logging.
@@ -751,7 +777,7 @@ impl Applier {
         let mut rows = 0u64;
         for part in &parts {
             let part_txs: Vec<&Transaction> = part.iter().map(|&i| txs[i]).collect();
-            let (mut statements, checks, part_rows) = self.row_statements(&part_txs).await?;
+            let (mut statements, checks, part_rows) = self.row_statements(&part_txs, RowMode::Strict).await?;
             rows += part_rows;
             let mut head = vec!["START TRANSACTION".to_string()];
             if !origin.is_empty() {
@@ -826,7 +852,7 @@ impl Applier {
     async fn apply_ddl_tx(&mut self, tx: &Transaction) -> Result<()> {
         for event in &tx.events {
             match event {
-                TxEvent::Ddl { schema, sql, tables } => {
+                TxEvent::Ddl { schema, sql, .. } => {
                     let mut text = String::new();
                     if !schema.is_empty() {
                         let _ = write!(text, "USE {}; ", quote_ident(schema));
@@ -850,9 +876,7 @@ impl Applier {
                         }
                         warn!(gtid = %tx.gtid, %sql, error = %e, "DDL already applied before the last restart; continuing");
                     }
-                    for (s, t) in tables {
-                        self.checked_tables.retain(|ident| ident != &format!("{}.{}", quote_ident(s), quote_ident(t)));
-                    }
+                    // Any table may have changed (a rename moves names around): compare them again when next written.
                     self.checked_tables.clear();
                     self.table_keys.clear();
                 }
@@ -1092,7 +1116,9 @@ impl MultiRowStatement {
     }
 }
 
+/// Adds a row to a multi-row `INSERT` (strict) or `REPLACE` (idempotent), as `verb` says.
 fn push_insert(
+    verb: &str,
     statement: &mut MultiRowStatement,
     table: &TableMeta,
     row: &[Value],
@@ -1102,7 +1128,7 @@ fn push_insert(
 ) {
     let ident = table.target_ident();
     let header = |sql: &mut String| {
-        let _ = write!(sql, "INSERT INTO {ident} ({}) VALUES ", column_list(table.writable_columns().map(|(_, c)| c)));
+        let _ = write!(sql, "{verb} INTO {ident} ({}) VALUES ", column_list(table.writable_columns().map(|(_, c)| c)));
     };
     let sql = statement.next_row(&ident, max_bytes, ",", header, out, checks);
     sql.push('(');
@@ -1516,51 +1542,7 @@ impl Applier {
         if txs.is_empty() && position.is_none() {
             return Ok(None);
         }
-        let max = self.opts.max_statement_bytes;
-        let mut statements = Vec::new();
-        let mut checks = Vec::new();
-        let mut replace = MultiRowStatement::new("replacing");
-        let mut delete = MultiRowStatement::new("deleting by key");
-        let mut rows = 0u64;
-        for tx in txs {
-            for event in &tx.events {
-                let TxEvent::Row(change) = event else {
-                    continue;
-                };
-                self.ensure_target_table(change.table()).await?;
-                rows += 1;
-                match change {
-                    RowChange::Insert { table, after } => {
-                        delete.finish(&mut statements, &mut checks);
-                        push_replace(&mut replace, table, after, max, &mut statements, &mut checks);
-                    }
-                    RowChange::Delete { table, before } => {
-                        replace.finish(&mut statements, &mut checks);
-                        push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
-                    }
-                    RowChange::Update { table, before, after } if table.has_key() => {
-                        if crate::snapshot::key_literals(table, before) != crate::snapshot::key_literals(table, after) {
-                            replace.finish(&mut statements, &mut checks);
-                            push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
-                        }
-                        delete.finish(&mut statements, &mut checks);
-                        push_replace(&mut replace, table, after, max, &mut statements, &mut checks);
-                    }
-                    RowChange::Update { table, before, after } => {
-                        replace.finish(&mut statements, &mut checks);
-                        delete.finish(&mut statements, &mut checks);
-                        let (sql, check) = update_statement(table, before, after);
-                        statements.push(sql);
-                        checks.push(check);
-                    }
-                }
-            }
-        }
-        replace.finish(&mut statements, &mut checks);
-        delete.finish(&mut statements, &mut checks);
-        for check in &mut checks {
-            check.expected = None;
-        }
+        let (statements, checks, rows) = self.row_statements(txs, RowMode::Idempotent).await?;
         let position = if ends_open { None } else { position };
         let position_sql = position.as_ref().map(|p| position_upsert(&self.opts.job, JobStage::Incremental, p));
         self.execute_group(statements, checks, position_sql, false, !ends_open).await?;
@@ -1627,31 +1609,4 @@ async fn read_catchup(conn: &mut Conn, job: &str) -> Result<Option<Position>> {
         _ => None,
     };
     Ok(Some(Position { gtid, binlog_file: file, binlog_pos: pos }))
-}
-
-/// Like `push_insert`, as `REPLACE` (the row may already be there).
-fn push_replace(
-    statement: &mut MultiRowStatement,
-    table: &TableMeta,
-    row: &[Value],
-    max_bytes: usize,
-    out: &mut Vec<String>,
-    checks: &mut Vec<Check>,
-) {
-    let ident = table.target_ident();
-    let header = |sql: &mut String| {
-        let _ = write!(sql, "REPLACE INTO {ident} ({}) VALUES ", column_list(table.writable_columns().map(|(_, c)| c)));
-    };
-    let sql = statement.next_row(&ident, max_bytes, ",", header, out, checks);
-    sql.push('(');
-    for (n, (i, column)) in table.writable_columns().enumerate() {
-        if n > 0 {
-            sql.push(',');
-        }
-        let value = row.get(i).unwrap_or(&Value::Null);
-        if !write_column_literal(sql, value, column, false) {
-            sql.push_str("DEFAULT");
-        }
-    }
-    sql.push(')');
 }
