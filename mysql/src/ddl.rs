@@ -151,6 +151,27 @@ impl<'a> Statement<'a> {
         }
         i
     }
+    /// +1 for `(`, -1 for `)`, else 0.
+    fn depth_change(&self, i: usize) -> i32 {
+        if self.is_punct(i, "(") {
+            1
+        } else if self.is_punct(i, ")") {
+            -1
+        } else {
+            0
+        }
+    }
+
+    /// When an `ALTER TABLE` clause at `i` renames the table (`RENAME [TO|AS] name`, not RENAME COLUMN/INDEX/KEY),
+    /// the index of the new name.
+    fn alter_rename_at(&self, i: usize, clause_start: usize, depth: i32) -> Option<usize> {
+        let renames_table = depth == 0
+            && self.is_word(i, "RENAME")
+            && (i == clause_start || self.is_punct(i - 1, ","))
+            && !["COLUMN", "INDEX", "KEY"].iter().any(|w| self.is_word(i + 1, w));
+        renames_table.then(|| if self.is_word(i + 1, "TO") || self.is_word(i + 1, "AS") { i + 2 } else { i + 1 })
+    }
+
     /// Reads `[schema.]table` at `i`.
     fn name_at(&self, i: usize, default_schema: &str) -> Option<NameRef> {
         if !self.is_ident(i) {
@@ -251,7 +272,6 @@ fn normalized_head(st: &Statement<'_>) -> Vec<String> {
 
 const NEVER_REPLICATED: &[&[&str]] = &[
     &["CREATE", "VIEW"],
-    &["CREATE", "OR", "REPLACE", "VIEW"],
     &["ALTER", "VIEW"],
     &["DROP", "VIEW"],
     &["CREATE", "TRIGGER"],
@@ -394,22 +414,21 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     let Some((ts, tt)) = filter.target_of(&subject.schema, &subject.table) else {
         // An unreplicated table renamed to a replicated name: its rows were never copied.
         if starts(&["ALTER"]) {
-            let mut i = clause_start;
-            while i < st.tokens.len() {
-                if st.is_word(i, "RENAME") && (i == clause_start || st.is_punct(i - 1, ",")) {
-                    let at = if st.is_word(i + 1, "TO") || st.is_word(i + 1, "AS") { i + 2 } else { i + 1 };
-                    if let Some(name) = st.name_at(at, default_schema) {
-                        if filter.target_of(&name.schema, &name.table).is_some() {
-                            return DdlRoute::Unreplayable {
-                                reason: format!(
-                                    "it renames {}.{}, which the job does not replicate (its rows were never copied), to the replicated name {}.{}",
-                                    subject.schema, subject.table, name.schema, name.table
-                                ),
-                            };
-                        }
+            let mut depth = 0i32;
+            for i in clause_start..st.tokens.len() {
+                depth += st.depth_change(i);
+                if let Some(name) =
+                    st.alter_rename_at(i, clause_start, depth).and_then(|at| st.name_at(at, default_schema))
+                {
+                    if filter.target_of(&name.schema, &name.table).is_some() {
+                        return DdlRoute::Unreplayable {
+                            reason: format!(
+                                "it renames {}.{}, which the job does not replicate (its rows were never copied), to the replicated name {}.{}",
+                                subject.schema, subject.table, name.schema, name.table
+                            ),
+                        };
                     }
                 }
-                i += 1;
             }
         }
         return DdlRoute::Ignore;
@@ -421,27 +440,18 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     let mut i = subject.last + 1;
     let mut depth = 0i32;
     while i < st.tokens.len() {
-        if st.is_punct(i, "(") {
-            depth += 1;
-        } else if st.is_punct(i, ")") {
-            depth -= 1;
-        }
+        depth += st.depth_change(i);
         let like = st.is_word(i, "LIKE") && (i == clause_start || (depth == 1 && st.is_punct(i - 1, "(")));
+        // (index of the referenced name, whether it is the table's new name)
         let reference_at = if like || st.is_word(i, "REFERENCES") {
-            Some(i + 1)
-        } else if starts(&["ALTER"])
-            && depth == 0
-            && st.is_word(i, "RENAME")
-            && (st.is_punct(i - 1, ",") || i == clause_start)
-            && !(st.is_word(i + 1, "COLUMN") || st.is_word(i + 1, "INDEX") || st.is_word(i + 1, "KEY"))
-        {
-            Some(if st.is_word(i + 1, "TO") || st.is_word(i + 1, "AS") { i + 2 } else { i + 1 })
+            Some((i + 1, false))
+        } else if starts(&["ALTER"]) {
+            st.alter_rename_at(i, clause_start, depth).map(|at| (at, true))
         } else {
             None
         };
-        if let Some(at) = reference_at {
+        if let Some((at, is_rename)) = reference_at {
             if let Some(name) = st.name_at(at, default_schema) {
-                let is_rename = st.is_word(at - 1, "RENAME") || st.is_word(at - 2, "RENAME");
                 match filter.target_of(&name.schema, &name.table) {
                     Some((s, t)) => {
                         edits.push(Edit { first: name.first, last: name.last, text: qualified(&s, &t) });
@@ -523,6 +533,7 @@ fn route_index(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &
 
 /// `DROP TABLE [IF EXISTS] a, b, ...`: only the replicated tables are dropped on the target.
 fn route_drop_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, filter: &TableFilter) -> DdlRoute {
+    let first = i;
     let mut kept = Vec::new();
     let mut source_tables = Vec::new();
     let mut names_end = i;
@@ -541,19 +552,10 @@ fn route_drop_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, fil
     if kept.is_empty() {
         return DdlRoute::Ignore;
     }
-    let list_start = names_end.min(i);
-    let mut edits = vec![Edit { first: list_start, last: names_end.saturating_sub(1), text: kept.join(", ") }];
-    // Keep the statement's head (DROP TABLE IF EXISTS) and tail (RESTRICT/CASCADE, comments).
-    let first_name = first_name_index(st);
-    if let Some(first) = first_name {
-        edits = vec![Edit { first, last: names_end.saturating_sub(1), text: kept.join(", ") }];
-    }
+    // The list of names is replaced; the statement's head (DROP TABLE IF EXISTS) and tail (RESTRICT/CASCADE,
+    // comments) stay.
+    let edits = vec![Edit { first, last: names_end - 1, text: kept.join(", ") }];
     DdlRoute::Replay { sql: apply_edits(st, edits), use_schema: use_schema(filter, default_schema), source_tables }
-}
-
-fn first_name_index(st: &Statement<'_>) -> Option<usize> {
-    let i = st.skip_words(2, &["IF", "EXISTS"]);
-    st.is_ident(i).then_some(i)
 }
 
 /// `RENAME TABLE a TO b, c TO d`: every pair must stay inside or outside the selection.
