@@ -282,7 +282,8 @@ impl Applier {
             return Ok(None);
         };
         if flavor.is_empty() && file.is_empty() && gtid.is_empty() {
-            // Only a marker (a parallel group's partition committed before the job's first position): no position.
+            // A row without a position (parallel partitions keep their markers in rows of their own, so dtle does
+            // not leave one; an earlier build could): not a position.
             return Ok(None);
         }
         let stage = match stage.as_str() {
@@ -315,8 +316,8 @@ impl Applier {
                     format!("DELETE FROM {table} WHERE job_name = ? OR LEFT(job_name, CHAR_LENGTH(?)) = ?"),
                     (
                         self.opts.job.as_str(),
-                        worker_marker_job(&self.opts.job, 0).as_str(),
-                        worker_marker_job(&self.opts.job, 0).as_str(),
+                        worker_marker_prefix(&self.opts.job).as_str(),
+                        worker_marker_prefix(&self.opts.job).as_str(),
                     ),
                 )
                 .await
@@ -781,11 +782,9 @@ impl Applier {
             rows += part_rows;
             let mut head = vec!["START TRANSACTION".to_string()];
             if !origin.is_empty() {
-                // One marker row per connection, so that the partitions do not wait for each other's lock on it.
-                let worker = built.len();
-                let marker_job =
-                    if worker == 0 { self.opts.job.clone() } else { worker_marker_job(&self.opts.job, worker) };
-                head.push(marker_upsert(&marker_job, &origin));
+                // One marker row per connection, so that the partitions do not wait for each other's lock on it; not
+                // the job's row, which holds a position only.
+                head.push(marker_upsert(&worker_marker_job(&self.opts.job, built.len()), &origin));
             }
             let mut record = format!("INSERT INTO {APPLIED_TABLE} (job_name, tx_id, batch) VALUES ");
             for (n, tx) in part_txs.iter().enumerate() {
@@ -1264,13 +1263,13 @@ fn stage_name(stage: JobStage) -> &'static str {
     }
 }
 
-/// The marker row of parallel worker `worker` (> 0) of a job: `<job>#w<worker>`; with 0, the common prefix.
+/// The marker row of parallel worker `worker` of a job: `<job>#w<worker>`.
 fn worker_marker_job(job: &str, worker: usize) -> String {
-    if worker == 0 {
-        format!("{job}#w")
-    } else {
-        format!("{job}#w{worker}")
-    }
+    format!("{}{worker}", worker_marker_prefix(job))
+}
+
+fn worker_marker_prefix(job: &str) -> String {
+    format!("{job}#w")
 }
 
 /// Source transactions a parallel group committed, until the job's position row covers them (see

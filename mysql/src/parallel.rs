@@ -30,12 +30,21 @@ pub type KeyMap = HashMap<String, TableKeys>;
 /// Row keys a transaction touches, as hashes.
 pub fn row_keys(tx: &Transaction, keys: &KeyMap) -> Vec<u64> {
     let mut out = Vec::new();
+    // Consecutive rows mostly share their table: look its keys up once per run of rows, not per row.
+    let mut last: Option<(&TableMeta, Option<&TableKeys>)> = None;
     for event in &tx.events {
         let TxEvent::Row(change) = event else {
             continue;
         };
-        let table = change.table();
-        let table_keys = keys.get(&table.target_ident());
+        let table: &TableMeta = change.table();
+        let table_keys = match last {
+            Some((t, k)) if std::ptr::eq(t, table) => k,
+            _ => {
+                let k = keys.get(&table.target_ident());
+                last = Some((table, k));
+                k
+            }
+        };
         let mut add = |row: &[Value]| row_hashes(table, table_keys, row, &mut out);
         match change {
             RowChange::Insert { after, .. } => add(after),
