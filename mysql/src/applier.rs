@@ -340,7 +340,7 @@ impl Applier {
         }
         let mut txs: Vec<&Transaction> = Vec::new();
         let mut group_position: Option<Position> = None;
-        let mut group_origin = String::new();
+        let mut group_origin = std::borrow::Cow::Borrowed("");
         let mut durable: Option<Position> = None;
         for change in changes {
             match change {

@@ -77,11 +77,11 @@ impl Transaction {
     /// The server where this transaction's changes were first made, as dtle's markers name it: the marker's origin
     /// for a transaction dtle applied, else the server part of its GTID (MariaDB `domain-server-seq` → server id,
     /// MySQL `uuid:gno` → uuid). Empty without GTIDs.
-    pub fn first_origin(&self) -> String {
-        if let Some(origin) = &self.origin {
-            return origin.clone();
+    pub fn first_origin(&self) -> std::borrow::Cow<'_, str> {
+        match &self.origin {
+            Some(origin) => std::borrow::Cow::Borrowed(origin),
+            None => gtid_origin(&self.gtid),
         }
-        gtid_origin(&self.gtid)
     }
     pub fn has_ddl(&self) -> bool {
         self.events.iter().any(|e| matches!(e, TxEvent::Ddl { .. }))
@@ -144,14 +144,20 @@ impl Change {
 }
 
 /// The server part of a GTID: MariaDB `domain-server-seq` → `server`, MySQL `uuid[:tag]:gno` → `uuid`.
-pub fn gtid_origin(gtid: &str) -> String {
+/// Borrowed from `gtid` unless a MySQL uuid needs lower-casing (called per transaction by the applier).
+pub fn gtid_origin(gtid: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     if let Some((uuid, _)) = gtid.split_once(':') {
-        return uuid.to_ascii_lowercase();
+        return if uuid.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(uuid.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(uuid)
+        };
     }
     let mut parts = gtid.split('-');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(_), Some(server), Some(_)) => server.to_string(),
-        _ => String::new(),
+        (Some(_), Some(server), Some(_)) => Cow::Borrowed(server),
+        _ => Cow::Borrowed(""),
     }
 }
 
