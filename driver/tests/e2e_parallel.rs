@@ -86,14 +86,10 @@ fn conf(schema: &str) -> String {
     format!("{}\nParallelWorkers = 4", replicate_schema(schema))
 }
 
-#[tokio::test]
-async fn parallel_apply_of_a_backlog_with_conflicting_rows_and_ddl() {
-    let Some(ctx) = Ctx::new("parallel").await else {
-        return;
-    };
+/// The job's tables on the source, copied to the target by a first run, then `n` transactions of backlog written
+/// while dtle is down. Returns the source and target connections and the job file.
+async fn copied_then_backlog(ctx: &Ctx, schema: &str, job: &str, n: u32) -> (Conn, Conn, std::path::PathBuf) {
     let s = &ctx.s;
-    let schema = "e2e_parallel";
-    let job = "e2e_parallel_job";
     let mut src = s.src_conn().await;
     let mut dst = s.dst_conn().await;
     reset_source_schema(&mut src, schema).await;
@@ -104,10 +100,39 @@ async fn parallel_apply_of_a_backlog_with_conflicting_rows_and_ddl() {
     let mut d = Dtle::run(ctx.path(), &j);
     wait_target_caught_up(s, &mut dst, job, &mut d).await;
     d.stop_cleanly().await;
+    seeded_backlog(&mut src, schema, n).await;
+    (src, dst, j)
+}
 
+async fn seeded_backlog(src: &mut Conn, schema: &str, n: u32) {
     let (mut rng, seed) = Rng::from_time();
     println!("backlog seed {seed}");
-    backlog(&mut src, schema, 3000, &mut rng).await;
+    backlog(src, schema, n, &mut rng).await;
+}
+
+/// Runs the job with `DTLE_FAILPOINT=parallel-before-position:<group>`: the process aborts after the partitions of
+/// that parallel group committed, before the position row.
+async fn run_until_failpoint(ctx: &Ctx, job_file: &std::path::Path, group: u32) {
+    let log = ctx.path().join("crash.log");
+    let data = ctx.path().join("data");
+    let mut crashing = Dtle::spawn_with_env(
+        &log,
+        &["run".as_ref(), job_file.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
+        &[("DTLE_FAILPOINT", &format!("parallel-before-position:{group}"))],
+    );
+    let st = crashing.wait_exit(Duration::from_secs(120)).await;
+    assert!(!st.success(), "the failpoint stops the process: {st}");
+    assert!(read_log(&log).contains("failpoint parallel-before-position"), "{}", tail(&read_log(&log), 20));
+}
+
+#[tokio::test]
+async fn parallel_apply_of_a_backlog_with_conflicting_rows_and_ddl() {
+    let Some(ctx) = Ctx::new("parallel").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job) = ("e2e_parallel", "e2e_parallel_job");
+    let (mut src, mut dst, j) = copied_then_backlog(&ctx, schema, job, 3000).await;
     let mut d = Dtle::run(ctx.path(), &j);
     wait_target_caught_up(s, &mut dst, job, &mut d).await;
     assert_all_equal(&mut src, &mut dst, schema).await;
@@ -125,33 +150,9 @@ async fn a_crash_between_parallel_commits_and_the_position_loses_and_repeats_not
         return;
     };
     let s = &ctx.s;
-    let schema = "e2e_parallel_crash";
-    let job = "e2e_parallel_crash_job";
-    let mut src = s.src_conn().await;
-    let mut dst = s.dst_conn().await;
-    reset_source_schema(&mut src, schema).await;
-    reset_target(&mut dst, schema, job).await;
-    exec(&mut src, "USE mysql").await;
-    create_tables(&mut src, schema).await;
-    let j = ctx.job("job.hcl", job, s.src, s.dst, &conf(schema));
-    let mut d = Dtle::run(ctx.path(), &j);
-    wait_target_caught_up(s, &mut dst, job, &mut d).await;
-    d.stop_cleanly().await;
-
-    let (mut rng, seed) = Rng::from_time();
-    println!("backlog seed {seed}");
-    backlog(&mut src, schema, 2000, &mut rng).await;
-    // The process aborts after the partitions of its second parallel group committed, before the position row.
-    let log = ctx.path().join("crash.log");
-    let data = ctx.path().join("data");
-    let mut crashing = Dtle::spawn_with_env(
-        &log,
-        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
-        &[("DTLE_FAILPOINT", "parallel-before-position:2")],
-    );
-    let st = crashing.wait_exit(Duration::from_secs(120)).await;
-    assert!(!st.success(), "the failpoint stops the process: {st}");
-    assert!(read_log(&log).contains("failpoint parallel-before-position"), "{}", tail(&read_log(&log), 20));
+    let (schema, job) = ("e2e_parallel_crash", "e2e_parallel_crash_job");
+    let (mut src, mut dst, j) = copied_then_backlog(&ctx, schema, job, 2000).await;
+    run_until_failpoint(&ctx, &j, 2).await;
     let applied: u64 =
         query_u64(&mut dst, &format!("SELECT COUNT(*) FROM dtle.replication_applied WHERE job_name = '{job}'")).await;
     assert!(applied > 0, "transactions committed by the partitions are recorded as applied");
@@ -182,20 +183,9 @@ async fn a_crash_in_an_early_parallel_group_of_a_gtid_started_job() {
         create_tables(c, schema).await;
     }
     let start = gtid_binlog_pos(&mut src).await;
-    let (mut rng, seed) = Rng::from_time();
-    println!("backlog seed {seed}");
-    backlog(&mut src, schema, 1500, &mut rng).await;
+    seeded_backlog(&mut src, schema, 1500).await;
     let j = ctx.job("job.hcl", job, s.src, s.dst, &format!("{}\nGtid = \"{start}\"", conf(schema)));
-    let log = ctx.path().join("crash.log");
-    let data = ctx.path().join("data");
-    let mut crashing = Dtle::spawn_with_env(
-        &log,
-        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
-        &[("DTLE_FAILPOINT", "parallel-before-position:1")],
-    );
-    let st = crashing.wait_exit(Duration::from_secs(120)).await;
-    assert!(!st.success(), "the failpoint stops the process: {st}");
-    assert!(read_log(&log).contains("failpoint parallel-before-position"), "{}", tail(&read_log(&log), 20));
+    run_until_failpoint(&ctx, &j, 1).await;
 
     // Whether a position was recorded before the crash depends on how the first groups formed; with only the
     // partitions' marker row (no position in it), the restart must start from the job file's Gtid again.
