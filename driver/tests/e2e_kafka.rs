@@ -405,18 +405,8 @@ async fn dest_sigkill_mid_stream_loses_nothing_and_keeps_order_per_key() {
     })
     .await;
 
-    // A steady stream of single-row transactions: v goes 1, 2, 3... for every key.
-    let s = ctx.s.clone();
-    let writer = tokio::spawn(async move {
-        let mut c = s.src_conn().await;
-        for round in 1..=ROUNDS {
-            for id in 0..KEYS {
-                exec(&mut c, &format!("UPDATE {db}.t SET v = {round} WHERE id = {id}")).await;
-            }
-            // Spread over a few seconds, so the kill lands mid-stream.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    // Spread over a few seconds, so the kill lands mid-stream.
+    let writer = spawn_rounds(&ctx.s, db, KEYS, ROUNDS, Duration::from_millis(20));
     consume_until(&brokers, std::slice::from_ref(&topic), "some changes before the kill", Some(&mut dtle), |m| {
         m.len() >= (KEYS * 20) as usize
     })
@@ -433,6 +423,20 @@ async fn dest_sigkill_mid_stream_loses_nothing_and_keeps_order_per_key() {
         .await;
     check_every_change_in_order(&msgs, KEYS, ROUNDS, "after the kill");
     dtle.stop_cleanly().await;
+}
+
+/// A steady stream of single-row transactions on `<db>.t (id, v)`: round r sets v = r for every key, then pauses.
+fn spawn_rounds(s: &Servers, db: &str, keys: i64, rounds: i64, pause: Duration) -> tokio::task::JoinHandle<()> {
+    let (s, db) = (s.clone(), db.to_string());
+    tokio::spawn(async move {
+        let mut c = s.src_conn().await;
+        for round in 1..=rounds {
+            for id in 0..keys {
+                exec(&mut c, &format!("UPDATE {db}.t SET v = {round} WHERE id = {id}")).await;
+            }
+            tokio::time::sleep(pause).await;
+        }
+    })
 }
 
 /// `t (id, v)`: every key went 0, 1, ..., `rounds`. Each value must be there, in order per key; a value may come
@@ -515,16 +519,7 @@ async fn broker_restart_mid_stream_is_retried_and_loses_nothing() {
         m.len() >= KEYS as usize
     })
     .await;
-    let s = ctx.s.clone();
-    let writer = tokio::spawn(async move {
-        let mut c = s.src_conn().await;
-        for round in 1..=ROUNDS {
-            for id in 0..KEYS {
-                exec(&mut c, &format!("UPDATE {db}.t SET v = {round} WHERE id = {id}")).await;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let writer = spawn_rounds(&ctx.s, db, KEYS, ROUNDS, Duration::from_millis(50));
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The broker goes away for a few seconds while the source keeps writing.
     tokio::task::spawn_blocking(move || OwnBroker::run(port, "stop")).await.unwrap();
