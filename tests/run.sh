@@ -14,6 +14,7 @@ cd "$REPO"
 
 ensure_rust
 ensure_mariadb_installed
+log "disk: $(df -h --output=avail "$REPO" | tail -1 | tr -d ' ') free where the build goes"
 # Extra real binlog files written by MySQL 8.0 (optional input of the fixture tests).
 if [[ ! -d /usr/share/mysql/mysql-test/std_data ]] && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-test-data >/dev/null 2>&1 ||
@@ -44,4 +45,5 @@ export DTLE_TEST_REQUIRE_SERVERS=1
 
 log "cargo test (unit, fixtures, end-to-end)"
 cargo test --workspace --no-fail-fast -- --test-threads=2
+log "disk: target/ takes $(du -sh "$REPO/target" 2>/dev/null | cut -f1), $(df -h --output=avail "$REPO" | tail -1 | tr -d ' ') free"
 log "all tests passed"
