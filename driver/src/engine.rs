@@ -228,6 +228,10 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
     if let Some(n) = std::env::var("DTLE_SNAPSHOT_WRITERS").ok().and_then(|v| v.parse::<usize>().ok()) {
         opts.snapshot_writers = n.clamp(1, 64);
     }
+    // Full-copy chunks as LOAD DATA LOCAL INFILE (the default when the target allows it); 0 = INSERT statements.
+    if std::env::var("DTLE_SNAPSHOT_LOAD_DATA").is_ok_and(|v| v.trim() == "0") {
+        opts.snapshot_load_data = false;
+    }
     opts
 }
 

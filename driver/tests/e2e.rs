@@ -627,6 +627,169 @@ async fn bad_inputs() {
 
 // ---------------------------------------------------------------------------------------------
 
+/// The full copy loads chunks with LOAD DATA LOCAL INFILE: bytes the format gives a meaning (tab, newline,
+/// backslash, NUL, a literal `\N`), empty strings vs NULL, YEAR 0, BIT, ENUM members named like numbers, JSON, a
+/// latin1 column going into a utf8mb4 one, and a spatial table that goes as INSERT; then a row the target rejects
+/// stops the copy with the server's message and nothing of its chunk written, with LOAD DATA and with INSERT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_copy_load_data_values_and_rejections() {
+    let Some(ctx) = Ctx::new("load_data").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job_name) = ("e2e_load_data", "e2e_load_data");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    prepare_type_session(&mut src).await;
+    let columns = "id INT PRIMARY KEY, v VARCHAR(50) CHARACTER SET utf8mb4, l VARCHAR(50) CHARACTER SET %L, y YEAR, \
+                   b BIT(10), e ENUM('2','1','x'), j JSON, bl BLOB";
+    exec(&mut src, &format!("CREATE TABLE {schema}.t ({})", columns.replace("%L", "latin1"))).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.g (id INT PRIMARY KEY, p POINT NOT NULL)")).await;
+    exec(
+        &mut src,
+        &format!(
+            "INSERT INTO {schema}.t VALUES
+             (1, 'tab\there nl\nthere back\\\\slash', 'café', 0, b'1010101010', '1', '{{\"a\": \"x\\\\ty\"}}', 0x005C090A4E),
+             (2, '\\\\N', 'ÿ', 2000, b'0', '2', 'null', 0x5C4E),
+             (3, '', '', 1901, b'1111111111', 'x', '[]', ''),
+             (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+             (5, 'nul\\0byte', '\\t', 2155, b'1', 'x', '\"\\\\N\"', 0x00)"
+        ),
+    )
+    .await;
+    for id in 6..=25 {
+        exec(
+            &mut src,
+            &format!(
+                "INSERT INTO {schema}.t VALUES ({id}, 'v{id}', 'l{id}', {}, {id}, 'x', '{{}}', 0x{id:02x})",
+                1990 + id
+            ),
+        )
+        .await;
+    }
+    exec(&mut src, &format!("INSERT INTO {schema}.g VALUES (1, ST_GeomFromText('POINT(1 2)')), (2, ST_GeomFromText('POINT(-3.5 1e10)'))")).await;
+    // The target's tables exist already: `l` is utf8mb4 there (LOAD DATA converts it from latin1).
+    exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+    exec(&mut dst, &format!("CREATE TABLE {schema}.t ({})", columns.replace("%L", "utf8mb4"))).await;
+    exec(&mut dst, &format!("CREATE TABLE {schema}.g (id INT PRIMARY KEY, p POINT NOT NULL)")).await;
+    let loads_before = query_u64(
+        &mut dst,
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_LOAD'",
+    )
+    .await;
+
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        s.dst,
+        &format!("{}\nGtid = \"\"\nChunkSize = 2\nSkipCreateDbTable = true", replicate_schema(schema)),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    wait_stage_incr(&mut dst, job_name, &mut dtle).await;
+    // `l` holds other bytes on the target (utf8mb4): compare what both sides read as utf8mb4.
+    let every_value = format!(
+        "SELECT id, HEX(v), HEX(CONVERT(l USING utf8mb4)), y + 0, b + 0, e + 0, HEX(j), HEX(bl), ISNULL(v), ISNULL(l), \
+         ISNULL(bl) FROM {schema}.t ORDER BY id"
+    );
+    let (a, b) = (query_raw(&mut src, &every_value).await, query_raw(&mut dst, &every_value).await);
+    assert_eq!(a.len(), 25);
+    assert!(diff_rows(&a, &b).is_none(), "{schema}.t differs: {:?}", diff_rows(&a, &b));
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.g"), Some("id")).await;
+    for (sql, what) in [
+        (format!("SELECT HEX(bl) FROM {schema}.t WHERE id = 1"), "the BLOB with NUL, backslash, tab, newline"),
+        (format!("SELECT HEX(v) FROM {schema}.t WHERE id = 2"), "a literal \\N string"),
+        (
+            format!("SELECT CONCAT(y + 0, '/', b + 0, '/', e + 0) FROM {schema}.t WHERE id = 1"),
+            "YEAR 0, BIT, ENUM index",
+        ),
+        (format!("SELECT ISNULL(v) + ISNULL(bl) FROM {schema}.t WHERE id = 3"), "empty strings stay empty"),
+        (format!("SELECT ST_AsText(p) FROM {schema}.g WHERE id = 2"), "a point"),
+    ] {
+        let (a, b) = (query_str(&mut src, &sql).await, query_str(&mut dst, &sql).await);
+        assert_eq!(a, b, "{what}: {sql}");
+    }
+    assert_eq!(
+        query_str(&mut dst, &format!("SELECT HEX(l) FROM {schema}.t WHERE id = 1")).await.as_deref(),
+        Some("636166C3A9")
+    );
+    assert_eq!(
+        query_str(&mut dst, &format!("SELECT CONCAT(y + 0, '/', b + 0, '/', e + 0) FROM {schema}.t WHERE id = 1"))
+            .await
+            .as_deref(),
+        Some("0/682/2")
+    );
+    let loads = query_u64(
+        &mut dst,
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_LOAD'",
+    )
+    .await
+        - loads_before;
+    assert!(loads >= 13, "the 25 rows of t in chunks of 2 should have gone as LOAD DATA (COM_LOAD grew by {loads})");
+    dtle.stop_cleanly().await;
+
+    // A value the target cannot hold: the copy stops naming it, and its chunk is not on the target.
+    for (case, env) in [("load", "1"), ("insert", "0")] {
+        let (schema, job_name) = (format!("e2e_load_reject_{case}"), format!("e2e_load_reject_{case}"));
+        reset_source_schema(&mut src, &schema).await;
+        reset_target(&mut dst, &schema, &job_name).await;
+        exec(&mut src, &format!("CREATE TABLE {schema}.r (id INT PRIMARY KEY, v VARCHAR(20))")).await;
+        exec(
+            &mut src,
+            &format!("INSERT INTO {schema}.r VALUES (1, 'ok'), (2, 'ok'), (3, 'ok'), (4, 'much too long'), (5, 'ok')"),
+        )
+        .await;
+        exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+        exec(&mut dst, &format!("CREATE TABLE {schema}.r (id INT PRIMARY KEY, v VARCHAR(5))")).await;
+        let job = ctx.job(
+            &format!("{case}.hcl"),
+            &job_name,
+            s.src,
+            s.dst,
+            &format!("{}\nGtid = \"\"\nChunkSize = 3\nSkipCreateDbTable = true", replicate_schema(&schema)),
+        );
+        let log = ctx.path().join(format!("{case}.log"));
+        let data = ctx.path().join(format!("data-{case}"));
+        let mut dtle = Dtle::spawn_with_env(
+            &log,
+            &["run".as_ref(), job.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
+            &[("DTLE_SNAPSHOT_LOAD_DATA", env)],
+        );
+        let status = dtle.wait_exit(Duration::from_secs(60)).await;
+        let text = read_log(&log);
+        assert_eq!(status.code(), Some(1), "({case}) a rejected row should stop the job:\n{}", tail(&text, 30));
+        assert!(
+            text.contains(&format!("`{schema}`.`r` (chunk 1)")),
+            "({case}) the error should name the table and chunk:\n{}",
+            tail(&text, 30)
+        );
+        assert!(text.contains("'v'"), "({case}) the error should name the column:\n{}", tail(&text, 30));
+        if case == "load" {
+            assert!(
+                text.contains("DTLE_SNAPSHOT_LOAD_DATA=0"),
+                "({case}) the error should say how LOAD DATA is turned off:\n{}",
+                tail(&text, 30)
+            );
+        }
+        let ids = query_str(&mut dst, &format!("SELECT GROUP_CONCAT(id ORDER BY id) FROM {schema}.r")).await;
+        assert_eq!(ids.as_deref(), Some("1,2,3"), "({case}) only the first chunk is on the target");
+        // (The table's end marker may be there too: after a missing chunk it counts for nothing on resume.)
+        let chunks = query_str(
+            &mut dst,
+            &format!(
+                "SELECT GROUP_CONCAT(chunk ORDER BY chunk) FROM dtle.snapshot_progress WHERE job_name = '{job_name}' \
+                 AND done = 0"
+            ),
+        )
+        .await;
+        assert_eq!(chunks.as_deref(), Some("0"), "({case}) only the first chunk's progress row is on the target");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_from_configured_gtid() {
     let Some(ctx) = Ctx::new("gtid_start").await else {

@@ -162,6 +162,9 @@ async fn killed_full_copy_resumes_per_chunk() {
     let log = read_log(&ctx.path().join("dtle2.log"));
     assert!(log.contains("resuming the full copy from the chunks on the target"), "not resumed:\n{}", tail(&log, 30));
     assert!(log.contains("full copy: already on the target"), "no table was skipped:\n{}", tail(&log, 30));
+    // The keyed tables are read in turn, a chunk of each: at the kill several were partly copied, and each continued.
+    let continued = log.matches("full copy: continuing after the last chunk on the target").count();
+    assert!(continued >= 2, "{continued} table(s) continued after their last chunk:\n{}", tail(&log, 30));
     // The second run read only what was missing (the source logs each table it read).
     let copied: u64 = log
         .lines()

@@ -19,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::Endpoint;
 use crate::error::{codes, MysqlError, Result};
+use crate::load_data::LoadPlan;
 use crate::schema::{load_table_meta, load_write_dependencies, quote_ident, quote_str, TableMeta};
 use crate::snapshot::SnapshotResume;
 use crate::snapshot_apply::{self, SnapshotWriters};
@@ -56,6 +57,8 @@ pub struct ApplierOptions {
     pub snapshot_writers: usize,
     /// Target connections applying independent source transactions at once (`ParallelWorkers`); 1 = serial.
     pub parallel_workers: usize,
+    /// Full-copy chunks go as `LOAD DATA LOCAL INFILE` when the target allows it (see [`crate::load_data`]).
+    pub snapshot_load_data: bool,
 }
 
 impl ApplierOptions {
@@ -67,6 +70,7 @@ impl ApplierOptions {
             retry_tx_limit: 5,
             snapshot_writers: snapshot_apply::SNAPSHOT_WRITERS,
             parallel_workers: 1,
+            snapshot_load_data: true,
         }
     }
 }
@@ -99,8 +103,12 @@ pub struct Applier {
     conn: Conn,
     endpoint: Endpoint,
     opts: ApplierOptions,
-    /// Target tables already compared with their source definition.
-    checked_tables: HashSet<String>,
+    /// Target tables already compared with their source definition, with their columns on the target.
+    checked_tables: HashMap<String, Vec<crate::schema::ColumnMeta>>,
+    /// Full-copy chunks go as `LOAD DATA LOCAL INFILE` (the option is on and the target's `local_infile` too).
+    load_data: bool,
+    /// Per (source table, target table): how its chunks are loaded; `None` = as `INSERT` statements.
+    load_plans: HashMap<(String, String), Option<LoadPlan>>,
     /// A full copy is being redone after an interruption: empty each table before its first rows.
     redo_snapshot: bool,
     /// Full-copy chunks are written by these connections, several at once (see [`crate::snapshot_apply`]).
@@ -196,6 +204,17 @@ impl Applier {
         }
         let catchup_until = read_catchup(&mut conn, &opts.job).await?;
         let snapshot_writers = opts.snapshot_writers;
+        let load_data = opts.snapshot_load_data
+            && {
+                let local_infile: Option<u8> = conn
+                    .query_first("SELECT @@GLOBAL.local_infile + 0")
+                    .await
+                    .map_err(|e| MysqlError::query("reading the target's local_infile", e))?;
+                if local_infile != Some(1) {
+                    info!(job = %opts.job, "the target has local_infile = OFF: full-copy chunks go as INSERT statements (slower; SET GLOBAL local_infile = ON to load them)");
+                }
+                local_infile == Some(1)
+            };
         let mut writer_setup = setup.to_vec();
         writer_setup.push("SET foreign_key_checks = 0".to_string());
         let marker_columns: Option<u64> = conn
@@ -234,7 +253,9 @@ impl Applier {
             conn,
             endpoint: endpoint.clone(),
             opts,
-            checked_tables: HashSet::new(),
+            checked_tables: HashMap::new(),
+            load_data,
+            load_plans: HashMap::new(),
             redo_snapshot: false,
             writers: SnapshotWriters::new(endpoint.clone(), writer_setup, snapshot_writers),
             next_chunk: HashMap::new(),
@@ -496,6 +517,7 @@ impl Applier {
                 .map_err(|e| MysqlError::query(format!("creating {} on the target", table.target_ident()), e))?;
         }
         self.checked_tables.remove(&table.target_ident());
+        self.load_plans.clear();
         self.ensure_target_table(table).await?;
         if !self.resumed_tables.contains(&table.target_ident()) {
             self.next_chunk.insert(table.target_ident(), 0);
@@ -512,7 +534,7 @@ impl Applier {
     /// Compares the target table with the source definition once per table.
     async fn ensure_target_table(&mut self, table: &TableMeta) -> Result<()> {
         let ident = table.target_ident();
-        if self.checked_tables.contains(&ident) {
+        if self.checked_tables.contains_key(&ident) {
             return Ok(());
         }
         let target = load_table_meta(&mut self.conn, &table.target_schema, &table.target_name).await?;
@@ -568,12 +590,67 @@ impl Applier {
             };
             self.table_keys.insert(ident.clone(), keys);
         }
-        self.checked_tables.insert(ident);
+        self.checked_tables.insert(ident, target.columns);
         Ok(())
     }
 
     async fn insert_snapshot_rows(&mut self, table: &TableMeta, rows: &[Vec<Value>]) -> Result<()> {
         self.ensure_target_table(table).await?;
+        // One target transaction per chunk, with its progress row, on one of several writer connections.
+        let chunk = self.next_chunk_of(table);
+        let progress = snapshot_apply::progress_insert(
+            &self.opts.job,
+            table,
+            chunk,
+            Some(rows.last().map(Vec::as_slice).unwrap_or_default()),
+            rows.len() as u64,
+        );
+        // Every statement carries the job's tag, so a restarted job sees them still running (see prepare_resume).
+        let tag = snapshot_apply::writer_tag(&self.opts.job);
+        let what = format!("copying {} row(s) into {} (chunk {chunk})", rows.len(), table.target_ident());
+        let loaded = match self.load_plan(table) {
+            Some(plan) => {
+                plan.encode(rows).map(|data| snapshot_apply::load_requests(&tag, plan.statement(), data, &progress))
+            }
+            None => None,
+        };
+        let requests = match loaded {
+            Some(requests) => requests,
+            None => self.insert_requests(table, rows, &tag, progress),
+        };
+        self.writers.submit(requests, what).await?;
+        self.stats.snapshot_rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// How chunks of `table` are loaded, planned once per source and target table (after
+    /// [`Self::ensure_target_table`]); `None` when they go as `INSERT` statements.
+    fn load_plan(&mut self, table: &TableMeta) -> Option<&LoadPlan> {
+        if !self.load_data {
+            return None;
+        }
+        let target = table.target_ident();
+        let columns = self.checked_tables.get(&target)?;
+        self.load_plans
+            .entry((table.source_ident(), target))
+            .or_insert_with(|| {
+                let plan = LoadPlan::new(table, columns);
+                if plan.is_none() {
+                    info!(table = %table.target_ident(), "full-copy chunks of this table go as INSERT statements: a column has no exact LOAD DATA form (spatial, or binary on one side and text on the other)");
+                }
+                plan
+            })
+            .as_ref()
+    }
+
+    /// A chunk as multi-row `INSERT` statements, in requests of bounded size.
+    fn insert_requests(
+        &self,
+        table: &TableMeta,
+        rows: &[Vec<Value>],
+        tag: &str,
+        progress: String,
+    ) -> Vec<snapshot_apply::ChunkRequest> {
         let mut statements = Vec::new();
         let mut checks = Vec::new();
         let mut builder = MultiRowStatement::new("inserting");
@@ -589,30 +666,20 @@ impl Applier {
             );
         }
         builder.finish(&mut statements, &mut checks);
-        // One target transaction per chunk, with its progress row, on one of several writer connections.
-        let chunk = self.next_chunk_of(table);
-        let progress = snapshot_apply::progress_insert(
-            &self.opts.job,
-            table,
-            chunk,
-            Some(rows.last().map(Vec::as_slice).unwrap_or_default()),
-            rows.len() as u64,
-        );
         let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
-        // Every statement carries the job's tag, so a restarted job sees them still running (see prepare_resume).
-        let tag = snapshot_apply::writer_tag(&self.opts.job);
         let statements = statements.into_iter().map(|s| format!("{tag}{s}")).collect();
-        let requests = snapshot_apply::chunk_requests(statements, format!("{tag}{progress}"), max_request)
+        snapshot_apply::chunk_requests(statements, format!("{tag}{progress}"), max_request)
             .into_iter()
-            .map(|r| match r.strip_suffix("COMMIT") {
-                Some(head) if head.ends_with(';') => format!("{head}{tag}COMMIT"),
-                _ => r,
+            .map(|r| match r {
+                snapshot_apply::ChunkRequest::Sql(r) => {
+                    snapshot_apply::ChunkRequest::Sql(match r.strip_suffix("COMMIT") {
+                        Some(head) if head.ends_with(';') => format!("{head}{tag}COMMIT"),
+                        _ => r,
+                    })
+                }
+                load => load,
             })
-            .collect();
-        let what = format!("copying {} row(s) into {} (chunk {chunk})", rows.len(), table.target_ident());
-        self.writers.submit(requests, what).await?;
-        self.stats.snapshot_rows += rows.len() as u64;
-        Ok(())
+            .collect()
     }
 
     /// The statements (and their row-count checks) that apply the row changes of `txs`, in order.
@@ -877,6 +944,7 @@ impl Applier {
                     }
                     // Any table may have changed (a rename moves names around): compare them again when next written.
                     self.checked_tables.clear();
+                    self.load_plans.clear();
                     self.table_keys.clear();
                 }
                 TxEvent::Row(_) => {

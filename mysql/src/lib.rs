@@ -9,6 +9,7 @@ pub mod conn;
 pub mod ddl;
 pub mod error;
 pub mod filter;
+pub mod load_data;
 pub mod parallel;
 pub mod prereq;
 pub mod schema;

@@ -25,6 +25,40 @@ use crate::value::Value;
 pub const DATA_SESSION_SETUP: &[&str] =
     &["SET time_zone = '+00:00'", "SET NAMES utf8mb4", "SET character_set_results = binary"];
 
+/// A table being read in key-range chunks (see [`Snapshot::next_chunk`]).
+pub struct ChunkCursor {
+    /// The table as sent (through a column map, if any).
+    pub output: Arc<TableMeta>,
+    /// The table as read.
+    source: Arc<TableMeta>,
+    /// Per output column, its source column (a column map).
+    projection: Option<Vec<usize>>,
+    row_filter: Option<String>,
+    /// SQL literals of the last key read.
+    last_key: Option<Vec<String>>,
+    /// Rows read so far.
+    pub rows: u64,
+    done: bool,
+}
+
+impl ChunkCursor {
+    /// The table can be read in key ranges (else it is read in one scan, see [`Snapshot::copy_table`]).
+    pub fn chunkable(&self) -> bool {
+        self.source.chunkable()
+    }
+
+    fn emit(&self, rows: Vec<Vec<Value>>) -> Change {
+        let rows = match &self.projection {
+            None => rows,
+            Some(indexes) => rows
+                .into_iter()
+                .map(|r| indexes.iter().map(|&i| r.get(i).cloned().unwrap_or(Value::Absent)).collect())
+                .collect(),
+        };
+        Change::SnapshotRows { table: self.output.clone(), rows }
+    }
+}
+
 pub struct Snapshot {
     data: Conn,
     meta: Conn,
@@ -201,6 +235,51 @@ impl Snapshot {
         crate::stream::check_position_available(&mut self.meta, flavor, position).await.is_ok()
     }
 
+    /// A cursor over a table with a usable key, from its start or (a resumed copy) after the key `after` (SQL
+    /// literals of the key columns, as [`key_literals`] wrote them). Read it with [`Snapshot::next_chunk`].
+    pub fn chunk_cursor(&self, output: &Arc<TableMeta>, after: Option<Vec<String>>) -> ChunkCursor {
+        // Rows are read with the source table and sent as `output` (projected through a column map, if any).
+        let (source, projection) = match self.projections.get(&(output.schema.clone(), output.name.clone())) {
+            Some((source, indexes)) => (source.clone(), Some(indexes.clone())),
+            None => (output.clone(), None),
+        };
+        let row_filter = self.row_filters.get(&(source.schema.clone(), source.name.clone())).cloned();
+        ChunkCursor { output: output.clone(), source, projection, row_filter, last_key: after, rows: 0, done: false }
+    }
+
+    /// The next `chunk_size` rows of the cursor's table in key order, as a [`Change::SnapshotRows`]; `None` once the
+    /// table is read.
+    pub async fn next_chunk(&mut self, cursor: &mut ChunkCursor, chunk_size: usize) -> Result<Option<Change>> {
+        if cursor.done {
+            return Ok(None);
+        }
+        let table = cursor.source.clone();
+        let columns = column_list(table.columns.iter());
+        let order =
+            table.key_columns.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(",");
+        let key_names: Vec<&str> = table.key_columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
+        let mut sql = format!("SELECT {columns} FROM {} WHERE ", table.source_ident());
+        match &cursor.row_filter {
+            Some(f) => sql.push_str(&format!("({f})")),
+            None => sql.push('1'),
+        }
+        if let Some(key) = &cursor.last_key {
+            sql.push_str(" AND ");
+            write_key_after(&mut sql, &key_names, key);
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {chunk_size}"));
+        let rows = self.read_rows(&sql, &table).await?;
+        if rows.len() < chunk_size {
+            cursor.done = true;
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        cursor.last_key = rows.last().map(|r| key_literals(&table, r));
+        cursor.rows += rows.len() as u64;
+        Ok(Some(cursor.emit(rows)))
+    }
+
     /// Reads one table in key order, `chunk_size` rows at a time, and sends the chunks: the whole table, or (a resumed
     /// copy) the rows after the key `after` (SQL literals of the key columns, as [`key_literals`] wrote them).
     /// Returns the number of rows read; stops early (Ok) when cancelled.
@@ -212,59 +291,25 @@ impl Snapshot {
         out: &mpsc::Sender<Change>,
         cancel: &CancellationToken,
     ) -> Result<u64> {
-        // Rows are read with the source table and sent as `output` (projected through a column map, if any).
-        let (source, projection) = match self.projections.get(&(output.schema.clone(), output.name.clone())) {
-            Some((source, indexes)) => (source.clone(), Some(indexes.clone())),
-            None => (output.clone(), None),
-        };
-        let table = &source;
-        let emit = |rows: Vec<Vec<Value>>| Change::SnapshotRows {
-            table: output.clone(),
-            rows: match &projection {
-                None => rows,
-                Some(indexes) => rows
-                    .into_iter()
-                    .map(|r| indexes.iter().map(|&i| r.get(i).cloned().unwrap_or(Value::Absent)).collect())
-                    .collect(),
-            },
-        };
-        let columns = column_list(table.columns.iter());
-        let row_filter = self.row_filters.get(&(table.schema.clone(), table.name.clone())).cloned();
-        let mut copied = 0u64;
-        if table.chunkable() {
-            let order =
-                table.key_columns.iter().map(|&i| quote_ident(&table.columns[i].name)).collect::<Vec<_>>().join(",");
-            let key_names: Vec<&str> = table.key_columns.iter().map(|&i| table.columns[i].name.as_str()).collect();
-            let mut last_key: Option<Vec<String>> = after.map(<[String]>::to_vec);
+        let mut cursor = self.chunk_cursor(output, after.map(<[String]>::to_vec));
+        if cursor.chunkable() {
             loop {
                 if cancel.is_cancelled() {
-                    return Ok(copied);
+                    return Ok(cursor.rows);
                 }
-                let mut sql = format!("SELECT {columns} FROM {} WHERE ", table.source_ident());
-                match &row_filter {
-                    Some(f) => sql.push_str(&format!("({f})")),
-                    None => sql.push('1'),
-                }
-                if let Some(key) = &last_key {
-                    sql.push_str(" AND ");
-                    write_key_after(&mut sql, &key_names, key);
-                }
-                sql.push_str(&format!(" ORDER BY {order} LIMIT {chunk_size}"));
-                let rows = self.read_rows(&sql, table).await?;
-                let n = rows.len();
-                if n == 0 {
-                    break;
-                }
-                last_key = rows.last().map(|r| key_literals(table, r));
-                copied += n as u64;
-                if out.send(emit(rows)).await.is_err() {
-                    return Ok(copied);
-                }
-                if n < chunk_size {
-                    break;
+                let Some(chunk) = self.next_chunk(&mut cursor, chunk_size).await? else {
+                    return Ok(cursor.rows);
+                };
+                if out.send(chunk).await.is_err() {
+                    return Ok(cursor.rows);
                 }
             }
-        } else {
+        }
+        let table = cursor.source.clone();
+        let columns = column_list(table.columns.iter());
+        let row_filter = cursor.row_filter.clone();
+        let mut copied = 0u64;
+        {
             // No usable key: one ordered scan, cut into chunks as it streams.
             let mut sql = format!("SELECT {columns} FROM {}", table.source_ident());
             if let Some(f) = &row_filter {
@@ -285,7 +330,7 @@ impl Snapshot {
                 if chunk.len() >= chunk_size {
                     copied += chunk.len() as u64;
                     let rows = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size.min(10_000)));
-                    if cancel.is_cancelled() || out.send(emit(rows)).await.is_err() {
+                    if cancel.is_cancelled() || out.send(cursor.emit(rows)).await.is_err() {
                         return Ok(copied);
                     }
                 }
@@ -293,7 +338,7 @@ impl Snapshot {
             drop(result);
             if !chunk.is_empty() {
                 copied += chunk.len() as u64;
-                let _ = out.send(emit(chunk)).await;
+                let _ = out.send(cursor.emit(chunk)).await;
             }
         }
         Ok(copied)

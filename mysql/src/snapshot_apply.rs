@@ -262,6 +262,13 @@ pub struct SnapshotWriters {
     running: JoinSet<(Option<Conn>, Result<()>)>,
 }
 
+/// One request of a chunk: SQL text, or a `LOAD DATA LOCAL INFILE` statement and the data it loads.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkRequest {
+    Sql(String),
+    Load { sql: String, data: Vec<u8> },
+}
+
 impl SnapshotWriters {
     pub fn new(endpoint: Endpoint, setup: Vec<String>, max: usize) -> Self {
         SnapshotWriters { endpoint, setup, max: max.max(1), idle: Vec::new(), open: 0, running: JoinSet::new() }
@@ -269,7 +276,7 @@ impl SnapshotWriters {
 
     /// Starts one chunk: `requests` run in order on one connection (the first opens the transaction, the last
     /// commits it). Waits for a free connection when all are busy; returns an error of an earlier chunk.
-    pub async fn submit(&mut self, requests: Vec<String>, what: String) -> Result<()> {
+    pub async fn submit(&mut self, requests: Vec<ChunkRequest>, what: String) -> Result<()> {
         while let Some(done) = self.running.try_join_next() {
             self.finished(done)?;
         }
@@ -343,9 +350,13 @@ impl SnapshotWriters {
     }
 }
 
-async fn run_chunk(mut conn: Conn, requests: Vec<String>, what: String) -> (Option<Conn>, Result<()>) {
-    for request in &requests {
-        if let Err(e) = conn.query_drop(request).await {
+async fn run_chunk(mut conn: Conn, requests: Vec<ChunkRequest>, what: String) -> (Option<Conn>, Result<()>) {
+    for request in requests {
+        let result = match request {
+            ChunkRequest::Sql(sql) => conn.query_drop(sql).await,
+            ChunkRequest::Load { sql, data } => load(&mut conn, &sql, data).await,
+        };
+        if let Err(e) = result {
             let _ = conn.query_drop("ROLLBACK").await;
             return (None, Err(MysqlError::query(what, e)));
         }
@@ -353,13 +364,41 @@ async fn run_chunk(mut conn: Conn, requests: Vec<String>, what: String) -> (Opti
     (Some(conn), Ok(()))
 }
 
+/// Runs a `LOAD DATA LOCAL INFILE` that reads `data`. `LOCAL` makes the server report rejected values and
+/// duplicate keys as warnings and go on: any warning is returned as the error the strict `INSERT` would have
+/// raised (the caller rolls the chunk back).
+async fn load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> std::result::Result<(), mysql_async::Error> {
+    use futures_util::StreamExt as _;
+    let data = bytes::Bytes::from(data);
+    conn.set_infile_handler(async move { Ok(futures_util::stream::once(async move { Ok(data) }).boxed()) });
+    conn.query_drop(sql).await?;
+    let warnings = conn.get_warnings();
+    if warnings == 0 {
+        return Ok(());
+    }
+    let shown: Vec<(String, u16, String)> = conn.query("SHOW WARNINGS LIMIT 3").await?;
+    let code = shown.first().map(|(_, code, _)| *code).unwrap_or(0);
+    let messages: Vec<String> =
+        shown.into_iter().map(|(level, code, message)| format!("{level} {code}: {message}")).collect();
+    Err(mysql_async::Error::Server(mysql_async::ServerError {
+        code,
+        message: format!(
+            "the target rejected rows of the chunk ({warnings} warning(s) of LOAD DATA LOCAL INFILE: {}); nothing of \
+             the chunk was kept. Fix the target table or the data; DTLE_SNAPSHOT_LOAD_DATA=0 copies with INSERT \
+             statements instead",
+            messages.join("; ")
+        ),
+        state: "HY000".into(),
+    }))
+}
+
 /// Groups statements into requests of at most `max_request` bytes: `START TRANSACTION` first, `COMMIT` last.
-pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: usize) -> Vec<String> {
+pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: usize) -> Vec<ChunkRequest> {
     let mut requests = Vec::new();
     let mut sql = String::from("START TRANSACTION");
     for statement in statements.into_iter().chain(std::iter::once(progress)) {
         if sql.len() + statement.len() > max_request && !sql.is_empty() {
-            requests.push(std::mem::take(&mut sql));
+            requests.push(ChunkRequest::Sql(std::mem::take(&mut sql)));
         }
         if !sql.is_empty() {
             sql.push(';');
@@ -370,8 +409,18 @@ pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: us
         sql.push(';');
     }
     sql.push_str("COMMIT");
-    requests.push(sql);
+    requests.push(ChunkRequest::Sql(sql));
     requests
+}
+
+/// The requests of a chunk loaded with `LOAD DATA LOCAL INFILE`: open, load, progress row and commit. Every
+/// statement carries `tag`.
+pub fn load_requests(tag: &str, load: &str, data: Vec<u8>, progress: &str) -> Vec<ChunkRequest> {
+    vec![
+        ChunkRequest::Sql(format!("{tag}START TRANSACTION")),
+        ChunkRequest::Load { sql: format!("{tag}{load}"), data },
+        ChunkRequest::Sql(format!("{tag}{progress};{tag}COMMIT")),
+    ]
 }
 
 /// Target tables (idents) with progress rows, for the applier: they are not emptied when the copy resumes.
@@ -407,8 +456,14 @@ mod tests {
     #[test]
     fn requests_open_and_commit_the_transaction() {
         let r = chunk_requests(vec!["A".into(), "B".into()], "P".into(), 1 << 20);
-        assert_eq!(r, vec!["START TRANSACTION;A;B;P;COMMIT".to_string()]);
+        assert_eq!(r, vec![ChunkRequest::Sql("START TRANSACTION;A;B;P;COMMIT".to_string())]);
         let r = chunk_requests(vec!["AAAA".into(), "BBBB".into()], "P".into(), 24);
-        assert_eq!(r, vec!["START TRANSACTION;AAAA".to_string(), "BBBB;P;COMMIT".to_string()]);
+        assert_eq!(
+            r,
+            vec![
+                ChunkRequest::Sql("START TRANSACTION;AAAA".to_string()),
+                ChunkRequest::Sql("BBBB;P;COMMIT".to_string())
+            ]
+        );
     }
 }

@@ -12,8 +12,12 @@ use crate::change::Change;
 use crate::conn::{Endpoint, Flavor};
 use crate::error::Result;
 use crate::filter::TableFilter;
-use crate::snapshot::{Snapshot, SnapshotResume, TableResume};
+use crate::snapshot::{ChunkCursor, Snapshot, SnapshotResume, TableResume};
 use crate::stream::{stream_binlog, BinlogOptions};
+
+/// Tables of the full copy read at once, a chunk of each in turn: consecutive chunks then go to different target
+/// tables, which the target's writers fill in parallel (chunks of one table mostly wait for each other there).
+pub const INTERLEAVED_TABLES: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct SourceOptions {
@@ -96,39 +100,81 @@ pub async fn run_source(
             {
                 return Ok(());
             }
+            // Tables are read in turn, a chunk of each (see [`INTERLEAVED_TABLES`]); a table without a usable key is
+            // read whole when its turn comes, and a table waits while another one with the same target is read.
+            let mut queue = std::collections::VecDeque::new();
             for table in &tables {
                 let progress = resume
                     .as_ref()
                     .and_then(|r| r.tables.get(&(table.target_schema.clone(), table.target_name.clone())));
-                let after = match progress {
-                    Some(TableResume::Done) => {
-                        info!(table = %table.source_name(), "full copy: already on the target");
-                        continue;
-                    }
-                    Some(TableResume::After(key)) => Some(key.as_slice()),
-                    None => None,
-                };
-                // A partly copied table keeps its rows: no DROP, no CREATE.
-                let create_sql = if opts.skip_create_db_table || after.is_some() {
-                    String::new()
-                } else {
-                    snapshot.create_table_sql(table).await?
-                };
-                let drop_first = opts.drop_table_if_exists && after.is_none();
-                let create = Change::CreateTable { table: table.clone(), create_sql, drop_first };
-                if out.send(create).await.is_err() {
-                    return Ok(());
+                match progress {
+                    Some(TableResume::Done) => info!(table = %table.source_name(), "full copy: already on the target"),
+                    Some(TableResume::After(key)) => queue.push_back((table.clone(), Some(key.clone()))),
+                    None => queue.push_back((table.clone(), None)),
                 }
-                if after.is_some() {
-                    info!(table = %table.source_name(), "full copy: continuing after the last chunk on the target");
-                }
-                let rows = snapshot.copy_table(table, opts.chunk_size, after, &out, &cancel).await?;
+            }
+            let mut active: Vec<ChunkCursor> = Vec::new();
+            let mut turn = 0;
+            loop {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                info!(table = %table.source_name(), rows, "full copy: table read");
-                if out.send(Change::SnapshotTableDone { table: table.clone() }).await.is_err() {
-                    return Ok(());
+                while active.len() < INTERLEAVED_TABLES {
+                    let Some((next, _)) = queue.front() else {
+                        break;
+                    };
+                    if active.iter().any(|c| c.output.target_ident() == next.target_ident()) {
+                        break;
+                    }
+                    let Some((table, after)) = queue.pop_front() else {
+                        break;
+                    };
+                    // A partly copied table keeps its rows: no DROP, no CREATE.
+                    let create_sql = if opts.skip_create_db_table || after.is_some() {
+                        String::new()
+                    } else {
+                        snapshot.create_table_sql(&table).await?
+                    };
+                    let drop_first = opts.drop_table_if_exists && after.is_none();
+                    let create = Change::CreateTable { table: table.clone(), create_sql, drop_first };
+                    if out.send(create).await.is_err() {
+                        return Ok(());
+                    }
+                    if after.is_some() {
+                        info!(table = %table.source_name(), "full copy: continuing after the last chunk on the target");
+                    }
+                    let cursor = snapshot.chunk_cursor(&table, after.clone());
+                    if cursor.chunkable() {
+                        active.push(cursor);
+                        continue;
+                    }
+                    let rows = snapshot.copy_table(&table, opts.chunk_size, after.as_deref(), &out, &cancel).await?;
+                    if cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    info!(table = %table.source_name(), rows, "full copy: table read");
+                    if out.send(Change::SnapshotTableDone { table }).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if active.is_empty() {
+                    break;
+                }
+                turn %= active.len();
+                match snapshot.next_chunk(&mut active[turn], opts.chunk_size).await? {
+                    Some(chunk) => {
+                        if out.send(chunk).await.is_err() {
+                            return Ok(());
+                        }
+                        turn += 1;
+                    }
+                    None => {
+                        let done = active.remove(turn);
+                        info!(table = %done.output.source_name(), rows = done.rows, "full copy: table read");
+                        if out.send(Change::SnapshotTableDone { table: done.output }).await.is_err() {
+                            return Ok(());
+                        }
+                    }
                 }
             }
             snapshot.finish().await;

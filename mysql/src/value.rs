@@ -135,7 +135,7 @@ impl Value {
     }
 }
 
-fn write_float(out: &mut String, v: f64) {
+pub(crate) fn write_float(out: &mut String, v: f64) {
     if v.is_finite() {
         // Rust prints the shortest text that parses back to the same f64; use exponent form for
         // very large/small magnitudes to keep statements short.

@@ -60,6 +60,10 @@ durability_note() {
         echo "(all instances: sync_binlog=0, innodb_flush_log_at_trx_commit=2 -- not durable, BENCH_DURABLE=0)"
     fi
 }
+# cpu_s PID -> CPU seconds (user + system) the process has used so far (0 when it is gone)
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# instance_pid NAME -> the mariadbd pid of a tests/mariadb.sh instance
+instance_pid() { cat "$REPO/tests/.run/$1/mariadbd.pid"; }
 # dtle_rss_kb -> the current resident set of the dtle process (VmRSS, KiB)
 dtle_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DTLE_PID/status" 2>/dev/null || echo 0; }
 bench_destroy() {

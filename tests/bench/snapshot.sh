@@ -72,7 +72,16 @@ for ((t = 1; t <= TABLES; t++)); do
 done
 blog "loaded in $(calc "$(now) - $t0" %.1f) s; data_length $(calc "$DATA_BYTES/1e6" %.1f) MB, index_length $(calc "$INDEX_BYTES/1e6" %.1f) MB"
 
-RESULTS=()   # "tool|rows|seconds|rss_kb|check"
+RESULTS=()   # "tool|rows|seconds|rss_kb|check|cpu seconds target/source/tool"
+SRC_PID="$(instance_pid bench_src)"
+DST_PID="$(instance_pid bench_dst)"
+# cpu_mark -> "target source" CPU seconds now;  cpu_since MARK TOOL_CPU -> "target/source/tool" used since MARK
+cpu_mark() { echo "$(cpu_s "$DST_PID") $(cpu_s "$SRC_PID")"; }
+cpu_since() {
+    local d0 s0
+    read -r d0 s0 <<<"$1"
+    echo "$(calc "$(cpu_s "$DST_PID") - $d0")/$(calc "$(cpu_s "$SRC_PID") - $s0")/$2"
+}
 verify() {   # verify -> OK / DIFF (row count + CHECKSUM TABLE of every target table vs the source)
     local n s t sums=""
     n=0
@@ -88,7 +97,8 @@ reset_dst() { q "$DST" "DROP DATABASE IF EXISTS bench; DROP DATABASE IF EXISTS d
 reset_dst
 blog "mariadb-dump --single-transaction bench | mariadb (bench_src -> bench_dst)"
 TIMEV=()
-[[ -x /usr/bin/time ]] && TIMEV=(/usr/bin/time -f %M -o)   # GNU time: peak RSS (KiB) of the client processes
+[[ -x /usr/bin/time ]] && TIMEV=(/usr/bin/time -f '%M %U %S' -o)   # GNU time: peak RSS (KiB), CPU of the clients
+cpu0="$(cpu_mark)"
 t0=$(now)
 if ((${#TIMEV[@]})); then
     "${TIMEV[@]}" "$TMP/dump_rss" mariadb-dump --no-defaults --protocol=tcp -h127.0.0.1 -P"$SRC" -uroot \
@@ -99,7 +109,11 @@ else
         qi "$DST"
 fi
 t1=$(now)
-RESULTS+=("mariadb-dump|$TOTAL|$(calc "$t1 - $t0" %.3f)|-|$(verify)")
+clients_cpu="?"
+if [[ -s "$TMP/dump_rss" && -s "$TMP/load_rss" ]]; then
+    clients_cpu="$(calc "$(tail -n1 "$TMP/dump_rss" | awk '{print $2 + $3}') + $(tail -n1 "$TMP/load_rss" | awk '{print $2 + $3}')")"
+fi
+RESULTS+=("mariadb-dump|$TOTAL|$(calc "$t1 - $t0" %.3f)|-|$(verify)|$(cpu_since "$cpu0" "$clients_cpu")")
 
 # ---------------------------------------------------------------- (b) dtle run, per ChunkSize
 for chunk in $CHUNK_SIZES; do
@@ -108,6 +122,7 @@ for chunk in $CHUNK_SIZES; do
     log="$TMP/dtle_snap_$chunk.log"
     write_job "$job" "bench_snap" "$SRC" "$DST" "" "$chunk" false
     blog "dtle run, ChunkSize $chunk (log: $log)"
+    cpu0="$(cpu_mark)"
     t0=$(now)
     dtle_start "$job" "$TMP/data_$chunk" "$log"
     deadline=$((SECONDS + 3600))
@@ -117,13 +132,14 @@ for chunk in $CHUNK_SIZES; do
         row="$(position_row "$DST" bench_snap)"
         [[ "${row%%$'\t'*}" == job_stage_incr ]] && break
         ((SECONDS < deadline)) || { blog "no job_stage_incr after 3600 s; last log lines:"; tail -n 30 "$log" >&2; exit 1; }
-        sleep 0.2
+        sleep 0.05
     done
     t1=$(now)
+    cpu="$(cpu_since "$cpu0" "$(cpu_s "$DTLE_PID")")"
     dtle_stop "$log"
     [[ "$DTLE_RC" == 0 ]] || blog "WARNING: dtle stop status: $DTLE_RC"
     DTLE_PID=""
-    RESULTS+=("dtle ChunkSize=$chunk|$TOTAL|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)")
+    RESULTS+=("dtle ChunkSize=$chunk|$TOTAL|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)|$cpu")
 done
 
 # ---------------------------------------------------------------- (c) kill -9 mid-copy, then resume
@@ -180,22 +196,23 @@ MB="$(calc "$DATA_BYTES/1e6" %.1f)"
 echo
 echo "== snapshot: bench.sbtest1..$TABLES, $TABLES x $ROWS = $TOTAL rows, data_length $MB MB (MB = 10^6 bytes of InnoDB data_length) =="
 durability_note
-printf '%-22s %10s %9s %10s %8s %10s  %s\n' tool rows seconds rows/s MB/s peak_RSS check
+printf '%-22s %10s %9s %10s %8s %10s  %-5s  %s\n' tool rows seconds rows/s MB/s peak_RSS check "CPU s target/source/tool"
 base=""
 for r in "${RESULTS[@]}"; do
-    IFS='|' read -r tool rows secs rss chk <<<"$r"
+    IFS='|' read -r tool rows secs rss chk cpu <<<"$r"
     [[ "$rss" == - ]] && rss_s="-" || rss_s="$(calc "$rss/1024" %.0f) MiB"
-    printf '%-22s %10s %9s %10s %8s %10s  %s\n' "$tool" "$rows" "$secs" \
-        "$(calc "$rows/$secs" %.0f)" "$(calc "$DATA_BYTES/1e6/$secs" %.1f)" "$rss_s" "$chk"
+    printf '%-22s %10s %9s %10s %8s %10s  %-5s  %s\n' "$tool" "$rows" "$secs" \
+        "$(calc "$rows/$secs" %.0f)" "$(calc "$DATA_BYTES/1e6/$secs" %.1f)" "$rss_s" "$chk" "$cpu"
     [[ -z "$base" ]] && base="$secs"
 done
 if [[ -s "$TMP/dump_rss" && -s "$TMP/load_rss" ]]; then
-    echo "(mariadb-dump row: peak RSS of the mariadb-dump process $(calc "$(tail -n1 "$TMP/dump_rss")/1024" %.0f) MiB," \
-        "of the mariadb client $(calc "$(tail -n1 "$TMP/load_rss")/1024" %.0f) MiB; server memory is not counted for any row)"
+    echo "(mariadb-dump row: peak RSS of the mariadb-dump process $(calc "$(tail -n1 "$TMP/dump_rss" | awk '{print $1}')/1024" %.0f) MiB," \
+        "of the mariadb client $(calc "$(tail -n1 "$TMP/load_rss" | awk '{print $1}')/1024" %.0f) MiB; server memory is not counted for any row;" \
+        "its tool CPU is both clients')"
 fi
 echo
 for r in "${RESULTS[@]:1}"; do
-    IFS='|' read -r tool rows secs rss chk <<<"$r"
+    IFS='|' read -r tool rows secs rss chk _ <<<"$r"
     echo "ratio $tool / mariadb-dump throughput: $(calc "$base/$secs" %.2f)x  (time $(calc "$secs/$base" %.2f)x)"
 done
 [[ -n "$RESUME_LINE" ]] && echo "resume: $RESUME_LINE"
