@@ -232,6 +232,10 @@ pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
     if std::env::var("DTLE_SNAPSHOT_LOAD_DATA").is_ok_and(|v| v.trim() == "0") {
         opts.snapshot_load_data = false;
     }
+    // Secondary indexes of the tables the copy creates are built once the tables are filled; 0 = from the start.
+    if std::env::var("DTLE_SNAPSHOT_DEFER_INDEXES").is_ok_and(|v| v.trim() == "0") {
+        opts.snapshot_defer_indexes = false;
+    }
     opts
 }
 

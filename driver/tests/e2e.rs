@@ -790,6 +790,96 @@ async fn full_copy_load_data_values_and_rejections() {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Tables the full copy creates get their plain secondary indexes once filled; unique keys, and every index of a
+/// table with foreign keys, exist from the start; a table that was on the target already is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_copy_adds_secondary_indexes_once_filled() {
+    let Some(ctx) = Ctx::new("deferred_indexes").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job_name) = ("e2e_deferred_idx", "e2e_deferred_idx");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    exec(
+        &mut src,
+        &format!(
+            "CREATE TABLE {schema}.a (id INT PRIMARY KEY, k INT NOT NULL, u VARCHAR(20) NOT NULL, note TEXT,
+               UNIQUE KEY u (u), KEY k_1 (k), KEY `k u` (k, u(5)) COMMENT 'two', FULLTEXT KEY ft (note)) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.parent (id INT PRIMARY KEY, k INT, KEY pk (k)) ENGINE=InnoDB"))
+        .await;
+    exec(
+        &mut src,
+        &format!(
+            "CREATE TABLE {schema}.child (id INT PRIMARY KEY, p INT, k INT, KEY ck (k),
+               CONSTRAINT fk_p FOREIGN KEY (p) REFERENCES {schema}.parent (id)) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.kept (id INT PRIMARY KEY, k INT, KEY kk (k)) ENGINE=InnoDB")).await;
+    exec(
+        &mut src,
+        &format!(
+            "INSERT INTO {schema}.a SELECT seq, seq % 7, CONCAT('u', seq), 'some words' FROM {schema}.seq_1_to_300"
+        ),
+    )
+    .await;
+    exec(&mut src, &format!("INSERT INTO {schema}.parent SELECT seq, seq FROM {schema}.seq_1_to_20")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.child SELECT seq, 1 + seq % 20, seq FROM {schema}.seq_1_to_50"))
+        .await;
+    exec(&mut src, &format!("INSERT INTO {schema}.kept SELECT seq, seq FROM {schema}.seq_1_to_10")).await;
+    // `kept` is on the target already, without the source's index: the copy fills it and adds nothing.
+    exec(&mut dst, &format!("CREATE DATABASE {schema}")).await;
+    exec(&mut dst, &format!("CREATE TABLE {schema}.kept (id INT PRIMARY KEY, k INT) ENGINE=InnoDB")).await;
+
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        s.dst,
+        &format!("{}\nGtid = \"\"\nChunkSize = 40", replicate_schema(schema)),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    wait_stage_incr(&mut dst, job_name, &mut dtle).await;
+    for t in ["a", "parent", "child", "kept"] {
+        assert_tables_equal(&mut src, &mut dst, &format!("{schema}.{t}"), Some("id")).await;
+    }
+    for t in ["a", "parent", "child"] {
+        let show = format!("SHOW CREATE TABLE {schema}.{t}");
+        let (a, b) = (query_raw(&mut src, &show).await, query_raw(&mut dst, &show).await);
+        assert_eq!(show_row(&a[0]), show_row(&b[0]), "{t}: the target's definition differs");
+    }
+    let kept = query_raw(&mut dst, &format!("SHOW CREATE TABLE {schema}.kept")).await;
+    assert!(!show_row(&kept[0]).contains("kk"), "an existing target table got an index: {}", show_row(&kept[0]));
+    let log = dtle.log_text();
+    let deferred: Vec<&str> =
+        log.lines().filter(|l| l.contains("secondary indexes are added once the table is copied")).collect();
+    assert!(
+        deferred.len() == 2
+            && deferred.iter().any(|l| l.contains("`a`"))
+            && deferred.iter().any(|l| l.contains("`parent`")),
+        "the indexes of a and parent (not child: foreign key; not kept: existed) should have been deferred:\n{}",
+        deferred.join("\n")
+    );
+    let owed = query_u64(
+        &mut dst,
+        &format!("SELECT COUNT(*) FROM dtle.snapshot_deferred_index WHERE table_schema = '{schema}'"),
+    )
+    .await;
+    assert_eq!(owed, 0, "secondary indexes still owed after the copy");
+    // Replication goes on using them.
+    exec(&mut src, &format!("UPDATE {schema}.a SET k = k + 1 WHERE k = 3")).await;
+    wait_tables_equal(&mut src, &mut dst, &format!("{schema}.a"), Some("id"), &mut dtle).await;
+    dtle.stop_cleanly().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_from_configured_gtid() {
     let Some(ctx) = Ctx::new("gtid_start").await else {

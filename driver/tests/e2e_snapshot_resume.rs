@@ -69,8 +69,11 @@ async fn killed_full_copy_resumes_per_chunk() {
     exec(&mut src, &format!("CREATE TABLE {SCHEMA}.a_nokey (a INT, b VARCHAR(16))")).await;
     exec(&mut src, &format!("INSERT INTO {SCHEMA}.a_nokey SELECT seq % 10, 'b' FROM {SCHEMA}.seq_1_to_50")).await;
     for t in TABLES {
-        exec(&mut src, &format!("CREATE TABLE {SCHEMA}.{t} (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200))"))
-            .await;
+        exec(
+            &mut src,
+            &format!("CREATE TABLE {SCHEMA}.{t} (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200), KEY v_pad (v, pad(8)))"),
+        )
+        .await;
         exec(
             &mut src,
             &format!("INSERT INTO {SCHEMA}.{t} SELECT seq, seq % 97, REPEAT('p', 150) FROM {SCHEMA}.seq_1_to_{ROWS}"),
@@ -155,7 +158,17 @@ async fn killed_full_copy_resumes_per_chunk() {
     wait_target_caught_up(s, &mut dst, JOB, &mut dtle).await;
     for t in TABLES {
         assert_tables_equal(&mut src, &mut dst, &format!("{SCHEMA}.{t}"), Some("id")).await;
+        // Created without its secondary index, which was added once the table was copied (in the second run).
+        let show = format!("SHOW CREATE TABLE {SCHEMA}.{t}");
+        let (a, b) = (query_raw(&mut src, &show).await, query_raw(&mut dst, &show).await);
+        assert_eq!(show_row(&a[0]), show_row(&b[0]), "{t}: the target's definition differs");
     }
+    let owed = query_u64(
+        &mut dst,
+        &format!("SELECT COUNT(*) FROM dtle.snapshot_deferred_index WHERE table_schema = '{SCHEMA}'"),
+    )
+    .await;
+    assert_eq!(owed, 0, "secondary indexes still owed after the copy");
     assert_tables_equal(&mut src, &mut dst, &format!("{SCHEMA}.a_nokey"), None).await;
     dtle.stop_cleanly().await;
 

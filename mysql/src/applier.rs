@@ -59,6 +59,9 @@ pub struct ApplierOptions {
     pub parallel_workers: usize,
     /// Full-copy chunks go as `LOAD DATA LOCAL INFILE` when the target allows it (see [`crate::load_data`]).
     pub snapshot_load_data: bool,
+    /// Tables dtle creates for a full copy get their plain secondary indexes once filled (see
+    /// [`snapshot_apply::split_secondary_indexes`]).
+    pub snapshot_defer_indexes: bool,
 }
 
 impl ApplierOptions {
@@ -71,6 +74,7 @@ impl ApplierOptions {
             snapshot_writers: snapshot_apply::SNAPSHOT_WRITERS,
             parallel_workers: 1,
             snapshot_load_data: true,
+            snapshot_defer_indexes: true,
         }
     }
 }
@@ -185,7 +189,11 @@ impl Applier {
         conn.query_drop(CREATE_POSITION_TABLE)
             .await
             .map_err(|e| MysqlError::query(format!("creating {POSITION_TABLE} on the target"), e))?;
-        for create in [snapshot_apply::CREATE_PROGRESS_TABLE, snapshot_apply::CREATE_CATCHUP_TABLE] {
+        for create in [
+            snapshot_apply::CREATE_PROGRESS_TABLE,
+            snapshot_apply::CREATE_CATCHUP_TABLE,
+            snapshot_apply::CREATE_DEFERRED_INDEX_TABLE,
+        ] {
             conn.query_drop(create)
                 .await
                 .map_err(|e| MysqlError::query("creating the full-copy progress tables", e))?;
@@ -469,7 +477,12 @@ impl Applier {
                 // The table's end marker; a resumed copy skips the table once every chunk before it is there.
                 let chunk = self.next_chunk_of(table);
                 let sql = snapshot_apply::progress_insert(&self.opts.job, table, chunk, None, 0);
-                self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording a table's full copy", e))?;
+                if !self.add_deferred_indexes(table, &sql).await? {
+                    self.conn
+                        .query_drop(sql)
+                        .await
+                        .map_err(|e| MysqlError::query("recording a table's full copy", e))?;
+                }
                 Ok(None)
             }
             Change::SnapshotDone { position } => {
@@ -507,8 +520,52 @@ impl Applier {
         if drop_first {
             statements.push(format!("DROP TABLE IF EXISTS {}", table.target_ident()));
         }
+        let mut create_sql = create_sql.to_string();
+        // A table this copy creates gets its plain secondary indexes once filled; they are recorded first, so a
+        // table created without them always has them owed. A table that exists already is left as it is.
+        if !create_sql.is_empty() && self.opts.snapshot_defer_indexes {
+            let exists = !drop_first
+                && self
+                    .conn
+                    .exec_first::<u64, _, _>(
+                        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                        (table.target_schema.as_str(), table.target_name.as_str()),
+                    )
+                    .await
+                    .map_err(|e| MysqlError::query(format!("looking for {} on the target", table.target_ident()), e))?
+                    .unwrap_or(0)
+                    > 0;
+            if let Some((without, deferred)) =
+                (!exists).then(|| snapshot_apply::split_secondary_indexes(&create_sql)).flatten()
+            {
+                let (schema, name) = (quote_str(&table.target_schema), quote_str(&table.target_name));
+                let mut record = format!(
+                    "START TRANSACTION;DELETE FROM {} WHERE table_schema = {schema} AND table_name = {name};",
+                    snapshot_apply::DEFERRED_INDEX_TABLE
+                );
+                for (ordinal, (index, definition)) in deferred.iter().enumerate() {
+                    let _ = write!(
+                        record,
+                        "INSERT INTO {} (table_schema, table_name, index_name, ordinal, definition, job_name) VALUES \
+                         ({schema}, {name}, {}, {ordinal}, {}, {});",
+                        snapshot_apply::DEFERRED_INDEX_TABLE,
+                        quote_str(index),
+                        quote_str(definition),
+                        quote_str(&self.opts.job)
+                    );
+                }
+                record.push_str("COMMIT");
+                statements.push(record);
+                create_sql = without;
+                info!(table = %table.target_ident(), indexes = deferred.len(), "secondary indexes are added once the table is copied");
+            }
+        }
         if !create_sql.is_empty() {
-            statements.push(create_sql.to_string());
+            // A child table may come before its parent (tables go in name order): created without checking its
+            // foreign keys, as mariadb-dump's output does.
+            statements.push("SET SESSION foreign_key_checks = 0".into());
+            statements.push(create_sql);
+            statements.push(format!("SET SESSION foreign_key_checks = {}", u8::from(self.opts.foreign_key_checks)));
         }
         for sql in statements {
             self.conn
@@ -529,6 +586,60 @@ impl Applier {
             })?;
         }
         Ok(())
+    }
+
+    /// At the end of a table's copy: the secondary indexes owed to it (see [`Self::create_table`]) are added once
+    /// its chunks are committed, then `done` (its end marker) is recorded with the owed records gone, by one writer
+    /// while the others go on with other tables. Returns false when nothing is owed (the caller records `done`).
+    async fn add_deferred_indexes(&mut self, table: &TableMeta, done: &str) -> Result<bool> {
+        let owed: Vec<(String, String)> = self
+            .conn
+            .exec(
+                format!(
+                    "SELECT index_name, definition FROM {} WHERE table_schema = ? AND table_name = ? ORDER BY ordinal",
+                    snapshot_apply::DEFERRED_INDEX_TABLE
+                ),
+                (table.target_schema.as_str(), table.target_name.as_str()),
+            )
+            .await
+            .map_err(|e| MysqlError::query("reading the secondary indexes owed to a copied table", e))?;
+        if owed.is_empty() {
+            return Ok(false);
+        }
+        // Added before a crash but not yet struck off: not added twice.
+        let present: HashSet<String> = self
+            .conn
+            .exec::<String, _, _>(
+                "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (table.target_schema.as_str(), table.target_name.as_str()),
+            )
+            .await
+            .map_err(|e| MysqlError::query(format!("reading the indexes of {}", table.target_ident()), e))?
+            .into_iter()
+            .collect();
+        let missing: Vec<&str> = owed
+            .iter()
+            .filter(|(name, _)| !present.contains(name))
+            .map(|(_, definition)| definition.as_str())
+            .collect();
+        self.writers.wait_all().await?;
+        let tag = snapshot_apply::writer_tag(&self.opts.job);
+        let mut requests = Vec::new();
+        if !missing.is_empty() {
+            let adds = missing.iter().map(|d| format!("ADD {d}")).collect::<Vec<_>>().join(", ");
+            requests
+                .push(snapshot_apply::ChunkRequest::Sql(format!("{tag}ALTER TABLE {} {adds}", table.target_ident())));
+        }
+        requests.push(snapshot_apply::ChunkRequest::Sql(format!(
+            "{tag}START TRANSACTION;{tag}DELETE FROM {} WHERE table_schema = {} AND table_name = {};{tag}{done};{tag}COMMIT",
+            snapshot_apply::DEFERRED_INDEX_TABLE,
+            quote_str(&table.target_schema),
+            quote_str(&table.target_name)
+        )));
+        info!(table = %table.target_ident(), indexes = missing.len(), "copied; adding its secondary indexes");
+        let what = format!("adding the secondary indexes of {} after its full copy", table.target_ident());
+        self.writers.submit(requests, what).await?;
+        Ok(true)
     }
 
     /// Compares the target table with the source definition once per table.
