@@ -822,6 +822,29 @@ async fn full_copy_adds_secondary_indexes_once_filled() {
     )
     .await;
     exec(&mut src, &format!("CREATE TABLE {schema}.kept (id INT PRIMARY KEY, k INT, KEY kk (k)) ENGINE=InnoDB")).await;
+    // A foreign key on a plain index of a table that sorts (and is created) first; an AUTO_INCREMENT column whose only
+    // index is a secondary one.
+    exec(&mut src, &format!("CREATE TABLE {schema}.fa_parent (id INT PRIMARY KEY, k INT, KEY fk_k (k)) ENGINE=InnoDB"))
+        .await;
+    exec(
+        &mut src,
+        &format!(
+            "CREATE TABLE {schema}.fb_child (id INT PRIMARY KEY, pk INT,
+               CONSTRAINT fb_fk FOREIGN KEY (pk) REFERENCES {schema}.fa_parent (k)) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    exec(
+        &mut src,
+        &format!(
+            "CREATE TABLE {schema}.inc (t INT NOT NULL, id INT NOT NULL AUTO_INCREMENT, k INT,
+               PRIMARY KEY (t, id), KEY id (id), KEY k (k, id)) ENGINE=InnoDB"
+        ),
+    )
+    .await;
+    exec(&mut src, &format!("INSERT INTO {schema}.fa_parent SELECT seq, seq FROM {schema}.seq_1_to_30")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.fb_child SELECT seq, seq FROM {schema}.seq_1_to_30")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.inc (t, k) SELECT seq % 3, seq FROM {schema}.seq_1_to_100")).await;
     exec(
         &mut src,
         &format!(
@@ -846,10 +869,10 @@ async fn full_copy_adds_secondary_indexes_once_filled() {
     );
     let mut dtle = Dtle::run(ctx.path(), &job);
     wait_stage_incr(&mut dst, job_name, &mut dtle).await;
-    for t in ["a", "parent", "child", "kept"] {
+    for t in ["a", "parent", "child", "kept", "fa_parent", "fb_child", "inc"] {
         assert_tables_equal(&mut src, &mut dst, &format!("{schema}.{t}"), Some("id")).await;
     }
-    for t in ["a", "parent", "child"] {
+    for t in ["a", "parent", "child", "fa_parent", "fb_child", "inc"] {
         let show = format!("SHOW CREATE TABLE {schema}.{t}");
         let (a, b) = (query_raw(&mut src, &show).await, query_raw(&mut dst, &show).await);
         assert_eq!(show_row(&a[0]), show_row(&b[0]), "{t}: the target's definition differs");
@@ -860,11 +883,15 @@ async fn full_copy_adds_secondary_indexes_once_filled() {
     let deferred: Vec<&str> =
         log.lines().filter(|l| l.contains("secondary indexes are added once the table is copied")).collect();
     assert!(
-        deferred.len() == 2
-            && deferred.iter().any(|l| l.contains("`a`"))
-            && deferred.iter().any(|l| l.contains("`parent`")),
-        "the indexes of a and parent (not child: foreign key; not kept: existed) should have been deferred:\n{}",
+        deferred.len() == 4 && ["`a`", "`parent`", "`fa_parent`", "`inc`"].iter().all(|t| deferred.iter().any(|l| l.contains(t))),
+        "the indexes of a, parent, fa_parent and inc (not child, fb_child: foreign keys; not kept: existed) should have \
+         been deferred:\n{}",
         deferred.join("\n")
+    );
+    assert!(
+        log.contains("a foreign key needs an index of a table being copied"),
+        "fb_child's foreign key needed fa_parent's index at once:\n{}",
+        tail(&log, 30)
     );
     let owed = query_u64(
         &mut dst,

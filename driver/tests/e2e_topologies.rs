@@ -84,7 +84,7 @@ async fn sharded_schemas_merge_into_one_target_in_one_job() {
     reset_target(&mut dst, target, job).await;
     for (n, shard) in ["e2e_shard_1", "e2e_shard_2"].iter().enumerate() {
         reset_source_schema(&mut src, shard).await;
-        exec(&mut src, &format!("CREATE TABLE {shard}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+        exec(&mut src, &format!("CREATE TABLE {shard}.t (id INT PRIMARY KEY, v INT NOT NULL, KEY kv (v))")).await;
         exec(&mut src, &format!("INSERT INTO {shard}.t SELECT seq * 2 + {n}, seq FROM {shard}.seq_1_to_3000")).await;
     }
     let conf = format!(
@@ -103,6 +103,15 @@ async fn sharded_schemas_merge_into_one_target_in_one_job() {
     let merged = query_raw(&mut dst, &format!("SELECT id, v FROM {target}.t ORDER BY id")).await;
     assert_eq!(union.len(), merged.len(), "row counts");
     assert!(union == merged, "the merged table differs from the union of the shards");
+    // The secondary index, built once the first shard was copied, is there once (not added again for the second).
+    let kv = query_u64(
+        &mut dst,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{target}' AND INDEX_NAME = 'kv'"
+        ),
+    )
+    .await;
+    assert_eq!(kv, 1, "index kv on the merged table");
     d.stop_cleanly().await;
 }
 

@@ -522,8 +522,9 @@ impl Applier {
         }
         let mut create_sql = create_sql.to_string();
         // A table this copy creates gets its plain secondary indexes once filled; they are recorded first, so a
-        // table created without them always has them owed. A table that exists already is left as it is.
-        if !create_sql.is_empty() && self.opts.snapshot_defer_indexes {
+        // table created without them always has them owed. A table that exists already is left as it is (if an
+        // earlier run created it, what that run recorded is still owed).
+        if !create_sql.is_empty() {
             let exists = !drop_first
                 && self
                     .conn
@@ -535,43 +536,43 @@ impl Applier {
                     .map_err(|e| MysqlError::query(format!("looking for {} on the target", table.target_ident()), e))?
                     .unwrap_or(0)
                     > 0;
-            if let Some((without, deferred)) =
-                (!exists).then(|| snapshot_apply::split_secondary_indexes(&create_sql)).flatten()
-            {
+            if !exists {
                 let (schema, name) = (quote_str(&table.target_schema), quote_str(&table.target_name));
                 let mut record = format!(
                     "START TRANSACTION;DELETE FROM {} WHERE table_schema = {schema} AND table_name = {name};",
                     snapshot_apply::DEFERRED_INDEX_TABLE
                 );
-                for (ordinal, (index, definition)) in deferred.iter().enumerate() {
-                    let _ = write!(
-                        record,
-                        "INSERT INTO {} (table_schema, table_name, index_name, ordinal, definition, job_name) VALUES \
-                         ({schema}, {name}, {}, {ordinal}, {}, {});",
-                        snapshot_apply::DEFERRED_INDEX_TABLE,
-                        quote_str(index),
-                        quote_str(definition),
-                        quote_str(&self.opts.job)
-                    );
+                let split = match self.opts.snapshot_defer_indexes {
+                    true => snapshot_apply::split_secondary_indexes(&create_sql),
+                    false => None,
+                };
+                if let Some((without, deferred)) = split {
+                    for (ordinal, (index, definition)) in deferred.iter().enumerate() {
+                        let _ = write!(
+                            record,
+                            "INSERT INTO {} (table_schema, table_name, index_name, ordinal, definition, job_name) \
+                             VALUES ({schema}, {name}, {}, {ordinal}, {}, {});",
+                            snapshot_apply::DEFERRED_INDEX_TABLE,
+                            quote_str(index),
+                            quote_str(definition),
+                            quote_str(&self.opts.job)
+                        );
+                    }
+                    create_sql = without;
+                    info!(table = %table.target_ident(), indexes = deferred.len(), "secondary indexes are added once the table is copied");
                 }
                 record.push_str("COMMIT");
                 statements.push(record);
-                create_sql = without;
-                info!(table = %table.target_ident(), indexes = deferred.len(), "secondary indexes are added once the table is copied");
             }
-        }
-        if !create_sql.is_empty() {
-            // A child table may come before its parent (tables go in name order): created without checking its
-            // foreign keys, as mariadb-dump's output does.
-            statements.push("SET SESSION foreign_key_checks = 0".into());
-            statements.push(create_sql);
-            statements.push(format!("SET SESSION foreign_key_checks = {}", u8::from(self.opts.foreign_key_checks)));
         }
         for sql in statements {
             self.conn
                 .query_drop(&sql)
                 .await
                 .map_err(|e| MysqlError::query(format!("creating {} on the target", table.target_ident()), e))?;
+        }
+        if !create_sql.is_empty() {
+            self.run_create_table(table, &create_sql).await?;
         }
         self.checked_tables.remove(&table.target_ident());
         self.load_plans.clear();
@@ -588,10 +589,61 @@ impl Applier {
         Ok(())
     }
 
-    /// At the end of a table's copy: the secondary indexes owed to it (see [`Self::create_table`]) are added once
-    /// its chunks are committed, then `done` (its end marker) is recorded with the owed records gone, by one writer
-    /// while the others go on with other tables. Returns false when nothing is owed (the caller records `done`).
-    async fn add_deferred_indexes(&mut self, table: &TableMeta, done: &str) -> Result<bool> {
+    /// Runs a table's `CREATE TABLE`. A child table may come before its parent (tables go in name order): created
+    /// without checking its foreign keys, as mariadb-dump's output does. A parent this copy created without the
+    /// index a foreign key needs gets its owed indexes at once, and the child is created again.
+    async fn run_create_table(&mut self, table: &TableMeta, create_sql: &str) -> Result<()> {
+        let fk = u8::from(self.opts.foreign_key_checks);
+        let create = |create_sql: String| {
+            format!("SET SESSION foreign_key_checks = 0;{create_sql};SET SESSION foreign_key_checks = {fk}")
+        };
+        let context = || format!("creating {} on the target", table.target_ident());
+        let error = match self.conn.query_drop(create(create_sql.to_string())).await {
+            Ok(()) => return Ok(()),
+            Err(e) => MysqlError::query(context(), e),
+        };
+        let _ = self.conn.query_drop(format!("SET SESSION foreign_key_checks = {fk}")).await;
+        // 1005 errno 150 (MariaDB) / 1822 (MySQL): a referenced table lacks an index for the foreign key.
+        if !matches!(error.server_code(), Some(1005 | 1822)) || !create_sql.contains("FOREIGN KEY") {
+            return Err(error);
+        }
+        let owed: Vec<String> = self
+            .conn
+            .exec(
+                format!(
+                    "SELECT DISTINCT table_name FROM {} WHERE table_schema = ?",
+                    snapshot_apply::DEFERRED_INDEX_TABLE
+                ),
+                (table.target_schema.as_str(),),
+            )
+            .await
+            .map_err(|e| MysqlError::query("reading the secondary indexes owed to copied tables", e))?;
+        if owed.is_empty() {
+            return Err(error);
+        }
+        for name in owed {
+            let (_, alter) = self.owed_indexes(&table.target_schema, &name).await?;
+            info!(table = %table.target_ident(), parent = %name, "a foreign key needs an index of a table being copied: adding its secondary indexes now");
+            let ident = format!("{}.{}", quote_ident(&table.target_schema), quote_ident(&name));
+            let mut sql = alter.map(|a| format!("{a};")).unwrap_or_default();
+            let _ = write!(
+                sql,
+                "DELETE FROM {} WHERE table_schema = {} AND table_name = {}",
+                snapshot_apply::DEFERRED_INDEX_TABLE,
+                quote_str(&table.target_schema),
+                quote_str(&name)
+            );
+            self.conn
+                .query_drop(sql)
+                .await
+                .map_err(|e| MysqlError::query(format!("adding the secondary indexes of {ident}"), e))?;
+        }
+        self.conn.query_drop(create(create_sql.to_string())).await.map_err(|e| MysqlError::query(context(), e))
+    }
+
+    /// Whether secondary indexes are recorded as owed to the target table `schema`.`name`, and the `ALTER TABLE`
+    /// that adds those not on it yet (added before a crash but not yet struck off: not added twice).
+    async fn owed_indexes(&mut self, schema: &str, name: &str) -> Result<(bool, Option<String>)> {
         let owed: Vec<(String, String)> = self
             .conn
             .exec(
@@ -599,36 +651,49 @@ impl Applier {
                     "SELECT index_name, definition FROM {} WHERE table_schema = ? AND table_name = ? ORDER BY ordinal",
                     snapshot_apply::DEFERRED_INDEX_TABLE
                 ),
-                (table.target_schema.as_str(), table.target_name.as_str()),
+                (schema, name),
             )
             .await
             .map_err(|e| MysqlError::query("reading the secondary indexes owed to a copied table", e))?;
         if owed.is_empty() {
-            return Ok(false);
+            return Ok((false, None));
         }
-        // Added before a crash but not yet struck off: not added twice.
         let present: HashSet<String> = self
             .conn
             .exec::<String, _, _>(
                 "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (table.target_schema.as_str(), table.target_name.as_str()),
+                (schema, name),
             )
             .await
-            .map_err(|e| MysqlError::query(format!("reading the indexes of {}", table.target_ident()), e))?
+            .map_err(|e| MysqlError::query(format!("reading the indexes of {schema}.{name}"), e))?
             .into_iter()
+            .map(|n| n.to_lowercase())
             .collect();
-        let missing: Vec<&str> = owed
+        let adds: Vec<String> = owed
             .iter()
-            .filter(|(name, _)| !present.contains(name))
-            .map(|(_, definition)| definition.as_str())
+            .filter(|(index, _)| !present.contains(&index.to_lowercase()))
+            .map(|(_, definition)| format!("ADD {definition}"))
             .collect();
-        self.writers.wait_all().await?;
+        let alter = (!adds.is_empty())
+            .then(|| format!("ALTER TABLE {}.{} {}", quote_ident(schema), quote_ident(name), adds.join(", ")));
+        Ok((true, alter))
+    }
+
+    /// At the end of a table's copy: the secondary indexes owed to it (see [`Self::create_table`]) are added once
+    /// its chunks are committed, then `done` (its end marker) is recorded with the owed records gone, by one writer
+    /// while the others go on with other tables. Returns false when nothing is owed (the caller records `done`).
+    async fn add_deferred_indexes(&mut self, table: &TableMeta, done: &str) -> Result<bool> {
+        let ident = table.target_ident();
+        // Its chunks, and the index build of an earlier source table merged into the same target, end first.
+        self.writers.wait_target(&ident).await?;
+        let (recorded, alter) = self.owed_indexes(&table.target_schema, &table.target_name).await?;
+        if !recorded {
+            return Ok(false);
+        }
         let tag = snapshot_apply::writer_tag(&self.opts.job);
         let mut requests = Vec::new();
-        if !missing.is_empty() {
-            let adds = missing.iter().map(|d| format!("ADD {d}")).collect::<Vec<_>>().join(", ");
-            requests
-                .push(snapshot_apply::ChunkRequest::Sql(format!("{tag}ALTER TABLE {} {adds}", table.target_ident())));
+        if let Some(alter) = &alter {
+            requests.push(snapshot_apply::ChunkRequest::Sql(format!("{tag}{alter}")));
         }
         requests.push(snapshot_apply::ChunkRequest::Sql(format!(
             "{tag}START TRANSACTION;{tag}DELETE FROM {} WHERE table_schema = {} AND table_name = {};{tag}{done};{tag}COMMIT",
@@ -636,9 +701,9 @@ impl Applier {
             quote_str(&table.target_schema),
             quote_str(&table.target_name)
         )));
-        info!(table = %table.target_ident(), indexes = missing.len(), "copied; adding its secondary indexes");
-        let what = format!("adding the secondary indexes of {} after its full copy", table.target_ident());
-        self.writers.submit(requests, what).await?;
+        info!(table = %ident, adding = alter.is_some(), "copied; adding its secondary indexes");
+        let what = format!("adding the secondary indexes of {ident} after its full copy");
+        self.writers.submit(ident, requests, what).await?;
         Ok(true)
     }
 
@@ -729,7 +794,7 @@ impl Applier {
             Some(requests) => requests,
             None => self.insert_requests(table, rows, &tag, progress),
         };
-        self.writers.submit(requests, what).await?;
+        self.writers.submit(table.target_ident(), requests, what).await?;
         self.stats.snapshot_rows += rows.len() as u64;
         Ok(())
     }

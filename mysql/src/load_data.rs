@@ -22,8 +22,9 @@
 //! # Errors stay errors
 //!
 //! `LOCAL` makes the server turn data errors and duplicate keys into warnings and go on. The writer checks the
-//! warning count of every load; any warning rolls the chunk back and stops the copy with the server's messages,
-//! as the strict-mode `INSERT` would have.
+//! warnings of every load; a warning about the data (not a note) rolls the chunk back and stops the copy with the
+//! server's messages, as the strict-mode `INSERT` would have. The data goes in pieces of 1 MiB (the server reads
+//! it in packets of at most `max_allowed_packet`).
 //!
 //! A target with `local_infile` off gets `INSERT` statements (see the applier).
 
@@ -70,7 +71,7 @@ impl LoadPlan {
                 "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
                 | "geometrycollection" | "geomcollection" => return None,
                 _ => match (&column.charset, &target.charset) {
-                    (Some(source), Some(target)) if !source.eq_ignore_ascii_case(target) => Field::Convert,
+                    (Some(source), Some(target)) if !same_charset(source, target) => Field::Convert,
                     (Some(_), None) | (None, Some(_)) => return None,
                     _ => Field::Direct,
                 },
@@ -179,10 +180,19 @@ fn push_field(out: &mut Vec<u8>, value: &Value, field: Field) -> Option<()> {
     Some(())
 }
 
+/// `utf8` is another name of `utf8mb3`.
+fn same_charset(a: &str, b: &str) -> bool {
+    let canonical =
+        |c: &str| if c.eq_ignore_ascii_case("utf8") { "utf8mb3".to_string() } else { c.to_ascii_lowercase() };
+    canonical(a) == canonical(b)
+}
+
 /// The shortest text that parses back to the same value (as the `INSERT` literals); NaN and infinities, which
-/// MySQL cannot store, as NULL like there.
+/// MySQL cannot store, as NULL like there; -0 as 0, which is what the `INSERT` literal `-0` (an integer) stores.
 fn push_float(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
+    if v == 0.0 {
+        out.push(b'0');
+    } else if v.is_finite() {
         let mut text = String::new();
         crate::value::write_float(&mut text, v);
         out.extend_from_slice(text.as_bytes());
@@ -308,6 +318,10 @@ mod tests {
             Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0 },
             Value::Double(f64::NAN),
         ];
+        let zero = LoadPlan::new(&t, &t.columns).unwrap();
+        let mut negative_zero = row.clone();
+        negative_zero[0] = Value::Double(-0.0);
+        assert!(zero.encode(&[negative_zero]).unwrap().starts_with(b"0\t"));
         assert_eq!(
             String::from_utf8(plan.encode(&[row]).unwrap()).unwrap(),
             "1e300\t-1.50\t2024-02-29 01:02:03.000004\t0000-00-00 00:00:00\t-838:59:59.000000\t\\N\n"
@@ -325,6 +339,11 @@ mod tests {
         ]);
         let mut target = source.columns.clone();
         target[3].charset = Some("utf8mb4".into());
+        // utf8 and utf8mb3 are one character set: no conversion.
+        let alias = table(vec![column("a", "varchar", Some("utf8"))]);
+        let mut mb3 = alias.columns.clone();
+        mb3[0].charset = Some("utf8mb3".into());
+        assert!(LoadPlan::new(&alias, &mb3).unwrap().statement().ends_with("(`a`)"));
         let plan = LoadPlan::new(&source, &target).unwrap();
         assert!(
             plan.statement().ends_with(
