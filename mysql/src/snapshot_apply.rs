@@ -496,7 +496,17 @@ async fn load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> std::result::Result<
     let pieces: Vec<bytes::Bytes> =
         (0..data.len()).step_by(PIECE).map(|at| data.slice(at..(at + PIECE).min(data.len()))).collect();
     conn.set_infile_handler(async move { Ok(futures_util::stream::iter(pieces.into_iter().map(Ok)).boxed()) });
-    conn.query_drop(sql).await?;
+    conn.query_drop(sql).await.map_err(|e| match e {
+        // LOAD DATA LOCAL refused although local_infile is ON (a proxy, or a setting changed since the start).
+        mysql_async::Error::Server(mut e) if matches!(e.code, 1148 | 3948 | 4166) => {
+            e.message.push_str(
+                ". The target does not take LOAD DATA LOCAL INFILE here: set DTLE_SNAPSHOT_LOAD_DATA=0 to copy with \
+                 INSERT statements",
+            );
+            mysql_async::Error::Server(e)
+        }
+        e => e,
+    })?;
     let warnings = conn.get_warnings();
     if warnings == 0 {
         return Ok(());
