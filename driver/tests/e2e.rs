@@ -790,6 +790,45 @@ async fn full_copy_load_data_values_and_rejections() {
 
 // ---------------------------------------------------------------------------------------------
 
+/// A target with `local_infile` OFF gets the full copy as INSERT statements (dst2, so the other tests' copies on
+/// dst keep loading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_copy_without_local_infile_uses_insert() {
+    let Some(ctx) = Ctx::new("no_local_infile").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job_name) = ("e2e_no_local_infile", "e2e_no_local_infile");
+    let mut src = s.src_conn().await;
+    let mut dst = s.conn(s.dst2).await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v VARCHAR(20), b BIT(3), KEY kv (v))")).await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO {schema}.t SELECT seq, CONCAT('v\t', seq), seq % 8 FROM {schema}.seq_1_to_100"),
+    )
+    .await;
+    exec(&mut dst, "SET GLOBAL local_infile = OFF").await;
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        s.dst2,
+        &format!("{}\nGtid = \"\"\nChunkSize = 30", replicate_schema(schema)),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    let reached = tokio::time::timeout(Duration::from_secs(60), wait_stage_incr(&mut dst, job_name, &mut dtle)).await;
+    exec(&mut dst, "SET GLOBAL local_infile = ON").await;
+    reached.expect("the copy did not end within 60 s");
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    let log = dtle.log_text();
+    assert!(log.contains("local_infile = OFF: full-copy chunks go as INSERT statements"), "{}", tail(&log, 20));
+    dtle.stop_cleanly().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// Tables the full copy creates get their plain secondary indexes once filled; unique keys, and every index of a
 /// table with foreign keys, exist from the start; a table that was on the target already is left as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
