@@ -3,11 +3,12 @@
 #
 #   tests/kafka.sh fetch           resolve the broker's jars from Maven Central once (cached by version)
 #   tests/kafka.sh start           format the storage if new, start the broker on 127.0.0.1:9092 (controller on
-#                                  9093), wait until it answers; idempotent
+#                                  9093, and a SASL_PLAINTEXT listener with mechanism PLAIN on 9094: user
+#                                  `dtle`, password `dtle-secret`), wait until it answers; idempotent
 #   tests/kafka.sh stop            stop it (SIGTERM, SIGKILL after 30 s); data is kept
 #   tests/kafka.sh restart         stop then start
 #   tests/kafka.sh destroy         stop and remove its directory (data included)
-#   tests/kafka.sh env             print: export DTLE_TEST_KAFKA=127.0.0.1:9092
+#   tests/kafka.sh env             print: export DTLE_TEST_KAFKA=127.0.0.1:9092 DTLE_TEST_KAFKA_SASL=127.0.0.1:9094
 #
 # Jars: org.apache.kafka:kafka_2.13:$DTLE_KAFKA_VERSION and its runtime dependencies, copied by
 # `mvn dependency:copy-dependencies` (with kafka-tools, for the readiness check) from a generated pom into
@@ -26,6 +27,7 @@ LOG_TAG="kafka.sh${1:+ $1}"
 : "${DTLE_TEST_CACHE:=$HOME/.cache/dtle-test}"
 : "${DTLE_KAFKA_PORT:=9092}"
 CONTROLLER_PORT=$((DTLE_KAFKA_PORT + 1))
+SASL_PORT=$((DTLE_KAFKA_PORT + 2))
 START_TIMEOUT=90
 STOP_TIMEOUT=30
 
@@ -95,14 +97,17 @@ start() {
     mkdir -p "$dir"
     if running; then return 0; fi
     port_open "$DTLE_KAFKA_PORT" && die "port $DTLE_KAFKA_PORT is taken by another process"
+    port_open "$SASL_PORT" && die "port $SASL_PORT (SASL listener) is taken by another process"
     cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$DTLE_KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$DTLE_KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$DTLE_KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$DTLE_KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_dtle="dtle-secret";
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=3
@@ -160,6 +165,6 @@ case "${1:-}" in
     stop) stop ;;
     restart) stop; start ;;
     destroy) stop; rm -rf "$dir" ;;
-    env) echo "export DTLE_TEST_KAFKA=127.0.0.1:$DTLE_KAFKA_PORT" ;;
+    env) echo "export DTLE_TEST_KAFKA=127.0.0.1:$DTLE_KAFKA_PORT DTLE_TEST_KAFKA_SASL=127.0.0.1:$SASL_PORT" ;;
     *) usage ;;
 esac

@@ -578,6 +578,58 @@ async fn unreachable_brokers_and_oversized_messages_fail_clearly() {
     );
 }
 
+/// SASL PLAIN against the broker's SASL_PLAINTEXT listener: the right password produces; a wrong one stops the job
+/// with a definite error that names the user and the fields to fix (no endless retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_plain_credentials_and_a_wrong_password() {
+    let Some((ctx, brokers)) = setup("kafka-sasl").await else { return };
+    let Some(sasl) = std::env::var("DTLE_TEST_KAFKA_SASL").ok().filter(|v| !v.trim().is_empty()) else {
+        assert!(!servers_required(), "DTLE_TEST_KAFKA_SASL is not set (eval \"$(tests/kafka.sh env)\")");
+        println!("skipping: DTLE_TEST_KAFKA_SASL is not set");
+        return;
+    };
+    let db = "kafka_sasl";
+    let mut src = ctx.s.src_conn().await;
+    reset_source_schema(&mut src, db).await;
+    exec(&mut src, &format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    exec(&mut src, &format!("INSERT INTO {db}.t SELECT seq, seq FROM {db}.seq_1_to_5")).await;
+
+    let prefix = unique_prefix("sasl");
+    let job = kafka_job(
+        &ctx,
+        "kafka-sasl",
+        &replicate_schema(db),
+        &format!("Topic = \"{prefix}\"\nBrokers = [\"{sasl}\"]\nUser = \"dtle\"\nPassword = \"dtle-secret\""),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    let topic = format!("{prefix}.{db}.t");
+    consume_until(
+        &brokers,
+        std::slice::from_ref(&topic),
+        "the full copy through the SASL listener",
+        Some(&mut dtle),
+        |m| m.len() >= 5,
+    )
+    .await;
+    dtle.stop_cleanly().await;
+
+    let job = kafka_job(
+        &ctx,
+        "kafka-sasl-wrong",
+        &replicate_schema(db),
+        &format!("Topic = \"{prefix}w\"\nBrokers = [\"{sasl}\"]\nUser = \"dtle\"\nPassword = \"not-the-password\""),
+    );
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "wrong.log", "data-wrong", &[]);
+    let status = dtle.wait_exit(Duration::from_secs(120)).await;
+    let log = dtle.log_text();
+    assert_eq!(status.code(), Some(1), "a wrong password should stop the job:\n{}", tail(&log, 30));
+    assert!(
+        log.contains("refused to authenticate user \"dtle\"") && log.contains("KafkaConfig.User/Password"),
+        "the error names the user and the fields:\n{}",
+        tail(&log, 30)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn src_and_dest_over_nats_into_kafka_resume_from_the_store() {
     let Some((ctx, brokers)) = setup("kafka-nats").await else { return };
