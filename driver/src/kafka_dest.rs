@@ -271,7 +271,7 @@ pub(crate) async fn run_dest_remote(
                     String::new()
                 };
                 info!(job = %job.name, session = hello.session, "dest: src connected");
-                let answer = HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error, stage: 0, position: None };
+                let answer = HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error, ..Default::default() };
                 link.answer_hello(&hello, reply, answer).await?;
             }
             DestEvent::Batch { session, seq, payload } => {

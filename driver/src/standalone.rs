@@ -12,7 +12,7 @@ use dtle_metadata::{
 use dtle_mysql::applier::{describe, Applier};
 use dtle_mysql::conn::{server_info, Flavor};
 use dtle_mysql::prereq::{check_source, check_target, SourceRequirements};
-use dtle_mysql::snapshot::current_position;
+use dtle_mysql::snapshot::{current_position, TableResume};
 use dtle_mysql::source::{replica_server_id_for, run_source, SourceOptions, StartFrom};
 use dtle_mysql::Change;
 use dtle_transport::in_process;
@@ -278,7 +278,7 @@ async fn run_once(
     if start == StartFrom::Snapshot {
         // An interrupted full copy continues from the chunks on the target when it can; else it starts again.
         if let Some(resume) = applier.prepare_snapshot_resume().await? {
-            let done = resume.tables.values().filter(|t| **t == dtle_mysql::snapshot::TableResume::Done).count();
+            let done = resume.tables.values().filter(|t| **t == TableResume::Done).count();
             info!(job = %job.name, tables_done = done, tables_partly_copied = resume.tables.len() - done, "resuming the full copy from the chunks on the target");
             start = StartFrom::ResumeSnapshot(resume);
         }
@@ -932,6 +932,12 @@ async fn run_src_remote(
             info!(job = %job.name, "the last full copy did not finish: starting it again");
             StartFrom::Snapshot
         }
+        3 => {
+            let resume = wire::resume_from_wire(reply.position, reply.resume_tables)
+                .map_err(|e| DriverError::Other(e.to_string()))?;
+            info!(job = %job.name, tables = resume.tables.len(), binlog_from = %describe(&resume.binlog_from), "the last full copy did not finish: continuing it from the chunks on the target");
+            StartFrom::ResumeSnapshot(resume)
+        }
         2 => {
             let position = wire::position_from_wire(reply.position).map_err(|e| DriverError::Other(e.to_string()))?;
             info!(job = %job.name, position = %describe(&position), "resuming from the position recorded on the target");
@@ -1055,16 +1061,38 @@ async fn run_dest_remote(
                     }
                 } else {
                     let rp = applier.resume_point().await?;
-                    let (stage, position) = match rp {
+                    let (stage, position, resume_tables) = match rp {
                         Some(rp) if rp.stage == JobStage::Snapshot => {
-                            applier.set_redo_snapshot(true);
-                            (1, Some(wire::position_to_wire(&rp.position)))
+                            // An interrupted full copy continues from the chunks on the target when it can (chunks
+                            // of an earlier session of this process are committed first); else it starts again.
+                            applier.finish_snapshot_writes().await?;
+                            match applier.prepare_snapshot_resume().await? {
+                                Some(resume) => {
+                                    let done = resume.tables.values().filter(|t| **t == TableResume::Done).count();
+                                    info!(job = %job.name, tables_done = done, tables_partly_copied = resume.tables.len() - done, "resuming the full copy from the chunks on the target");
+                                    (
+                                        3,
+                                        Some(wire::position_to_wire(&resume.binlog_from)),
+                                        wire::resume_to_wire(&resume),
+                                    )
+                                }
+                                None => {
+                                    applier.set_redo_snapshot(true);
+                                    (1, Some(wire::position_to_wire(&rp.position)), Vec::new())
+                                }
+                            }
                         }
-                        Some(rp) => (2, Some(wire::position_to_wire(&rp.position))),
-                        None => (0, None),
+                        Some(rp) => (2, Some(wire::position_to_wire(&rp.position)), Vec::new()),
+                        None => (0, None, Vec::new()),
                     };
                     info!(job = %job.name, session = hello.session, stage, "dest: src connected");
-                    HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error: String::new(), stage, position }
+                    HelloReply {
+                        version: dtle_proto::WIRE_FORMAT_VERSION,
+                        error: String::new(),
+                        stage,
+                        position,
+                        resume_tables,
+                    }
                 };
                 link.answer_hello(&hello, reply, answer).await?;
             }

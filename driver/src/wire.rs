@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dtle_metadata::{GtidState, Position};
 use dtle_mysql::schema::{ColumnMeta, TableMeta};
+use dtle_mysql::snapshot::{SnapshotResume, TableResume};
 use dtle_mysql::{Change, RowChange, Transaction, TxEvent, Value};
 use dtle_proto::v1 as w;
 
@@ -63,11 +64,14 @@ impl Encoder {
         use w::change::Kind;
         let kind = match c {
             // `resume_from` stays in process: a src over NATS never resumes a copy (it always starts it again).
-            Change::SnapshotStart { position, tables, estimated_rows, .. } => Kind::SnapshotStart(w::SnapshotStart {
-                position: Some(position_to_wire(position)),
-                tables: tables.iter().map(|t| self.table(t)).collect(),
-                estimated_rows: *estimated_rows,
-            }),
+            Change::SnapshotStart { position, tables, estimated_rows, resume_from } => {
+                Kind::SnapshotStart(w::SnapshotStart {
+                    position: Some(position_to_wire(position)),
+                    tables: tables.iter().map(|t| self.table(t)).collect(),
+                    estimated_rows: *estimated_rows,
+                    resume_from: resume_from.as_ref().map(position_to_wire),
+                })
+            }
             Change::CreateTable { table, create_sql, drop_first } => Kind::CreateTable(w::CreateTable {
                 table: self.table(table),
                 create_sql: create_sql.clone(),
@@ -262,6 +266,43 @@ pub fn position_from_wire(p: Option<w::Position>) -> Result<Position, WireError>
     Ok(Position { gtid, binlog_file: p.binlog_file, binlog_pos: p.binlog_pos })
 }
 
+/// The per-table progress of an interrupted full copy, for the hello reply (stage 3).
+pub fn resume_to_wire(resume: &SnapshotResume) -> Vec<w::TableProgress> {
+    let mut tables: Vec<w::TableProgress> = resume
+        .tables
+        .iter()
+        .map(|((schema, name), progress)| w::TableProgress {
+            schema: schema.clone(),
+            name: name.clone(),
+            done: *progress == TableResume::Done,
+            after_key: match progress {
+                TableResume::Done => Vec::new(),
+                TableResume::After(key) => key.clone(),
+            },
+        })
+        .collect();
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    tables
+}
+
+/// The interrupted full copy a hello reply (stage 3) describes.
+pub fn resume_from_wire(
+    position: Option<w::Position>,
+    tables: Vec<w::TableProgress>,
+) -> Result<SnapshotResume, WireError> {
+    let binlog_from = position_from_wire(position)?;
+    let mut progress = HashMap::new();
+    for t in tables {
+        let state = match (t.done, t.after_key.is_empty()) {
+            (true, _) => TableResume::Done,
+            (false, false) => TableResume::After(t.after_key),
+            (false, true) => return Err(WireError(format!("table {}.{}: neither done nor a key", t.schema, t.name))),
+        };
+        progress.insert((t.schema, t.name), state);
+    }
+    Ok(SnapshotResume { binlog_from, tables: progress })
+}
+
 fn table_from_wire(t: w::Table) -> Result<TableMeta, WireError> {
     let columns: Vec<ColumnMeta> = t
         .columns
@@ -315,7 +356,10 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                 position: position_from_wire(s.position)?,
                 tables: s.tables.iter().map(|&i| table(i)).collect::<Result<_, _>>()?,
                 estimated_rows: s.estimated_rows,
-                resume_from: None,
+                resume_from: match s.resume_from {
+                    Some(p) => Some(position_from_wire(Some(p))?),
+                    None => None,
+                },
             },
             Kind::CreateTable(c) => {
                 Change::CreateTable { table: table(c.table)?, create_sql: c.create_sql, drop_first: c.drop_first }
@@ -440,7 +484,7 @@ mod tests {
                 position: position.clone(),
                 tables: vec![t.clone()],
                 estimated_rows: 9,
-                resume_from: None,
+                resume_from: Some(position.clone()),
             },
             Change::CreateTable { table: t.clone(), create_sql: "CREATE TABLE x".into(), drop_first: true },
             Change::SnapshotRows {
@@ -483,6 +527,22 @@ mod tests {
         assert_eq!(format!("{changes:?}"), format!("{back:?}"));
         // One table definition for the whole batch.
         assert_eq!(encode_batch(&changes).tables.len(), 1);
+    }
+
+    #[test]
+    fn resume_progress_round_trips() {
+        let resume = SnapshotResume {
+            binlog_from: Position { binlog_file: "f.000001".into(), binlog_pos: 4, ..Default::default() },
+            tables: HashMap::from([
+                (("s".to_string(), "a".to_string()), TableResume::Done),
+                (("s".to_string(), "b".to_string()), TableResume::After(vec!["5".into(), "X'61'".into()])),
+            ]),
+        };
+        let back = resume_from_wire(Some(position_to_wire(&resume.binlog_from)), resume_to_wire(&resume)).unwrap();
+        assert_eq!(back.binlog_from, resume.binlog_from);
+        assert_eq!(back.tables, resume.tables);
+        let neither = w::TableProgress { schema: "s".into(), name: "c".into(), done: false, after_key: vec![] };
+        assert!(resume_from_wire(Some(position_to_wire(&resume.binlog_from)), vec![neither]).is_err());
     }
 
     #[test]

@@ -210,6 +210,113 @@ async fn dest_sigkill_and_restart_under_load() {
 
 // ---------------------------------------------------------------------------------------------
 
+/// src and dest in two processes, both killed with -9 in the middle of the full copy: the restarted dest tells the
+/// src (hello reply, stage 3) what the target has, and the copy continues per chunk instead of starting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_full_copy_over_nats_continues_per_chunk() {
+    let Some(nats) = nats_url() else {
+        return;
+    };
+    let Some(ctx) = Ctx::new("nats_snapshot_resume").await else {
+        return;
+    };
+    let (schema, job_name) = ("e2e_nats_snap_resume", "e2e_nats_snap_resume");
+    let mut src = ctx.s.src_conn().await;
+    let mut dst = ctx.s.dst_conn().await;
+    fresh_schema(&mut src, &mut dst, schema, job_name).await;
+    const ROWS: u64 = 40_000;
+    let tables = ["t1", "t2", "t3"];
+    for t in tables {
+        exec(
+            &mut src,
+            &format!("CREATE TABLE {schema}.{t} (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200), KEY kv (v))"),
+        )
+        .await;
+        exec(
+            &mut src,
+            &format!("INSERT INTO {schema}.{t} SELECT seq, seq % 97, REPEAT('p', 150) FROM {schema}.seq_1_to_{ROWS}"),
+        )
+        .await;
+    }
+    let total = ROWS * tables.len() as u64;
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        ctx.s.src,
+        ctx.s.dst,
+        &format!("{}\nGtid = \"\"\nChunkSize = 500", replicate_schema(schema)),
+    );
+    async fn target_rows(dst: &mut Conn, schema: &str, tables: &[&str]) -> u64 {
+        let mut n = 0;
+        for t in tables {
+            n += count_if_exists(dst, &format!("{schema}.{t}")).await;
+        }
+        n
+    }
+    let (mut srcp, mut dest) = start_pair(ctx.path(), &job, &nats, &[]);
+    let w = Waiter::new("a third of the rows on the target");
+    loop {
+        let n = target_rows(&mut dst, schema, &tables).await;
+        if n >= total / 3 {
+            break;
+        }
+        w.note(format!("{n} rows"));
+        assert!(srcp.try_exited().is_none() && dest.try_exited().is_none(), "a process exited during the copy");
+        assert!(!w.expired(), "timed out with {n} rows on the target");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    srcp.kill9();
+    dest.kill9();
+    drop((srcp, dest));
+    let at_kill = target_rows(&mut dst, schema, &tables).await;
+    let stage = position_row(&mut dst, job_name).await.map(|p| p.stage).unwrap_or_default();
+    println!("kill -9 of src and dest with {at_kill} of {total} rows on the target, stage {stage}");
+    assert_eq!(stage, "job_stage_full", "the copy finished before the kill; the test needs a slower copy");
+
+    let dest_args = ["--transport", "nats", "--nats", nats.as_str(), "--only", "dest"];
+    let src_args = ["--transport", "nats", "--nats", nats.as_str(), "--only", "src"];
+    let mut dest = Dtle::run_with(ctx.path(), &job, "dest2.log", "data-dest", &dest_args);
+    let mut srcp = Dtle::run_with(ctx.path(), &job, "src2.log", "data-src", &src_args);
+    for t in tables {
+        wait_tables_equal(&mut src, &mut dst, &format!("{schema}.{t}"), Some("id"), &mut dest).await;
+    }
+    let w = Waiter::new("the position reaches job_stage_incr");
+    while position_row(&mut dst, job_name).await.map(|p| p.stage).as_deref() != Some("job_stage_incr") {
+        assert!(srcp.try_exited().is_none() && dest.try_exited().is_none(), "a process exited during the copy");
+        assert!(!w.expired(), "the resumed copy did not end");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    exec(&mut src, &format!("UPDATE {schema}.t1 SET v = v + 1 WHERE id <= 10")).await;
+    wait_tables_equal(&mut src, &mut dst, &format!("{schema}.t1"), Some("id"), &mut dest).await;
+    let (src_log, dest_log) = (srcp.log_text(), dest.log_text());
+    srcp.stop_cleanly().await;
+    dest.stop_cleanly().await;
+    assert!(
+        dest_log.contains("resuming the full copy from the chunks on the target"),
+        "the dest did not offer to continue:\n{}",
+        tail(&dest_log, 30)
+    );
+    assert!(
+        src_log.contains("continuing it from the chunks on the target"),
+        "the src did not continue:\n{}",
+        tail(&src_log, 30)
+    );
+    let copied: u64 = src_log
+        .lines()
+        .filter(|l| l.contains("full copy: table read"))
+        .filter_map(|l| l.split("rows=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    println!("the resumed src copied {copied} rows (the target had {at_kill} at the kill)");
+    assert!(copied + at_kill / 2 <= total, "the resumed src copied {copied} rows: started again from zero?");
+    for t in tables {
+        let show = format!("SHOW CREATE TABLE {schema}.{t}");
+        let (a, b) = (query_raw(&mut src, &show).await, query_raw(&mut dst, &show).await);
+        assert_eq!(show_row(&a[0]), show_row(&b[0]), "{t}: the target's definition differs");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// A full copy of a small, compressible table plus a few streamed changes, in one process over NATS with `link`
 /// options; returns the src's link totals `(raw_bytes, sent_bytes)`.
 async fn small_job_over_nats(ctx: &Ctx, nats: &str, schema: &str, link: &[&str]) -> (u64, u64) {

@@ -31,8 +31,8 @@
 //!
 //! Limits: a table without a usable key cannot be resumed (its chunks have no key to continue from, and an
 //! idempotent replay cannot tell its duplicate rows apart), so an interrupted copy with such a table not complete
-//! is redone from scratch, as before. The NATS transport (src and dest in different processes) redoes the copy too:
-//! its hello does not carry the per-table progress. A DDL between P1 and P2 on a table copied from S2 is replayed
+//! is redone from scratch, as before. Over NATS (src and dest in different processes) the dest reads the progress
+//! when the src says hello and answers with it (stage 3), and the src continues from there. A DDL between P1 and P2 on a table copied from S2 is replayed
 //! on a table that already has it.
 
 use std::collections::{HashMap, HashSet};

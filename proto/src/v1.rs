@@ -210,6 +210,9 @@ pub struct SnapshotStart {
     pub tables: Vec<u32>,
     #[prost(uint64, tag = "3")]
     pub estimated_rows: u64,
+    /// An interrupted copy continues: the first snapshot's position, where the binlog starts.
+    #[prost(message, optional, tag = "4")]
+    pub resume_from: Option<Position>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -337,11 +340,29 @@ pub struct HelloReply {
     /// "" = accepted; otherwise why not.
     #[prost(string, tag = "2")]
     pub error: String,
-    /// 0 none, 1 snapshot in progress (redo), 2 incremental
+    /// 0 none, 1 snapshot in progress (redo), 2 incremental, 3 snapshot in progress (continue: `position` is the
+    /// first snapshot's, where the binlog starts, and `resume_tables` says what the target has)
     #[prost(uint32, tag = "3")]
     pub stage: u32,
     #[prost(message, optional, tag = "4")]
     pub position: Option<Position>,
+    #[prost(message, repeated, tag = "5")]
+    pub resume_tables: Vec<TableProgress>,
+}
+
+/// How far an interrupted full copy got with one target table.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TableProgress {
+    #[prost(string, tag = "1")]
+    pub schema: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// Every chunk is on the target.
+    #[prost(bool, tag = "3")]
+    pub done: bool,
+    /// Else: the rows up to this key (SQL literals of the key columns) are on the target.
+    #[prost(string, repeated, tag = "4")]
+    pub after_key: Vec<String>,
 }
 
 #[cfg(test)]
