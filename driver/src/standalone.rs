@@ -1055,7 +1055,7 @@ async fn run_dest_remote(
                     }
                 } else if hello.job != job.name {
                     HelloReply {
-                        version: 1,
+                        version: dtle_proto::WIRE_FORMAT_VERSION,
                         error: format!("this dest runs job {:?}, not {:?}", job.name, hello.job),
                         ..Default::default()
                     }

@@ -176,8 +176,13 @@ async fn main() {
             loop {
                 match dest.next().await {
                     Ok(DestEvent::Hello { hello, reply }) => {
-                        let _ =
-                            dest.answer_hello(&hello, reply, w::HelloReply { version: 1, ..Default::default() }).await;
+                        let _ = dest
+                            .answer_hello(
+                                &hello,
+                                reply,
+                                w::HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, ..Default::default() },
+                            )
+                            .await;
                     }
                     Ok(DestEvent::Batch { session, seq, payload }) => {
                         // Decode like the real dest does.

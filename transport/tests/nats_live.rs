@@ -49,9 +49,13 @@ async fn spawn_acking_dest(o: NatsOptions, job: String) -> tokio::sync::mpsc::Un
         while let Ok(ev) = dest.next().await {
             match ev {
                 DestEvent::Hello { hello, reply } => {
-                    dest.answer_hello(&hello, reply, HelloReply { version: 1, stage: 0, ..Default::default() })
-                        .await
-                        .unwrap();
+                    dest.answer_hello(
+                        &hello,
+                        reply,
+                        HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, stage: 0, ..Default::default() },
+                    )
+                    .await
+                    .unwrap();
                 }
                 DestEvent::Batch { session, seq, payload } => {
                     dest.ack(session, seq, None).await.unwrap();
@@ -124,7 +128,13 @@ async fn a_full_window_holds_the_src_until_acks_and_silence_times_out() {
     tokio::spawn(async move {
         while let Ok(ev) = dest.next().await {
             if let DestEvent::Hello { hello, reply } = ev {
-                let _ = dest.answer_hello(&hello, reply, HelloReply { version: 1, ..Default::default() }).await;
+                let _ = dest
+                    .answer_hello(
+                        &hello,
+                        reply,
+                        HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, ..Default::default() },
+                    )
+                    .await;
             }
         }
     });
@@ -151,7 +161,7 @@ async fn a_gap_makes_the_dest_reset_the_session() {
     // Someone else's frame claiming batch 5 of this session: the dest must not apply it.
     let raw = dtle_transport::nats::connect(&o, "intruder").await.unwrap();
     let frame = BatchFrame {
-        version: 1,
+        version: dtle_proto::WIRE_FORMAT_VERSION,
         session: 11,
         seq: 5,
         part: 0,
