@@ -278,3 +278,65 @@ async fn an_enum_key_is_copied_whole() {
     assert_tables_equal(&mut src, &mut dst, &format!("{schema}.e"), Some("k, n")).await;
     dtle.stop_cleanly().await;
 }
+
+/// A restarted job waits for an index build that its killed predecessor left running on the target (one may take
+/// longer than any chunk write, and is waited for without the chunk writes' 10-minute limit), then continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_waits_for_an_index_build_left_running() {
+    let Some(ctx) = Ctx::new("snapshot_wait_index").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job) = ("e2e_snap_wait_idx", "e2e_snap_wait_idx");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200))")).await;
+    exec(
+        &mut src,
+        &format!("INSERT INTO {schema}.t SELECT seq, seq % 97, REPEAT('p', 150) FROM {schema}.seq_1_to_60000"),
+    )
+    .await;
+    let job_file =
+        ctx.job("job.hcl", job, s.src, s.dst, &format!("{}\nGtid = \"\"\nChunkSize = 500", replicate_schema(schema)));
+    let mut dtle = Dtle::run_with(ctx.path(), &job_file, "dtle1.log", "data", &[]);
+    let w = Waiter::new("a quarter of the rows on the target");
+    while count_if_exists(&mut dst, &format!("{schema}.t")).await < 15_000 {
+        assert!(dtle.try_exited().is_none(), "dtle exited during the copy");
+        assert!(!w.expired(), "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    dtle.kill9();
+    drop(dtle);
+    let stage = position_row(&mut dst, job).await.map(|p| p.stage).unwrap_or_default();
+    assert_eq!(stage, "job_stage_full", "the copy finished before the kill; the test needs a slower copy");
+
+    // An index build as the killed process would have left it: tagged like its writes, still running.
+    exec(&mut dst, &format!("CREATE TABLE {schema}.slow (id INT PRIMARY KEY, pad VARCHAR(200))")).await;
+    exec(&mut dst, &format!("INSERT INTO {schema}.slow SELECT seq, MD5(seq) FROM {schema}.seq_1_to_300000")).await;
+    let mut builder = s.dst_conn().await;
+    let build = tokio::spawn(async move {
+        exec(&mut builder, &format!("/*dtle-copy {job}*/ ALTER TABLE {schema}.slow ADD KEY kp (pad)")).await;
+        std::time::Instant::now()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut dtle = Dtle::run_with(ctx.path(), &job_file, "dtle2.log", "data", &[]);
+    let w = Waiter::new("the resumed copy ends");
+    while position_row(&mut dst, job).await.map(|p| p.stage).as_deref() != Some("job_stage_incr") {
+        assert!(dtle.try_exited().is_none(), "dtle exited during the resumed copy");
+        assert!(!w.expired(), "the resumed copy did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    build.await.expect("the index build panicked");
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    let log = dtle.log_text();
+    dtle.stop_cleanly().await;
+    assert!(
+        log.contains("waiting for chunk writes or index builds of an earlier process")
+            && log.contains("index_builds=1"),
+        "the restart did not wait for the index build:\n{}",
+        tail(&log, 30)
+    );
+    assert!(log.contains("resuming the full copy from the chunks on the target"), "not resumed:\n{}", tail(&log, 30));
+}

@@ -269,21 +269,28 @@ pub fn writer_tag(job: &str) -> String {
 /// Waits (up to 10 minutes) until no chunk request of an earlier process of `job` runs on the target, so the
 /// progress read next is final.
 async fn wait_for_earlier_writers(conn: &mut Conn, job: &str) -> Result<()> {
-    let tag = writer_tag(job);
-    let like = format!("{}%", tag.replace('%', "\\%").replace('_', "\\_"));
-    let started = std::time::Instant::now();
+    let tag = writer_tag(job).replace('%', "\\%").replace('_', "\\_");
+    let like = format!("{tag}%");
+    // An index build (see `split_secondary_indexes`) of a big table may take longer than any chunk: it is waited for
+    // as long as it runs; chunk writes for at most 10 minutes.
+    let index_build = format!("{tag}ALTER TABLE%");
+    let mut started = std::time::Instant::now();
     loop {
-        let running: Option<u64> = conn
+        let (running, index_builds): (u64, u64) = conn
             .exec_first(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
-                (like.as_str(),),
+                "SELECT COUNT(*), CAST(COALESCE(SUM(INFO LIKE ?), 0) AS UNSIGNED) FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
+                (index_build.as_str(), like.as_str()),
             )
             .await
-            .map_err(|e| MysqlError::query("looking for chunk writes of an earlier process", e))?;
-        if running.unwrap_or(0) == 0 {
+            .map_err(|e| MysqlError::query("looking for chunk writes of an earlier process", e))?
+            .unwrap_or((0, 0));
+        if running == 0 {
             return Ok(());
         }
-        if started.elapsed() > std::time::Duration::from_secs(600) {
+        if index_builds == running {
+            started = std::time::Instant::now();
+        } else if started.elapsed() > std::time::Duration::from_secs(600) {
             return Err(MysqlError::Stream {
                 file: String::new(),
                 pos: 0,
@@ -295,8 +302,9 @@ async fn wait_for_earlier_writers(conn: &mut Conn, job: &str) -> Result<()> {
         }
         tracing::info!(
             job,
-            requests = running.unwrap_or(0),
-            "waiting for chunk writes of an earlier process to end on the target"
+            requests = running,
+            index_builds,
+            "waiting for chunk writes or index builds of an earlier process to end on the target"
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
