@@ -23,7 +23,7 @@ use crate::engine;
 use crate::error::DriverError;
 use crate::metrics;
 use crate::standalone::{
-    decode_payload, source_options, start_from_store_or_config, Progress, Roles, RunOptions, SrcSide, MAX_GROUP_BYTES,
+    gather_batches, source_options, start_from_store_or_config, Progress, Roles, RunOptions, SrcSide, MAX_GROUP_BYTES,
     MAX_GROUP_CHANGES,
 };
 
@@ -167,11 +167,7 @@ pub(crate) async fn run_once(
                 None => break,
             }
         }
-        for c in &changes {
-            if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
-                progress.snapshot_started(*estimated_rows, tables.len());
-            }
-        }
+        progress.starting(&changes);
         if delivery_failed.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
@@ -275,30 +271,9 @@ pub(crate) async fn run_dest_remote(
                 link.answer_hello(&hello, reply, answer).await?;
             }
             DestEvent::Batch { session, seq, payload } => {
-                let mut changes = decode_payload(&payload)?;
-                let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
-                let mut last_seq = seq;
-                while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
-                    match futures_util::FutureExt::now_or_never(link.next()) {
-                        Some(Ok(DestEvent::Batch { session: s, seq: n, payload })) if s == session => {
-                            let more = decode_payload(&payload)?;
-                            bytes += more.iter().map(Change::approx_size).sum::<usize>();
-                            changes.extend(more);
-                            last_seq = n;
-                        }
-                        Some(Ok(other)) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Some(Err(e)) => return Err(e.into()),
-                        None => break,
-                    }
-                }
-                for c in &changes {
-                    if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
-                        progress.snapshot_started(*estimated_rows, tables.len());
-                    }
-                }
+                let (changes, last_seq, next) = gather_batches(&mut link, session, seq, &payload)?;
+                pending = next;
+                progress.starting(&changes);
                 let before = sink.stats.clone();
                 let produced = sink.produce(&changes).await?;
                 record_metrics(&job_metrics, &before, &sink.stats);

@@ -327,12 +327,10 @@ async fn run_once(
                 None => break,
             }
         }
+        progress.starting(&changes);
         for c in &changes {
             match c {
-                Change::SnapshotStart { estimated_rows, tables, .. } => {
-                    stage = JobStage::Snapshot;
-                    progress.snapshot_started(*estimated_rows, tables.len());
-                }
+                Change::SnapshotStart { .. } => stage = JobStage::Snapshot,
                 Change::SnapshotDone { .. } => stage = JobStage::Incremental,
                 _ => {}
             }
@@ -834,7 +832,16 @@ impl Progress {
         }
     }
 
-    pub(crate) fn snapshot_started(&mut self, estimated_rows: u64, tables: usize) {
+    /// Before `changes` are applied: a full copy that starts among them gets its progress bar.
+    pub(crate) fn starting(&mut self, changes: &[Change]) {
+        for c in changes {
+            if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
+                self.snapshot_started(*estimated_rows, tables.len());
+            }
+        }
+    }
+
+    fn snapshot_started(&mut self, estimated_rows: u64, tables: usize) {
         self.snapshot_total = estimated_rows.max(1);
         self.started = Instant::now();
         info!(job = %self.job, tables, estimated_rows, "full copy: copying");
@@ -1097,31 +1104,10 @@ async fn run_dest_remote(
                 link.answer_hello(&hello, reply, answer).await?;
             }
             DestEvent::Batch { session, seq, payload } => {
-                let mut changes = decode_payload(&payload)?;
-                let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
-                let mut last_seq = seq;
                 // Group what is already waiting into the same target transaction.
-                while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
-                    match futures_util::FutureExt::now_or_never(link.next()) {
-                        Some(Ok(DestEvent::Batch { session: s, seq: n, payload })) if s == session => {
-                            let more = decode_payload(&payload)?;
-                            bytes += more.iter().map(Change::approx_size).sum::<usize>();
-                            changes.extend(more);
-                            last_seq = n;
-                        }
-                        Some(Ok(other)) => {
-                            pending_hello = Some(other);
-                            break;
-                        }
-                        Some(Err(e)) => return Err(e.into()),
-                        None => break,
-                    }
-                }
-                for c in &changes {
-                    if let Change::SnapshotStart { estimated_rows, tables, .. } = c {
-                        progress.snapshot_started(*estimated_rows, tables.len());
-                    }
-                }
+                let (changes, last_seq, next) = gather_batches(&mut link, session, seq, &payload)?;
+                pending_hello = next;
+                progress.starting(&changes);
                 let before = applier.stats.clone();
                 let durable = applier.apply(&changes).await?;
                 record_apply_metrics(&job_metrics, &before, &applier.stats, &changes);
@@ -1133,6 +1119,34 @@ async fn run_dest_remote(
     progress.finish();
     info!(job = %job.name, transactions = applier.stats.transactions, "dest: stopped");
     Ok(())
+}
+
+/// The changes of batch `seq` of `session` and of the batches of that session already waiting on `link` (up to the
+/// group limits), the last sequence number taken, and an event of another kind that ended the run (to handle next).
+pub(crate) fn gather_batches(
+    link: &mut dtle_transport::nats::NatsDest,
+    session: u64,
+    seq: u64,
+    payload: &[u8],
+) -> Result<(Vec<Change>, u64, Option<dtle_transport::nats::DestEvent>), DriverError> {
+    use dtle_transport::nats::DestEvent;
+    let mut changes = decode_payload(payload)?;
+    let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
+    let mut last_seq = seq;
+    while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
+        match futures_util::FutureExt::now_or_never(link.next()) {
+            Some(Ok(DestEvent::Batch { session: s, seq: n, payload })) if s == session => {
+                let more = decode_payload(&payload)?;
+                bytes += more.iter().map(Change::approx_size).sum::<usize>();
+                changes.extend(more);
+                last_seq = n;
+            }
+            Some(Ok(other)) => return Ok((changes, last_seq, Some(other))),
+            Some(Err(e)) => return Err(e.into()),
+            None => break,
+        }
+    }
+    Ok((changes, last_seq, None))
 }
 
 pub(crate) fn decode_payload(payload: &[u8]) -> Result<Vec<Change>, DriverError> {
