@@ -243,13 +243,9 @@ impl Applier {
         }
         let position_unlogged = conn.query_drop("SET SESSION sql_log_bin = 0").await.is_ok()
             && conn.query_drop("SET SESSION sql_log_bin = 1").await.is_ok();
-        let (version, server_id): (String, u64) = conn
-            .query_first("SELECT @@version, @@server_id")
-            .await
-            .map_err(|e| MysqlError::query("reading the target's server_id", e))?
-            .unwrap_or_default();
-        let target_identity = if version.contains("MariaDB") {
-            server_id.to_string()
+        let info = crate::conn::server_info(&mut conn).await?;
+        let target_identity = if info.flavor == crate::conn::Flavor::Mariadb {
+            info.server_id.to_string()
         } else {
             let uuid: Option<String> = conn
                 .query_first("SELECT @@server_uuid")
@@ -353,11 +349,6 @@ impl Applier {
                 .map_err(|e| MysqlError::query("deleting the job's position", e))?;
         }
         Ok(())
-    }
-
-    /// The full copy is being redone: tables are emptied before their first rows.
-    pub fn set_redo_snapshot(&mut self, redo: bool) {
-        self.redo_snapshot = redo;
     }
 
     /// Applies a group of changes. When it returns Ok, everything in it is durable on the target, and the returned
@@ -843,19 +834,7 @@ impl Applier {
         }
         builder.finish(&mut statements, &mut checks);
         let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
-        let statements = statements.into_iter().map(|s| format!("{tag}{s}")).collect();
-        snapshot_apply::chunk_requests(statements, format!("{tag}{progress}"), max_request)
-            .into_iter()
-            .map(|r| match r {
-                snapshot_apply::ChunkRequest::Sql(r) => {
-                    snapshot_apply::ChunkRequest::Sql(match r.strip_suffix("COMMIT") {
-                        Some(head) if head.ends_with(';') => format!("{head}{tag}COMMIT"),
-                        _ => r,
-                    })
-                }
-                load => load,
-            })
-            .collect()
+        snapshot_apply::chunk_requests(statements, progress, max_request, tag)
     }
 
     /// The statements (and their row-count checks) that apply the row changes of `txs`, in order.
@@ -870,12 +849,17 @@ impl Applier {
         let mut insert = MultiRowStatement::new(action);
         let mut delete = MultiRowStatement::new("deleting by key");
         let mut rows = 0u64;
+        let mut checked: Option<&TableMeta> = None;
         for tx in txs {
             for event in &tx.events {
                 let TxEvent::Row(change) = event else {
                     continue;
                 };
-                self.ensure_target_table(change.table()).await?;
+                // Runs of rows share their table: checked once per run.
+                if !checked.is_some_and(|t| std::ptr::eq(t, &**change.table())) {
+                    self.ensure_target_table(change.table()).await?;
+                    checked = Some(&**change.table());
+                }
                 rows += 1;
                 match change {
                     RowChange::Insert { table, after } => {
@@ -999,10 +983,14 @@ impl Applier {
     /// ordering its keys could not see, such as a unique value moving between rows) is redone after the others, one
     /// partition at a time in source order. `None` when the run does not split (applied serially by the caller).
     async fn flush_parallel(&mut self, txs: &[&Transaction], position: &Position) -> Result<Option<Position>> {
+        let mut checked: Option<&TableMeta> = None;
         for tx in txs {
             for event in &tx.events {
                 if let TxEvent::Row(change) = event {
-                    self.ensure_target_table(change.table()).await?;
+                    if !checked.is_some_and(|t| std::ptr::eq(t, &**change.table())) {
+                        self.ensure_target_table(change.table()).await?;
+                        checked = Some(&**change.table());
+                    }
                 }
             }
         }
@@ -1620,11 +1608,7 @@ pub fn marker_upsert(job: &str, origin: &str) -> String {
 
 /// The statement that records a job's position.
 pub fn position_upsert(job: &str, stage: JobStage, position: &Position) -> String {
-    let (flavor, gtid) = match &position.gtid {
-        Some(GtidState::Mysql(set)) => ("mysql", set.to_string()),
-        Some(GtidState::Mariadb(list)) => ("mariadb", list.to_string()),
-        None => ("", String::new()),
-    };
+    let (flavor, gtid) = position.gtid.as_ref().map(|g| (g.flavor(), g.to_string())).unwrap_or_default();
     format!(
         "INSERT INTO {POSITION_TABLE} (job_name, stage, flavor, gtid_set, binlog_file, binlog_pos) VALUES ({}, '{}', '{}', {}, {}, {}) \
          ON DUPLICATE KEY UPDATE stage = VALUES(stage), flavor = VALUES(flavor), gtid_set = VALUES(gtid_set), \
@@ -1816,11 +1800,7 @@ fn past_catchup(change: &Change, until: &Position) -> bool {
 
 /// Records the position until which a resumed copy's binlog replay is idempotent.
 fn catchup_upsert(job: &str, position: &Position) -> String {
-    let (flavor, gtid) = match &position.gtid {
-        Some(GtidState::Mysql(set)) => ("mysql", set.to_string()),
-        Some(GtidState::Mariadb(list)) => ("mariadb", list.to_string()),
-        None => ("", String::new()),
-    };
+    let (flavor, gtid) = position.gtid.as_ref().map(|g| (g.flavor(), g.to_string())).unwrap_or_default();
     format!(
         "REPLACE INTO {} (job_name, flavor, gtid_set, binlog_file, binlog_pos) VALUES ({}, '{flavor}', {}, {}, {})",
         snapshot_apply::CATCHUP_TABLE,

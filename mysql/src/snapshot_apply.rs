@@ -544,22 +544,25 @@ async fn load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> std::result::Result<
     }))
 }
 
-/// Groups statements into requests of at most `max_request` bytes: `START TRANSACTION` first, `COMMIT` last.
-pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: usize) -> Vec<ChunkRequest> {
+/// Groups statements into requests of at most `max_request` bytes: `START TRANSACTION` first, `COMMIT` last; every
+/// statement after the first carries `tag`.
+pub fn chunk_requests(statements: Vec<String>, progress: String, max_request: usize, tag: &str) -> Vec<ChunkRequest> {
     let mut requests = Vec::new();
     let mut sql = String::from("START TRANSACTION");
     for statement in statements.into_iter().chain(std::iter::once(progress)) {
-        if sql.len() + statement.len() > max_request && !sql.is_empty() {
+        if sql.len() + tag.len() + statement.len() > max_request && !sql.is_empty() {
             requests.push(ChunkRequest::Sql(std::mem::take(&mut sql)));
         }
         if !sql.is_empty() {
             sql.push(';');
         }
+        sql.push_str(tag);
         sql.push_str(&statement);
     }
     if !sql.is_empty() {
         sql.push(';');
     }
+    sql.push_str(tag);
     sql.push_str("COMMIT");
     requests.push(ChunkRequest::Sql(sql));
     requests
@@ -639,9 +642,9 @@ mod tests {
 
     #[test]
     fn requests_open_and_commit_the_transaction() {
-        let r = chunk_requests(vec!["A".into(), "B".into()], "P".into(), 1 << 20);
+        let r = chunk_requests(vec!["A".into(), "B".into()], "P".into(), 1 << 20, "");
         assert_eq!(r, vec![ChunkRequest::Sql("START TRANSACTION;A;B;P;COMMIT".to_string())]);
-        let r = chunk_requests(vec!["AAAA".into(), "BBBB".into()], "P".into(), 24);
+        let r = chunk_requests(vec!["AAAA".into(), "BBBB".into()], "P".into(), 24, "");
         assert_eq!(
             r,
             vec![

@@ -388,7 +388,12 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 let schema = tme.database_name().into_owned();
                 let table = tme.table_name().into_owned();
                 if schema == MARKER_SCHEMA && table == MARKER_TABLE {
-                    // dtle's own position row on this server: never replicated, but it marks the transaction.
+                    // dtle's own position row on this server: never replicated, but it marks the transaction. A
+                    // table id keeps its definition (an ALTER gets a new id): planned once per id.
+                    if marker_plans.contains_key(&tme.table_id()) {
+                        plans.insert(tme.table_id(), None);
+                        continue;
+                    }
                     let plan = TablePlan::new(&tme, None).map_err(|source| MysqlError::Decode {
                         file: file.clone(),
                         pos,
