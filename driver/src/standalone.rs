@@ -12,7 +12,7 @@ use dtle_metadata::{
 use dtle_mysql::applier::{describe, Applier};
 use dtle_mysql::conn::{server_info, Flavor};
 use dtle_mysql::prereq::{check_source, check_target, SourceRequirements};
-use dtle_mysql::snapshot::{current_position, TableResume};
+use dtle_mysql::snapshot::{current_position, SnapshotResume, TableResume};
 use dtle_mysql::source::{replica_server_id_for, run_source, SourceOptions, StartFrom};
 use dtle_mysql::Change;
 use dtle_transport::in_process;
@@ -277,9 +277,7 @@ async fn run_once(
     let mut start = decide_start(job, flavor, &mut applier, store.as_ref(), &source_ep).await?;
     if start == StartFrom::Snapshot {
         // An interrupted full copy continues from the chunks on the target when it can; else it starts again.
-        if let Some(resume) = applier.prepare_snapshot_resume().await? {
-            let done = resume.tables.values().filter(|t| **t == TableResume::Done).count();
-            info!(job = %job.name, tables_done = done, tables_partly_copied = resume.tables.len() - done, "resuming the full copy from the chunks on the target");
+        if let Some(resume) = continue_copy(&job.name, &mut applier).await? {
             start = StartFrom::ResumeSnapshot(resume);
         }
     }
@@ -1073,20 +1071,13 @@ async fn run_dest_remote(
                             // An interrupted full copy continues from the chunks on the target when it can (chunks
                             // of an earlier session of this process are committed first); else it starts again.
                             applier.finish_snapshot_writes().await?;
-                            match applier.prepare_snapshot_resume().await? {
-                                Some(resume) => {
-                                    let done = resume.tables.values().filter(|t| **t == TableResume::Done).count();
-                                    info!(job = %job.name, tables_done = done, tables_partly_copied = resume.tables.len() - done, "resuming the full copy from the chunks on the target");
-                                    (
-                                        3,
-                                        Some(wire::position_to_wire(&resume.binlog_from)),
-                                        wire::resume_to_wire(&resume),
-                                    )
-                                }
-                                None => {
-                                    applier.set_redo_snapshot(true);
-                                    (1, Some(wire::position_to_wire(&rp.position)), Vec::new())
-                                }
+                            match continue_copy(&job.name, &mut applier).await? {
+                                Some(resume) => (
+                                    3,
+                                    Some(wire::position_to_wire(&resume.binlog_from)),
+                                    wire::resume_to_wire(&resume),
+                                ),
+                                None => (1, Some(wire::position_to_wire(&rp.position)), Vec::new()),
                             }
                         }
                         Some(rp) => (2, Some(wire::position_to_wire(&rp.position)), Vec::new()),
@@ -1119,6 +1110,22 @@ async fn run_dest_remote(
     progress.finish();
     info!(job = %job.name, transactions = applier.stats.transactions, "dest: stopped");
     Ok(())
+}
+
+/// The interrupted full copy of the job, as far as it can be continued from the chunks on the target (`None`: it
+/// starts again, every table emptied first).
+async fn continue_copy(job: &str, applier: &mut Applier) -> Result<Option<SnapshotResume>, DriverError> {
+    let resume = applier.prepare_snapshot_resume().await?;
+    if let Some(resume) = &resume {
+        let done = resume.tables.values().filter(|t| **t == TableResume::Done).count();
+        info!(
+            job,
+            tables_done = done,
+            tables_partly_copied = resume.tables.len() - done,
+            "resuming the full copy from the chunks on the target"
+        );
+    }
+    Ok(resume)
 }
 
 /// The changes of batch `seq` of `session` and of the batches of that session already waiting on `link` (up to the

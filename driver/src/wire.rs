@@ -247,11 +247,7 @@ fn row_from_wire(row: Option<w::Row>, width: usize) -> Result<Vec<Value>, WireEr
 }
 
 pub fn position_to_wire(p: &Position) -> w::Position {
-    let (flavor, gtid) = match &p.gtid {
-        Some(GtidState::Mysql(s)) => ("mysql", s.to_string()),
-        Some(GtidState::Mariadb(l)) => ("mariadb", l.to_string()),
-        None => ("", String::new()),
-    };
+    let (flavor, gtid) = p.gtid.as_ref().map(|g| (g.flavor(), g.to_string())).unwrap_or_default();
     w::Position { flavor: flavor.into(), gtid, binlog_file: p.binlog_file.clone(), binlog_pos: p.binlog_pos }
 }
 
@@ -356,10 +352,7 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                 position: position_from_wire(s.position)?,
                 tables: s.tables.iter().map(|&i| table(i)).collect::<Result<_, _>>()?,
                 estimated_rows: s.estimated_rows,
-                resume_from: match s.resume_from {
-                    Some(p) => Some(position_from_wire(Some(p))?),
-                    None => None,
-                },
+                resume_from: s.resume_from.map(|p| position_from_wire(Some(p))).transpose()?,
             },
             Kind::CreateTable(c) => {
                 Change::CreateTable { table: table(c.table)?, create_sql: c.create_sql, drop_first: c.drop_first }

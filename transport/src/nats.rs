@@ -378,6 +378,7 @@ impl NatsAcker {
             .publish(self.subject.clone(), Bytes::from(ack.encode_to_vec()))
             .await
             .map_err(|e| TransportError::Unavailable(format!("publishing ack: {e}")))?;
+        // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills.
         self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
         Ok(())
     }
@@ -457,14 +458,7 @@ impl NatsDest {
         seq: u64,
         position: Option<dtle_proto::v1::Position>,
     ) -> Result<(), TransportError> {
-        let ack = Ack { session, seq, position, error: String::new() };
-        self.client
-            .publish(self.subjects.ack.clone(), Bytes::from(ack.encode_to_vec()))
-            .await
-            .map_err(|e| TransportError::Unavailable(format!("publishing ack: {e}")))?;
-        // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills.
-        self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
-        Ok(())
+        self.acker().ack(session, seq, position).await
     }
 
     /// A handle that sends acks from another task (a dest that acknowledges after an asynchronous delivery).
