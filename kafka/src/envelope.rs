@@ -105,17 +105,6 @@ pub struct SourceInfo {
     pub ts_ms: u64,
 }
 
-impl SourceInfo {
-    /// The server id of a MariaDB GTID (`domain-server-seq`); 0 when the GTID does not carry one.
-    pub fn server_id_of_gtid(gtid: &str) -> u64 {
-        let mut parts = gtid.split('-');
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(_), Some(server), Some(_), None) => server.parse().unwrap_or(0),
-            _ => 0,
-        }
-    }
-}
-
 /// One Kafka message to produce.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
@@ -181,17 +170,14 @@ pub const SOURCE_VERSION: &str = concat!("dtle-", env!("CARGO_PKG_VERSION"));
 /// Builds messages; keeps one plan per table (rebuilt when the table's definition changes).
 pub struct Encoder {
     opts: EnvelopeOptions,
-    plans: HashMap<(String, String), Arc<TablePlan>>,
+    /// Per target schema, per target table (looked up per row without building a key).
+    plans: HashMap<String, HashMap<String, Arc<TablePlan>>>,
     source_schema: String,
 }
 
 impl Encoder {
     pub fn new(opts: EnvelopeOptions) -> Encoder {
         Encoder { opts, plans: HashMap::new(), source_schema: source_schema().to_string() }
-    }
-
-    pub fn options(&self) -> &EnvelopeOptions {
-        &self.opts
     }
 
     /// The topic of a table's row changes.
@@ -204,8 +190,7 @@ impl Encoder {
     }
 
     fn plan(&mut self, table: &Arc<TableMeta>) -> Result<Arc<TablePlan>> {
-        let id = (table.target_schema.clone(), table.target_name.clone());
-        if let Some(p) = self.plans.get(&id) {
+        if let Some(p) = self.plans.get(&table.target_schema).and_then(|t| t.get(&table.target_name)) {
             if Arc::ptr_eq(&p.meta, table)
                 || (p.meta.columns == table.columns && p.meta.key_columns == table.key_columns)
             {
@@ -213,7 +198,7 @@ impl Encoder {
             }
         }
         let plan = Arc::new(self.build_plan(table)?);
-        self.plans.insert(id, plan.clone());
+        self.plans.entry(table.target_schema.clone()).or_default().insert(table.target_name.clone(), plan.clone());
         Ok(plan)
     }
 
@@ -285,15 +270,16 @@ impl Encoder {
             }
             write_json_str(out, &c.name);
             out.push(b':');
-            self.write_cell(out, plan, i, row.get(i).unwrap_or(&Value::Null))?;
+            self.write_cell(out, plan, i, row.get(i).unwrap_or(&Value::Null), plan.columns[i].optional)?;
         }
         out.push(b'}');
         Ok(())
     }
 
-    fn write_cell(&self, out: &mut Vec<u8>, plan: &TablePlan, i: usize, v: &Value) -> Result<()> {
+    /// Column `i` of a row; `optional` as in the schema the value goes with.
+    fn write_cell(&self, out: &mut Vec<u8>, plan: &TablePlan, i: usize, v: &Value, optional: bool) -> Result<()> {
         let c = &plan.columns[i];
-        write_value(out, &c.kind, v, c.optional, &self.opts.date_time_zone).map_err(|reason| KafkaError::Convert {
+        write_value(out, &c.kind, v, optional, &self.opts.date_time_zone).map_err(|reason| KafkaError::Convert {
             table: plan.label.to_string(),
             column: c.name.clone(),
             column_type: plan.meta.columns[i].column_type.clone(),
@@ -312,14 +298,7 @@ impl Encoder {
             write_json_str(&mut out, &plan.columns[i].name);
             out.push(b':');
             // Key fields are required in the key schema, so zero dates are written as the epoch there.
-            let c = &plan.columns[i];
-            write_value(&mut out, &c.kind, row.get(i).unwrap_or(&Value::Null), false, &self.opts.date_time_zone)
-                .map_err(|reason| KafkaError::Convert {
-                    table: plan.label.to_string(),
-                    column: c.name.clone(),
-                    column_type: plan.meta.columns[i].column_type.clone(),
-                    reason,
-                })?;
+            self.write_cell(&mut out, plan, i, row.get(i).unwrap_or(&Value::Null), false)?;
         }
         out.extend_from_slice(b"}}");
         Ok(out)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dtle_metadata::{JobStage, Position};
+use dtle_mysql::change::gtid_origin;
 use dtle_mysql::{Change, TxEvent};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
@@ -147,15 +148,6 @@ pub struct Produced {
 }
 
 impl Produced {
-    /// Messages in this group.
-    pub fn len(&self) -> usize {
-        self.deliveries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.deliveries.is_empty()
-    }
-
     /// Waits for the broker's acknowledgement of every message of the group; the first failure is the error.
     pub async fn acknowledged(self) -> Result<Option<(JobStage, Position)>> {
         for p in self.deliveries {
@@ -243,13 +235,6 @@ impl KafkaSink {
         })
     }
 
-    /// Produces every message of `changes` and waits until the broker acknowledged all of them. Returns the stage
-    /// and the newest position that is now safe to checkpoint (every event before it is in Kafka), if the group
-    /// carried one.
-    pub async fn apply(&mut self, changes: &[Change]) -> Result<Option<(JobStage, Position)>> {
-        self.produce(changes).await?.acknowledged().await
-    }
-
     /// Hands every message of `changes` to the producer (in order) without waiting for the broker. Several groups
     /// may be in flight; acknowledge them in the order they were produced.
     pub async fn produce(&mut self, changes: &[Change]) -> Result<Produced> {
@@ -292,7 +277,7 @@ impl KafkaSink {
                     let gtid = Some(tx.gtid.clone()).filter(|g| !g.is_empty());
                     let src = SourceInfo {
                         snapshot: false,
-                        server_id: gtid.as_deref().map(SourceInfo::server_id_of_gtid).unwrap_or(0),
+                        server_id: gtid.as_deref().map(|g| gtid_origin(g).parse().unwrap_or(0)).unwrap_or(0),
                         gtid,
                         file: tx.position.binlog_file.clone(),
                         pos: tx.position.binlog_pos,
