@@ -33,10 +33,7 @@ bench_instance bench_src "$SRC" 11
 bench_instance bench_dst "$DST" 12
 q "$SRC" "CREATE DATABASE bench; CREATE TABLE bench.big (id BIGINT NOT NULL PRIMARY KEY, v INT NOT NULL, pad VARCHAR(200) NOT NULL) ENGINE=InnoDB"
 
-write_job "$TMP/job.hcl" "$JOB" "$SRC" "$DST" "" 2000 false
-if [[ -n "${DUMP_ENTRY_LIMIT:-}" ]]; then
-    sed -i "s/^        ChunkSize = 2000$/        ChunkSize = 2000\n        DumpEntryLimit = $DUMP_ENTRY_LIMIT/" "$TMP/job.hcl"
-fi
+write_job "$TMP/job.hcl" "$JOB" "$SRC" "$DST" "" 2000 false 1 "${DUMP_ENTRY_LIMIT:+DumpEntryLimit = $DUMP_ENTRY_LIMIT}"
 LOG="$TMP/dtle.log"
 dtle_start "$TMP/job.hcl" "$TMP/data" "$LOG"
 deadline=$((SECONDS + 120))

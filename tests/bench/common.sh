@@ -63,7 +63,7 @@ durability_note() {
 # cpu_s PID -> CPU seconds (user + system) the process has used so far (0 when it is gone)
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # instance_pid NAME -> the mariadbd pid of a tests/mariadb.sh instance
-instance_pid() { cat "$REPO/tests/.run/$1/mariadbd.pid"; }
+instance_pid() { cat "${DTLE_TEST_DIR:-$REPO/tests/.run}/$1/mariadbd.pid"; }
 # dtle_rss_kb -> the current resident set of the dtle process (VmRSS, KiB)
 dtle_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DTLE_PID/status" 2>/dev/null || echo 0; }
 bench_destroy() {
@@ -82,7 +82,7 @@ ensure_dtle() {
     [[ -x "$DTLE_BIN" ]] || bdie "no dtle binary at $DTLE_BIN"
 }
 
-# write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false) [PARALLEL_WORKERS]
+# write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false) [PARALLEL_WORKERS] [MORE_SRC_CONFIG]
 write_job() {
     cat >"$1" <<HCL
 job "$2" {
@@ -95,6 +95,7 @@ job "$2" {
         ChunkSize = $6
         SkipCreateDbTable = $7
         ParallelWorkers = ${8:-1}
+        ${9:-}
         ConnectionConfig = { Host = "127.0.0.1", Port = $3, User = "dtle", Password = "dtle" }
       }
     }

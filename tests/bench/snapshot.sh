@@ -131,11 +131,9 @@ for chunk in $CHUNK_SIZES; do
     reset_dst
     job="$TMP/snap_$chunk.hcl"
     log="$TMP/dtle_snap_$chunk.log"
-    write_job "$job" "bench_snap" "$SRC" "$DST" "" "$chunk" false
     # The job ends after the full copy (SkipIncrementalCopy), so it is timed like mariadb-dump | mariadb: to the
     # exit, with no poller taking CPU from it (a `mariadb` client every 50 ms costs ~0.3 CPU s per second here).
-    sed -i 's/^\( *\)ChunkSize = .*/&\n\1SkipIncrementalCopy = true/' "$job"
-    grep -q 'SkipIncrementalCopy = true' "$job" || bdie "could not add SkipIncrementalCopy to $job"
+    write_job "$job" "bench_snap" "$SRC" "$DST" "" "$chunk" false 1 "SkipIncrementalCopy = true"
     blog "dtle run, ChunkSize $chunk, SkipIncrementalCopy (log: $log)"
     rm -rf "$TMP/data_$chunk"
     mkdir -p "$TMP/data_$chunk"
