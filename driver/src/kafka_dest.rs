@@ -23,8 +23,8 @@ use crate::engine;
 use crate::error::DriverError;
 use crate::metrics;
 use crate::standalone::{
-    gather_batches, source_options, start_from_store_or_config, Progress, Roles, RunOptions, SrcSide, MAX_GROUP_BYTES,
-    MAX_GROUP_CHANGES,
+    gather_batches, hello_refusal, source_options, start_from_store_or_config, Progress, Roles, RunOptions, SrcSide,
+    MAX_GROUP_BYTES, MAX_GROUP_CHANGES,
 };
 
 /// Groups produced and not yet acknowledged by the broker, at most (librdkafka's own queue bounds the bytes).
@@ -255,17 +255,7 @@ pub(crate) async fn run_dest_remote(
         };
         match event {
             DestEvent::Hello { hello, reply } => {
-                let error = if hello.version != dtle_proto::WIRE_FORMAT_VERSION {
-                    format!(
-                        "the src speaks wire format {} and this dest {}; run the same dtle version on both sides",
-                        hello.version,
-                        dtle_proto::WIRE_FORMAT_VERSION
-                    )
-                } else if hello.job != job.name {
-                    format!("this dest runs job {:?}, not {:?}", job.name, hello.job)
-                } else {
-                    String::new()
-                };
+                let error = hello_refusal(&hello, &job.name).unwrap_or_default();
                 info!(job = %job.name, session = hello.session, "dest: src connected");
                 let answer = HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error, ..Default::default() };
                 link.answer_hello(&hello, reply, answer).await?;

@@ -1048,22 +1048,8 @@ async fn run_dest_remote(
         };
         match event {
             DestEvent::Hello { hello, reply } => {
-                let answer = if hello.version != dtle_proto::WIRE_FORMAT_VERSION {
-                    HelloReply {
-                        version: dtle_proto::WIRE_FORMAT_VERSION,
-                        error: format!(
-                            "the src speaks wire format {} and this dest {}; run the same dtle version on both sides",
-                            hello.version,
-                            dtle_proto::WIRE_FORMAT_VERSION
-                        ),
-                        ..Default::default()
-                    }
-                } else if hello.job != job.name {
-                    HelloReply {
-                        version: dtle_proto::WIRE_FORMAT_VERSION,
-                        error: format!("this dest runs job {:?}, not {:?}", job.name, hello.job),
-                        ..Default::default()
-                    }
+                let answer = if let Some(error) = hello_refusal(&hello, &job.name) {
+                    HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error, ..Default::default() }
                 } else {
                     let rp = applier.resume_point().await?;
                     let (stage, position, resume_tables) = match rp {
@@ -1110,6 +1096,21 @@ async fn run_dest_remote(
     progress.finish();
     info!(job = %job.name, transactions = applier.stats.transactions, "dest: stopped");
     Ok(())
+}
+
+/// Why a dest of job `job` refuses a src's hello (another wire format or another job), if it does.
+pub(crate) fn hello_refusal(hello: &dtle_proto::v1::Hello, job: &str) -> Option<String> {
+    if hello.version != dtle_proto::WIRE_FORMAT_VERSION {
+        Some(format!(
+            "the src speaks wire format {} and this dest {}; run the same dtle version on both sides",
+            hello.version,
+            dtle_proto::WIRE_FORMAT_VERSION
+        ))
+    } else if hello.job != job {
+        Some(format!("this dest runs job {job:?}, not {:?}", hello.job))
+    } else {
+        None
+    }
 }
 
 /// The interrupted full copy of the job, as far as it can be continued from the chunks on the target (`None`: it
