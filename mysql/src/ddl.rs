@@ -151,6 +151,16 @@ impl<'a> Statement<'a> {
         }
         i
     }
+    /// After MariaDB's `WAIT n` / `NOWAIT` at `i`, if there.
+    fn skip_wait(&self, i: usize) -> usize {
+        if self.is_word(i, "NOWAIT") {
+            i + 1
+        } else if self.is_word(i, "WAIT") {
+            i + 2
+        } else {
+            i
+        }
+    }
     /// +1 for `(`, -1 for `)`, else 0.
     fn depth_change(&self, i: usize) -> i32 {
         if self.is_punct(i, "(") {
@@ -331,8 +341,7 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     if let (true, Some(at)) = (starts(&["CREATE"]) || starts(&["DROP"]) || starts(&["ALTER"]), database_at) {
         let mut i = st.skip_words(at, &["IF", "NOT", "EXISTS"]);
         i = st.skip_words(i, &["IF", "EXISTS"]);
-        let option = DATABASE_OPTIONS.iter().any(|o| st.is_word(i, o))
-            && st.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Word);
+        let option = DATABASE_OPTIONS.iter().any(|o| st.is_word(i, o));
         if !st.is_ident(i) || option {
             // ALTER DATABASE without a name changes the default schema.
             if starts(&["ALTER"]) && filter.selects_schema(default_schema) {
@@ -405,12 +414,7 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
         };
     };
     // MariaDB's `ALTER TABLE t WAIT n | NOWAIT ...`: the clauses start after them.
-    let mut clause_start = subject.last + 1;
-    if st.is_word(clause_start, "NOWAIT") {
-        clause_start += 1;
-    } else if st.is_word(clause_start, "WAIT") {
-        clause_start += 2;
-    }
+    let clause_start = st.skip_wait(subject.last + 1);
     let Some((ts, tt)) = filter.target_of(&subject.schema, &subject.table) else {
         // An unreplicated table renamed to a replicated name: its rows were never copied.
         if starts(&["ALTER"]) {
@@ -563,20 +567,12 @@ fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, f
     let mut pairs = Vec::new();
     let mut source_tables = Vec::new();
     // MariaDB: RENAME TABLE [IF EXISTS] a [WAIT n | NOWAIT] TO b, ...
-    let if_exists = st.is_word(i, "IF") && st.is_word(i + 1, "EXISTS");
-    if if_exists {
-        i += 2;
-    }
+    i = st.skip_words(i, &["IF", "EXISTS"]);
     let names_start = i;
     let mut last = i;
     let mut complete = false;
     while let Some(from) = st.name_at(i, default_schema) {
-        let mut to_at = from.last + 1;
-        if st.is_word(to_at, "NOWAIT") {
-            to_at += 1;
-        } else if st.is_word(to_at, "WAIT") {
-            to_at += 2;
-        }
+        let to_at = st.skip_wait(from.last + 1);
         if !st.is_word(to_at, "TO") {
             break;
         }

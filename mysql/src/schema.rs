@@ -104,7 +104,7 @@ pub fn data_type_kind(data_type: &str) -> &'static str {
         "decimal" | "numeric" => "decimal",
         "float" | "double" | "real" => "float",
         "year" => "year",
-        "date" => "date",
+        "date" | "newdate" => "date",
         "time" => "time",
         "datetime" => "datetime",
         "timestamp" => "timestamp",

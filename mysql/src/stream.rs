@@ -757,25 +757,23 @@ fn meta_from_binlog(current: &TableMeta, plan: &TablePlan, names: &[String]) -> 
         .iter()
         .zip(plan.columns())
         .map(|(name, col)| {
-            let binlog_kind = binlog_kind(col.real_type);
+            let data_type = crate::binlog::rows::column_type::name(col.real_type)
+                .to_ascii_lowercase()
+                .replace("(fsp)", "")
+                .replace("var_string", "varchar");
+            let kind = crate::schema::data_type_kind(&data_type);
             match current.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
-                Some(c) if crate::schema::data_type_kind(&c.data_type) == binlog_kind => c.clone(),
-                _ => {
-                    let data_type = crate::binlog::rows::column_type::name(col.real_type)
-                        .to_ascii_lowercase()
-                        .replace("(fsp)", "")
-                        .replace("var_string", "varchar");
-                    ColumnMeta {
-                        name: name.clone(),
-                        column_type: data_type.clone(),
-                        data_type,
-                        unsigned: col.unsigned,
-                        nullable: col.nullable,
-                        generated: false,
-                        charset: None,
-                        collation: None,
-                    }
-                }
+                Some(c) if crate::schema::data_type_kind(&c.data_type) == kind => c.clone(),
+                _ => ColumnMeta {
+                    name: name.clone(),
+                    column_type: data_type.clone(),
+                    data_type,
+                    unsigned: col.unsigned,
+                    nullable: col.nullable,
+                    generated: false,
+                    charset: None,
+                    collation: None,
+                },
             }
         })
         .collect();
@@ -788,27 +786,6 @@ fn meta_from_binlog(current: &TableMeta, plan: &TablePlan, names: &[String]) -> 
         })
         .collect();
     TableMeta { columns, key_columns: key_columns.unwrap_or_default(), ..current.clone() }
-}
-
-/// Coarse kinds of column types, to tell whether a column kept its kind across a DDL.
-fn binlog_kind(real_type: u8) -> &'static str {
-    use crate::binlog::rows::column_type as t;
-    match real_type {
-        t::TINY | t::SHORT | t::INT24 | t::LONG | t::LONGLONG => "int",
-        t::DECIMAL | t::NEWDECIMAL => "decimal",
-        t::FLOAT | t::DOUBLE => "float",
-        t::YEAR => "year",
-        t::DATE | t::NEWDATE => "date",
-        t::TIME | t::TIME2 => "time",
-        t::DATETIME | t::DATETIME2 => "datetime",
-        t::TIMESTAMP | t::TIMESTAMP2 => "timestamp",
-        t::ENUM => "enum",
-        t::SET => "set",
-        t::BIT => "bit",
-        t::JSON => "json",
-        t::GEOMETRY => "geometry",
-        _ => "string",
-    }
 }
 
 fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
