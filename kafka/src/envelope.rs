@@ -118,6 +118,8 @@ pub struct Record {
 
 struct ColumnPlan {
     name: String,
+    /// `"name":`, escaped once for every row.
+    field: Vec<u8>,
     kind: Kind,
     optional: bool,
 }
@@ -172,12 +174,12 @@ pub struct Encoder {
     opts: EnvelopeOptions,
     /// Per target schema, per target table (looked up per row without building a key).
     plans: HashMap<String, HashMap<String, Arc<TablePlan>>>,
-    source_schema: String,
+    source_schema: Json,
 }
 
 impl Encoder {
     pub fn new(opts: EnvelopeOptions) -> Encoder {
-        Encoder { opts, plans: HashMap::new(), source_schema: source_schema().to_string() }
+        Encoder { opts, plans: HashMap::new(), source_schema: source_schema() }
     }
 
     /// The topic of a table's row changes.
@@ -214,7 +216,10 @@ impl Encoder {
                     column_type: c.column_type.clone(),
                     reason: format!("{reason}; leave the table out of the job or change the column's type"),
                 })?;
-                Ok(ColumnPlan { name: c.name.clone(), kind, optional: c.nullable })
+                let mut field = Vec::with_capacity(c.name.len() + 3);
+                write_json_str(&mut field, &c.name);
+                field.push(b':');
+                Ok(ColumnPlan { name: c.name.clone(), field, kind, optional: c.nullable })
             })
             .collect::<Result<Vec<_>>>()?;
         let topic = self.topic_for(&table.target_schema, &table.target_name);
@@ -244,7 +249,7 @@ impl Encoder {
             "fields": [
                 row_schema("before"),
                 row_schema("after"),
-                serde_json::from_str::<Json>(&self.source_schema).unwrap_or(Json::Null),
+                self.source_schema.clone(),
                 {"type": "string", "optional": false, "field": "op"},
                 {"type": "int64", "optional": true, "field": "ts_ms"}
             ],
@@ -268,9 +273,8 @@ impl Encoder {
             if i > 0 {
                 out.push(b',');
             }
-            write_json_str(out, &c.name);
-            out.push(b':');
-            self.write_cell(out, plan, i, row.get(i).unwrap_or(&Value::Null), plan.columns[i].optional)?;
+            out.extend_from_slice(&c.field);
+            self.write_cell(out, plan, i, row.get(i).unwrap_or(&Value::Null), c.optional)?;
         }
         out.push(b'}');
         Ok(())
@@ -295,8 +299,7 @@ impl Encoder {
             if n > 0 {
                 out.push(b',');
             }
-            write_json_str(&mut out, &plan.columns[i].name);
-            out.push(b':');
+            out.extend_from_slice(&plan.columns[i].field);
             // Key fields are required in the key schema, so zero dates are written as the epoch there.
             self.write_cell(&mut out, plan, i, row.get(i).unwrap_or(&Value::Null), false)?;
         }
@@ -431,7 +434,7 @@ impl Encoder {
         let value_schema = json!({
             "type": "struct",
             "fields": [
-                serde_json::from_str::<Json>(&self.source_schema).unwrap_or(Json::Null),
+                self.source_schema.clone(),
                 {"type": "int64", "optional": false, "field": "ts_ms"},
                 {"type": "string", "optional": true, "field": "databaseName"},
                 {"type": "string", "optional": true, "field": "schemaName"},
