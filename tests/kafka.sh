@@ -8,6 +8,7 @@
 #   tests/kafka.sh stop            stop it (SIGTERM, SIGKILL after 30 s); data is kept
 #   tests/kafka.sh restart         stop then start
 #   tests/kafka.sh destroy         stop and remove its directory (data included)
+#   tests/kafka.sh classpath       print the Java classpath of the cached broker jars (for Kafka's command-line tools)
 #   tests/kafka.sh env             print: export DTLE_TEST_KAFKA=127.0.0.1:9092 DTLE_TEST_KAFKA_SASL=127.0.0.1:9094
 #
 # Jars: org.apache.kafka:kafka_2.13:$DTLE_KAFKA_VERSION and its runtime dependencies, copied by
@@ -165,6 +166,7 @@ case "${1:-}" in
     stop) stop ;;
     restart) stop; start ;;
     destroy) stop; rm -rf "$dir" ;;
+    classpath) classpath ;;
     env) echo "export DTLE_TEST_KAFKA=127.0.0.1:$DTLE_KAFKA_PORT DTLE_TEST_KAFKA_SASL=127.0.0.1:$SASL_PORT" ;;
     *) usage ;;
 esac

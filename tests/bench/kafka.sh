@@ -24,7 +24,6 @@ TX="${TX:-20000}"
 SRC="${BENCH_KAFKA_SRC_PORT:-3327}"
 INSTANCE=bench_kafka_src
 JOB=bench_kafka
-BROKERS=127.0.0.1:9092
 TOPIC="bench$(date +%s)"
 TMP="$(mktemp -d /tmp/dtle-bench-kafka.XXXXXX)"
 DTLE_PID=""
@@ -37,7 +36,9 @@ trap cleanup EXIT
 
 ensure_dtle
 "$REPO/tests/kafka.sh" start
-KAFKA_LIBS="${DTLE_TEST_CACHE:-$HOME/.cache/dtle-test}/kafka-${DTLE_KAFKA_VERSION:-4.1.1}/libs"
+eval "$("$REPO/tests/kafka.sh" env)"
+BROKERS="$DTLE_TEST_KAFKA"
+KAFKA_CLASSPATH="$("$REPO/tests/kafka.sh" classpath)"
 bench_instance "$INSTANCE" "$SRC" 21
 
 blog "creating bench.sbtest1 with $ROWS rows on $INSTANCE"
@@ -97,7 +98,7 @@ wait_checkpoint() {
 # produced LOG -> "messages bytes" from the clean-stop line
 produced() { sed -n 's/.*kafka: stopped.* messages=\([0-9]*\) bytes=\([0-9]*\).*/\1 \2/p' "$1" | tail -n1; }
 end_offsets() {
-    java -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$BROKERS" \
+    java -cp "$KAFKA_CLASSPATH" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$BROKERS" \
         --topic "$TOPIC.bench.sbtest1" 2>/dev/null | awk -F: '{s += $NF} END {print s+0}'
 }
 # write_updates N FILE -> N autocommit single-row UPDATEs (random ids), one client
