@@ -114,15 +114,13 @@ pub(crate) async fn run_once(
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let mut result: Result<(), DriverError> = Ok(());
     // Producing and acknowledging overlap: the acknowledger waits for each group's deliveries in order and only then
-    // hands its position to the checkpoint saver; on a failure it stops the source.
+    // hands its position to the checkpoint saver; on a failure it stops the source and ends, which closes `acks`:
+    // nothing is produced after that (a later message could otherwise reach the topic before the failed one is sent
+    // again).
     let (acks, mut acks_rx) = tokio::sync::mpsc::channel::<Produced>(MAX_GROUPS_IN_FLIGHT);
-    // Set when a delivery failed: nothing after it is produced (a later message could otherwise reach the topic
-    // before the failed one is sent again).
-    let delivery_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acknowledger = {
         let progress_tx = src.progress.clone();
         let stop = src.cancel.clone();
-        let failed = delivery_failed.clone();
         tokio::spawn(async move {
             while let Some(produced) = acks_rx.recv().await {
                 match produced.acknowledged().await {
@@ -131,7 +129,6 @@ pub(crate) async fn run_once(
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        failed.store(true, std::sync::atomic::Ordering::SeqCst);
                         stop.cancel();
                         return Err(DriverError::from(e));
                     }
@@ -143,7 +140,7 @@ pub(crate) async fn run_once(
     let group_max_bytes = k.message_group_max_size.max(1) as usize;
     let group_timeout = Duration::from_millis(k.message_group_timeout.clamp(0, 60_000) as u64);
     while let Some(mut changes) = groups.recv().await {
-        if delivery_failed.load(std::sync::atomic::Ordering::SeqCst) {
+        if acks.is_closed() {
             break;
         }
         // Produce whatever is already queued together: one wait for the acknowledgements of all of it.
@@ -168,7 +165,7 @@ pub(crate) async fn run_once(
             }
         }
         progress.starting(&changes);
-        if delivery_failed.load(std::sync::atomic::Ordering::SeqCst) {
+        if acks.is_closed() {
             break;
         }
         let before = sink.stats.clone();
