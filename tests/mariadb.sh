@@ -76,6 +76,15 @@ pid_alive() {
     return 0
 }
 
+# True while PID (a process this script launched) exists and is not a zombie, whatever its name: right after
+# `setsid mariadbd &` the child is still `bash` or `setsid` until it has exec'd the server.
+launched_alive() {
+    local pid="$1" state
+    kill -0 "$pid" 2>/dev/null || return 1
+    state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 0
+    [[ "$state" != Z && "$state" != X ]]
+}
+
 # Prints the pid of the running server of instance DIR, if any.
 running_pid() {
     local pid
@@ -256,10 +265,10 @@ cmd_start() {
     eval "setsid \"\$MARIADBD\" --defaults-file=\"\$dir/my.cnf\" >>\"\$dir/mariadbd.out\" 2>&1 </dev/null $LOCK_FD>&- &"
     launched=$!
 
+    # Bounded by START_TIMEOUT. Never `wait` here: the launched pid becomes the long-running server itself.
     deadline=$((SECONDS + START_TIMEOUT))
     until ping_port "$port"; do
-        if ! pid_alive "$launched"; then
-            wait "$launched" 2>/dev/null || true
+        if ! launched_alive "$launched"; then
             show_error_log "$dir"
             die "mariadbd '$name' exited during startup"
         fi
