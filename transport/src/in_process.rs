@@ -97,6 +97,15 @@ impl<T, P> BatchReceiver<T, P> {
     }
 }
 
+impl<T, P> Drop for BatchReceiver<T, P> {
+    /// A sender waiting for a window slot or for bytes would otherwise wait forever once the receiver is gone (the
+    /// dest failed on a full window): closing both budgets makes its `send` return `Closed`.
+    fn drop(&mut self) {
+        self.permits.close();
+        self.bytes.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +145,30 @@ mod tests {
         rx.ack(1, ()).unwrap();
         // Larger than the whole budget: waits for an empty window, then goes.
         tokio::time::timeout(Duration::from_secs(5), tx.send(3, 1 << 30)).await.expect("passes alone").unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_waiting_on_a_full_window_is_told_when_the_receiver_goes() {
+        // Regression: a dest that failed with a full window (a target lost inside a big transaction) left the
+        // sender parked on the window forever, and with it the whole one-process pipeline.
+        let (mut tx, _acks, mut rx) = channel::<u32, ()>(2, 1 << 20);
+        tx.send(1, 1).await.unwrap();
+        tx.send(2, 1).await.unwrap();
+        rx.recv().await.unwrap();
+        let waiting = tokio::spawn(async move { tx.send(3, 1).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(rx);
+        let result = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the sender is woken").unwrap();
+        assert!(matches!(result, Err(TransportError::Closed)), "{result:?}");
+
+        // The same for the byte budget.
+        let (mut tx, _acks, rx) = channel::<u32, ()>(100, 10 * 1024);
+        tx.send(1, 8 * 1024).await.unwrap();
+        let waiting = tokio::spawn(async move { tx.send(2, 8 * 1024).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(rx);
+        let result = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the sender is woken").unwrap();
+        assert!(matches!(result, Err(TransportError::Closed)), "{result:?}");
     }
 
     #[tokio::test]
