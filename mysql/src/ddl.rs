@@ -28,6 +28,26 @@ pub enum DdlRoute {
     },
     /// DDL on selected objects that dtle cannot replay faithfully; the job stops unless told to skip it.
     Unreplayable { reason: String },
+    /// A data change the source logged as a statement (a session with `binlog_format=STATEMENT` or `MIXED`) that
+    /// writes (or may write) replicated tables. Its rows are not in the binlog, so dtle cannot replay it exactly.
+    StatementDml {
+        /// Source (schema, table) of the replicated tables it writes; empty when the statement's tables were not
+        /// recognised and the session's schema is replicated.
+        tables: Vec<(String, String)>,
+        kinds: DmlKinds,
+    },
+}
+
+/// The kinds of row change a DML statement may make (so that a `SqlFilter` leaving all of them out can ignore it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DmlKinds {
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl DmlKinds {
+    const ALL: DmlKinds = DmlKinds { insert: true, update: true, delete: true };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,6 +337,8 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     let Some(all) = tokenize(sql) else {
         return if looks_like_ddl(sql) {
             DdlRoute::Unreplayable { reason: "an unterminated quote or comment".into() }
+        } else if looks_like_dml(sql) && filter.selects_schema(default_schema) {
+            DdlRoute::StatementDml { tables: Vec::new(), kinds: DmlKinds::ALL }
         } else {
             DdlRoute::Ignore
         };
@@ -324,6 +346,9 @@ pub fn route(sql: &str, default_schema: &str, filter: &TableFilter) -> DdlRoute 
     let tokens: Vec<Token> =
         all.into_iter().filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment)).collect();
     let st = Statement { sql, tokens };
+    if let Some(dml) = route_dml(&st, default_schema, filter) {
+        return dml;
+    }
     let head = normalized_head(&st);
     let starts = |words: &[&str]| words.iter().enumerate().all(|(i, w)| head.get(i).is_some_and(|h| h == w));
     if NEVER_REPLICATED.iter().any(|w| starts(w)) {
@@ -509,6 +534,270 @@ fn starts_with_table_ddl(head: &[String]) -> bool {
 fn looks_like_ddl(sql: &str) -> bool {
     let head = sql.trim_start().get(..8).unwrap_or("").to_ascii_uppercase();
     ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"].iter().any(|k| head.starts_with(k))
+}
+
+fn looks_like_dml(sql: &str) -> bool {
+    let head = sql.trim_start().get(..7).unwrap_or(sql.trim_start()).to_ascii_uppercase();
+    ["INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD", "WITH"].iter().any(|k| head.starts_with(k))
+}
+
+/// Words that may follow a table reference and are not its alias.
+const NOT_AN_ALIAS: &[&str] = &[
+    "ON",
+    "USING",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "CROSS",
+    "NATURAL",
+    "STRAIGHT_JOIN",
+    "OUTER",
+    "WHERE",
+    "SET",
+    "PARTITION",
+    "USE",
+    "IGNORE",
+    "FORCE",
+    "ORDER",
+    "LIMIT",
+    "FROM",
+    "RETURNING",
+    "VALUES",
+    "VALUE",
+    "SELECT",
+    "DEFAULT",
+    "FOR",
+    "GROUP",
+    "HAVING",
+    "WINDOW",
+    "UNION",
+];
+
+/// A table named in a DML statement's table references, with its alias.
+struct TableRef {
+    name: NameRef,
+    alias: Option<String>,
+}
+
+/// The index of a DML statement's verb: 0, or after MySQL's `WITH ... ` common table expressions or MariaDB's
+/// `SET STATEMENT ... FOR`. `None` when the statement is not DML.
+fn dml_verb_at(st: &Statement<'_>) -> Option<usize> {
+    const VERBS: &[&str] = &["INSERT", "REPLACE", "UPDATE", "DELETE"];
+    // Inside a statement, `INSERT(`/`REPLACE(` are functions.
+    let is_verb = |i: usize| {
+        (VERBS.iter().any(|v| st.is_word(i, v)) && (i == 0 || !st.is_punct(i + 1, "(")))
+            || (st.is_word(i, "LOAD") && (st.is_word(i + 1, "DATA") || st.is_word(i + 1, "XML")))
+    };
+    if is_verb(0) {
+        return Some(0);
+    }
+    let after = if st.is_word(0, "WITH") {
+        1
+    } else if st.is_word(0, "SET") && st.is_word(1, "STATEMENT") {
+        2
+    } else {
+        return None;
+    };
+    let mut depth = 0i32;
+    for i in after..st.tokens.len() {
+        depth += st.depth_change(i);
+        if depth != 0 {
+            continue;
+        }
+        if st.is_word(0, "SET") && st.is_word(i, "FOR") {
+            return is_verb(i + 1).then_some(i + 1);
+        }
+        if st.is_word(0, "WITH") && is_verb(i) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Reads table references (`t [AS] a, s.u JOIN v ON ...`) from `i` until one of the `stop` words outside
+/// parentheses; returns them and where it stopped. Derived tables (`(SELECT ...) x`) are only read, so they are
+/// left out. `None` when a reference is not recognised (a parenthesised join, a missing name).
+fn table_refs(st: &Statement<'_>, mut i: usize, default_schema: &str, stop: &[&str]) -> Option<(Vec<TableRef>, usize)> {
+    let mut refs = Vec::new();
+    let mut depth = 0i32;
+    let mut expect_name = true;
+    while i < st.tokens.len() {
+        if depth == 0 && (stop.iter().any(|w| st.is_word(i, w)) || st.is_punct(i, ";")) {
+            break;
+        }
+        if depth == 0 && expect_name {
+            expect_name = false;
+            if st.is_punct(i, "(") {
+                if !(st.is_word(i + 1, "SELECT") || st.is_word(i + 1, "WITH") || st.is_word(i + 1, "VALUES")) {
+                    return None;
+                }
+            } else {
+                let name = st.name_at(i, default_schema)?;
+                i = name.last + 1;
+                let mut alias = None;
+                if st.is_word(i, "AS") && st.is_ident(i + 1) {
+                    alias = Some(st.ident(i + 1));
+                    i += 2;
+                } else if st.is_ident(i) && !NOT_AN_ALIAS.iter().any(|w| st.is_word(i, w)) {
+                    alias = Some(st.ident(i));
+                    i += 1;
+                }
+                refs.push(TableRef { name, alias });
+                continue;
+            }
+        }
+        depth += st.depth_change(i);
+        if depth == 0 && (st.is_punct(i, ",") || st.is_word(i, "JOIN") || st.is_word(i, "STRAIGHT_JOIN")) {
+            expect_name = true;
+        }
+        i += 1;
+    }
+    if refs.is_empty() {
+        return None;
+    }
+    Some((refs, i))
+}
+
+/// The table a name in a multi-table statement stands for: a reference's alias, or a table named as written.
+fn resolve_ref<'r>(refs: &'r [TableRef], qualifier: Option<&str>, table: &str) -> Option<&'r NameRef> {
+    refs.iter()
+        .find(|r| qualifier.is_none() && r.alias.as_deref() == Some(table))
+        .or_else(|| refs.iter().find(|r| r.name.table == table && qualifier.is_none_or(|q| r.name.schema == q)))
+        .map(|r| &r.name)
+}
+
+/// The tables a multi-table `UPDATE` writes: those named by the `SET` assignments' qualified columns (all of them
+/// when a column is not qualified).
+fn updated_tables(st: &Statement<'_>, mut i: usize, refs: &[TableRef]) -> Vec<NameRef> {
+    let all = || refs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    if refs.len() == 1 {
+        return all();
+    }
+    let mut out = Vec::new();
+    while i < st.tokens.len() {
+        let target = if st.is_ident(i) && st.is_punct(i + 1, ".") && st.is_ident(i + 2) {
+            if st.is_punct(i + 3, ".") && st.is_ident(i + 4) {
+                resolve_ref(refs, Some(&st.ident(i)), &st.ident(i + 2))
+            } else {
+                resolve_ref(refs, None, &st.ident(i))
+            }
+        } else {
+            None
+        };
+        let Some(target) = target else { return all() };
+        out.push(target.clone());
+        // The next assignment, after a comma outside parentheses.
+        let mut depth = 0i32;
+        let mut next = None;
+        while i < st.tokens.len() {
+            depth += st.depth_change(i);
+            if depth == 0 && st.is_punct(i, ",") {
+                next = Some(i + 1);
+                break;
+            }
+            if depth == 0 && ["WHERE", "ORDER", "LIMIT"].iter().any(|w| st.is_word(i, w)) {
+                break;
+            }
+            i += 1;
+        }
+        match next {
+            Some(n) => i = n,
+            None => break,
+        }
+    }
+    out
+}
+
+/// DML in a QUERY event (`INSERT`, `REPLACE`, `UPDATE`, `DELETE`, `LOAD DATA`, multi-table forms included): the
+/// replicated tables it writes. `None` when the statement is not DML.
+fn route_dml(st: &Statement<'_>, default_schema: &str, filter: &TableFilter) -> Option<DdlRoute> {
+    let verb_at = dml_verb_at(st)?;
+    let skip_all = |mut i: usize, words: &[&str]| {
+        while words.iter().any(|w| st.is_word(i, w)) {
+            i += 1;
+        }
+        i
+    };
+    let at_depth_zero = |from: usize, word: &str| {
+        let mut depth = 0i32;
+        (from..st.tokens.len()).find(|&i| {
+            depth += st.depth_change(i);
+            depth == 0 && st.is_word(i, word)
+        })
+    };
+    let mut i = verb_at + 1;
+    let verb = st.text(verb_at).to_ascii_uppercase();
+    let (written, kinds): (Option<Vec<NameRef>>, DmlKinds) = match verb.as_str() {
+        "INSERT" | "REPLACE" => {
+            i = skip_all(i, &["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"]);
+            i = st.skip_words(i, &["INTO"]);
+            let upserts = verb == "REPLACE"
+                || at_depth_zero(i, "DUPLICATE").is_some_and(|d| st.is_word(d - 1, "ON") && st.is_word(d + 1, "KEY"));
+            let kinds = if upserts { DmlKinds::ALL } else { DmlKinds { insert: true, ..Default::default() } };
+            (st.name_at(i, default_schema).map(|n| vec![n]), kinds)
+        }
+        "UPDATE" => {
+            i = skip_all(i, &["LOW_PRIORITY", "IGNORE"]);
+            let written = table_refs(st, i, default_schema, &["SET"])
+                .filter(|(_, at)| st.is_word(*at, "SET"))
+                .map(|(refs, at)| updated_tables(st, at + 1, &refs));
+            (written, DmlKinds { update: true, ..Default::default() })
+        }
+        "DELETE" => {
+            i = skip_all(i, &["LOW_PRIORITY", "QUICK", "IGNORE"]);
+            const END: &[&str] = &["WHERE", "ORDER", "LIMIT", "RETURNING"];
+            let resolve = |targets: Vec<TableRef>, refs: Vec<TableRef>| {
+                targets
+                    .iter()
+                    .map(|t| {
+                        let qualifier = t.name.qualified.then_some(t.name.schema.as_str());
+                        resolve_ref(&refs, qualifier, &t.name.table).unwrap_or(&t.name).clone()
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let written = if st.is_word(i, "FROM") {
+                // DELETE FROM t ... | DELETE FROM t1, t2 USING references ...
+                table_refs(st, i + 1, default_schema, &["USING", "WHERE", "ORDER", "LIMIT", "RETURNING"]).and_then(
+                    |(targets, at)| {
+                        if st.is_word(at, "USING") {
+                            table_refs(st, at + 1, default_schema, END).map(|(refs, _)| resolve(targets, refs))
+                        } else {
+                            Some(targets.into_iter().map(|t| t.name).collect())
+                        }
+                    },
+                )
+            } else {
+                // DELETE t1, t2 FROM references ...
+                table_refs(st, i, default_schema, &["FROM"]).filter(|(_, at)| st.is_word(*at, "FROM")).and_then(
+                    |(targets, at)| table_refs(st, at + 1, default_schema, END).map(|(refs, _)| resolve(targets, refs)),
+                )
+            };
+            (written, DmlKinds { delete: true, ..Default::default() })
+        }
+        _ => {
+            // LOAD DATA|XML ... [REPLACE|IGNORE] INTO TABLE t
+            let into = at_depth_zero(i, "INTO").filter(|&at| st.is_word(at + 1, "TABLE"));
+            let replaces = into.is_some_and(|at| st.is_word(at - 1, "REPLACE"));
+            let kinds = if replaces { DmlKinds::ALL } else { DmlKinds { insert: true, ..Default::default() } };
+            (into.and_then(|at| st.name_at(at + 2, default_schema)).map(|n| vec![n]), kinds)
+        }
+    };
+    let Some(written) = written else {
+        return Some(if filter.selects_schema(default_schema) {
+            DdlRoute::StatementDml { tables: Vec::new(), kinds }
+        } else {
+            DdlRoute::Ignore
+        });
+    };
+    let mut tables: Vec<(String, String)> = Vec::new();
+    for name in written {
+        let key = (name.schema, name.table);
+        if filter.target_of(&key.0, &key.1).is_some() && !tables.contains(&key) {
+            tables.push(key);
+        }
+    }
+    Some(if tables.is_empty() { DdlRoute::Ignore } else { DdlRoute::StatementDml { tables, kinds } })
 }
 
 /// `CREATE INDEX name ... ON table ...` / `DROP INDEX name ON table`, starting after INDEX.
@@ -832,5 +1121,77 @@ mod tests {
         assert_eq!(m, "/*dtle_gtid1 job_1 0-1 42 dtle_gtid*/");
         assert_eq!(ddl_marker_origin(&format!("ALTER TABLE t ADD c int {m}")).as_deref(), Some("0-1"));
         assert_eq!(ddl_marker_origin("ALTER TABLE t ADD c int"), None);
+    }
+
+    fn dml(sql: &str, default: &str) -> Vec<(String, String)> {
+        match route(sql, default, &filter()) {
+            DdlRoute::StatementDml { tables, .. } => tables,
+            other => panic!("{sql}: expected statement DML, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn statement_dml_on_replicated_tables_is_reported() {
+        let t1 = || vec![st("test", "t1")];
+        // Single-table forms, with the session's schema or a qualified name.
+        assert_eq!(dml("UPDATE t1 SET a = 1 WHERE id = 2", "test"), t1());
+        assert_eq!(dml("update LOW_PRIORITY IGNORE `test`.`t1` set a = 1", "other"), t1());
+        assert_eq!(dml("INSERT INTO t1 VALUES (1)", "test"), t1());
+        assert_eq!(dml("INSERT /* c */ IGNORE test.t1 (a) SELECT a FROM other.x", "other"), t1());
+        assert_eq!(dml("REPLACE INTO test.t1 SET a = 1", ""), t1());
+        assert_eq!(dml("DELETE FROM t1 WHERE id = 1", "test"), t1());
+        assert_eq!(dml("DELETE QUICK FROM test.t1 AS x WHERE x.id = 1 LIMIT 3", ""), t1());
+        assert_eq!(
+            dml("LOAD DATA LOCAL INFILE '/tmp/SQL_LOAD-1' REPLACE INTO TABLE t1 FIELDS TERMINATED BY ','", "test"),
+            t1()
+        );
+        assert_eq!(dml("INSERT INTO shop_eu.orders VALUES (1)", ""), vec![st("shop_eu", "orders")]);
+        assert_eq!(dml("SET STATEMENT max_statement_time=10 FOR DELETE FROM t1", "test"), t1());
+        assert_eq!(dml("WITH c AS (SELECT 1 AS id) UPDATE t1 JOIN c USING (id) SET t1.a = 1", "test"), t1());
+        // Multi-table forms: the tables written, through their aliases.
+        assert_eq!(dml("UPDATE t1 a JOIN other.x b ON a.id = b.id SET a.v = b.v", "test"), t1());
+        assert_eq!(dml("UPDATE other.x b, test.t1 SET t1.v = b.v, b.w = 2", ""), t1());
+        assert_eq!(
+            dml("UPDATE t1, t2 SET v = 1", "test"),
+            vec![st("test", "t1"), st("test", "t2")],
+            "an unqualified column: every table may be written"
+        );
+        assert_eq!(dml("DELETE a, b FROM t1 AS a INNER JOIN other.x b ON a.id = b.id", "test"), t1());
+        assert_eq!(dml("DELETE FROM a.* USING test.t1 AS a, other.x", "other"), t1());
+        assert_eq!(
+            dml("DELETE t1 FROM t1 LEFT JOIN (SELECT id FROM t2) d ON d.id = t1.id WHERE d.id IS NULL", "test"),
+            t1()
+        );
+        // Not recognised, in a replicated schema: reported without tables.
+        assert_eq!(dml("UPDATE (t1 JOIN t2 ON t1.id = t2.id) SET t1.a = 1", "test"), Vec::new());
+        assert_eq!(dml("INSERT INTO t1 VALUES ('unterminated)", "test"), Vec::new());
+        // What it may do, for SqlFilter.
+        let kinds = |sql: &str| match route(sql, "test", &filter()) {
+            DdlRoute::StatementDml { kinds, .. } => kinds,
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(kinds("INSERT INTO t1 VALUES (1)"), DmlKinds { insert: true, update: false, delete: false });
+        assert_eq!(kinds("INSERT INTO t1 VALUES (1) ON DUPLICATE KEY UPDATE a = 2"), DmlKinds::ALL);
+        assert_eq!(kinds("REPLACE t1 VALUES (1)"), DmlKinds::ALL);
+        assert_eq!(kinds("DELETE FROM t1"), DmlKinds { insert: false, update: false, delete: true });
+    }
+
+    #[test]
+    fn statement_dml_elsewhere_is_ignored() {
+        for (sql, default) in [
+            ("UPDATE x SET a = 1", "test"),
+            ("UPDATE other.t1 SET a = 1", "test"),
+            ("INSERT INTO t3 VALUES (1)", "test"),
+            ("INSERT INTO other.x SELECT * FROM test.t1", "test"),
+            ("UPDATE other.x o JOIN test.t1 r ON o.id = r.id SET o.v = r.v", "test"),
+            ("DELETE o FROM other.x o JOIN test.t1 r ON o.id = r.id", "test"),
+            ("DELETE FROM mysql.user WHERE user = 'x'", "test"),
+            ("UPDATE (a JOIN b ON a.id = b.id) SET a.x = 1", "elsewhere"),
+            ("SELECT REPLACE(a, 'x', 'y') FROM t1", "test"),
+            ("WITH c AS (SELECT 1) SELECT * FROM c", "test"),
+            ("INSERT INTO dtle.replication_position VALUES (1)", "test"),
+        ] {
+            assert_eq!(route(sql, default, &filter()), DdlRoute::Ignore, "{sql}");
+        }
     }
 }

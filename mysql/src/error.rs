@@ -23,6 +23,9 @@ pub enum MysqlError {
     #[error("cannot decode binlog event at {file}:{pos} (table {table}): {source}")]
     Decode { file: String, pos: u64, table: String, source: DecodeError },
 
+    #[error("the source logged a data change as a statement, not as rows (binlog_format=STATEMENT or MIXED in the session that ran it): {statement:?} writes the replicated table(s) {tables} at binlog {file}:{pos} ({gtid}). dtle cannot replay a statement exactly, so it stops rather than leave the target without this change. Fix: make every session that writes replicated tables use ROW format (binlog_format=ROW globally, and no SET SESSION binlog_format=STATEMENT/MIXED in applications); then either apply the same change on the target by hand and restart with SkipUnreplayableDdl = true in the src task config (it goes past such statements, each one logged; remove it afterwards), or copy the tables again: `dtle positions reset <job file>`, then run the job with an empty Gtid and DropTableIfExists = true")]
+    StatementDml { statement: String, tables: String, file: String, pos: u64, gtid: String },
+
     #[error("binlog stream from the source failed at {file}:{pos}: {reason}")]
     Stream { file: String, pos: u64, reason: String, transient: bool },
 

@@ -48,6 +48,8 @@ const MYSQL_GTID_EVENT: u8 = 33;
 const MYSQL_ANONYMOUS_GTID_EVENT: u8 = 34;
 const MYSQL_GTID_TAGGED_EVENT: u8 = 42;
 const QUERY_EVENT: u8 = 2;
+/// The statement of a `LOAD DATA` logged as a statement (after its file's BEGIN_LOAD_QUERY/APPEND_BLOCK events).
+const EXECUTE_LOAD_QUERY_EVENT: u8 = 18;
 const ROTATE_EVENT: u8 = 4;
 const XID_EVENT: u8 = 16;
 const FORMAT_DESCRIPTION_EVENT: u8 = 15;
@@ -320,11 +322,12 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
             MYSQL_ANONYMOUS_GTID_EVENT => {
                 tx = Some(new_plain_tx(header.timestamp()));
             }
-            QUERY_EVENT => {
-                let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else {
-                    continue;
+            QUERY_EVENT | EXECUTE_LOAD_QUERY_EVENT => {
+                let (sql, schema) = match event.read_data() {
+                    Ok(Some(EventData::QueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
+                    Ok(Some(EventData::ExecuteLoadQueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
+                    _ => continue,
                 };
-                let sql = q.query();
                 let trimmed = sql.trim();
                 if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
                     let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
@@ -342,7 +345,6 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                 {
                     continue;
                 }
-                let schema = q.schema().into_owned();
                 let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
                 match route(trimmed, &schema, &opts.filter) {
                     DdlRoute::Ignore => {}
@@ -360,6 +362,32 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                         // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
                         if opts.sql_filter.keeps_ddl(trimmed) {
                             t.events.push(TxEvent::Ddl { schema: use_schema, sql, tables: source_tables });
+                        }
+                    }
+                    DdlRoute::StatementDml { tables, kinds } => {
+                        let f = &opts.sql_filter;
+                        let filtered_out = (!kinds.insert || f.no_insert)
+                            && (!kinds.update || f.no_update)
+                            && (!kinds.delete || f.no_delete);
+                        let tables = if tables.is_empty() {
+                            format!("(not recognised in the statement; the session's schema {schema:?} is replicated)")
+                        } else {
+                            tables.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>().join(", ")
+                        };
+                        let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+                        let gtid = if t.gtid.is_empty() { "no GTID".to_string() } else { format!("GTID {}", t.gtid) };
+                        if filtered_out {
+                            tracing::debug!(%file, pos = start, %tables, "statement-format DML of a kind SqlFilter leaves out");
+                        } else if opts.skip_unreplayable_ddl {
+                            tracing::warn!(%file, pos = start, %gtid, statement = %shorten(trimmed), %tables, "SkipUnreplayableDdl: skipping a data change the source logged as a statement (binlog_format=STATEMENT/MIXED); the target may now differ from the source");
+                        } else {
+                            return Err(MysqlError::StatementDml {
+                                statement: shorten(trimmed),
+                                tables,
+                                file,
+                                pos: start,
+                                gtid,
+                            });
                         }
                     }
                     DdlRoute::Unreplayable { reason } if opts.skip_unreplayable_ddl => {
@@ -786,6 +814,14 @@ fn meta_from_binlog(current: &TableMeta, plan: &TablePlan, names: &[String]) -> 
         })
         .collect();
     TableMeta { columns, key_columns: key_columns.unwrap_or_default(), ..current.clone() }
+}
+
+/// A statement for a message: at most about 300 characters.
+fn shorten(sql: &str) -> String {
+    match sql.char_indices().nth(300) {
+        Some((at, _)) => format!("{}... ({} bytes)", &sql[..at], sql.len()),
+        None => sql.to_string(),
+    }
 }
 
 fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
