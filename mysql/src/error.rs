@@ -20,6 +20,9 @@ pub enum MysqlError {
     #[error("the start position {requested} is no longer in the source's binlog ({available}). The source purged it: start the job again with an empty Gtid for a new full copy, or give a position the source still has")]
     PositionPurged { requested: String, available: String },
 
+    #[error("the start position {requested} {problem}. {fix}")]
+    StartPositionInvalid { requested: String, problem: String, fix: String },
+
     #[error("cannot decode binlog event at {file}:{pos} (table {table}): {source}")]
     Decode { file: String, pos: u64, table: String, source: DecodeError },
 

@@ -60,79 +60,246 @@ const MARIADB_FIRST_COMPRESSED_EVENT: u8 = 165;
 const MARIADB_LAST_COMPRESSED_EVENT: u8 = 171;
 const ROWS_EVENTS: [u8; 7] = [23, 24, 25, 30, 31, 32, 39];
 
-/// Checks, before streaming, that the source still has every transaction after `start`.
+/// Checks, before streaming, that the source still has every transaction after `start`, and that `start` is a
+/// position this source wrote: a GTID of another server or domain, one beyond the source's end, or a binlog file
+/// it never had are each reported as what they are (not as a purge), with what to do.
 pub async fn check_position_available(conn: &mut Conn, flavor: Flavor, start: &Position) -> Result<()> {
     let logs: Vec<mysql_async::Row> =
         conn.query("SHOW BINARY LOGS").await.map_err(|e| MysqlError::query("SHOW BINARY LOGS", e))?;
-    let files: Vec<String> =
-        logs.iter().filter_map(|r| r.get::<Vec<u8>, _>(0)).map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
-    let available = || {
-        format!(
-            "binlog files {} .. {}",
-            files.first().cloned().unwrap_or_default(),
-            files.last().cloned().unwrap_or_default()
-        )
-    };
-    match (&start.gtid, flavor) {
+    let files: Vec<(String, u64)> = logs
+        .iter()
+        .filter_map(|r| {
+            let name = r.get::<Vec<u8>, _>(0)?;
+            let size = r.get::<Option<u64>, _>(1).flatten().unwrap_or(u64::MAX);
+            Some((String::from_utf8_lossy(&name).into_owned(), size))
+        })
+        .collect();
+    let problem = match (&start.gtid, flavor) {
         (Some(GtidState::Mariadb(list)), Flavor::Mariadb) => {
-            let Some(first) = files.first() else { return Ok(()) };
-            // The first binlog file starts with a Gtid_list event: the state before everything it holds.
-            let events: Vec<mysql_async::Row> = conn
-                .query(format!("SHOW BINLOG EVENTS IN '{}' LIMIT 4", first.replace('\'', "")))
+            let state: Option<String> = conn
+                .query_first("SELECT CAST(@@GLOBAL.gtid_binlog_state AS CHAR)")
                 .await
-                .map_err(|e| MysqlError::query(format!("SHOW BINLOG EVENTS IN '{first}'"), e))?;
-            for row in events {
-                let kind: Option<String> = row.get(2);
-                let info: Option<String> = row.get(5);
-                if kind.as_deref() != Some("Gtid_list") {
-                    continue;
-                }
-                let info = info.unwrap_or_default();
-                let inner = info.trim().trim_start_matches('[').trim_end_matches(']');
-                let purged: MariadbGtidList = inner.parse().unwrap_or_default();
-                for (domain, _server, seq) in purged.iter() {
-                    let ours = list.get(domain).map(|(_, s)| s).unwrap_or(0);
-                    if ours < seq {
-                        return Err(MysqlError::PositionPurged {
-                            requested: list.to_string(),
-                            available: format!("{}, the first of which starts after GTID position {purged}", available()),
-                        });
+                .map_err(|e| MysqlError::query("reading gtid_binlog_state", e))?;
+            let state = parse_binlog_state(&state.unwrap_or_default());
+            let mut purged = MariadbGtidList::default();
+            if let Some((first, _)) = files.first() {
+                // The first binlog file starts with a Gtid_list event: the state before everything it holds.
+                let events: Vec<mysql_async::Row> = conn
+                    .query(format!("SHOW BINLOG EVENTS IN '{}' LIMIT 4", first.replace('\'', "")))
+                    .await
+                    .map_err(|e| MysqlError::query(format!("SHOW BINLOG EVENTS IN '{first}'"), e))?;
+                for row in events {
+                    let kind: Option<String> = row.get(2);
+                    if kind.as_deref() == Some("Gtid_list") {
+                        let info: String = row.get::<Option<String>, _>(5).flatten().unwrap_or_default();
+                        let inner = info.trim().trim_start_matches('[').trim_end_matches(']');
+                        purged = inner.parse().unwrap_or_default();
                     }
                 }
             }
-            Ok(())
+            mariadb_start_problem(list, &state, &purged, &files)
         }
         (Some(GtidState::Mysql(set)), Flavor::Mysql) => {
+            let executed: Option<String> = conn
+                .query_first("SELECT CAST(@@GLOBAL.gtid_executed AS CHAR)")
+                .await
+                .map_err(|e| MysqlError::query("reading gtid_executed", e))?;
+            let executed: MysqlGtidSet = executed.unwrap_or_default().parse().unwrap_or_default();
             let purged: Option<String> = conn
                 .query_first("SELECT CAST(@@GLOBAL.gtid_purged AS CHAR)")
                 .await
                 .map_err(|e| MysqlError::query("reading gtid_purged", e))?;
             let purged: MysqlGtidSet = purged.unwrap_or_default().parse().unwrap_or_default();
-            if !purged.is_subset_of(set) {
-                return Err(MysqlError::PositionPurged {
-                    requested: set.to_string(),
-                    available: format!("gtid_purged is {purged}"),
-                });
-            }
-            Ok(())
+            mysql_start_problem(set, &executed, &purged)
         }
-        (Some(_), _) => Err(MysqlError::InvalidConfig {
-            field: "Gtid".into(),
-            value: start.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
-            reason: format!(
-                "this GTID form does not match the source, which is {} (MySQL uses uuid:1-5, MariaDB uses domain-server-seq)",
-                if flavor == Flavor::Mariadb { "MariaDB" } else { "MySQL" }
+        (Some(_), _) => {
+            return Err(MysqlError::InvalidConfig {
+                field: "Gtid".into(),
+                value: start.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
+                reason: format!(
+                    "this GTID form does not match the source, which is {} (MySQL uses uuid:1-5, MariaDB uses domain-server-seq)",
+                    if flavor == Flavor::Mariadb { "MariaDB" } else { "MySQL" }
+                ),
+            })
+        }
+        (None, _) => file_start_problem(&start.binlog_file, start.binlog_pos, &files),
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(p.into_error(start)),
+    }
+}
+
+/// Why the source cannot stream from a start position.
+#[derive(Debug, PartialEq, Eq)]
+enum StartProblem {
+    /// The source had it, but its binlog no longer goes back that far.
+    Purged { available: String },
+    /// The source never wrote it: another server's or domain's GTID.
+    NeverWritten { detail: String },
+    /// Past the end of what the source has written.
+    BeyondEnd { detail: String },
+    /// No binlog file of that name on the source.
+    NoSuchFile { detail: String },
+}
+
+impl StartProblem {
+    fn into_error(self, start: &Position) -> MysqlError {
+        let requested = match &start.gtid {
+            Some(g) => format!("GTID {g}"),
+            None => format!("{}:{}", start.binlog_file, start.binlog_pos),
+        };
+        let (problem, fix) = match self {
+            StartProblem::Purged { available } => return MysqlError::PositionPurged { requested, available },
+            StartProblem::NeverWritten { detail } => (
+                format!("was never written by this source: {detail}"),
+                "It comes from another server or GTID domain (the job file's Gtid, or a position saved while the job read another source). Give a GTID position this source wrote (SELECT @@gtid_binlog_pos on it prints its latest), set AutoGtid = true to start from now, or leave Gtid empty for a full copy; for a saved position, `dtle positions reset <job file>` first",
             ),
-        }),
-        (None, _) => {
-            if !start.binlog_file.is_empty() && !files.contains(&start.binlog_file) {
-                return Err(MysqlError::PositionPurged {
-                    requested: format!("{}:{}", start.binlog_file, start.binlog_pos),
-                    available: available(),
-                });
-            }
-            Ok(())
+            StartProblem::BeyondEnd { detail } => (
+                format!("is beyond the end of the source's binlog: {detail}"),
+                "The source has not written it: it comes from another server, or the source was restored from a backup or reset (RESET MASTER) since the position was taken, in which case compare the target with it first. Give a position the source has (SELECT @@gtid_binlog_pos, SHOW MASTER STATUS), set AutoGtid = true to start from now, or leave Gtid empty for a full copy; for a saved position, `dtle positions reset <job file>` first",
+            ),
+            StartProblem::NoSuchFile { detail } => (
+                format!("names a binlog file the source does not have: {detail}"),
+                "Give BinlogFile/BinlogPos from SHOW BINARY LOGS or SHOW MASTER STATUS on the source (a file it lists, and a position inside it), or leave them empty for a full copy",
+            ),
+        };
+        MysqlError::StartPositionInvalid { requested, problem, fix: fix.into() }
+    }
+}
+
+/// `@@gtid_binlog_state`: the last GTID of every (domain, server) the source ever logged, "0-1-100,0-2-7,1-1-3".
+fn parse_binlog_state(text: &str) -> Vec<(u32, u32, u64)> {
+    text.split(',')
+        .filter_map(|piece| {
+            let mut f = piece.trim().split('-');
+            let domain = f.next()?.parse().ok()?;
+            let server = f.next()?.parse().ok()?;
+            let seq = f.next()?.parse().ok()?;
+            Some((domain, server, seq))
+        })
+        .collect()
+}
+
+/// Up to 10 file names, else the first and last with the count.
+fn list_files(files: &[(String, u64)]) -> String {
+    match files {
+        [] => "no binlog files".into(),
+        _ if files.len() <= 10 => files.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "),
+        [first, .., last] => format!("{} files, {} .. {}", files.len(), first.0, last.0),
+        [only] => only.0.clone(),
+    }
+}
+
+fn mariadb_start_problem(
+    requested: &MariadbGtidList,
+    state: &[(u32, u32, u64)],
+    purged: &MariadbGtidList,
+    files: &[(String, u64)],
+) -> Option<StartProblem> {
+    let state_text = if state.is_empty() {
+        "its binlog holds no GTID at all (RESET MASTER?)".to_string()
+    } else {
+        format!(
+            "its binlog state (@@gtid_binlog_state) is {}",
+            state.iter().map(|(d, s, q)| format!("{d}-{s}-{q}")).collect::<Vec<_>>().join(",")
+        )
+    };
+    for (domain, server, seq) in requested.iter() {
+        let in_domain: Vec<&(u32, u32, u64)> = state.iter().filter(|(d, _, _)| *d == domain).collect();
+        let Some(end) = in_domain.iter().map(|(_, _, q)| *q).max() else {
+            return Some(StartProblem::NeverWritten {
+                detail: format!("it has no GTID of domain {domain}; {state_text}"),
+            });
+        };
+        if seq > end {
+            return Some(StartProblem::BeyondEnd {
+                detail: format!("its last transaction of domain {domain} has sequence number {end} ({state_text})"),
+            });
         }
+        match in_domain.iter().find(|(_, s, _)| *s == server) {
+            None => {
+                return Some(StartProblem::NeverWritten {
+                    detail: format!("no server with id {server} ever wrote to domain {domain} there; {state_text}"),
+                })
+            }
+            Some((_, _, last)) if seq > *last => {
+                return Some(StartProblem::NeverWritten {
+                    detail: format!(
+                        "the last GTID server {server} wrote to domain {domain} there is {domain}-{server}-{last}; {state_text}"
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for (domain, _server, seq) in purged.iter() {
+        let ours = requested.get(domain).map(|(_, s)| s).unwrap_or(0);
+        if ours < seq {
+            return Some(StartProblem::Purged {
+                available: format!(
+                    "binlog files {}, the first of which starts after GTID position {purged}",
+                    list_files(files)
+                ),
+            });
+        }
+    }
+    None
+}
+
+fn mysql_start_problem(
+    requested: &MysqlGtidSet,
+    executed: &MysqlGtidSet,
+    purged: &MysqlGtidSet,
+) -> Option<StartProblem> {
+    let missing = requested.subtract(executed);
+    for (uuid, tag, intervals) in missing.iter() {
+        let known = executed.iter().find(|(u, t, _)| *u == uuid && *t == tag).map(|(_, _, i)| i.to_vec());
+        let uuid_text = dtle_metadata::format_uuid(&uuid);
+        let name = if tag.is_empty() { uuid_text } else { format!("{uuid_text}:{tag}") };
+        let end = known.as_ref().and_then(|i| i.last().map(|(_, e)| *e));
+        return Some(match end {
+            None => StartProblem::NeverWritten {
+                detail: format!("no transaction of {name} is in its gtid_executed ({executed})"),
+            },
+            Some(end) if intervals.iter().all(|(s, _)| *s > end) => StartProblem::BeyondEnd {
+                detail: format!("its last transaction of {name} is number {end} (gtid_executed {executed})"),
+            },
+            Some(_) => StartProblem::NeverWritten {
+                detail: format!(
+                    "transactions {name}:{} are not in its gtid_executed ({executed})",
+                    intervals.iter().map(|(s, e)| format!("{s}-{e}")).collect::<Vec<_>>().join(":")
+                ),
+            },
+        });
+    }
+    if !purged.is_subset_of(requested) {
+        return Some(StartProblem::Purged { available: format!("gtid_purged is {purged}") });
+    }
+    None
+}
+
+/// `mariadb-bin.000012` → (`mariadb-bin`, 12).
+fn split_binlog_name(name: &str) -> Option<(&str, u64)> {
+    let (base, number) = name.rsplit_once('.')?;
+    Some((base, number.parse().ok()?))
+}
+
+fn file_start_problem(file: &str, pos: u64, files: &[(String, u64)]) -> Option<StartProblem> {
+    if file.is_empty() || files.is_empty() {
+        return None;
+    }
+    if let Some((_, size)) = files.iter().find(|(f, _)| f == file) {
+        return (pos > *size).then(|| StartProblem::BeyondEnd {
+            detail: format!("{file} has {size} bytes; position {pos} is past its end"),
+        });
+    }
+    let first = files.first().and_then(|(f, _)| split_binlog_name(f));
+    match (split_binlog_name(file), first) {
+        (Some((base, n)), Some((first_base, first_n))) if base == first_base && n < first_n => {
+            Some(StartProblem::Purged { available: format!("binlog files {}", list_files(files)) })
+        }
+        _ => Some(StartProblem::NoSuchFile { detail: format!("it has {}", list_files(files)) }),
     }
 }
 
@@ -831,7 +998,19 @@ fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
 fn stream_error(file: &str, pos: u64, e: mysql_async::Error) -> MysqlError {
     if let mysql_async::Error::Server(s) = &e {
         if s.code == codes::SOURCE_FATAL_ERROR_READING_BINLOG {
-            return MysqlError::PositionPurged { requested: format!("{file}:{pos}"), available: s.message.clone() };
+            // Only the server's own word makes it a purge; otherwise say what it said.
+            if s.message.to_ascii_lowercase().contains("purged") {
+                return MysqlError::PositionPurged { requested: format!("{file}:{pos}"), available: s.message.clone() };
+            }
+            return MysqlError::Stream {
+                file: file.to_string(),
+                pos,
+                reason: format!(
+                    "the source refused to send its binlog from here: {} (error {}). Check that the job's start position is one this source wrote (SELECT @@gtid_binlog_pos, SHOW BINARY LOGS on it), or leave Gtid empty for a full copy",
+                    s.message, s.code
+                ),
+                transient: false,
+            };
         }
     }
     MysqlError::Stream {
@@ -859,5 +1038,85 @@ impl<S: Stream + Unpin> Stream for PanicSafe<S> {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
             Err(_) => std::task::Poll::Ready(Some(Err(()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str]) -> Vec<(String, u64)> {
+        names.iter().map(|n| (n.to_string(), 1000)).collect()
+    }
+
+    fn list(s: &str) -> MariadbGtidList {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_mariadb_start_the_source_never_had_is_not_called_purged() {
+        let state = parse_binlog_state("0-1-1563,0-2-40,1-1-7");
+        let f = files(&["mariadb-bin.000003", "mariadb-bin.000004"]);
+        let purged = list("0-1-1000");
+        let problem = |requested: &str| mariadb_start_problem(&list(requested), &state, &purged, &f);
+        assert_eq!(problem("0-1-1200,1-1-7"), None);
+        assert!(matches!(problem("0-2-30,1-1-5"), Some(StartProblem::Purged { .. })));
+        // Another server's GTID, one of an unknown domain, one a known server never reached.
+        assert!(
+            matches!(problem("0-13-5"), Some(StartProblem::NeverWritten { detail }) if detail.contains("server with id 13"))
+        );
+        assert!(matches!(problem("7-1-5"), Some(StartProblem::NeverWritten { detail }) if detail.contains("domain 7")));
+        assert!(matches!(problem("0-2-41"), Some(StartProblem::NeverWritten { detail }) if detail.contains("0-2-40")));
+        // Beyond the end of the domain.
+        assert!(matches!(problem("0-1-99999"), Some(StartProblem::BeyondEnd { detail }) if detail.contains("1563")));
+        // Really purged.
+        assert!(
+            matches!(problem("0-1-999,1-1-7"), Some(StartProblem::Purged { available }) if available.contains("mariadb-bin.000003"))
+        );
+        // A source reset since: nothing at all.
+        assert!(matches!(
+            mariadb_start_problem(&list("0-1-5"), &[], &MariadbGtidList::default(), &f),
+            Some(StartProblem::NeverWritten { detail }) if detail.contains("RESET MASTER")
+        ));
+    }
+
+    #[test]
+    fn a_mysql_start_the_source_never_had_is_not_called_purged() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let set = |s: &str| -> MysqlGtidSet { s.parse().unwrap() };
+        let executed = set(&format!("{a}:1-100"));
+        let purged = set(&format!("{a}:1-10"));
+        assert_eq!(mysql_start_problem(&set(&format!("{a}:1-50")), &executed, &purged), None);
+        assert!(matches!(
+            mysql_start_problem(&set(&format!("{a}:1-50,{b}:1-5")), &executed, &purged),
+            Some(StartProblem::NeverWritten { detail }) if detail.contains(b)
+        ));
+        assert!(matches!(
+            mysql_start_problem(&set(&format!("{a}:1-150")), &executed, &purged),
+            Some(StartProblem::BeyondEnd { detail }) if detail.contains("100")
+        ));
+        assert!(matches!(
+            mysql_start_problem(&set(&format!("{a}:1-5")), &executed, &purged),
+            Some(StartProblem::Purged { .. })
+        ));
+    }
+
+    #[test]
+    fn a_binlog_file_the_source_never_had_is_named_with_the_files_it_has() {
+        let f = files(&["mariadb-bin.000003", "mariadb-bin.000004"]);
+        assert_eq!(file_start_problem("mariadb-bin.000004", 900, &f), None);
+        assert!(matches!(file_start_problem("mariadb-bin.000004", 5000, &f), Some(StartProblem::BeyondEnd { .. })));
+        assert!(matches!(file_start_problem("mariadb-bin.000001", 4, &f), Some(StartProblem::Purged { .. })));
+        for never in ["mariadb-bin.000009", "mysql-bin.000001", "nonsense"] {
+            assert!(
+                matches!(file_start_problem(never, 4, &f), Some(StartProblem::NoSuchFile { detail }) if detail.contains("mariadb-bin.000003, mariadb-bin.000004")),
+                "{never}"
+            );
+        }
+        let err = StartProblem::NoSuchFile { detail: "it has x".into() }
+            .into_error(&Position { gtid: None, binlog_file: "nonsense".into(), binlog_pos: 4 })
+            .to_string();
+        assert!(err.contains("nonsense:4") && err.contains("SHOW BINARY LOGS") && !err.contains("purged"), "{err}");
     }
 }
