@@ -253,7 +253,7 @@ fn mysql_start_problem(
     purged: &MysqlGtidSet,
 ) -> Option<StartProblem> {
     let missing = requested.subtract(executed);
-    for (uuid, tag, intervals) in missing.iter() {
+    if let Some((uuid, tag, intervals)) = missing.iter().next() {
         let known = executed.iter().find(|(u, t, _)| *u == uuid && *t == tag).map(|(_, _, i)| i.to_vec());
         let uuid_text = dtle_metadata::format_uuid(&uuid);
         let name = if tag.is_empty() { uuid_text } else { format!("{uuid_text}:{tag}") };
