@@ -31,6 +31,12 @@ pub enum DriverError {
     #[error("config field {field} = {value:?}: {reason}")]
     InvalidField { field: String, value: String, reason: String },
 
+    #[error(
+        "job {job:?}: an apply on the target made no progress for {seconds} s (WatchdogTimeout); restarting from the \
+         target's position — if the target is busy with something legitimate for that long, raise WatchdogTimeout"
+    )]
+    Stalled { job: String, seconds: u64 },
+
     #[error("{0}")]
     Other(String),
 }
@@ -55,6 +61,7 @@ impl DriverError {
             DriverError::Store(e) => e.is_transient(),
             DriverError::Transport(e) => e.is_transient(),
             DriverError::Kafka(e) => e.is_transient(),
+            DriverError::Stalled { .. } => true,
             _ => false,
         }
     }

@@ -8,4 +8,5 @@ pub mod kafka_dest;
 pub mod metrics;
 pub mod plugin;
 pub mod standalone;
+mod watchdog;
 pub mod wire;

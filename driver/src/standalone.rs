@@ -26,6 +26,7 @@ use crate::config::ResolvedJob;
 use crate::engine;
 use crate::error::DriverError;
 use crate::metrics;
+use crate::watchdog::ApplyWatchdog;
 use crate::wire;
 
 /// At most this many changes, or about this many bytes of them, go into one target transaction group. While it is
@@ -308,6 +309,7 @@ async fn run_once(
     });
 
     let mut progress = Progress::new(&job.name, opts.progress_bar);
+    let watchdog = ApplyWatchdog::new(job, src.metrics.clone());
     let mut dest_result: Result<(), DriverError> = Ok(());
     let mut stage = JobStage::Incremental;
     // The dest: apply what arrives, grouping whatever is already queued into one target transaction.
@@ -334,7 +336,7 @@ async fn run_once(
             }
         }
         let before = applier.stats.clone();
-        match applier.apply(&changes).await {
+        match watchdog.guard(&changes, applier.apply(&changes)).await {
             Ok(durable) => {
                 record_apply_metrics(&src.metrics, &before, &applier.stats, &changes);
                 progress.applied(&changes, &applier.stats);
@@ -346,7 +348,7 @@ async fn run_once(
                 }
             }
             Err(e) => {
-                dest_result = Err(e.into());
+                dest_result = Err(e);
                 break;
             }
         }
@@ -1037,6 +1039,7 @@ async fn run_dest_remote(
     info!(job = %job.name, "dest: waiting for the src task");
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let job_metrics = metrics::job(&job.name);
+    let watchdog = ApplyWatchdog::new(job, job_metrics.clone());
     let mut pending_hello = None;
     loop {
         let event = match pending_hello.take() {
@@ -1051,6 +1054,11 @@ async fn run_dest_remote(
                 let answer = if let Some(error) = hello_refusal(&hello, &job.name) {
                     HelloReply { version: dtle_proto::WIRE_FORMAT_VERSION, error, ..Default::default() }
                 } else {
+                    // A big transaction of the earlier session may be half applied in an open target transaction:
+                    // the new session resends it from the committed position, so it must not be continued.
+                    if applier.abandon_open_transaction().await? {
+                        warn!(job = %job.name, session = hello.session, "dest: a new src session started while a big transaction of the earlier one was being applied; rolled it back, the new session sends it again");
+                    }
                     let rp = applier.resume_point().await?;
                     let (stage, position, resume_tables) = match rp {
                         Some(rp) if rp.stage == JobStage::Snapshot => {
@@ -1086,7 +1094,7 @@ async fn run_dest_remote(
                 pending_hello = next;
                 progress.starting(&changes);
                 let before = applier.stats.clone();
-                let durable = applier.apply(&changes).await?;
+                let durable = watchdog.guard(&changes, applier.apply(&changes)).await?;
                 record_apply_metrics(&job_metrics, &before, &applier.stats, &changes);
                 progress.applied(&changes, &applier.stats);
                 link.ack(session, last_seq, durable.as_ref().map(wire::position_to_wire)).await?;

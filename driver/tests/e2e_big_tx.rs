@@ -93,3 +93,143 @@ async fn big_transactions_in_parts_survive_kill9_over_nats() {
     };
     run_case(&ctx, "e2e_big_tx_nats", "e2e_big_tx_nats", &["--transport", "nats", "--nats", &url]).await;
 }
+
+/// Waits until the target has an open transaction that already modified `min_rows` rows (the dest is inside a big
+/// transaction).
+async fn wait_open_target_transaction(dst: &mut mysql_async::Conn, min_rows: u64, dtles: &mut [&mut Dtle]) {
+    let w =
+        Waiter::new(format!("the dest is inside the big transaction (an open target transaction, {min_rows} rows)"));
+    loop {
+        let modified =
+            query_u64(dst, "SELECT COALESCE(MAX(trx_rows_modified), 0) FROM information_schema.INNODB_TRX").await;
+        if modified >= min_rows {
+            return;
+        }
+        w.note(format!("rows modified by open transactions: {modified}"));
+        w.tick_all(dtles).await;
+    }
+}
+
+async fn keyed_and_keyless_tables(src: &mut mysql_async::Conn, schema: &str) {
+    exec(src, &format!("CREATE TABLE {schema}.t (id BIGINT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(100))")).await;
+    exec(src, &format!("CREATE TABLE {schema}.n (id BIGINT, pad VARCHAR(100))")).await;
+}
+
+/// One source transaction filling both tables with `rows` rows each (~100 bytes a row).
+async fn big_insert_both(src: &mut mysql_async::Conn, schema: &str, first_id: u64, rows: u64) {
+    exec(
+        src,
+        &format!(
+            "START TRANSACTION;\
+             INSERT INTO {schema}.t (id, v, pad) SELECT {first_id} + seq, seq, REPEAT('x', 90) FROM {schema}.seq_0_to_{last};\
+             INSERT INTO {schema}.n (id, pad) SELECT {first_id} + seq, REPEAT('y', 90) FROM {schema}.seq_0_to_{last};\
+             COMMIT",
+            last = rows - 1
+        ),
+    )
+    .await;
+}
+
+/// Regression (issue 12, defect 1): a src killed while the dest is inside a big transaction, then restarted. The new
+/// session is answered from the committed position and sends the transaction again; the dest used to append it to
+/// the old session's still-open target transaction (keyless table: rows doubled silently; keyed table: a false
+/// "Duplicate entry" conflict). The dest must roll the old transaction back first.
+#[tokio::test]
+async fn a_src_restarted_inside_a_big_transaction_does_not_continue_the_old_target_transaction() {
+    let Some(url) = nats_url() else {
+        return;
+    };
+    let Some(ctx) = Ctx::new("big_tx_src_restart").await else {
+        return;
+    };
+    let (schema, job_name) = ("e2e_big_tx_src_restart", "e2e_big_tx_src_restart");
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    keyed_and_keyless_tables(&mut src, schema).await;
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        s.dst,
+        &format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema)),
+    );
+    let nats = ["--transport", "nats", "--nats", url.as_str()];
+    let only = |role: &'static str| -> Vec<&str> {
+        let mut args = nats.to_vec();
+        args.extend(["--only", role]);
+        args
+    };
+    let mut dest = Dtle::run_with(ctx.path(), &job, "dest.log", "data-dest", &only("dest"));
+    let mut srcp = Dtle::run_with(ctx.path(), &job, "src1.log", "data-src", &only("src"));
+    wait_caught_up_all(s, &mut dst, job_name, &mut [&mut srcp, &mut dest]).await;
+
+    big_insert_both(&mut src, schema, 1, 150_000).await;
+    wait_open_target_transaction(&mut dst, 1, &mut [&mut srcp, &mut dest]).await;
+    srcp.kill9();
+    drop(srcp);
+    let mut srcp = Dtle::run_with(ctx.path(), &job, "src2.log", "data-src", &only("src"));
+    wait_caught_up_all(s, &mut dst, job_name, &mut [&mut srcp, &mut dest]).await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.n"), None).await;
+    srcp.stop_cleanly().await;
+    dest.stop_cleanly().await;
+}
+
+/// The pid of the mariadbd of a `tests/mariadb.sh` instance.
+fn mariadb_instance_pid(name: &str) -> u32 {
+    let dir = std::env::var("DTLE_TEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("tests").join(".run"));
+    let file = dir.join(name).join("mariadbd.pid");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.trim().parse().unwrap_or_else(|_| panic!("{}: not a pid: {text:?}", file.display()))
+}
+
+/// Regression (issue 12, defect 2): the target's mariadbd killed with -9 while a big transaction is applied in parts,
+/// then started again. dtle used to stop silently for good (the dest failed on a full window and the src stayed
+/// parked on it); it must reconnect, say so, and apply the transaction again from the committed position.
+#[tokio::test]
+async fn a_target_killed_inside_a_big_transaction_is_reconnected_and_the_transaction_redone() {
+    let Some(ctx) = Ctx::new("big_tx_target_kill").await else {
+        return;
+    };
+    // A target of its own: killing the shared one would disturb the other tests.
+    let (instance, port) = ("e2e_target_kill", 3328u16);
+    run_script("mariadb.sh", &["start", instance, &port.to_string(), "28"]).await;
+    let (schema, job_name) = ("e2e_big_tx_target_kill", "e2e_big_tx_target_kill");
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.conn(port).await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    keyed_and_keyless_tables(&mut src, schema).await;
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        port,
+        &format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema)),
+    );
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle.log", "data", &[]);
+    wait_caught_up_all(s, &mut dst, job_name, &mut [&mut dtle]).await;
+
+    big_insert_both(&mut src, schema, 1, 300_000).await;
+    wait_open_target_transaction(&mut dst, 200_000, &mut [&mut dtle]).await;
+    let pid = mariadb_instance_pid(instance);
+    let killed = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("run kill");
+    assert!(killed.success(), "kill -9 {pid}");
+    drop(dst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run_script("mariadb.sh", &["start", instance, &port.to_string(), "28"]).await;
+
+    let mut dst = s.conn(port).await;
+    wait_caught_up_all(s, &mut dst, job_name, &mut [&mut dtle]).await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.n"), None).await;
+    dtle.stop_cleanly().await;
+    let log = dtle.log_text();
+    assert!(log.contains("transient failure; restarting from the target's position"), "{}", tail(&log, 30));
+}

@@ -291,6 +291,22 @@ impl Applier {
         &self.endpoint
     }
 
+    /// Rolls back the target transaction of a big source transaction whose parts were being applied (it stays open
+    /// across `apply` calls until its last part). A new src session starts again from the committed position, so the
+    /// parts of the old session must never be continued: they would be applied twice. Returns whether one was open.
+    pub async fn abandon_open_transaction(&mut self) -> Result<bool> {
+        if !self.tx_open {
+            return Ok(false);
+        }
+        self.tx_open = false;
+        self.pending_marker = None;
+        self.conn
+            .query_drop("ROLLBACK")
+            .await
+            .map_err(|e| MysqlError::query("rolling back the open target transaction of an earlier src session", e))?;
+        Ok(true)
+    }
+
     /// Reads the job's position back from the target.
     pub async fn resume_point(&mut self) -> Result<Option<ResumePoint>> {
         let row: Option<(String, String, String, String, u64)> = self

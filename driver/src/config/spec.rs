@@ -154,6 +154,8 @@ pub mod defaults {
     pub const BULK_INSERT2: i64 = 8;
     pub const BULK_INSERT3: i64 = 128;
     pub const RETRY_TX_LIMIT: i64 = 5;
+    /// Seconds an apply may make no progress before the task restarts its pipeline (0 = never).
+    pub const WATCHDOG_TIMEOUT_S: i64 = 300;
     pub const KAFKA_CONVERTER: &str = "json";
     pub const KAFKA_TOPIC_WITH_SCHEMA_TABLE: bool = true;
     pub const KAFKA_MESSAGE_GROUP_MAX_SIZE: i64 = 1;
@@ -209,6 +211,9 @@ pub mod defaults {
     }
     pub fn retry_tx_limit() -> i64 {
         RETRY_TX_LIMIT
+    }
+    pub fn watchdog_timeout() -> i64 {
+        WATCHDOG_TIMEOUT_S
     }
     pub fn kafka_converter() -> String {
         KAFKA_CONVERTER.to_string()
@@ -457,6 +462,12 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
     f("BulkInsert2", K::Int, D::Int(defaults::BULK_INSERT2), "Rows of the middle cached multi-row insert."),
     f("BulkInsert3", K::Int, D::Int(defaults::BULK_INSERT3), "Rows of the largest cached multi-row insert."),
     f("RetryTxLimit", K::Int, D::Int(defaults::RETRY_TX_LIMIT), "Retries of a transaction on deadlock."),
+    f(
+        "WatchdogTimeout",
+        K::Int,
+        D::Int(defaults::WATCHDOG_TIMEOUT_S),
+        "Seconds an apply may make no progress (DDL excepted) before the task restarts from the target's position; 0 = off.",
+    ),
     f("SetGtidNext", K::Bool, D::Bool(false), "Keep source GTIDs on the target (set gtid_next)."),
     f(
         "Compression",

@@ -279,6 +279,9 @@ pub struct TaskConfig {
     pub bulk_insert3: i64,
     #[serde(rename = "RetryTxLimit", default = "defaults::retry_tx_limit")]
     pub retry_tx_limit: i64,
+    /// dtle (Rust) extension. Seconds; 0 = off.
+    #[serde(rename = "WatchdogTimeout", default = "defaults::watchdog_timeout")]
+    pub watchdog_timeout: i64,
     #[serde(rename = "SetGtidNext", default)]
     pub set_gtid_next: bool,
     /// Batch compression on a NATS link; see [`TaskConfig::compression_spec`].
@@ -561,6 +564,7 @@ impl TaskConfig {
             ("BigTxSrcQueue", self.big_tx_src_queue, 1),
             ("DependencyHistorySize", self.dependency_history_size, 0),
             ("RetryTxLimit", self.retry_tx_limit, 0),
+            ("WatchdogTimeout", self.watchdog_timeout, 0),
         ] {
             if value < min {
                 let rule = if min == 1 { "> 0" } else { "≥ 0" };
