@@ -1,6 +1,6 @@
 //! Big source transactions are sent and applied in parts (memory bounded by the part size) and still commit on the
 //! target as one transaction with their position: exactly once across a kill -9 in the middle, in process and
-//! over NATS.
+//! over NATS; a target that dies or hangs under them is reconnected, never waited for in silence.
 
 mod common;
 
@@ -232,4 +232,65 @@ async fn a_target_killed_inside_a_big_transaction_is_reconnected_and_the_transac
     dtle.stop_cleanly().await;
     let log = dtle.log_text();
     assert!(log.contains("transient failure; restarting from the target's position"), "{}", tail(&log, 30));
+}
+
+/// A target that stops answering (its mariadbd stopped with SIGSTOP: a hung server or a network black hole) while
+/// changes are applied: the apply watchdog abandons the stuck apply after `WatchdogTimeout`, says so, and the task
+/// restarts from the target's position once the server answers again.
+#[tokio::test]
+async fn a_hung_target_trips_the_watchdog_and_the_job_resumes_when_it_answers() {
+    let Some(ctx) = Ctx::new("watchdog_hung_target").await else {
+        return;
+    };
+    let (instance, port) = ("e2e_target_hang", 3326u16);
+    run_script("mariadb.sh", &["start", instance, &port.to_string(), "26"]).await;
+    let (schema, job_name) = ("e2e_watchdog_hung_target", "e2e_watchdog_hung_target");
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.conn(port).await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    create_load_tables(&mut src, schema).await;
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        port,
+        &format!("{}\nGtid = \"\"\nWatchdogTimeout = 3", replicate_schema(schema)),
+    );
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle.log", "data", &[]);
+    let mut load = Load::start(s, schema);
+    load.wait_progress(100, &mut [&mut dtle]).await;
+    wait_position_moves(&mut dst, job_name, 3, &mut [&mut dtle]).await;
+    drop(dst);
+
+    let pid = mariadb_instance_pid(instance).to_string();
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill").args([sig, &pid]).status().expect("run kill");
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    // Resumes the server even when the test fails.
+    struct Resume(String);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
+        }
+    }
+    let resume = Resume(pid.clone());
+    let w = Waiter::new("the watchdog abandons the stuck apply").with_limit(Duration::from_secs(30));
+    while !dtle.log_text().contains("watchdog: an apply on the target made no progress") {
+        w.tick_all(&mut [&mut dtle]).await;
+    }
+    load.wait_progress(50, &mut [&mut dtle]).await;
+    signal("-CONT");
+    drop(resume);
+    load.stop().await;
+
+    let mut dst = s.conn(port).await;
+    wait_caught_up_all(s, &mut dst, job_name, &mut [&mut dtle]).await;
+    assert_load_tables_equal(&mut src, &mut dst, schema).await;
+    dtle.stop_cleanly().await;
+    let log = dtle.log_text();
+    assert!(log.contains("WatchdogTimeout"), "the restart names the setting: {}", tail(&log, 30));
 }
