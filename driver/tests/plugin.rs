@@ -1039,6 +1039,10 @@ async fn src_and_dest_tasks_replicate_then_stop_recover_destroy() {
     let status = inspect.into_inner().task.expect("status");
     assert_eq!(status.state, drivers::TaskState::Running as i32);
     assert!(status.started_at.is_some() && status.completed_at.is_some());
+    // Nomad's Go client dereferences the result (`exitResultFromProto`) without a nil check: a running task must
+    // carry one too (zeros), as Go plugins send it.
+    let running_result = status.result.expect("InspectTask of a running task carries an ExitResult");
+    assert_eq!((running_result.exit_code, running_result.signal, running_result.oom_killed), (0, 0, false));
 
     // TaskEvents: the start of each task was reported.
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
@@ -1098,7 +1102,9 @@ async fn src_and_dest_tasks_replicate_then_stop_recover_destroy() {
     assert_eq!(dest_exit.into_inner().result.map(|r| r.exit_code), Some(0));
     let inspect =
         d.clone().inspect_task(drivers::InspectTaskRequest { task_id: src_id.clone() }).await.expect("Inspect");
-    assert_eq!(inspect.into_inner().task.expect("status").state, drivers::TaskState::Exited as i32);
+    let exited = inspect.into_inner().task.expect("status");
+    assert_eq!(exited.state, drivers::TaskState::Exited as i32);
+    assert!(exited.result.is_some(), "an exited task carries its ExitResult");
 
     // Positions: in Consul when configured.
     if let Some(c) = &r.consul {

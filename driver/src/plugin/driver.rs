@@ -773,7 +773,11 @@ impl drivers::driver_server::Driver for DtlePlugin {
                 state: if exit.is_some() { drivers::TaskState::Exited } else { drivers::TaskState::Running } as i32,
                 started_at: Some(timestamp(task.started_at)),
                 completed_at: Some(timestamp(exit.as_ref().map(|e| e.at).unwrap_or(UNIX_EPOCH))),
-                result: exit.map(|e| drivers::ExitResult { exit_code: e.code, signal: e.signal, oom_killed: false }),
+                // Always present: Nomad's Go client dereferences it (`exitResultFromProto`) even for a running task;
+                // zeros while it runs, as Go plugins send.
+                result: Some(exit.map_or(drivers::ExitResult { exit_code: 0, signal: 0, oom_killed: false }, |e| {
+                    drivers::ExitResult { exit_code: e.code, signal: e.signal, oom_killed: false }
+                })),
             }),
             driver: Some(drivers::TaskDriverStatus { attributes }),
             network_override: None,
