@@ -6,7 +6,7 @@ use std::time::Duration;
 use dtle_mysql::applier::ApplierOptions;
 use std::sync::Arc;
 
-use dtle_mysql::filter::{ColumnMap, NameMatch, SchemaRule, TableFilter, TableRule};
+use dtle_mysql::filter::{ColumnMap, NameMatch, SchemaRule, TableFilter, TableRule, UnmatchedKind, UnmatchedRule};
 use dtle_mysql::where_expr::WhereExpr;
 use dtle_mysql::{Endpoint, Role};
 
@@ -97,6 +97,79 @@ pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
         warnings.push(format!("ParallelWorkers = {}: at most 64 target connections are used", c.parallel_workers));
     }
     Ok(warnings)
+}
+
+/// Warnings for the selection entries (`ReplicateDoDb` / `ReplicateIgnoreDb`, their schemas and `Tables`) that
+/// match no table on the source: a job that selects nothing would otherwise run without a word. Not errors: the
+/// tables may be created later. Nothing when the source cannot be read (the prerequisite checks say why).
+pub async fn selection_warnings(job: &ResolvedJob) -> Vec<String> {
+    let Ok(filter) = table_filter(&job.src) else { return Vec::new() };
+    match dtle_mysql::prereq::source_tables(&source_endpoint(job)).await {
+        Ok((schemas, tables)) => describe_unmatched(&job.src, &filter.unmatched_rules(&schemas, &tables)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the source's tables to check the selection");
+            Vec::new()
+        }
+    }
+}
+
+/// At most 20 names, then how many more.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    if names.is_empty() {
+        return "none".into();
+    }
+    let mut text = names.iter().take(SHOWN).map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// One message per unmatched entry, naming its field path and value, what the source has, and what follows.
+pub fn describe_unmatched(c: &TaskConfig, unmatched: &[UnmatchedRule]) -> Vec<String> {
+    unmatched
+        .iter()
+        .filter_map(|u| {
+            let (list_name, list) =
+                if u.ignore { ("ReplicateIgnoreDb", &c.replicate_ignore_db) } else { ("ReplicateDoDb", &c.replicate_do_db) };
+            let ds = list.get(u.schema_rule)?;
+            let (schema_field, schema_value) = if ds.table_schema_regex.is_empty() {
+                ("TableSchema", &ds.table_schema)
+            } else {
+                ("TableSchemaRegex", &ds.table_schema_regex)
+            };
+            let schema_entry = format!("{list_name}[{}].{schema_field} = {schema_value:?}", u.schema_rule);
+            let effect = if u.ignore {
+                "so it leaves nothing out"
+            } else {
+                "so it replicates nothing (tables created there later are picked up)"
+            };
+            Some(match (&u.kind, u.table_rule) {
+                (UnmatchedKind::NoSchema { existing }, _) => format!(
+                    "{schema_entry} matches no schema on the source, {effect}. The source's schemas: {}. Check the name (names are case-sensitive)",
+                    name_list(existing)
+                ),
+                (UnmatchedKind::EmptySchema { schemas }, _) => format!(
+                    "{schema_entry}: schema {} has no tables on the source yet, {effect}",
+                    name_list(schemas)
+                ),
+                (UnmatchedKind::NoTable { schemas, existing }, Some(j)) => {
+                    let t = ds.tables.get(j)?;
+                    let (table_field, table_value) =
+                        if t.table_regex.is_empty() { ("TableName", &t.table_name) } else { ("TableRegex", &t.table_regex) };
+                    format!(
+                        "{list_name}[{}].Tables[{j}].{table_field} = {table_value:?} matches no table of schema {} on the source, {}. The tables there: {}. Check the name (names are case-sensitive)",
+                        u.schema_rule,
+                        name_list(schemas),
+                        if u.ignore { "so it leaves nothing out" } else { "so it replicates nothing (a table created later with that name is picked up)" },
+                        name_list(existing)
+                    )
+                }
+                (UnmatchedKind::NoTable { .. }, None) => return None,
+            })
+        })
+        .collect()
 }
 
 /// The suffix dtle gives the reverse direction of a `TwoWaySync` job (its positions and logs).
@@ -248,4 +321,45 @@ pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
 /// transactions), at most 2 MiB, so memory stays bounded whatever the transaction's size.
 pub fn tx_part_bytes(c: &TaskConfig) -> usize {
     (c.dump_entry_limit.max(64 << 10) as usize).min(2 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmatched_selection_entries_are_named_by_their_field_path() {
+        let c: TaskConfig = serde_json::from_value(serde_json::json!({
+            "ReplicateDoDb": [
+                { "TableSchema": "shop", "Tables": [{ "TableName": "orders" }, { "TableRegex": "ordrs_.*" }] },
+                { "TableSchemaRegex": "nosuch_.*" },
+                { "TableSchema": "empty" }
+            ],
+            "ReplicateIgnoreDb": [{ "TableSchema": "gone" }]
+        }))
+        .expect("task config");
+        let filter = table_filter(&c).expect("filter");
+        let schemas: Vec<String> = ["empty", "shop"].iter().map(|s| s.to_string()).collect();
+        let tables = vec![("shop".to_string(), "orders".to_string()), ("shop".to_string(), "items".to_string())];
+        let warnings = describe_unmatched(&c, &filter.unmatched_rules(&schemas, &tables));
+        assert_eq!(warnings.len(), 4, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with(
+                "ReplicateDoDb[0].Tables[1].TableRegex = \"ordrs_.*\" matches no table of schema \"shop\""
+            ) && warnings[0].contains("\"items\", \"orders\""),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].starts_with("ReplicateDoDb[1].TableSchemaRegex = \"nosuch_.*\" matches no schema")
+                && warnings[1].contains("\"empty\", \"shop\""),
+            "{}",
+            warnings[1]
+        );
+        assert!(warnings[2].starts_with("ReplicateDoDb[2].TableSchema = \"empty\": schema \"empty\" has no tables"));
+        assert!(
+            warnings[3].starts_with("ReplicateIgnoreDb[0].TableSchema = \"gone\"")
+                && warnings[3].contains("leaves nothing out")
+        );
+    }
 }

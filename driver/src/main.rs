@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dtle::config::{parse_job_file, ResolvedJob};
 use dtle::error::DriverError;
-use dtle::standalone::{open_store, run_job, validate_job, Roles, RunOptions};
+use dtle::standalone::{open_store, run_job, validate_job_report, Roles, RunOptions};
 use dtle_metadata::{CheckpointStore, ConsulConfig, ConsulStore};
 use dtle_transport::compression::CompressionSpec;
 use dtle_transport::nats::NatsOptions;
@@ -187,8 +187,14 @@ async fn run(command: Command) -> Result<(), DriverError> {
         }
         Command::Validate { job } => {
             let job = load_job(&job)?;
-            validate_job(&job).await?;
-            println!("job {:?}: configuration and prerequisites OK", job.name);
+            let warnings = validate_job_report(&job).await?;
+            for warning in &warnings {
+                println!("warning: {warning}");
+            }
+            match warnings.len() {
+                0 => println!("job {:?}: configuration and prerequisites OK", job.name),
+                n => println!("job {:?}: configuration and prerequisites OK, with {n} warning(s) above", job.name),
+            }
             Ok(())
         }
         Command::Run { job, data_dir, no_progress_bar, link, consul, metrics_addr } => {

@@ -168,6 +168,65 @@ impl TableFilter {
     }
 }
 
+/// Why a selection entry selects (or leaves out) nothing on the source today.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnmatchedKind {
+    /// No schema of that name (or matching that regex); the source's schemas are listed.
+    NoSchema { existing: Vec<String> },
+    /// The schema(s) exist but hold no table.
+    EmptySchema { schemas: Vec<String> },
+    /// No table of that name (or matching that regex) in the entry's schema(s); their tables are listed.
+    NoTable { schemas: Vec<String>, existing: Vec<String> },
+}
+
+/// A `ReplicateDoDb` / `ReplicateIgnoreDb` entry, or one of its `Tables`, that matches no table of the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmatchedRule {
+    /// In the ignore list (`ReplicateIgnoreDb`) rather than the replicate list.
+    pub ignore: bool,
+    /// Index of the schema entry in its list.
+    pub schema_rule: usize,
+    /// Index of the table entry in the schema entry's `Tables`, when it is the table that matches nothing.
+    pub table_rule: Option<usize>,
+    pub kind: UnmatchedKind,
+}
+
+impl TableFilter {
+    /// The entries of the selection that match no table among the source's `schemas` and `tables` (system schemas
+    /// left out): a typo, or tables not created yet. An empty replicate list (the whole instance) is never reported.
+    pub fn unmatched_rules(&self, schemas: &[String], tables: &[(String, String)]) -> Vec<UnmatchedRule> {
+        let schemas: Vec<&String> = schemas.iter().filter(|s| !SYSTEM_SCHEMAS.contains(&s.as_str())).collect();
+        let mut out = Vec::new();
+        for (ignore, rules) in [(false, &self.replicate), (true, &self.ignore)] {
+            for (i, rule) in rules.iter().enumerate() {
+                let matched: Vec<String> =
+                    schemas.iter().filter(|s| rule.schema.matches(s)).map(|s| s.to_string()).collect();
+                let unmatched = |table_rule, kind| UnmatchedRule { ignore, schema_rule: i, table_rule, kind };
+                if matched.is_empty() {
+                    let existing = schemas.iter().map(|s| s.to_string()).collect();
+                    out.push(unmatched(None, UnmatchedKind::NoSchema { existing }));
+                    continue;
+                }
+                let in_schemas: Vec<&String> =
+                    tables.iter().filter(|(s, _)| matched.contains(s)).map(|(_, t)| t).collect();
+                if in_schemas.is_empty() {
+                    out.push(unmatched(None, UnmatchedKind::EmptySchema { schemas: matched }));
+                    continue;
+                }
+                for (j, t) in rule.tables.iter().enumerate() {
+                    if !in_schemas.iter().any(|name| t.table.matches(name)) {
+                        let mut existing: Vec<String> = in_schemas.iter().map(|t| t.to_string()).collect();
+                        existing.sort();
+                        existing.dedup();
+                        out.push(unmatched(Some(j), UnmatchedKind::NoTable { schemas: matched.clone(), existing }));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Suffixes of the shadow tables of gh-ost and pt-osc.
 const SHADOW_TABLE_SUFFIXES: &[&str] = &["_gho", "_ghc", "_del", "_new", "_old"];
 
@@ -230,5 +289,80 @@ mod tests {
             tables: vec![TableRule { table: exact("_t1_old"), rename: None, row_filter: None, column_map: None }],
         });
         assert_eq!(f.target_of("test", "_t1_old"), None, "an ignore rule wins over the shadow-table rule");
+    }
+
+    #[test]
+    fn entries_that_match_no_table_are_found() {
+        let table = |t: NameMatch| TableRule { table: t, rename: None, row_filter: None, column_map: None };
+        let f = TableFilter {
+            replicate: vec![
+                SchemaRule {
+                    schema: exact("shop"),
+                    rename: None,
+                    tables: vec![table(exact("orders")), table(exact("ordrs"))],
+                },
+                SchemaRule { schema: exact("nosuch"), rename: None, tables: vec![] },
+                SchemaRule {
+                    schema: NameMatch::Regex(TableFilter::compile_regex("shard_.*").unwrap()),
+                    rename: None,
+                    tables: vec![table(NameMatch::Regex(TableFilter::compile_regex("log_[0-9]+").unwrap()))],
+                },
+                SchemaRule { schema: exact("empty"), rename: None, tables: vec![] },
+                SchemaRule { schema: exact("mysql"), rename: None, tables: vec![] },
+            ],
+            ignore: vec![SchemaRule { schema: exact("shop"), rename: None, tables: vec![table(exact("secret"))] }],
+        };
+        let schemas: Vec<String> =
+            ["shop", "shard_1", "shard_2", "empty", "mysql"].iter().map(|s| s.to_string()).collect();
+        let tables: Vec<(String, String)> =
+            [("shop", "orders"), ("shop", "items"), ("shard_1", "log_1"), ("shard_2", "x"), ("mysql", "user")]
+                .iter()
+                .map(|(s, t)| (s.to_string(), t.to_string()))
+                .collect();
+        let found = f.unmatched_rules(&schemas, &tables);
+        let existing_schemas: Vec<String> =
+            ["shop", "shard_1", "shard_2", "empty"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            found,
+            vec![
+                UnmatchedRule {
+                    ignore: false,
+                    schema_rule: 0,
+                    table_rule: Some(1),
+                    kind: UnmatchedKind::NoTable {
+                        schemas: vec!["shop".into()],
+                        existing: vec!["items".into(), "orders".into()]
+                    },
+                },
+                UnmatchedRule {
+                    ignore: false,
+                    schema_rule: 1,
+                    table_rule: None,
+                    kind: UnmatchedKind::NoSchema { existing: existing_schemas.clone() },
+                },
+                UnmatchedRule {
+                    ignore: false,
+                    schema_rule: 3,
+                    table_rule: None,
+                    kind: UnmatchedKind::EmptySchema { schemas: vec!["empty".into()] },
+                },
+                UnmatchedRule {
+                    ignore: false,
+                    schema_rule: 4,
+                    table_rule: None,
+                    kind: UnmatchedKind::NoSchema { existing: existing_schemas },
+                },
+                UnmatchedRule {
+                    ignore: true,
+                    schema_rule: 0,
+                    table_rule: Some(0),
+                    kind: UnmatchedKind::NoTable {
+                        schemas: vec!["shop".into()],
+                        existing: vec!["items".into(), "orders".into()]
+                    },
+                },
+            ]
+        );
+        assert!(TableFilter::default().unmatched_rules(&schemas, &tables).is_empty(), "the whole instance");
     }
 }

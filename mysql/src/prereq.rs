@@ -157,6 +157,26 @@ pub async fn check_target(ep: &Endpoint, skip_privilege_check: bool) -> Result<(
     Ok((info, failures))
 }
 
+/// The source's schemas and base tables (system schemas left out), for telling which selection entries match
+/// nothing.
+pub async fn source_tables(ep: &Endpoint) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let mut conn = ep.connect(&[]).await?;
+    let system = crate::filter::SYSTEM_SCHEMAS.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let schemas_sql = format!(
+        "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({system}) ORDER BY 1"
+    );
+    let schemas: Vec<String> =
+        conn.query(&schemas_sql).await.map_err(|e| MysqlError::query("listing the source's schemas", e))?;
+    let tables_sql = format!(
+        "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({system}) ORDER BY 1, 2"
+    );
+    let tables: Vec<(String, String)> =
+        conn.query(&tables_sql).await.map_err(|e| MysqlError::query("listing the source's tables", e))?;
+    let _ = conn.disconnect().await;
+    Ok((schemas, tables))
+}
+
 async fn grants(conn: &mut Conn) -> Result<String> {
     let rows: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| MysqlError::query("SHOW GRANTS", e))?;
     Ok(rows.join("\n").to_ascii_uppercase())
