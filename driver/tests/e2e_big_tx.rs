@@ -1,6 +1,7 @@
 //! Big source transactions are sent and applied in parts (memory bounded by the part size) and still commit on the
 //! target as one transaction with their position: exactly once across a kill -9 in the middle, in process and
-//! over NATS; a target that dies or hangs under them is reconnected, never waited for in silence.
+//! over NATS; a target that dies or hangs under them, or a source that hangs, is reconnected, never waited for in
+//! silence.
 
 mod common;
 
@@ -264,27 +265,13 @@ async fn a_hung_target_trips_the_watchdog_and_the_job_resumes_when_it_answers() 
     wait_position_moves(&mut dst, job_name, 3, &mut [&mut dtle]).await;
     drop(dst);
 
-    let pid = mariadb_instance_pid(instance).to_string();
-    let signal = |sig: &str| {
-        let st = std::process::Command::new("kill").args([sig, &pid]).status().expect("run kill");
-        assert!(st.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
-    // Resumes the server even when the test fails.
-    struct Resume(String);
-    impl Drop for Resume {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("kill").args(["-CONT", &self.0]).status();
-        }
-    }
-    let resume = Resume(pid.clone());
+    let stopped = StoppedServer::stop(instance);
     let w = Waiter::new("the watchdog abandons the stuck apply").with_limit(Duration::from_secs(30));
     while !dtle.log_text().contains("watchdog: an apply on the target made no progress") {
         w.tick_all(&mut [&mut dtle]).await;
     }
     load.wait_progress(50, &mut [&mut dtle]).await;
-    signal("-CONT");
-    drop(resume);
+    drop(stopped);
     load.stop().await;
 
     let mut dst = s.conn(port).await;
@@ -293,4 +280,62 @@ async fn a_hung_target_trips_the_watchdog_and_the_job_resumes_when_it_answers() 
     dtle.stop_cleanly().await;
     let log = dtle.log_text();
     assert!(log.contains("WatchdogTimeout"), "the restart names the setting: {}", tail(&log, 30));
+}
+
+/// A `tests/mariadb.sh` instance stopped with SIGSTOP (it keeps its connections open and answers nothing); resumed
+/// with SIGCONT when dropped, also when the test fails.
+struct StoppedServer {
+    pid: String,
+}
+
+impl StoppedServer {
+    fn stop(instance: &str) -> StoppedServer {
+        let pid = mariadb_instance_pid(instance).to_string();
+        let st = std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("run kill");
+        assert!(st.success(), "kill -STOP {pid}");
+        StoppedServer { pid }
+    }
+}
+
+impl Drop for StoppedServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.pid]).status();
+    }
+}
+
+/// A source that stops answering (SIGSTOP) while the job idles in the binlog: the connection stays open and
+/// delivers nothing, not even the heartbeat asked for. dtle notices after the silence limit, says so, and
+/// reconnects once the source answers; changes made meanwhile arrive.
+#[tokio::test]
+async fn a_hung_source_is_noticed_by_its_missing_heartbeats_and_reconnected() {
+    let Some(ctx) = Ctx::new("hung_source").await else {
+        return;
+    };
+    let (instance, port) = ("e2e_source_hang", 3325u16);
+    run_script("mariadb.sh", &["start", instance, &port.to_string(), "25"]).await;
+    let (schema, job_name) = ("e2e_hung_source", "e2e_hung_source");
+    let s = Servers { src: port, ..ctx.s.clone() };
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    create_load_tables(&mut src, schema).await;
+    let job = ctx.job("job.hcl", job_name, port, s.dst, &format!("{}\nGtid = \"\"", replicate_schema(schema)));
+    let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle.log", "data", &[]);
+    wait_caught_up_all(&s, &mut dst, job_name, &mut [&mut dtle]).await;
+    drop(src);
+
+    let stopped = StoppedServer::stop(instance);
+    let limit = Duration::from_secs(50);
+    let w = Waiter::new("dtle notices the silent source").with_limit(limit);
+    while !dtle.log_text().contains("not even its heartbeat") {
+        w.tick_all(&mut [&mut dtle]).await;
+    }
+    drop(stopped);
+
+    let mut src = s.src_conn().await;
+    exec(&mut src, &format!("UPDATE {schema}.tk SET v = v + 1000 WHERE id < 50")).await;
+    wait_caught_up_all(&s, &mut dst, job_name, &mut [&mut dtle]).await;
+    assert_load_tables_equal(&mut src, &mut dst, schema).await;
+    dtle.stop_cleanly().await;
 }

@@ -336,6 +336,11 @@ struct SelectedTable {
 /// `None` for tables not replicated.
 type PlanEntry = Option<SelectedTable>;
 
+/// How long a binlog connection may deliver nothing, not even a heartbeat, before it counts as dead.
+pub fn source_silence_limit(heartbeat: Duration) -> Duration {
+    (heartbeat * 10).max(Duration::from_secs(30))
+}
+
 /// Follows the binlog until cancelled or an error, sending transactions to `out`.
 pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cancel: CancellationToken) -> Result<()> {
     let mut meta_conn = opts.endpoint.connect(&["SET NAMES utf8mb4"]).await?;
@@ -395,12 +400,35 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
     let mut last_timestamp = 0u32;
     // The start position goes out with the first idle heartbeat, so the target records it even if nothing happens.
     let mut unsent_progress = Unsent::Progress;
+    // While idle the source sends a heartbeat every `opts.heartbeat`: a connection that delivers nothing at all for
+    // much longer is dead without having been closed (a network black hole, a hung server) and is reconnected.
+    let silence_limit = source_silence_limit(opts.heartbeat);
+    let mut silence_check = tokio::time::interval(silence_limit / 4);
+    silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_event = Instant::now();
 
     loop {
         let next = tokio::select! {
+            biased;
             _ = cancel.cancelled() => return Ok(()),
             next = stream.next() => next,
+            _ = silence_check.tick() => {
+                if last_event.elapsed() >= silence_limit {
+                    return Err(MysqlError::Stream {
+                        file,
+                        pos,
+                        reason: format!(
+                            "nothing arrived from the source for {} s, not even its heartbeat (one a second while \
+                             idle): the connection is dead; reconnecting",
+                            silence_limit.as_secs()
+                        ),
+                        transient: true,
+                    });
+                }
+                continue;
+            }
         };
+        last_event = Instant::now();
         let event: Event = match next {
             None => {
                 return Err(MysqlError::Stream {
