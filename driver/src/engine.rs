@@ -6,9 +6,11 @@ use std::time::Duration;
 use dtle_mysql::applier::ApplierOptions;
 use std::sync::Arc;
 
+use dtle_mysql::error::BoundedRetry;
 use dtle_mysql::filter::{ColumnMap, NameMatch, SchemaRule, TableFilter, TableRule, UnmatchedKind, UnmatchedRule};
 use dtle_mysql::where_expr::WhereExpr;
 use dtle_mysql::{Endpoint, Role};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConnectionConfig, DataSource, ResolvedJob, TargetConfig, TaskConfig};
 use crate::error::DriverError;
@@ -150,6 +152,9 @@ pub fn describe_unmatched(c: &TaskConfig, unmatched: &[UnmatchedRule]) -> Vec<St
                     "{schema_entry} matches no schema on the source, {effect}. The source's schemas: {}. Check the name (names are case-sensitive)",
                     name_list(existing)
                 ),
+                (UnmatchedKind::SystemSchema, _) => format!(
+                    "{schema_entry} names a system schema, which dtle never replicates (mysql, sys, information_schema, performance_schema, dtle): the entry has no effect"
+                ),
                 (UnmatchedKind::EmptySchema { schemas }, _) => format!(
                     "{schema_entry}: schema {} has no tables on the source yet, {effect}",
                     name_list(schemas)
@@ -170,6 +175,113 @@ pub fn describe_unmatched(c: &TaskConfig, unmatched: &[UnmatchedRule]) -> Vec<St
             })
         })
         .collect()
+}
+
+/// How long consecutive failures of one [`BoundedRetry`] kind (a read-only target, a host name that does not
+/// resolve) are retried before the task stops with the last error: long enough for a failover or a DNS update.
+pub const BOUNDED_RETRY_LIMIT: Duration = Duration::from_secs(300);
+
+/// An attempt that ran at least this long made progress: its failure starts a new streak and the backoff again.
+pub const RETRY_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The first and the longest wait between attempts after a transient failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The bounded kind of a transient failure, if it is one.
+pub fn bounded_retry_of(e: &DriverError) -> Option<BoundedRetry> {
+    match e {
+        DriverError::Mysql(e) => e.bounded_retry(),
+        _ => None,
+    }
+}
+
+/// Consecutive failures of a bounded kind, and since when they go on.
+#[derive(Debug, Default)]
+pub struct BoundedRetries {
+    streak: Option<(BoundedRetry, tokio::time::Instant)>,
+}
+
+impl BoundedRetries {
+    /// Records a transient failure of `kind` after an attempt that ran `attempt_lasted`: `Ok(how long failures of
+    /// this kind have gone on)` to retry, `Err(that time)` once it reaches [`BOUNDED_RETRY_LIMIT`]. A failure of
+    /// another kind, or after an attempt that ran [`RETRY_RESET_AFTER`], starts a new streak.
+    pub fn on_failure(&mut self, kind: Option<BoundedRetry>, attempt_lasted: Duration) -> Result<Duration, Duration> {
+        let now = tokio::time::Instant::now();
+        let Some(kind) = kind else {
+            self.streak = None;
+            return Ok(Duration::ZERO);
+        };
+        let since = match self.streak {
+            Some((k, since)) if k == kind && attempt_lasted < RETRY_RESET_AFTER => since,
+            _ => now,
+        };
+        self.streak = Some((kind, since));
+        let lasted = now - since;
+        if lasted >= BOUNDED_RETRY_LIMIT {
+            Err(lasted)
+        } else {
+            Ok(lasted)
+        }
+    }
+}
+
+/// Runs `attempt` again after transient failures, with backoff (1 s doubling to 30 s, from 1 s again after an
+/// attempt that ran a while), until it succeeds, fails definitely, `shutdown` is cancelled (`Ok`), or failures of
+/// a bounded kind (a read-only target, a host that does not resolve) went on for [`BOUNDED_RETRY_LIMIT`]: then
+/// the last error, with what to check. Every retry is logged with its reason.
+pub async fn retry_transient<F, Fut>(job: &str, shutdown: &CancellationToken, mut attempt: F) -> Result<(), DriverError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DriverError>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    let mut bounded = BoundedRetries::default();
+    loop {
+        let started = tokio::time::Instant::now();
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
+                let lasted = started.elapsed();
+                if lasted >= RETRY_RESET_AFTER {
+                    backoff = FIRST_BACKOFF;
+                }
+                let kind = bounded_retry_of(&e);
+                match (kind, bounded.on_failure(kind, lasted)) {
+                    (Some(kind), Err(failing_for)) => {
+                        return Err(DriverError::Other(format!(
+                            "{} It lasted {} s (the limit is {} s), so the task stops. Last error: {e}. {}",
+                            kind.describe(),
+                            failing_for.as_secs(),
+                            BOUNDED_RETRY_LIMIT.as_secs(),
+                            kind.what_to_check()
+                        )))
+                    }
+                    (Some(kind), Ok(failing_for)) => {
+                        tracing::warn!(
+                            job = %job,
+                            error = %e,
+                            retry_in_s = backoff.as_secs(),
+                            failing_for_s = failing_for.as_secs(),
+                            limit_s = BOUNDED_RETRY_LIMIT.as_secs(),
+                            "{} Retrying from the target's position; the task stops if this lasts {} s",
+                            kind.describe(),
+                            BOUNDED_RETRY_LIMIT.as_secs()
+                        );
+                    }
+                    (None, _) => {
+                        tracing::warn!(job = %job, error = %e, retry_in_s = backoff.as_secs(), "transient failure; restarting from the target's position");
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The suffix dtle gives the reverse direction of a `TwoWaySync` job (its positions and logs).
@@ -326,6 +438,130 @@ pub fn tx_part_bytes(c: &TaskConfig) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_only() -> DriverError {
+        DriverError::Mysql(Box::new(dtle_mysql::MysqlError::query(
+            "applying a transaction group on the target",
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code: 1290,
+                message:
+                    "The MariaDB server is running with the --read-only option so it cannot execute this statement"
+                        .into(),
+                state: "HY000".into(),
+            }),
+        )))
+    }
+
+    fn host_not_found() -> DriverError {
+        DriverError::Mysql(Box::new(dtle_mysql::MysqlError::Connect {
+            role: "target",
+            addr: "nosuch.invalid:3306".into(),
+            field: "dest task ConnectionConfig",
+            source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            ))),
+        }))
+    }
+
+    fn refused() -> DriverError {
+        DriverError::Mysql(Box::new(dtle_mysql::MysqlError::Connect {
+            role: "target",
+            addr: "127.0.0.1:3308".into(),
+            field: "dest task ConnectionConfig",
+            source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_failures_are_retried_until_the_limit() {
+        let quick = Duration::from_millis(200);
+        let mut r = BoundedRetries::default();
+        let read_only = Some(BoundedRetry::ReadOnly);
+        assert_eq!(r.on_failure(read_only, quick), Ok(Duration::ZERO));
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert_eq!(r.on_failure(read_only, quick), Ok(Duration::from_secs(299)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(r.on_failure(read_only, quick), Err(BOUNDED_RETRY_LIMIT));
+        // Another kind, a plain transient failure, or an attempt that ran a while start a new streak.
+        assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), quick), Ok(Duration::ZERO));
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), quick), Ok(Duration::from_secs(200)));
+        assert_eq!(r.on_failure(None, quick), Ok(Duration::ZERO));
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), quick), Ok(Duration::ZERO));
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), RETRY_RESET_AFTER), Ok(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_only_target_or_unknown_host_is_retried_then_fails_with_what_to_check() {
+        let shutdown = CancellationToken::new();
+        // Read-only for a while (a failover), then writable: the job goes on.
+        let mut attempts = 0;
+        let result = retry_transient("j", &shutdown, || {
+            attempts += 1;
+            let n = attempts;
+            async move {
+                if n <= 5 {
+                    Err(read_only())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(attempts, 6);
+
+        // Read-only for good: the task stops after about BOUNDED_RETRY_LIMIT with the last error.
+        for (error, check) in [(read_only as fn() -> DriverError, "read_only"), (host_not_found, "getent hosts")] {
+            let start = tokio::time::Instant::now();
+            let mut attempts = 0;
+            let result = retry_transient("j", &shutdown, || {
+                attempts += 1;
+                async { Err(error()) }
+            })
+            .await;
+            let waited = start.elapsed();
+            let message = result.expect_err("gives up").to_string();
+            assert!(
+                waited >= BOUNDED_RETRY_LIMIT && waited <= BOUNDED_RETRY_LIMIT + MAX_BACKOFF,
+                "gave up after {waited:?}"
+            );
+            assert!(attempts > 5, "retried with backoff: {attempts} attempts");
+            assert!(message.contains("Last error:") && message.contains(check), "{message}");
+        }
+
+        // A server that refuses connections (restarting) stays retried without a bound.
+        let start = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let result = retry_transient("j", &shutdown, || {
+            attempts += 1;
+            let n = attempts;
+            async move {
+                if tokio::time::Instant::now() - start < BOUNDED_RETRY_LIMIT * 3 {
+                    Err(refused())
+                } else {
+                    assert!(n > 10);
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+
+        // A definite error stops at once.
+        let mut attempts = 0;
+        let result = retry_transient("j", &shutdown, || {
+            attempts += 1;
+            async { Err(DriverError::Other("definite".into())) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(attempts, 1);
+    }
 
     #[test]
     fn unmatched_selection_entries_are_named_by_their_field_path() {

@@ -57,6 +57,11 @@ pub mod codes {
     pub const SOURCE_FATAL_ERROR_READING_BINLOG: u16 = 1236;
     pub const NO_REFERENCED_ROW: u16 = 1452;
     pub const ROW_IS_REFERENCED: u16 = 1451;
+    /// `The MariaDB server is running with the --read-only option so it cannot execute this statement` (also
+    /// used for other options).
+    pub const OPTION_PREVENTS_STATEMENT: u16 = 1290;
+    /// `Running in read-only mode`.
+    pub const READ_ONLY_MODE: u16 = 1836;
 }
 
 impl MysqlError {
@@ -66,13 +71,24 @@ impl MysqlError {
         matches!(self, MysqlError::Conflict { .. })
     }
 
-    /// Transient errors are worth a retry: the network, a restarting server, a deadlock.
+    /// Transient errors are worth a retry: the network, a restarting server, a deadlock, and the kinds of
+    /// [`MysqlError::bounded_retry`] (retried only for a while).
     pub fn is_transient(&self) -> bool {
         match self {
             MysqlError::Connect { .. } => true,
-            MysqlError::Query { source, .. } => is_transient_driver_error(source),
+            MysqlError::Query { source, .. } => is_transient_driver_error(source) || is_read_only_error(source),
             MysqlError::Stream { transient, .. } => *transient,
             _ => false,
+        }
+    }
+
+    /// Failures that usually pass within seconds or minutes but may also be a lasting mistake: retried with
+    /// backoff, and only for a bounded time of consecutive failures of the kind.
+    pub fn bounded_retry(&self) -> Option<BoundedRetry> {
+        match self {
+            MysqlError::Connect { source, .. } if is_host_not_found(source) => Some(BoundedRetry::HostNotFound),
+            MysqlError::Query { source, .. } if is_read_only_error(source) => Some(BoundedRetry::ReadOnly),
+            _ => None,
         }
     }
 
@@ -89,6 +105,62 @@ impl MysqlError {
     }
 }
 
+/// A kind of failure retried only for a bounded time (see [`MysqlError::bounded_retry`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundedRetry {
+    /// The server refuses writes (`read_only` / `super_read_only`, ERROR 1290 or 1836): a failover in progress.
+    ReadOnly,
+    /// The host name does not resolve: DNS not updated yet after a move, or a wrong `Host`.
+    HostNotFound,
+}
+
+impl BoundedRetry {
+    /// What is going on, for the log line of each retry.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BoundedRetry::ReadOnly => "the server is read-only (read_only/super_read_only); a failover in progress?",
+            BoundedRetry::HostNotFound => "the host name does not resolve (DNS)",
+        }
+    }
+
+    /// What to check once it lasted too long.
+    pub fn what_to_check(self) -> &'static str {
+        match self {
+            BoundedRetry::ReadOnly => "Check that the job's target is the writable primary (SELECT @@read_only, @@global.read_only on it; after a failover point the dest ConnectionConfig Host/Port at the new primary), or SET GLOBAL read_only = OFF if it should take writes",
+            BoundedRetry::HostNotFound => "Check Host in the job's ConnectionConfig (a typo?) and that DNS resolves it on this machine (getent hosts <Host>)",
+        }
+    }
+}
+
+/// ERROR 1290 for `--read-only`/`--super-read-only` (the code is shared with other options such as
+/// `--secure-file-priv`, so the message decides) or 1836 (read-only mode).
+pub fn is_read_only_error(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Server(s) => {
+            s.code == codes::READ_ONLY_MODE
+                || (s.code == codes::OPTION_PREVENTS_STATEMENT && s.message.to_ascii_lowercase().contains("read-only"))
+        }
+        _ => false,
+    }
+}
+
+/// A connection that failed because the host name does not resolve (getaddrinfo's messages on Linux, macOS and
+/// musl).
+pub fn is_host_not_found(e: &mysql_async::Error) -> bool {
+    let mysql_async::Error::Io(_) = e else { return false };
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "failed to lookup address information",
+        "name or service not known",
+        "no address associated with hostname",
+        "nodename nor servname provided",
+        "name does not resolve",
+        "temporary failure in name resolution",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 /// Network and server-restart failures are transient; SQL errors are not (except deadlocks and lock waits).
 pub fn is_transient_driver_error(e: &mysql_async::Error) -> bool {
     match e {
@@ -98,5 +170,62 @@ pub fn is_transient_driver_error(e: &mysql_async::Error) -> bool {
             codes::LOCK_DEADLOCK | codes::LOCK_WAIT_TIMEOUT | 1053 /* server shutdown */ | 1927 /* connection killed */ | 2013
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16, message: &str) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
+    }
+
+    #[test]
+    fn read_only_and_unresolvable_hosts_are_retried_for_a_bounded_time() {
+        let read_only = MysqlError::query(
+            "applying a transaction group on the target",
+            server_error(
+                1290,
+                "The MariaDB server is running with the --read-only option so it cannot execute this statement",
+            ),
+        );
+        assert!(read_only.is_transient());
+        assert_eq!(read_only.bounded_retry(), Some(BoundedRetry::ReadOnly));
+        let super_read_only = MysqlError::query(
+            "x",
+            server_error(
+                1290,
+                "The MySQL server is running with the --super-read-only option so it cannot execute this statement",
+            ),
+        );
+        assert_eq!(super_read_only.bounded_retry(), Some(BoundedRetry::ReadOnly));
+        assert_eq!(
+            MysqlError::query("x", server_error(1836, "Running in read-only mode")).bounded_retry(),
+            Some(BoundedRetry::ReadOnly)
+        );
+        // The same code for another option is not a passing state.
+        let secure_file = MysqlError::query(
+            "x",
+            server_error(
+                1290,
+                "The MariaDB server is running with the --secure-file-priv option so it cannot execute this statement",
+            ),
+        );
+        assert!(!secure_file.is_transient());
+        assert_eq!(secure_file.bounded_retry(), None);
+
+        let connect = |message: &str| MysqlError::Connect {
+            role: "target",
+            addr: "nosuch.invalid:3306".into(),
+            field: "dest task ConnectionConfig",
+            source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(message.to_string()))),
+        };
+        let not_found = connect("failed to lookup address information: Name or service not known");
+        assert!(not_found.is_transient());
+        assert_eq!(not_found.bounded_retry(), Some(BoundedRetry::HostNotFound));
+        let refused = connect("Connection refused (os error 111)");
+        assert!(refused.is_transient());
+        assert_eq!(refused.bounded_retry(), None, "a server restarting is retried without a bound");
     }
 }

@@ -173,6 +173,8 @@ impl TableFilter {
 pub enum UnmatchedKind {
     /// No schema of that name (or matching that regex); the source's schemas are listed.
     NoSchema { existing: Vec<String> },
+    /// A schema dtle never replicates (the server's own, or `dtle`).
+    SystemSchema,
     /// The schema(s) exist but hold no table.
     EmptySchema { schemas: Vec<String> },
     /// No table of that name (or matching that regex) in the entry's schema(s); their tables are listed.
@@ -202,6 +204,10 @@ impl TableFilter {
                 let matched: Vec<String> =
                     schemas.iter().filter(|s| rule.schema.matches(s)).map(|s| s.to_string()).collect();
                 let unmatched = |table_rule, kind| UnmatchedRule { ignore, schema_rule: i, table_rule, kind };
+                if matches!(&rule.schema, NameMatch::Exact(name) if SYSTEM_SCHEMAS.contains(&name.as_str())) {
+                    out.push(unmatched(None, UnmatchedKind::SystemSchema));
+                    continue;
+                }
                 if matched.is_empty() {
                     let existing = schemas.iter().map(|s| s.to_string()).collect();
                     out.push(unmatched(None, UnmatchedKind::NoSchema { existing }));
@@ -338,7 +344,7 @@ mod tests {
                     ignore: false,
                     schema_rule: 1,
                     table_rule: None,
-                    kind: UnmatchedKind::NoSchema { existing: existing_schemas.clone() },
+                    kind: UnmatchedKind::NoSchema { existing: existing_schemas },
                 },
                 UnmatchedRule {
                     ignore: false,
@@ -346,12 +352,7 @@ mod tests {
                     table_rule: None,
                     kind: UnmatchedKind::EmptySchema { schemas: vec!["empty".into()] },
                 },
-                UnmatchedRule {
-                    ignore: false,
-                    schema_rule: 4,
-                    table_rule: None,
-                    kind: UnmatchedKind::NoSchema { existing: existing_schemas },
-                },
+                UnmatchedRule { ignore: false, schema_rule: 4, table_rule: None, kind: UnmatchedKind::SystemSchema },
                 UnmatchedRule {
                     ignore: true,
                     schema_rule: 0,
