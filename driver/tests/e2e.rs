@@ -1015,3 +1015,42 @@ fn comparison_detects_differences() {
     assert_eq!(gtid_seq("1-9-3,0-1-42", 0), Some(42));
     assert_eq!(gtid_seq("", 0), None);
 }
+
+/// Regression (issue 14): MySQL and MariaDB write BINARY(n) values into the binlog without their trailing 0x00
+/// bytes. dtle's decoder did not pad them back, so an update of a row keyed `x'ff000000'` looked for `x'ff'` and
+/// stopped the job ("expected 1 row(s), the target had 0"), and keyless tables matched the wrong rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_ending_in_zero_bytes_match_their_rows_after_the_copy() {
+    let Some(ctx) = Ctx::new("binary_pad").await else {
+        return;
+    };
+    let (schema, job_name) = ("e2e_binary_pad", "e2e_binary_pad");
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.bk (id BINARY(4) PRIMARY KEY, v INT)")).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.bn (b BINARY(16), v INT)")).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.uk (id INT PRIMARY KEY, u BINARY(3) NOT NULL, UNIQUE KEY (u))")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.bk VALUES (x'ff000000', 1), (x'01020300', 2), (x'00000000', 3)")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.bn VALUES (x'aa', 1), (x'aa00', 2), (NULL, 3), (x'', 4)")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.uk VALUES (1, x'01'), (2, x'0200')")).await;
+    let job = ctx.job("job.hcl", job_name, s.src, s.dst, &format!("{}\nGtid = \"\"", replicate_schema(schema)));
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
+
+    // Every row changed through the binlog: keys, keyless rows and unique values that end in 0x00.
+    exec(&mut src, &format!("UPDATE {schema}.bk SET v = v + 10")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.bk VALUES (x'7f7f0000', 4)")).await;
+    exec(&mut src, &format!("DELETE FROM {schema}.bk WHERE id = x'01020300'")).await;
+    exec(&mut src, &format!("UPDATE {schema}.bn SET v = v * 100 WHERE b = x'aa00' OR b = x''")).await;
+    exec(&mut src, &format!("DELETE FROM {schema}.bn WHERE v = 1")).await;
+    exec(&mut src, &format!("UPDATE {schema}.uk SET id = id + 10")).await;
+    wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
+    for table in ["bk", "bn", "uk"] {
+        assert_tables_equal(&mut src, &mut dst, &format!("{schema}.{table}"), None).await;
+    }
+    assert!(dtle.try_exited().is_none(), "dtle stopped: {}", tail(&dtle.log_text(), 20));
+    dtle.stop_cleanly().await;
+}

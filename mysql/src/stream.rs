@@ -677,7 +677,7 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                             }
                         };
                         let unsigned = meta.column_unsigned();
-                        let plan = TablePlan::new(
+                        let mut plan = TablePlan::new(
                             &tme,
                             (unsigned.len() == tme.columns_count() as usize).then_some(&unsigned[..]),
                         )
@@ -708,6 +708,8 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
                                 ),
                             });
                         }
+                        // BINARY(n) values lost their trailing 0x00 bytes in the binlog: padded back while decoding.
+                        plan.pad_fixed_binary_columns(|i| meta.columns.get(i).is_some_and(|c| c.data_type == "binary"));
                         let bound = match &row_filter {
                             Some(expr) => Some(expr.bind(&meta.columns).map_err(|e| MysqlError::InvalidConfig {
                                 field: format!("Where of {}", meta.source_name()),

@@ -318,6 +318,12 @@ pub enum Codec {
     VarBytes {
         prefix: u8,
     },
+    /// BINARY(n): like `VarBytes`, and the trailing 0x00 bytes the server cut when writing the binlog are put back,
+    /// up to `len` bytes (the server pads on read too).
+    FixedBinary {
+        prefix: u8,
+        len: u32,
+    },
     /// BLOB/TEXT/GEOMETRY/VECTOR: a 1..=4-byte length prefix, then the bytes.
     Blob {
         prefix: u8,
@@ -559,6 +565,20 @@ impl TablePlan {
     /// The per-column plans.
     pub fn columns(&self) -> &[ColumnPlan] {
         &self.columns
+    }
+
+    /// Marks the BINARY(n) columns (`is_fixed_binary(index)`, from the table's definition): the binlog carries their
+    /// values with the trailing 0x00 bytes cut off, and the decoder puts them back, as the server does on read.
+    /// Without it a key ending in 0x00 would not match its row on the target, and one value would have two
+    /// encodings in Kafka.
+    pub fn pad_fixed_binary_columns(&mut self, is_fixed_binary: impl Fn(usize) -> bool) {
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            if let Codec::VarBytes { prefix } = c.codec {
+                if c.real_type == column_type::STRING && c.max_length > 0 && is_fixed_binary(i) {
+                    c.codec = Codec::FixedBinary { prefix, len: c.max_length };
+                }
+            }
+        }
     }
 
     /// True when signedness came from the TABLE_MAP itself (not from a hint or the signed default).
@@ -986,6 +1006,14 @@ fn decode_cell(codec: &Codec, cur: &mut Cursor<'_>) -> Result<Value, CellErr> {
         Codec::VarBytes { prefix } => {
             let len = if prefix == 1 { usize::from(cur.u8()?) } else { usize::from(cur.u16_le()?) };
             Value::Bytes(cur.take(len)?.to_vec())
+        }
+        Codec::FixedBinary { prefix, len: declared } => {
+            let len = if prefix == 1 { usize::from(cur.u8()?) } else { usize::from(cur.u16_le()?) };
+            let stored = cur.take(len)?;
+            let mut bytes = Vec::with_capacity(len.max(declared as usize));
+            bytes.extend_from_slice(stored);
+            bytes.resize(len.max(declared as usize), 0);
+            Value::Bytes(bytes)
         }
         Codec::Int8 { unsigned } => {
             let v = cur.u8()?;
@@ -1710,6 +1738,26 @@ mod tests {
         // A fractional part >= 1 s is invalid.
         let e = cell_err(&[(ct::TIMESTAMP2, &[6])], vec![0, 0, 0, 1, 0xff, 0xff, 0xff]);
         assert!(matches!(e, DecodeError::InvalidValue { .. }));
+    }
+
+    #[test]
+    fn binary_columns_get_back_the_trailing_zero_bytes_the_binlog_cut() {
+        // BINARY(4) (CHAR metadata 0xfe, length 4) and CHAR(4) of a text charset side by side: the binlog stores
+        // x'ff000000' as 1 byte and 'ab  ' as 2; only the BINARY column is padded (with 0x00), as the server does.
+        let cols: &[(u8, &[u8])] = &[(ct::STRING, &[0xfe, 4]), (ct::STRING, &[0xfe, 4])];
+        let mut p = plan(cols);
+        p.pad_fixed_binary_columns(|i| i == 0);
+        let data = image(&[Some(vec![1, 0xff]), Some(vec![2, b'a', b'b'])]);
+        let row = insert(&p, &data).unwrap().rows.remove(0).after.unwrap();
+        assert_eq!(row, vec![Value::Bytes(vec![0xff, 0, 0, 0]), Value::Bytes(b"ab".to_vec())]);
+        // All zeros (stored as the empty string), and a full-length value untouched.
+        let data = image(&[Some(vec![0]), Some(vec![0])]);
+        assert_eq!(insert(&p, &data).unwrap().rows.remove(0).after.unwrap()[0], Value::Bytes(vec![0; 4]));
+        let data = image(&[Some(vec![4, 1, 2, 3, 4]), Some(vec![0])]);
+        assert_eq!(insert(&p, &data).unwrap().rows.remove(0).after.unwrap()[0], Value::Bytes(vec![1, 2, 3, 4]));
+        // Unmarked, the value stays as the binlog has it.
+        let data = image(&[Some(vec![1, 0xff]), Some(vec![0])]);
+        assert_eq!(insert(&plan(cols), &data).unwrap().rows.remove(0).after.unwrap()[0], Value::Bytes(vec![0xff]));
     }
 
     #[test]
