@@ -1032,8 +1032,10 @@ async fn binary_values_ending_in_zero_bytes_match_their_rows_after_the_copy() {
     reset_target(&mut dst, schema, job_name).await;
     exec(&mut src, &format!("CREATE TABLE {schema}.bk (id BINARY(4) PRIMARY KEY, v INT)")).await;
     exec(&mut src, &format!("CREATE TABLE {schema}.bn (b BINARY(16), v INT)")).await;
-    exec(&mut src, &format!("CREATE TABLE {schema}.uk (id INT PRIMARY KEY, u BINARY(3) NOT NULL, UNIQUE KEY (u))")).await;
-    exec(&mut src, &format!("INSERT INTO {schema}.bk VALUES (x'ff000000', 1), (x'01020300', 2), (x'00000000', 3)")).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.uk (id INT PRIMARY KEY, u BINARY(3) NOT NULL, UNIQUE KEY (u))"))
+        .await;
+    exec(&mut src, &format!("INSERT INTO {schema}.bk VALUES (x'ff000000', 1), (x'01020300', 2), (x'00000000', 3)"))
+        .await;
     exec(&mut src, &format!("INSERT INTO {schema}.bn VALUES (x'aa', 1), (x'aa00', 2), (NULL, 3), (x'', 4)")).await;
     exec(&mut src, &format!("INSERT INTO {schema}.uk VALUES (1, x'01'), (2, x'0200')")).await;
     let job = ctx.job("job.hcl", job_name, s.src, s.dst, &format!("{}\nGtid = \"\"", replicate_schema(schema)));
