@@ -1055,7 +1055,14 @@ impl Applier {
         for (index, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Ok(()) => {}
-                Err(e) if e.is_row_conflict() || e.is_transient() => {
+                // Only failures that surely rolled the partition back are redone here: a row conflict between
+                // partitions, a deadlock or a lock wait timeout. A lost connection may have lost it after its COMMIT
+                // reached the server (redoing it would apply it twice): the task restarts instead, and the
+                // partitions that committed are skipped through their records in APPLIED_TABLE.
+                Err(e)
+                    if e.is_row_conflict()
+                        || matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT)) =>
+                {
                     debug!(partition = index, error = %e, "a partition failed in parallel; it is redone after the others");
                     failed.push(index);
                 }
