@@ -186,48 +186,52 @@ async fn run_two_way(
     }
 }
 
-/// Runs one role (or both in process) with restarts after transient failures.
+/// Runs one role (or both in process) with restarts after transient failures (see [`engine::retry_transient`]:
+/// backoff, a warning each time, and a bounded time for a read-only target or a host that does not resolve).
 async fn run_job_role(
     job: ResolvedJob,
     opts: RunOptions,
     store: Arc<dyn CheckpointStore>,
     shutdown: CancellationToken,
 ) -> Result<(), DriverError> {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let started = Instant::now();
-        let attempt = match opts.roles {
-            Roles::Both => run_once(&job, &opts, store.clone(), &shutdown).await,
-            Roles::SrcOnly => run_src_remote(&job, &opts, store.clone(), &shutdown).await,
-            Roles::DestOnly => run_dest_remote(&job, &opts, &shutdown).await,
-        };
-        match attempt {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_secs(1);
-                }
-                warn!(job = %job.name, error = %e, retry_in_s = backoff.as_secs(), "transient failure; restarting from the target's position");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+    let (job, opts, shutdown) = (&job, &opts, &shutdown);
+    engine::retry_transient(&job.name, shutdown, || {
+        let store = store.clone();
+        async move {
+            match opts.roles {
+                Roles::Both => run_once(job, opts, store, shutdown).await,
+                Roles::SrcOnly => run_src_remote(job, opts, store, shutdown).await,
+                Roles::DestOnly => run_dest_remote(job, opts, shutdown).await,
             }
-            Err(e) => return Err(e),
         }
-    }
+    })
+    .await
 }
 
-/// Runs the prerequisite checks of a job (also `dtle validate`).
+/// Runs the prerequisite checks of a job; warnings (selection entries that match no table) are logged.
 pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
     validate_roles(job, Roles::Both).await
 }
 
+/// `dtle validate`: the prerequisite checks of a job, and the warnings to print.
+pub async fn validate_job_report(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
+    validation_report(job, Roles::Both).await
+}
+
 pub(crate) async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<(), DriverError> {
+    for warning in validation_report(job, roles).await? {
+        warn!(job = %job.name, "{warning}");
+    }
+    Ok(())
+}
+
+/// The checks of `validate_roles`; `Ok` holds the warnings.
+async fn validation_report(job: &ResolvedJob, roles: Roles) -> Result<Vec<String>, DriverError> {
     engine::check_supported(job)?;
+    // Selection entries that match no table: the job would run and replicate nothing without a word.
+    let warnings = if roles != Roles::DestOnly { engine::selection_warnings(job).await } else { Vec::new() };
     if let crate::config::TargetConfig::Kafka(k) = &job.target {
-        return crate::kafka_dest::validate(job, k, roles).await;
+        return crate::kafka_dest::validate(job, k, roles).await.map(|()| warnings);
     }
     let (source, target) = engine::endpoints(job)?;
     let req = SourceRequirements {
@@ -249,7 +253,7 @@ pub(crate) async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<()
         }
     }
     if failures.is_empty() {
-        Ok(())
+        Ok(warnings)
     } else if failures.len() == 1 && failures[0].is_transient() {
         Err(failures.remove(0).into())
     } else {
