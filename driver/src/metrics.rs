@@ -53,6 +53,12 @@ pub struct JobMetrics {
     pub position_stale: AtomicU64,
     pub checkpoint_saves_ok: AtomicU64,
     pub checkpoint_saves_error: AtomicU64,
+    /// Full copy: rows sent so far, the estimated total, when it started (Unix ms; 0 = no copy in this run).
+    pub copy_rows: AtomicU64,
+    pub copy_total: AtomicU64,
+    pub copy_started_unix_ms: AtomicU64,
+    /// The last saved (stage, position): for the status API; written at most once a second.
+    saved: Mutex<(String, String)>,
 }
 
 impl JobMetrics {
@@ -69,6 +75,10 @@ impl JobMetrics {
             position_stale: AtomicU64::new(0),
             checkpoint_saves_ok: AtomicU64::new(0),
             checkpoint_saves_error: AtomicU64::new(0),
+            copy_rows: AtomicU64::new(0),
+            copy_total: AtomicU64::new(0),
+            copy_started_unix_ms: AtomicU64::new(0),
+            saved: Mutex::new((String::new(), String::new())),
         }
     }
 
@@ -113,6 +123,56 @@ impl JobMetrics {
         self.position_stale.store(u64::from(stale), Ordering::Relaxed);
     }
 
+    /// Full-copy progress: `rows` of about `total` sent; `started_unix_ms` when the copy began.
+    pub fn set_copy_progress(&self, rows: u64, total: u64, started_unix_ms: u64) {
+        self.copy_rows.store(rows, Ordering::Relaxed);
+        self.copy_total.store(total, Ordering::Relaxed);
+        self.copy_started_unix_ms.store(started_unix_ms, Ordering::Relaxed);
+    }
+
+    /// The stage (`job_stage_full` / `job_stage_incr`) and position last saved to the position store.
+    pub fn set_saved_position(&self, stage: &str, position: String) {
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        *saved = (stage.to_string(), position);
+    }
+
+    /// What the status API and the `stats` signal show for this job: stage, position, full-copy progress and ETA,
+    /// lag, applied counts.
+    pub fn status(&self) -> serde_json::Value {
+        let (stage, position) = self.saved.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (rows, total, started) = (load(&self.copy_rows), load(&self.copy_total), load(&self.copy_started_unix_ms));
+        let full_copy = (started > 0).then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(started);
+            let secs = now.saturating_sub(started) as f64 / 1000.0;
+            let rate = if secs > 0.0 { rows as f64 / secs } else { 0.0 };
+            let remaining = total.saturating_sub(rows);
+            let eta_seconds = if remaining == 0 { Some(0.0) } else { (rate > 0.0).then(|| remaining as f64 / rate) };
+            serde_json::json!({
+                "rows": rows,
+                "estimated_total_rows": total.max(rows),
+                "percent": if total == 0 { 100.0 } else { (rows as f64 * 100.0 / total as f64).min(100.0) },
+                "rows_per_second": rate,
+                "eta_seconds": eta_seconds,
+            })
+        });
+        serde_json::json!({
+            "job": self.job,
+            "stage": stage,
+            "position": position,
+            "full_copy": full_copy,
+            "delay_seconds": self.lag_seconds(),
+            "snapshot_rows": load(&self.snapshot_rows),
+            "applied_transactions": load(&self.transactions),
+            "applied_row_changes": load(&self.row_changes),
+            "target_commits": load(&self.target_commits),
+            "position_stale": load(&self.position_stale) == 1,
+        })
+    }
+
     /// Counts one position save, successful or not.
     pub fn add_checkpoint_saves(&self, ok: bool) {
         let counter = if ok { &self.checkpoint_saves_ok } else { &self.checkpoint_saves_error };
@@ -145,6 +205,13 @@ impl Registry {
     /// Stops exporting `name` (a job that ended); handles still held keep working, unexported.
     pub fn forget(&self, name: &str) {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// The status of every job (see [`JobMetrics::status`]), in name order.
+    pub fn status(&self) -> serde_json::Value {
+        let jobs: Vec<Arc<JobMetrics>> =
+            self.jobs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        serde_json::Value::Array(jobs.iter().map(|m| m.status()).collect())
     }
 
     /// Every metric in the Prometheus text format, jobs in name order.
@@ -253,9 +320,16 @@ pub fn render() -> String {
     registry().render()
 }
 
-/// Serves the process-wide registry at `http://<addr>/metrics` until `shutdown` is cancelled. Other paths get
-/// 404. Fails only when `addr` cannot be bound (the error names it).
+/// Serves the process-wide registry at `http://<addr>/metrics` (Prometheus) and `/v1/status` (JSON, one object per
+/// job: stage, position, full-copy progress and ETA, lag, applied counts) until `shutdown` is cancelled. Other
+/// paths get 404. Fails only when `addr` cannot be bound (the error names it).
 pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), String> {
+    serve_paths(addr, shutdown, true).await
+}
+
+/// Like [`serve`]; without `with_metrics` only `/v1/status` is served (the plugin's `api_addr` without
+/// `publish_metrics`).
+pub async fn serve_paths(addr: SocketAddr, shutdown: CancellationToken, with_metrics: bool) -> Result<(), String> {
     let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
     debug!(%addr, "serving metrics at /metrics");
     loop {
@@ -273,7 +347,8 @@ pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), 
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(|req| async move { Ok::<_, Infallible>(respond(&req)) });
+            let service =
+                hyper::service::service_fn(move |req| async move { Ok::<_, Infallible>(respond(&req, with_metrics)) });
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -290,7 +365,7 @@ pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), 
     }
 }
 
-fn respond(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, with_metrics: bool) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: String, content_type: &str| {
         let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = status;
@@ -299,11 +374,19 @@ fn respond(req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         resp
     };
-    if req.uri().path() != "/metrics" {
-        return reply(StatusCode::NOT_FOUND, "not found: metrics are at /metrics\n".into(), "text/plain");
-    }
+    let body = match req.uri().path() {
+        "/metrics" if with_metrics => (render(), CONTENT_TYPE),
+        "/v1/status" => (format!("{}\n", registry().status()), "application/json"),
+        _ => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                "not found: metrics are at /metrics, the status of each job at /v1/status\n".into(),
+                "text/plain",
+            )
+        }
+    };
     match *req.method() {
-        Method::GET | Method::HEAD => reply(StatusCode::OK, render(), CONTENT_TYPE),
+        Method::GET | Method::HEAD => reply(StatusCode::OK, body.0, body.1),
         _ => {
             let mut resp = reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into(), "text/plain");
             resp.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));

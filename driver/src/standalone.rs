@@ -603,6 +603,7 @@ async fn save_checkpoints_until_closed(
             let result = if version == u64::MAX {
                 Err(dtle_metadata::StoreError::Unavailable { reason: "position store unreachable".into() })
             } else {
+                job_metrics.set_saved_position(stage.as_str(), describe(&position));
                 let cp = Checkpoint { job: job.clone(), stage, position, updated_at_unix_ms: now_ms() };
                 store.save(&cp, version).await
             };
@@ -756,6 +757,8 @@ impl SrcSide {
 /// when the copy ends. Saves run in the background; a store that is down only delays them.
 pub(crate) struct DumpProgressReporter {
     job: String,
+    metrics: Arc<metrics::JobMetrics>,
+    started_unix_ms: u64,
     store: Arc<dyn CheckpointStore>,
     rows: u64,
     total: u64,
@@ -767,6 +770,8 @@ impl DumpProgressReporter {
     fn new(job: &str, store: Arc<dyn CheckpointStore>) -> Self {
         DumpProgressReporter {
             job: job.to_string(),
+            metrics: metrics::job(job),
+            started_unix_ms: 0,
             store,
             rows: 0,
             total: 0,
@@ -784,11 +789,16 @@ impl DumpProgressReporter {
                     self.rows = 0;
                     self.total = *estimated_rows;
                     self.last_save = Instant::now();
+                    self.started_unix_ms = now_ms();
                 }
                 Change::SnapshotRows { rows, .. } => self.rows += rows.len() as u64,
                 Change::SnapshotDone { .. } => done = true,
                 _ => {}
             }
+        }
+        if self.active {
+            let total = if done { self.rows } else { self.total.max(self.rows) };
+            self.metrics.set_copy_progress(self.rows, total, self.started_unix_ms);
         }
         if !self.active || !(done || self.last_save.elapsed() >= Duration::from_secs(10)) {
             return;

@@ -882,6 +882,8 @@ struct Replication {
     consul: Option<String>,
     schema: String,
     job: String,
+    /// The plugin's `api_addr` (status API, and metrics: `publish_metrics = true`).
+    api_addr: String,
     _data: tempfile::TempDir,
     plugin: Plugin,
 }
@@ -895,6 +897,7 @@ impl Replication {
         let job = schema.replace('_', "-");
         let data = tempfile::tempdir().expect("tempdir");
         let plugin = Plugin::launch(&[]).await;
+        let api_addr = format!("127.0.0.1:{}", free_port());
         set_config(
             &plugin,
             json!({
@@ -902,6 +905,8 @@ impl Replication {
                 "consul": consul.clone().unwrap_or_default(),
                 "data_dir": data.path().to_str().unwrap(),
                 "log_level": "debug",
+                "api_addr": api_addr.clone(),
+                "publish_metrics": true,
             }),
         )
         .await;
@@ -915,7 +920,7 @@ impl Replication {
             &format!("INSERT INTO `{schema}`.t SELECT seq, CONCAT('row ', seq) FROM `{schema}`.seq_1_to_100"),
         )
         .await;
-        Some(Replication { servers, nats, consul, schema, job, _data: data, plugin })
+        Some(Replication { servers, nats, consul, schema, job, api_addr, _data: data, plugin })
     }
 
     async fn start(&self, config: &Map<String, Value>, group: &str, name: &str) -> drivers::TaskHandle {
@@ -1012,6 +1017,27 @@ async fn src_and_dest_tasks_replicate_then_stop_recover_destroy() {
     r.wait_rows(150).await;
     let mut dst_conn = r.servers.dst_conn().await;
     wait_tables_equal_plain(&mut src_conn, &mut dst_conn, &format!("`{}`.t", r.schema), &r.plugin).await;
+
+    // The plugin's api_addr: Prometheus metrics (publish_metrics) and the status API, as `dtle run` serves them.
+    let (code, body) = http_request(&r.api_addr, "GET", "/metrics").expect("GET /metrics on api_addr");
+    let metrics = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains(&format!("dtle_applied_transactions_total{{job=\"{}\"}}", r.job)), "{metrics}");
+    let (code, body) = http_request(&r.api_addr, "GET", "/v1/status").expect("GET /v1/status on api_addr");
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_slice(&body).expect("the status is JSON");
+    let job_status = status.as_array().and_then(|jobs| jobs.iter().find(|j| j["job"] == json!(r.job))).cloned();
+    let job_status = job_status.unwrap_or_else(|| panic!("no status of {} in {status}", r.job));
+    assert!(job_status["applied_transactions"].as_u64().is_some_and(|n| n > 0), "{job_status}");
+    assert_eq!(job_status["full_copy"]["rows"], json!(100), "{job_status}");
+    // `nomad alloc signal -s stats`: Go dtle answers with the status JSON as the error text.
+    let stats = d
+        .clone()
+        .signal_task(drivers::SignalTaskRequest { task_id: src_id.clone(), signal: "stats".into() })
+        .await
+        .expect_err("stats answers through the error text");
+    let stats: Value = serde_json::from_str(stats.message()).expect("stats JSON");
+    assert_eq!((stats["job"].clone(), stats["role"].clone()), (json!(r.job), json!("src")), "{stats}");
 
     // TaskStats: timestamp, CPU and memory.
     let mut stats = d

@@ -24,6 +24,18 @@ pub enum JobStage {
     Failed,
 }
 
+impl JobStage {
+    /// dtle's word for the stage (as serialized): `job_stage_full`, `job_stage_incr`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStage::Snapshot => "job_stage_full",
+            JobStage::Incremental => "job_stage_incr",
+            JobStage::Stopped => "job_stage_stopped",
+            JobStage::Failed => "job_stage_failed",
+        }
+    }
+}
+
 /// A job's last acknowledged position: what a restarted job resumes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -98,6 +110,7 @@ mod tests {
         ] {
             let json = serde_json::to_string(&stage).expect("serialize");
             assert_eq!(json, format!("\"{word}\""));
+            assert_eq!(stage.as_str(), word);
             let back: JobStage = serde_json::from_str(&json).expect("deserialize");
             assert_eq!(back, stage);
         }

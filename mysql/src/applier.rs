@@ -1509,15 +1509,6 @@ fn describe_row(table: &TableMeta, row: &[Value]) -> String {
     format!("({})", parts.join(", "))
 }
 
-fn stage_name(stage: JobStage) -> &'static str {
-    match stage {
-        JobStage::Snapshot => "job_stage_full",
-        JobStage::Incremental => "job_stage_incr",
-        JobStage::Stopped => "job_stage_stopped",
-        JobStage::Failed => "job_stage_failed",
-    }
-}
-
 /// The marker row of parallel worker `worker` of a job: `<job>#w<worker>`.
 fn worker_marker_job(job: &str, worker: usize) -> String {
     format!("{}{worker}", worker_marker_prefix(job))
@@ -1637,7 +1628,7 @@ pub fn position_upsert(job: &str, stage: JobStage, position: &Position) -> Strin
          ON DUPLICATE KEY UPDATE stage = VALUES(stage), flavor = VALUES(flavor), gtid_set = VALUES(gtid_set), \
          binlog_file = VALUES(binlog_file), binlog_pos = VALUES(binlog_pos)",
         quote_str(job),
-        stage_name(stage),
+        JobStage::as_str(stage),
         flavor,
         quote_str(&gtid),
         quote_str(&position.binlog_file),

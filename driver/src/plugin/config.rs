@@ -63,9 +63,14 @@ pub const PLUGIN_CONFIG_FIELDS: &[PluginField] = &[
     used("nats_creds", "string", "\"\"", "NATS credentials file."),
     used("compression", "string", "\"zstd:1\"", "Batch compression on the link: none, lz4, zstd, zstd:<level>, gzip."),
     used("rate_limit", "number", "0", "Link rate limit of each src task in bytes per second; 0 = unlimited."),
-    used("api_addr", "string", "\"\"", "dtle HTTP API listener (not served by this build yet; \"\" = off)."),
+    used(
+        "api_addr",
+        "string",
+        "\"\"",
+        "dtle HTTP listener (e.g. 127.0.0.1:8190): /v1/status (JSON) and, with publish_metrics, /metrics; \"\" = off.",
+    ),
     used("nomad_addr", "string", "\"127.0.0.1:4646\"", "Nomad HTTP address, for the API layer."),
-    used("publish_metrics", "bool", "false", "Publish Prometheus metrics (not in this build yet)."),
+    used("publish_metrics", "bool", "false", "Serve Prometheus metrics at http://<api_addr>/metrics."),
     used("stats_collection_interval", "number", "15", "Seconds between statistics collections."),
     compat("nats_bind", "string", "Go dtle's embedded NATS listener; this build uses the NATS server(s) in `nats`."),
     compat("nats_advertise", "string", "Go dtle's embedded NATS address; see `nats`."),
@@ -218,8 +223,6 @@ impl PluginConfig {
             (self.key_file_path.is_some(), "key_file_path"),
             (self.ui_dir.is_some(), "ui_dir"),
             (self.memory.is_some(), "memory"),
-            (!self.api_addr.is_empty(), "api_addr"),
-            (self.publish_metrics, "publish_metrics"),
         ] {
             if set {
                 out.push(name);

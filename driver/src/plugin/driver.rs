@@ -160,6 +160,8 @@ pub struct Shared {
     events: broadcast::Sender<drivers::DriverTaskEvent>,
     /// The process is shutting down: long-lived streams end.
     pub shutdown: CancellationToken,
+    /// The address the HTTP listener (`api_addr`: status, metrics) was started on, once started.
+    api_listener: Mutex<Option<String>>,
 }
 
 /// The service implementation (cheap to clone).
@@ -178,6 +180,7 @@ impl DtlePlugin {
             tasks: Mutex::new(HashMap::new()),
             events,
             shutdown,
+            api_listener: Mutex::new(None),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         log::set_task_log_sink(tx);
@@ -187,6 +190,43 @@ impl DtlePlugin {
 
     fn config(&self) -> PluginConfig {
         self.shared.config.read().ok().and_then(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Serves `/v1/status` (and `/metrics` with `publish_metrics`) on `api_addr`, once per process: Go dtle's
+    /// listener. A later config naming another address is warned about (the first stays until the plugin restarts).
+    fn start_api_listener(&self, config: &PluginConfig) -> Result<(), Status> {
+        let addr_text = config.api_addr.trim();
+        if addr_text.is_empty() {
+            return Ok(());
+        }
+        let addr: std::net::SocketAddr = addr_text.parse().map_err(|e| {
+            Status::invalid_argument(format!(
+                "plugin \"dtle\" config: api_addr = {addr_text:?} is not an address to listen on ({e}); give \
+                 host:port, e.g. \"127.0.0.1:8190\", or \"\" to turn the listener off"
+            ))
+        })?;
+        let mut started = self.shared.api_listener.lock().unwrap_or_else(|e| e.into_inner());
+        match started.as_deref() {
+            Some(running) if running == addr_text => return Ok(()),
+            Some(running) => {
+                warn!(
+                    running,
+                    requested = addr_text,
+                    "api_addr changed: the listener stays on the first address until the plugin restarts"
+                );
+                return Ok(());
+            }
+            None => {}
+        }
+        *started = Some(addr_text.to_string());
+        let (shutdown, with_metrics) = (self.shared.shutdown.clone(), config.publish_metrics);
+        info!(%addr, with_metrics, "serving /v1/status{} on api_addr", if with_metrics { " and /metrics" } else { "" });
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve_paths(addr, shutdown, with_metrics).await {
+                error!(error = %e, "api_addr: the status and metrics listener could not start");
+            }
+        });
+        Ok(())
     }
 
     fn task(&self, id: &str) -> Option<Arc<Task>> {
@@ -456,6 +496,9 @@ impl base::base_plugin_server::BasePlugin for DtlePlugin {
             validation_only,
             "plugin configured"
         );
+        if !validation_only {
+            self.start_api_listener(&config)?;
+        }
         if let Ok(mut slot) = self.shared.config.write() {
             *slot = Some(config);
         }
@@ -885,9 +928,19 @@ impl drivers::driver_server::Driver for DtlePlugin {
                 task.cancel.cancel();
                 Ok(Response::new(drivers::SignalTaskResponse {}))
             }
+            // Go dtle's way of reading a task's status (`nomad alloc signal -s stats`): the JSON comes back as the
+            // error text, since Nomad has no API for it.
+            "STATS" => {
+                let status = crate::metrics::job(&task.job).status();
+                let mut stats = serde_json::json!({ "task": task.name, "role": task.role.as_str() });
+                if let (Some(out), Some(fields)) = (stats.as_object_mut(), status.as_object()) {
+                    out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Err(Status::unknown(stats.to_string()))
+            }
             _ => Err(Status::invalid_argument(format!(
                 "signal {:?} is not supported by dtle tasks; SIGINT, SIGTERM, SIGQUIT and SIGKILL stop the task \
-                 (it saves its position first)",
+                 (it saves its position first), stats answers with the task's status as JSON",
                 req.signal
             ))),
         }
