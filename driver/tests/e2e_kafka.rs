@@ -739,3 +739,44 @@ async fn binary_values_have_one_encoding_from_the_copy_and_the_binlog() {
     );
     dtle.stop_cleanly().await;
 }
+
+/// Regression (found by the chaos campaign): a big source transaction travels in parts (`DumpEntryLimit`), and
+/// `source.row` restarted at 0 in every part, so (`source.gtid`, `source.row`, `op`), the key README.md tells
+/// consumers to de-duplicate on, named different rows of one transaction: a de-duplicating consumer lost them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_a_big_transaction_in_parts_are_numbered_across_its_parts() {
+    let Some((ctx, brokers)) = setup("kafka-big-tx-rows").await else { return };
+    let db = "kafka_big_tx_rows";
+    let mut src = ctx.s.src_conn().await;
+    reset_source_schema(&mut src, db).await;
+    exec(&mut src, &format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, pad VARCHAR(100))")).await;
+    let prefix = unique_prefix("bigtxrows");
+    let job = kafka_job(
+        &ctx,
+        "kafka-big-tx-rows",
+        &format!("{}\nDumpEntryLimit = 65536", replicate_schema(db)),
+        &format!("Topic = \"{prefix}\"\nBrokers = [\"{brokers}\"]"),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    let topic = format!("{prefix}.{db}.t");
+    // The (empty) full copy is done once the table's CREATE reached the schema-change topic.
+    let ddl_topic = format!("schema-changes.{prefix}");
+    consume_until(&brokers, std::slice::from_ref(&ddl_topic), "the full copy", Some(&mut dtle), |m| !m.is_empty())
+        .await;
+    let rows = 20_000u64;
+    exec(&mut src, &format!("INSERT INTO {db}.t SELECT seq, REPEAT('x', 90) FROM {db}.seq_1_to_{rows}")).await;
+    let msgs = consume_until(&brokers, std::slice::from_ref(&topic), "the big transaction", Some(&mut dtle), |m| {
+        m.len() as u64 >= rows
+    })
+    .await;
+    let mut numbers: Vec<u64> = msgs
+        .iter()
+        .map(|m| m.value.as_ref().expect("no tombstones")["payload"]["source"]["row"].as_u64().expect("source.row"))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len() as u64, rows, "source.row must be unique within the transaction");
+    assert_eq!((numbers[0], numbers[numbers.len() - 1]), (0, rows - 1));
+    assert!(dtle.log_text().contains("sending it in parts"), "the transaction was not split");
+    dtle.stop_cleanly().await;
+}

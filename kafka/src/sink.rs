@@ -180,6 +180,9 @@ pub struct KafkaSink {
     /// The snapshot's position, for the `source` block of `r` events; `Some` while the full copy runs.
     snapshot: Option<SourceInfo>,
     records: Vec<Record>,
+    /// Rows already produced of a big source transaction arriving in parts: `source.row` continues across its
+    /// parts, so (`gtid`, `row`, `op`) stays unique within the transaction, as consumers de-duplicate on it.
+    rows_of_open_transaction: u32,
     pub stats: SinkStats,
 }
 
@@ -206,6 +209,7 @@ impl KafkaSink {
             pending: Vec::new(),
             snapshot: None,
             records: Vec::new(),
+            rows_of_open_transaction: 0,
             stats: SinkStats::default(),
         };
         sink.check_brokers(Duration::from_secs(15)).await?;
@@ -283,7 +287,7 @@ impl KafkaSink {
                         pos: tx.position.binlog_pos,
                         ts_ms: u64::from(tx.source_timestamp) * 1000,
                     };
-                    let mut row_index = 0u32;
+                    let mut row_index = self.rows_of_open_transaction;
                     for ev in &tx.events {
                         match ev {
                             TxEvent::Row(rc) => {
@@ -300,7 +304,10 @@ impl KafkaSink {
                     }
                     // Only a whole transaction's end is a position to resume from: a part of a big transaction may
                     // carry a binlog file/pos inside it.
-                    if !tx.partial {
+                    if tx.partial {
+                        self.rows_of_open_transaction = row_index;
+                    } else {
+                        self.rows_of_open_transaction = 0;
                         self.stats.transactions += 1;
                         safe = Some((JobStage::Incremental, tx.position.clone()));
                     }
