@@ -454,6 +454,38 @@ pub fn job_hcl(name: &str, src_config: &str, src_conn: &str, dst_conn: &str) -> 
     )
 }
 
+/// A job file for a MySQL -> Kafka job (3.x shape: `KafkaConfig` in the dest task); `kafka_config` holds the
+/// `KafkaConfig` block's lines (`Topic = ...`, `Brokers = [...]`).
+pub fn kafka_job_hcl(name: &str, src_config: &str, src_conn: &str, kafka_config: &str) -> String {
+    let indent = |text: &str, by: &str| -> String {
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{by}{l}\n")).collect()
+    };
+    let (body, kafka) = (indent(src_config, "        "), indent(kafka_config, "          "));
+    format!(
+        r#"job "{name}" {{
+  datacenters = ["dc1"]
+  group "src" {{
+    task "src" {{
+      driver = "dtle"
+      config {{
+{body}        ConnectionConfig = {src_conn}
+      }}
+    }}
+  }}
+  group "dest" {{
+    task "dest" {{
+      driver = "dtle"
+      config {{
+        KafkaConfig {{
+{kafka}        }}
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
 pub fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
@@ -760,22 +792,37 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs `tests/<script> args...` to completion (on the blocking pool); panics with its output when it fails.
 pub async fn run_script(script: &str, args: &[&str]) {
+    try_run_script(script, args).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Like `run_script`, but a failure is returned (with the script's output) instead of panicking.
+pub async fn try_run_script(script: &str, args: &[&str]) -> Result<(), String> {
     let path = repo_root().join("tests").join(script);
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let shown = format!("tests/{script} {}", args.join(" "));
     let out = tokio::task::spawn_blocking(move || Command::new(path).args(&args).stdin(Stdio::null()).output())
         .await
         .expect("script task")
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if !out.status.success() {
-        panic!(
+        return Err(format!(
             "{shown} failed ({}):\n{}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
     }
     println!("{shown}: ok");
+    Ok(())
+}
+
+/// Where the tests/ scripts keep their servers' files: `DTLE_TEST_DIR` (relative to the current directory, as
+/// tests/lib.sh reads it from a script run here) or `tests/.run`.
+pub fn test_run_dir() -> PathBuf {
+    match std::env::var("DTLE_TEST_DIR").ok().filter(|d| !d.is_empty()) {
+        Some(d) => std::env::current_dir().expect("current directory").join(d),
+        None => repo_root().join("tests").join(".run"),
+    }
 }
 
 /// A test-owned server started with a tests/ script; `teardown` (e.g. `stop`, `destroy`) runs on drop.
