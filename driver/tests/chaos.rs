@@ -99,6 +99,7 @@ impl Mode {
         campaign_seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The faults to draw from (a kind listed twice is drawn twice as often).
     fn fault_kinds(self) -> &'static [FaultKind] {
         use FaultKind::*;
         match self {
@@ -166,6 +167,11 @@ impl FaultKind {
             RestartTarget => "restart target",
             KillTarget => "kill -9 target",
         }
+    }
+
+    /// SIGSTOP, SIGCONT after the outage.
+    fn is_pause(self) -> bool {
+        matches!(self, FaultKind::StopDtle | FaultKind::StopSrc | FaultKind::StopDest)
     }
 
     /// The supervised dtle processes the fault hits (none for a server fault).
@@ -1069,13 +1075,11 @@ impl ModeRun {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let mut sup = self.sup.lock().unwrap();
-            let hit = match f.kind {
-                FaultKind::StopDtle | FaultKind::StopSrc | FaultKind::StopDest => sup.pause(roles, f.outage),
-                _ => sup.kill(roles),
-            };
-            let note =
-                if f.kind.name().starts_with("SIGSTOP") { format!("for {:.1?}", f.outage) } else { String::new() };
-            return Ok((hit, note));
+            return Ok(if f.kind.is_pause() {
+                (sup.pause(roles, f.outage), format!("for {:.1?}", f.outage))
+            } else {
+                (sup.kill(roles), String::new())
+            });
         }
         let note = self.infra.fault(f.kind, f.outage).await?;
         self.dst = None;
