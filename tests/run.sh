@@ -43,6 +43,9 @@ eval "$("$HERE/nats.sh" env)"
 eval "$("$HERE/consul.sh" env)"
 export DTLE_TEST_REQUIRE_SERVERS=1
 
+log "packages: build the .deb and .rpm and check them by installing into scratch roots"
+"$HERE/package_check.sh"
+
 log "cargo test (unit, fixtures, end-to-end)"
 cargo test --workspace --no-fail-fast -- --test-threads=2
 log "disk: target/ takes $(du -sh "$REPO/target" 2>/dev/null | cut -f1), $(df -h --output=avail "$REPO" | tail -1 | tr -d ' ') free"
