@@ -19,7 +19,7 @@
 //! extra; duplicates are counted and printed.
 //!
 //! Servers: MariaDB `chaos_src` (127.0.0.1:3317, server id 17) and `chaos_dst` (3318, id 18), nats-server on 4232
-//! and a Consul agent on 8580, all started here (idempotently) through the tests/ scripts, so killing them never
+//! and a Consul agent on 8640, all started here (idempotently) through the tests/ scripts, so killing them never
 //! disturbs another test; Kafka mode uses the suite's broker (`DTLE_TEST_KAFKA`). The campaign runs under
 //! `tests/run.sh` (`DTLE_TEST_REQUIRE_SERVERS=1`: a missing prerequisite fails) and `tests/chaos/run.sh`; elsewhere
 //! it prints "skipping: ..." unless one of its knobs is set.
@@ -49,7 +49,8 @@ use serde_json::Value as Json;
 
 const DEFAULT_FAULTS: usize = 6;
 const NATS_PORT: u16 = 4232;
-const CONSUL_PORT: u16 = 8580;
+/// Not 8580: the dtle-metadata tests run a TLS agent there.
+const CONSUL_PORT: u16 = 8640;
 const SRC_INSTANCE: &str = "chaos_src";
 const DST_INSTANCE: &str = "chaos_dst";
 const SRC_SERVER_ID: u16 = 17;

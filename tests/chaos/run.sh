@@ -4,11 +4,11 @@
 #   tests/chaos/run.sh [--faults N] [--seed N] [--modes one,nats,parallel,kafka]
 #
 # Installs what is missing and starts what the campaign needs (the same scripts as tests/run.sh): its own MariaDB
-# instances chaos_src (3317) and chaos_dst (3318), nats-server (4232) and Consul (8580) are started by the test
+# instances chaos_src (3317) and chaos_dst (3318), nats-server (4232) and Consul (8640) are started by the test
 # itself; this script builds Consul once and starts the suite's Kafka broker (9092) when the kafka mode runs. It
 # then runs `cargo test -p dtle --test chaos` with the knobs below and prints the campaign's summary. Only
 # 127.0.0.1 is used; nothing is read from standard input. The servers are left running (the campaign's are its
-# own; `tests/mariadb.sh stop chaos_src`, `tests/nats.sh stop 4232`, `tests/consul.sh stop 8580` stop them).
+# own; `tests/mariadb.sh stop chaos_src`, `tests/nats.sh stop 4232`, `tests/consul.sh stop 8640` stop them).
 #
 #   --faults N   faults per mode (DTLE_CHAOS_FAULTS; default 200 here, 6 in the suite)
 #   --seed N     the fault sequence to replay (DTLE_CHAOS_SEED; default: from the clock, printed)
