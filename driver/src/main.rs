@@ -166,7 +166,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, DriverError::Config(_) | DriverError::InvalidField { .. }) {
+            if matches!(e, DriverError::Config(_) | DriverError::InvalidField { .. } | DriverError::Problems { .. }) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -254,6 +254,8 @@ async fn run(command: Command) -> Result<(), DriverError> {
                     window: (job.src.repl_chan_buffer_size.max(1) as usize).min(4096),
                     ack_timeout: std::time::Duration::from_secs(link.ack_timeout.max(1)),
                     rate_limit_bytes_per_s: link.rate_limit,
+                    // Read from Consul by run_job when positions are there (see standalone::RunOptions).
+                    session_key: None,
                 });
             }
             run_job(job, opts, shutdown).await

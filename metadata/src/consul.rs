@@ -8,6 +8,8 @@
 //! | `dtle/<job>/BinlogFilePos` | `mysql-bin.000003//dtle//1234`; empty without a binlog file               |
 //! | `dtle/<job>/JobStage`      | `job_stage_full`, `job_stage_incr`, `job_stage_stopped`, `job_stage_failed` |
 //! | `dtle/<job>/Checkpoint`    | the whole [`Checkpoint`] as JSON (GTID flavour included); its ModifyIndex is the version |
+//! | `dtle/<job>/NatsAddr`      | the NATS address of the dest task's node (cluster mode with `nats_bind`), as Go dtle writes it |
+//! | `dtle/<job>/NatsSessionKey`| the secret the dest's current process authenticates src sessions with (hex) |
 //!
 //! Users read them with `curl 127.0.0.1:8500/v1/kv/dtle/job1/Gtid?raw` and start a job over with
 //! `curl -X DELETE '127.0.0.1:8500/v1/kv/dtle/job1?recurse'`. No password is ever written.
@@ -47,6 +49,10 @@ pub const KEY_JOB_STAGE: &str = "JobStage";
 pub const KEY_CHECKPOINT: &str = "Checkpoint";
 /// Full-copy progress as dtle writes it: JSON `[exec_rows,total_rows]`.
 pub const KEY_DUMP_PROGRESS: &str = "DumpProgress";
+/// Where the job's src finds its dest (Go dtle's cluster mode): the NATS address the dest's node advertises.
+pub const KEY_NATS_ADDR: &str = "NatsAddr";
+/// The key the dest's current process authenticates src sessions with (hex); readable by whoever may read `dtle/`.
+pub const KEY_NATS_SESSION_KEY: &str = "NatsSessionKey";
 
 /// Ports assumed when the address names none (Consul's conventional HTTP and HTTPS ports).
 const DEFAULT_HTTP_PORT: u16 = 8500;
@@ -509,6 +515,25 @@ impl ConsulStore {
         Ok(self.get_key(&key, &format!("read {key}")).await?.map_or(0, |(_, index)| index))
     }
 
+    /// Writes `<prefix>/<job>/<leaf>` (the src/dest rendezvous keys [`KEY_NATS_ADDR`], [`KEY_NATS_SESSION_KEY`]).
+    pub async fn put_job_key(&self, job: &str, leaf: &str, value: &[u8]) -> Result<(), StoreError> {
+        validate_job_name(job)?;
+        let key = self.key(job, leaf);
+        let what = format!("put {key}");
+        let (status, answer) = self.send(Method::PUT, &format!("/v1/kv/{key}"), Some(value.to_vec()), &what).await?;
+        if status != StatusCode::OK {
+            return Err(self.status_error(&what, status, &answer));
+        }
+        Ok(())
+    }
+
+    /// Reads `<prefix>/<job>/<leaf>`: its value, `None` when absent.
+    pub async fn get_job_key(&self, job: &str, leaf: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_job_name(job)?;
+        let key = self.key(job, leaf);
+        Ok(self.get_key(&key, &format!("read {key}")).await?.map(|(value, _)| value))
+    }
+
     /// Every key below `<prefix>/<job>/` with its text value and ModifyIndex, sorted by key (leaf name
     /// only, e.g. `Gtid`). Includes keys written by other programs (the Go dtle's `DumpProgress`, ...).
     pub async fn read_job_keys(&self, job: &str) -> Result<Vec<(String, Versioned<String>)>, StoreError> {
@@ -535,10 +560,13 @@ impl ConsulStore {
                     reason: format!("Consul returned a value that is not base64: {e}"),
                 })?,
             };
-            out.push((
-                leaf.to_string(),
-                Versioned { value: String::from_utf8_lossy(&bytes).into_owned(), version: entry.modify_index },
-            ));
+            // The session key is a secret: listed, never shown.
+            let value = if leaf == KEY_NATS_SESSION_KEY {
+                "(secret, not shown)".to_string()
+            } else {
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            out.push((leaf.to_string(), Versioned { value, version: entry.modify_index }));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)

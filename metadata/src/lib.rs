@@ -22,7 +22,7 @@ mod position;
 pub use checkpoint::{validate_job_name, Checkpoint, CheckpointStore, JobStage, Versioned, MAX_JOB_NAME_LEN};
 pub use consul::{
     ConsulConfig, ConsulStore, DEFAULT_CONSUL_ADDRESS, DEFAULT_CONSUL_TIMEOUT, DEFAULT_KEY_PREFIX, KEY_BINLOG_FILE_POS,
-    KEY_CHECKPOINT, KEY_GTID, KEY_JOB_STAGE,
+    KEY_CHECKPOINT, KEY_GTID, KEY_JOB_STAGE, KEY_NATS_ADDR, KEY_NATS_SESSION_KEY,
 };
 pub use error::{PositionError, StoreError};
 pub use gtid::{format_uuid, parse_uuid, MariadbGtidList, MysqlGtidSet};

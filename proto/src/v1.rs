@@ -331,6 +331,10 @@ pub struct Hello {
     pub job: String,
     #[prost(uint64, tag = "3")]
     pub session: u64,
+    /// HMAC-SHA256 of (job, session) with the dest's session key (`dtle/<job>/NatsSessionKey`), when the dest
+    /// published one: proves the src belongs to the job. Empty without a key.
+    #[prost(bytes = "vec", tag = "4")]
+    pub auth: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -47,6 +47,67 @@ pub struct NatsOptions {
     pub ack_timeout: Duration,
     /// Bytes per second on the link (after compression); `None` = unlimited.
     pub rate_limit_bytes_per_s: Option<u64>,
+    /// The job's session key ([`SessionKey`]): the src signs its hello with it, the dest accepts only hellos signed
+    /// with it, each session once. `None`: sessions are not authenticated.
+    pub session_key: Option<SessionKey>,
+}
+
+/// A secret shared by a job's src and dest (the dest makes one per process and publishes it where only the job's
+/// tasks read it, e.g. Consul's `dtle/<job>/NatsSessionKey`), so a dest accepts new sessions only from its src.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(Vec<u8>);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(hidden)")
+    }
+}
+
+impl SessionKey {
+    /// 32 random bytes from the system's generator.
+    pub fn generate() -> Result<SessionKey, TransportError> {
+        let mut key = vec![0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| TransportError::Unavailable("the system's random generator failed".into()))?;
+        Ok(SessionKey(key))
+    }
+
+    /// As stored: lower-case hex.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Result<SessionKey, String> {
+        let text = text.trim();
+        if text.len() < 32 || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("a session key is at least 16 bytes of hex, not {} characters", text.len()));
+        }
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<u8>, String>>()?;
+        Ok(SessionKey(bytes))
+    }
+
+    fn hello_message(job: &str, session: u64) -> Vec<u8> {
+        let mut message = b"dtle hello\0".to_vec();
+        message.extend_from_slice(job.as_bytes());
+        message.push(0);
+        message.extend_from_slice(&session.to_be_bytes());
+        message
+    }
+
+    /// The `auth` of a hello of `session` of `job`.
+    pub fn sign_hello(&self, job: &str, session: u64) -> Vec<u8> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        ring::hmac::sign(&key, &Self::hello_message(job, session)).as_ref().to_vec()
+    }
+
+    /// Whether `auth` signs a hello of `session` of `job` with this key (constant time).
+    pub fn verify_hello(&self, job: &str, session: u64, auth: &[u8]) -> bool {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        ring::hmac::verify(&key, &Self::hello_message(job, session), auth).is_ok()
+    }
 }
 
 impl Default for NatsOptions {
@@ -64,6 +125,7 @@ impl Default for NatsOptions {
             window: 32,
             ack_timeout: Duration::from_secs(30),
             rate_limit_bytes_per_s: None,
+            session_key: None,
         }
     }
 }
@@ -224,7 +286,9 @@ impl NatsSource {
 
     /// Announces this session until a dest answers (or `give_up` passes); returns where the target stands.
     pub async fn hello(&self, job: &str, give_up: Duration) -> Result<HelloReply, TransportError> {
-        let hello = Hello { version: WIRE_FORMAT_VERSION, job: job.to_string(), session: self.session }.encode_to_vec();
+        let auth = self.opts.session_key.as_ref().map(|k| k.sign_hello(job, self.session)).unwrap_or_default();
+        let hello =
+            Hello { version: WIRE_FORMAT_VERSION, job: job.to_string(), session: self.session, auth }.encode_to_vec();
         let deadline = Instant::now() + give_up;
         loop {
             let request = self.client.request(self.subjects.hello.clone(), Bytes::from(hello.clone()));
@@ -396,6 +460,11 @@ pub struct NatsDest {
     partial: Vec<u8>,
     partial_parts: u32,
     max_batch_bytes: u64,
+    job: String,
+    session_key: Option<SessionKey>,
+    /// Sessions accepted by this process: a hello of one of them again (a replay, or a src retrying a hello whose
+    /// answer was lost) is refused without touching the live session; a real src then starts a new session.
+    accepted_sessions: std::collections::HashSet<u64>,
 }
 
 impl NatsDest {
@@ -425,7 +494,38 @@ impl NatsDest {
             partial: Vec::new(),
             partial_parts: 0,
             max_batch_bytes: 1 << 30,
+            job: job.to_string(),
+            session_key: opts.session_key.clone(),
+            accepted_sessions: std::collections::HashSet::new(),
         })
+    }
+
+    /// Why a hello may not start a session here (not signed with the job's session key, or a session seen before),
+    /// if it may not. Such a hello is refused without touching the live session.
+    fn hello_rejection(&self, hello: &Hello) -> Option<String> {
+        if let Some(key) = &self.session_key {
+            if hello.auth.is_empty() {
+                return Some(
+                    "this dest accepts only authenticated sessions (signed with dtle/<job>/NatsSessionKey); run the \
+                     same dtle version on both sides, with the same Consul"
+                        .into(),
+                );
+            }
+            if hello.job != self.job || !key.verify_hello(&self.job, hello.session, &hello.auth) {
+                return Some(
+                    "the hello is not signed with this dest's session key (a forged hello, or a key read before the \
+                     dest restarted: read dtle/<job>/NatsSessionKey again)"
+                        .into(),
+                );
+            }
+        }
+        if self.accepted_sessions.contains(&hello.session) {
+            return Some(format!(
+                "session {} was already started with this dest (a replayed hello); start a new session",
+                hello.session
+            ));
+        }
+        None
     }
 
     /// Accepts (error empty) or refuses a hello. Accepting starts expecting batch 1 of that session.
@@ -436,6 +536,7 @@ impl NatsDest {
         answer: HelloReply,
     ) -> Result<(), TransportError> {
         if answer.error.is_empty() {
+            self.accepted_sessions.insert(hello.session);
             self.session = Some(hello.session);
             self.expected_seq = 1;
             self.broken = false;
@@ -480,7 +581,16 @@ impl NatsDest {
                 msg = self.hellos.next() => {
                     let msg = msg.ok_or(TransportError::Closed)?;
                     match Hello::decode(msg.payload.as_ref()) {
-                        Ok(hello) => return Ok(DestEvent::Hello { hello, reply: msg.reply }),
+                        Ok(hello) => match self.hello_rejection(&hello) {
+                            None => return Ok(DestEvent::Hello { hello, reply: msg.reply }),
+                            Some(error) => {
+                                warn!(session = hello.session, %error, "refusing a hello; the live session goes on");
+                                if let Some(reply) = msg.reply {
+                                    let answer = HelloReply { version: WIRE_FORMAT_VERSION, error, ..Default::default() };
+                                    let _ = self.client.publish(reply, Bytes::from(answer.encode_to_vec())).await;
+                                }
+                            }
+                        },
                         Err(e) => warn!(error = %e, "ignoring an unreadable hello"),
                     }
                 }
@@ -527,5 +637,32 @@ impl NatsDest {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod session_key_tests {
+    use super::SessionKey;
+
+    #[test]
+    fn a_hello_verifies_only_with_its_key_job_and_session() {
+        let key = SessionKey::generate().unwrap();
+        let auth = key.sign_hello("job1", 42);
+        assert!(key.verify_hello("job1", 42, &auth));
+        assert!(!key.verify_hello("job1", 43, &auth), "another session");
+        assert!(!key.verify_hello("job2", 42, &auth), "another job");
+        assert!(!SessionKey::generate().unwrap().verify_hello("job1", 42, &auth), "another key");
+        assert!(!key.verify_hello("job1", 42, &auth[..31]), "truncated");
+        assert!(!key.verify_hello("job1", 42, b""), "unsigned");
+    }
+
+    #[test]
+    fn keys_round_trip_through_hex_and_bad_text_is_refused() {
+        let key = SessionKey::generate().unwrap();
+        assert_eq!(SessionKey::from_hex(&key.to_hex()).unwrap(), key);
+        assert_eq!(key.to_hex().len(), 64);
+        assert!(SessionKey::from_hex("00ff").is_err(), "too short");
+        assert!(SessionKey::from_hex(&"zz".repeat(16)).is_err(), "not hex");
+        assert_eq!(format!("{key:?}"), "SessionKey(hidden)", "never printed");
     }
 }

@@ -230,3 +230,52 @@ async fn unreachable_server_is_a_transient_error_naming_it() {
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(err.is_transient());
 }
+
+/// Issue 15: anyone who can publish on the job's subjects used to stall a job by sending hellos (each one reset the
+/// live session). With a session key, a forged hello and a replayed one are refused and the live session goes on.
+#[tokio::test]
+async fn forged_and_replayed_hellos_are_refused_without_resetting_the_live_session() {
+    let Some(url) = nats_url() else { return };
+    let job = unique("auth");
+    let key = dtle_transport::nats::SessionKey::generate().unwrap();
+    let o = NatsOptions { session_key: Some(key.clone()), ..opts(&url, "none", 4) };
+    let mut received = spawn_acking_dest(o.clone(), job.clone()).await;
+    let (mut src, _acks) = NatsSource::connect(o.clone(), &job, 1001).await.unwrap();
+    src.hello(&job, Duration::from_secs(10)).await.expect("the signed hello is accepted");
+    src.send(b"first").await.unwrap();
+    assert_eq!(received.recv().await.unwrap(), (1, b"first".to_vec()));
+
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let subject = Subjects::for_job(&job).hello;
+    let ask = |hello: dtle_proto::v1::Hello| {
+        let (client, subject) = (client.clone(), subject.clone());
+        async move {
+            let reply = client.request(subject, Bytes::from(hello.encode_to_vec())).await.expect("an answer");
+            HelloReply::decode(reply.payload.as_ref()).unwrap()
+        }
+    };
+    let hello = |session: u64, auth: Vec<u8>| dtle_proto::v1::Hello {
+        version: dtle_proto::WIRE_FORMAT_VERSION,
+        job: job.clone(),
+        session,
+        auth,
+    };
+    // Unsigned, signed with another key, and the live session's own hello replayed.
+    let unsigned = ask(hello(2002, Vec::new())).await;
+    assert!(unsigned.error.contains("only authenticated sessions"), "{unsigned:?}");
+    assert!(unsigned.position.is_none(), "a refusal discloses no position");
+    let other_key = dtle_transport::nats::SessionKey::generate().unwrap();
+    let forged = ask(hello(2003, other_key.sign_hello(&job, 2003))).await;
+    assert!(forged.error.contains("not signed with this dest's session key"), "{forged:?}");
+    let replayed = ask(hello(1001, key.sign_hello(&job, 1001))).await;
+    assert!(replayed.error.contains("already started"), "{replayed:?}");
+
+    // The live session was not reset: its next batch is taken in sequence.
+    src.send(b"second").await.unwrap();
+    assert_eq!(received.recv().await.unwrap(), (2, b"second".to_vec()));
+    // A src of the job with the key still starts a new session.
+    let (mut next, _acks) = NatsSource::connect(o, &job, 1002).await.unwrap();
+    next.hello(&job, Duration::from_secs(10)).await.expect("a new signed session");
+    next.send(b"new").await.unwrap();
+    assert_eq!(received.recv().await.unwrap(), (1, b"new".to_vec()));
+}

@@ -270,6 +270,7 @@ impl PluginConfig {
             window,
             ack_timeout: Duration::from_secs(30),
             rate_limit_bytes_per_s: u64::try_from(self.rate_limit).ok().filter(|r| *r > 0),
+            session_key: None,
         })
     }
 

@@ -655,3 +655,21 @@ fn gtid_key_text_is_mysql_s_multiline_form() {
     let none = Checkpoint { position: Position::default(), ..cp };
     assert_eq!(gtid_key_text(&none), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendezvous_keys_round_trip_and_the_session_key_is_never_shown() {
+    let Some(addr) = live_addr("rendezvous_keys_round_trip_and_the_session_key_is_never_shown") else {
+        return;
+    };
+    let prefix = TestPrefix::new(&addr, None);
+    let store = prefix.store();
+    assert_eq!(store.get_job_key("j1", KEY_NATS_ADDR).await.unwrap(), None);
+    store.put_job_key("j1", KEY_NATS_ADDR, b"10.0.0.5:8193").await.unwrap();
+    store.put_job_key("j1", KEY_NATS_SESSION_KEY, b"00ff").await.unwrap();
+    assert_eq!(store.get_job_key("j1", KEY_NATS_ADDR).await.unwrap().as_deref(), Some(&b"10.0.0.5:8193"[..]));
+    assert_eq!(store.get_job_key("j1", KEY_NATS_SESSION_KEY).await.unwrap().as_deref(), Some(&b"00ff"[..]));
+    let listed = store.read_job_keys("j1").await.unwrap();
+    let shown: Vec<(&str, &str)> = listed.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
+    assert_eq!(shown, [("NatsAddr", "10.0.0.5:8193"), ("NatsSessionKey", "(secret, not shown)")]);
+    assert!(store.put_job_key("bad/job", KEY_NATS_ADDR, b"x").await.is_err(), "job names are checked");
+}
