@@ -4,14 +4,14 @@
 # A wrapper named mariadbd, first on PATH, renames itself and sleeps 2 s before exec'ing the real server, so that
 # window is 2 s wide instead of a few milliseconds: before the fix this start never returned (timeout exit 124).
 #
-#   tests/chaos/mariadb_start_check.sh [PORT=3326]
+#   tests/chaos/mariadb_start_check.sh [PORT=3336]
 # Uses a throwaway DTLE_TEST_DIR (removed at the end); exits 0 when the start returned within its bound.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=tests/lib.sh
 . "$HERE/../lib.sh"
 LOG_TAG="mariadb_start_check"
-port="${1:-3326}"
+port="${1:-3336}"
 ensure_mariadb_installed
 real="$MARIADBD"
 
