@@ -924,23 +924,7 @@ impl Replication {
     }
 
     async fn start(&self, config: &Map<String, Value>, group: &str, name: &str) -> drivers::TaskHandle {
-        let spec = task_spec(&self.plugin).await;
-        let bytes = msgpack(&hcldec(&spec, config, true).unwrap_or_else(|e| panic!("{name}: {e}")));
-        let cfg = task_config(&self.job, group, name, bytes);
-        let resp = self
-            .plugin
-            .driver()
-            .start_task(drivers::StartTaskRequest { task: Some(cfg.clone()) })
-            .await
-            .unwrap_or_else(|e| panic!("StartTask {name}: {e:?}\n{}", tail(&self.plugin.stderr_text(), 40)))
-            .into_inner();
-        let handle = resp.handle.expect("a handle");
-        assert_eq!(handle.version, 1);
-        assert_eq!(handle.state, drivers::TaskState::Running as i32);
-        assert_eq!(handle.config.as_ref(), Some(&cfg), "the handle echoes the task config");
-        let state: Value = serde_json::from_slice(&handle.driver_state).expect("driver_state is JSON");
-        assert_eq!(state["task_id"], json!(cfg.id));
-        handle
+        start_task_on(&self.plugin, &self.job, config, group, name).await
     }
 
     async fn wait_rows(&self, n: u64) {
@@ -970,6 +954,32 @@ impl Replication {
         let status = self.plugin.shutdown().await;
         assert!(status.success());
     }
+}
+
+/// StartTask of `config` (a task of `job`) on `plugin`, checked as Nomad checks the handle.
+async fn start_task_on(
+    plugin: &Plugin,
+    job: &str,
+    config: &Map<String, Value>,
+    group: &str,
+    name: &str,
+) -> drivers::TaskHandle {
+    let spec = task_spec(plugin).await;
+    let bytes = msgpack(&hcldec(&spec, config, true).unwrap_or_else(|e| panic!("{name}: {e}")));
+    let cfg = task_config(job, group, name, bytes);
+    let resp = plugin
+        .driver()
+        .start_task(drivers::StartTaskRequest { task: Some(cfg.clone()) })
+        .await
+        .unwrap_or_else(|e| panic!("StartTask {name}: {e:?}\n{}", tail(&plugin.stderr_text(), 40)))
+        .into_inner();
+    let handle = resp.handle.expect("a handle");
+    assert_eq!(handle.version, 1);
+    assert_eq!(handle.state, drivers::TaskState::Running as i32);
+    assert_eq!(handle.config.as_ref(), Some(&cfg), "the handle echoes the task config");
+    let state: Value = serde_json::from_slice(&handle.driver_state).expect("driver_state is JSON");
+    assert_eq!(state["task_id"], json!(cfg.id));
+    handle
 }
 
 fn task_id(h: &drivers::TaskHandle) -> String {
@@ -1218,5 +1228,120 @@ async fn wait_tables_equal_plain(src: &mut mysql_async::Conn, dst: &mut mysql_as
             }
             Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+/// Issue 15: Go dtle's cluster mode with the seed's agent config — `nats_bind`/`nats_advertise`, no `nats` list —
+/// on two plugin processes as two nodes: each serves NATS itself and is healthy, the dest task publishes its node's
+/// address under `dtle/<job>/NatsAddr`, the src on the other node finds it there, and when the dest is rescheduled
+/// to the src's node the src follows the key; nothing is lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_with_the_seed_agent_config_meet_through_consul_and_follow_a_moved_dest() {
+    let Some(servers) = servers().await else { return };
+    let Some(consul) = consul_addr() else { return };
+    let schema = unique("plugin_nodes");
+    let job = schema.replace('_', "-");
+    let mut src = servers.src_conn().await;
+    let mut dst = servers.dst_conn().await;
+    reset_source_schema(&mut src, &schema).await;
+    reset_target(&mut dst, &schema, &job).await;
+    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    exec(&mut src, &format!("CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v VARCHAR(32))")).await;
+    exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, CONCAT('row ', seq) FROM `{schema}`.seq_1_to_100"))
+        .await;
+
+    // Two nodes: the seed's agent config, each with its own NATS address.
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let plugin = Plugin::launch(&[]).await;
+        let bind = format!("127.0.0.1:{}", free_port());
+        set_config(
+            &plugin,
+            json!({
+                "nats_bind": bind.clone(),
+                "nats_advertise": bind.clone(),
+                "consul": consul.clone(),
+                "data_dir": data.path().join(name).to_str().unwrap(),
+                "log_level": "debug",
+            }),
+        )
+        .await;
+        let mut fp =
+            plugin.driver().fingerprint(drivers::FingerprintRequest {}).await.expect("Fingerprint").into_inner();
+        let first = fp.message().await.expect("fingerprint").expect("a message");
+        assert_eq!(
+            first.health,
+            drivers::fingerprint_response::HealthState::Healthy as i32,
+            "node {name}: {first:?}\n{}",
+            tail(&plugin.stderr_text(), 30)
+        );
+        nodes.push((plugin, bind));
+    }
+    let (_, jtasks) = json_job_tasks(&examples_dir().join("job1.json"));
+    let (_, htasks) = hcl_job_tasks(&examples_dir().join("job1.hcl"));
+    let (dest_task, src_task) = (task_named(&jtasks, "dest"), task_named(&htasks, "src"));
+    let mut dest_cfg = dest_task.config.clone();
+    retarget(&mut dest_cfg, &servers, servers.dst, None);
+    let mut src_cfg = src_task.config.clone();
+    retarget(&mut src_cfg, &servers, servers.src, Some(&schema));
+
+    let rows = |n: u64| {
+        let (servers, schema) = (servers.clone(), schema.clone());
+        async move {
+            let mut dst = servers.dst_conn().await;
+            let table = format!("`{schema}`.t");
+            let deadline = Instant::now() + DEADLINE;
+            while count_if_exists(&mut dst, &table).await != n {
+                assert!(Instant::now() < deadline, "the target did not reach {n} rows");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let dest_a = start_task_on(&nodes[0].0, &job, &dest_cfg, &dest_task.group, &dest_task.name).await;
+    let src_b = start_task_on(&nodes[1].0, &job, &src_cfg, &src_task.group, &src_task.name).await;
+    rows(100).await;
+    assert_eq!(consul_get_raw(&consul, &format!("dtle/{job}/NatsAddr")).as_deref(), Some(nodes[0].1.as_str()));
+    assert!(consul_get_raw(&consul, &format!("dtle/{job}/NatsSessionKey")).is_some_and(|k| k.len() == 64));
+    exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, 'more' FROM `{schema}`.seq_101_to_150")).await;
+    rows(150).await;
+
+    // The dest is rescheduled: node a loses it, node b starts it.
+    let a = nodes[0].0.driver();
+    let dest_a_id = task_id(&dest_a);
+    a.clone()
+        .stop_task(drivers::StopTaskRequest {
+            task_id: dest_a_id.clone(),
+            timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+            signal: "SIGINT".into(),
+        })
+        .await
+        .expect("StopTask dest on a");
+    a.clone().destroy_task(drivers::DestroyTaskRequest { task_id: dest_a_id, force: true }).await.expect("Destroy");
+    exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, 'moved' FROM `{schema}`.seq_151_to_200")).await;
+    exec(&mut src, &format!("UPDATE `{schema}`.t SET v = 'changed' WHERE id <= 10")).await;
+    let dest_b = start_task_on(&nodes[1].0, &job, &dest_cfg, &dest_task.group, &dest_task.name).await;
+    rows(200).await;
+    assert_eq!(consul_get_raw(&consul, &format!("dtle/{job}/NatsAddr")).as_deref(), Some(nodes[1].1.as_str()));
+    wait_tables_equal_plain(&mut src, &mut dst, &format!("`{schema}`.t"), &nodes[1].0).await;
+    let log_b = nodes[1].0.stderr_text();
+    assert!(log_b.contains("the dest task moved"), "the src followed NatsAddr: {}", tail(&log_b, 40));
+
+    let b = nodes[1].0.driver();
+    for handle in [&src_b, &dest_b] {
+        b.clone()
+            .stop_task(drivers::StopTaskRequest {
+                task_id: task_id(handle),
+                timeout: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+                signal: "SIGINT".into(),
+            })
+            .await
+            .expect("StopTask");
+    }
+    exec(&mut src, &format!("DROP DATABASE IF EXISTS `{schema}`")).await;
+    reset_target(&mut dst, &schema, &job).await;
+    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    for (plugin, _) in nodes {
+        assert!(plugin.shutdown().await.success());
     }
 }

@@ -352,6 +352,10 @@ pub struct HelloReply {
     pub position: Option<Position>,
     #[prost(message, repeated, tag = "5")]
     pub resume_tables: Vec<TableProgress>,
+    /// A refusal the src gets past by starting again (a session key read before the dest restarted, a session
+    /// already used): the src reads the key again and starts a new session.
+    #[prost(bool, tag = "6")]
+    pub retry: bool,
 }
 
 /// How far an interrupted full copy got with one target table.

@@ -296,6 +296,9 @@ impl NatsSource {
                 Ok(Ok(msg)) => {
                     let reply = HelloReply::decode(msg.payload.as_ref())
                         .map_err(|e| TransportError::Codec(format!("hello reply: {e}")))?;
+                    if !reply.error.is_empty() && reply.retry {
+                        return Err(TransportError::SessionReset(reply.error));
+                    }
                     if !reply.error.is_empty() {
                         return Err(TransportError::Refused(reply.error));
                     }
@@ -586,7 +589,8 @@ impl NatsDest {
                             Some(error) => {
                                 warn!(session = hello.session, %error, "refusing a hello; the live session goes on");
                                 if let Some(reply) = msg.reply {
-                                    let answer = HelloReply { version: WIRE_FORMAT_VERSION, error, ..Default::default() };
+                                    let answer =
+                                        HelloReply { version: WIRE_FORMAT_VERSION, error, retry: true, ..Default::default() };
                                     let _ = self.client.publish(reply, Bytes::from(answer.encode_to_vec())).await;
                                 }
                             }

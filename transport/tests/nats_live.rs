@@ -269,6 +269,7 @@ async fn forged_and_replayed_hellos_are_refused_without_resetting_the_live_sessi
     assert!(forged.error.contains("not signed with this dest's session key"), "{forged:?}");
     let replayed = ask(hello(1001, key.sign_hello(&job, 1001))).await;
     assert!(replayed.error.contains("already started"), "{replayed:?}");
+    assert!(unsigned.retry && forged.retry && replayed.retry, "a src of the job starts again with the key read anew");
 
     // The live session was not reset: its next batch is taken in sequence.
     src.send(b"second").await.unwrap();

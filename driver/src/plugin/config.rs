@@ -8,6 +8,26 @@ use dtle_metadata::ConsulConfig;
 use dtle_proto::nomad::hclspec::{spec, Object, Spec};
 use dtle_transport::compression::CompressionSpec;
 use dtle_transport::nats::NatsOptions;
+
+use crate::meeting::NatsMeeting;
+
+/// Where tasks meet when neither a `nats` list nor `nats_bind` is given.
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// `host:port` with a port number, else `None`.
+fn host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.trim().rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// A bind address as a client on this node reaches it: a wildcard host becomes the loopback address.
+fn local_address(bind: &str) -> String {
+    match host_port(bind) {
+        Some(("0.0.0.0" | "[::]" | "::" | "*", port)) => format!("127.0.0.1:{port}"),
+        _ => bind.trim().to_string(),
+    }
+}
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -29,6 +49,11 @@ pub struct PluginField {
 
 const fn used(name: &'static str, cty_type: &'static str, default: &'static str, doc: &'static str) -> PluginField {
     PluginField { name, cty_type, default: Some(default), ignored: false, doc }
+}
+
+/// A field without a default (unset unless given), with an effect.
+const fn optional(name: &'static str, cty_type: &'static str, doc: &'static str) -> PluginField {
+    PluginField { name, cty_type, default: None, ignored: false, doc }
 }
 
 const fn compat(name: &'static str, cty_type: &'static str, doc: &'static str) -> PluginField {
@@ -54,8 +79,9 @@ pub const PLUGIN_CONFIG_FIELDS: &[PluginField] = &[
     used(
         "nats",
         "list(string)",
-        "[\"nats://127.0.0.1:4222\"]",
-        "NATS server address(es) where src and dest tasks meet; every node of a job must reach the same NATS.",
+        "[]",
+        "Shared NATS server address(es) where src and dest tasks meet (every node of a job must reach them); empty: \
+         the plugin's own NATS on nats_bind, else nats://127.0.0.1:4222.",
     ),
     used("nats_token", "string", "\"\"", "NATS token."),
     used("nats_user", "string", "\"\"", "NATS user."),
@@ -72,8 +98,13 @@ pub const PLUGIN_CONFIG_FIELDS: &[PluginField] = &[
     used("nomad_addr", "string", "\"127.0.0.1:4646\"", "Nomad HTTP address, for the API layer."),
     used("publish_metrics", "bool", "false", "Serve Prometheus metrics at http://<api_addr>/metrics."),
     used("stats_collection_interval", "number", "15", "Seconds between statistics collections."),
-    compat("nats_bind", "string", "Go dtle's embedded NATS listener; this build uses the NATS server(s) in `nats`."),
-    compat("nats_advertise", "string", "Go dtle's embedded NATS address; see `nats`."),
+    optional(
+        "nats_bind",
+        "string",
+        "Without a `nats` list: the plugin runs a NATS server (the nats-server program) on this host:port, as Go \
+         dtle does; its dest tasks publish nats_advertise in Consul (dtle/<job>/NatsAddr), where src tasks find it.",
+    ),
+    optional("nats_advertise", "string", "The address src nodes reach this node's NATS at (default: nats_bind)."),
     compat("log_file", "string", "Go dtle's own log file; dtle logs through Nomad's plugin log."),
     compat("debug_job", "string", "Go dtle's per-job debug log."),
     compat("big_tx_max_jobs", "number", "Go dtle's limit of jobs holding big transactions."),
@@ -197,8 +228,24 @@ impl PluginConfig {
         if let Err(e) = CompressionSpec::parse(&self.compression) {
             return bad("compression", e);
         }
-        if self.nats.iter().all(|a| a.trim().is_empty()) {
-            return bad("nats", "give at least one NATS server address, e.g. [\"nats://127.0.0.1:4222\"]".into());
+        if let NatsMeeting::ViaConsul { .. } = self.nats_meeting() {
+            let bind = self.nats_bind.as_deref().unwrap_or_default();
+            if host_port(bind).is_none() {
+                return bad("nats_bind", format!("{bind:?} is not host:port, e.g. \"10.0.0.5:8193\""));
+            }
+            if let Some(advertise) = &self.nats_advertise {
+                if host_port(advertise).is_none() {
+                    return bad("nats_advertise", format!("{advertise:?} is not host:port, e.g. \"10.0.0.5:8193\""));
+                }
+            }
+            if self.consul.trim().is_empty() {
+                return bad(
+                    "nats_bind",
+                    "the plugin's own NATS needs Consul: src tasks find their dest's address there \
+                     (dtle/<job>/NatsAddr); set consul, or give a shared `nats` list instead"
+                        .into(),
+                );
+            }
         }
         if self.stats_collection_interval <= 0 {
             return bad("stats_collection_interval", "must be a positive number of seconds".into());
@@ -212,9 +259,11 @@ impl PluginConfig {
     /// Fields set that have no effect in this build, for a warning.
     pub fn ignored_fields_set(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
+        let shared_list = !self.shared_nats().is_empty();
         for (set, name) in [
-            (self.nats_bind.is_some(), "nats_bind"),
-            (self.nats_advertise.is_some(), "nats_advertise"),
+            // With a shared `nats` list the plugin runs no NATS of its own.
+            (shared_list && self.nats_bind.is_some(), "nats_bind"),
+            (shared_list && self.nats_advertise.is_some(), "nats_advertise"),
             (self.log_file.is_some(), "log_file"),
             (self.debug_job.is_some(), "debug_job"),
             (self.big_tx_max_jobs.is_some(), "big_tx_max_jobs"),
@@ -244,14 +293,44 @@ impl PluginConfig {
         })
     }
 
-    /// The NATS server URLs (`host:port` gets `nats://`).
-    pub fn nats_urls(&self) -> Vec<String> {
+    /// The `nats` list as given (`host:port` gets `nats://`).
+    fn shared_nats(&self) -> Vec<String> {
         self.nats
             .iter()
             .map(|a| a.trim())
             .filter(|a| !a.is_empty())
             .map(|a| if a.contains("://") { a.to_string() } else { format!("nats://{a}") })
             .collect()
+    }
+
+    /// The NATS server URLs this node's tasks connect to: the shared `nats` list; else the plugin's own server on
+    /// `nats_bind` (reached locally); else `nats://127.0.0.1:4222`.
+    pub fn nats_urls(&self) -> Vec<String> {
+        let shared = self.shared_nats();
+        if !shared.is_empty() {
+            return shared;
+        }
+        match self.own_nats_bind() {
+            Some(bind) => vec![format!("nats://{}", local_address(&bind))],
+            None => vec![DEFAULT_NATS_URL.to_string()],
+        }
+    }
+
+    /// `nats_bind` when the plugin runs its own NATS server (no shared `nats` list).
+    pub fn own_nats_bind(&self) -> Option<String> {
+        let bind = self.nats_bind.as_deref().map(str::trim).filter(|b| !b.is_empty())?;
+        self.shared_nats().is_empty().then(|| bind.to_string())
+    }
+
+    /// How this node's src and dest tasks meet (see [`NatsMeeting`]).
+    pub fn nats_meeting(&self) -> NatsMeeting {
+        match self.own_nats_bind() {
+            Some(bind) => {
+                let advertise = self.nats_advertise.as_deref().map(str::trim).filter(|a| !a.is_empty());
+                NatsMeeting::ViaConsul { advertise: advertise.map(str::to_string).unwrap_or(bind) }
+            }
+            None => NatsMeeting::Shared,
+        }
     }
 
     /// The link options of a task; `window` = unacknowledged batches in flight.
@@ -336,6 +415,31 @@ mod tests {
         assert!(c.consul_config().is_none());
         assert_eq!(c.stats_collection_interval, 30);
         assert_eq!(c.ignored_fields_set(), vec!["nats_bind"]);
+    }
+
+    #[test]
+    fn the_seed_agent_config_runs_its_own_nats_and_meets_through_consul() {
+        // The seed's and Go dtle's agent config: nats_bind/nats_advertise, no `nats` list.
+        let c = PluginConfig::from_json(serde_json::json!({
+            "nats_bind": "0.0.0.0:8193", "nats_advertise": "10.0.0.5:8193", "consul": "10.0.0.5:8500"
+        }))
+        .unwrap();
+        assert_eq!(c.nats_urls(), vec!["nats://127.0.0.1:8193"], "the node's own server, reached locally");
+        assert_eq!(c.own_nats_bind().as_deref(), Some("0.0.0.0:8193"));
+        assert_eq!(c.nats_meeting(), NatsMeeting::ViaConsul { advertise: "10.0.0.5:8193".into() });
+        assert!(c.ignored_fields_set().is_empty(), "{:?}", c.ignored_fields_set());
+        // Without nats_advertise the bind address is advertised.
+        let c = PluginConfig::from_json(serde_json::json!({"nats_bind": "10.0.0.6:8193"})).unwrap();
+        assert_eq!(c.nats_meeting(), NatsMeeting::ViaConsul { advertise: "10.0.0.6:8193".into() });
+        // A shared list wins; nothing set means the shared default.
+        let c = PluginConfig::from_json(serde_json::json!({"nats": ["n1:4222"], "nats_bind": "0.0.0.0:8193"})).unwrap();
+        assert_eq!((c.nats_meeting(), c.own_nats_bind()), (NatsMeeting::Shared, None));
+        assert_eq!(PluginConfig::default().nats_meeting(), NatsMeeting::Shared);
+        // Errors name the field.
+        let e = PluginConfig::from_json(serde_json::json!({"nats_bind": "8193"})).unwrap_err();
+        assert!(e.contains("nats_bind") && e.contains("host:port"), "{e}");
+        let e = PluginConfig::from_json(serde_json::json!({"nats_bind": "0.0.0.0:8193", "consul": ""})).unwrap_err();
+        assert!(e.contains("nats_bind") && e.contains("needs Consul"), "{e}");
     }
 
     #[test]

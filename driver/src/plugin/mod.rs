@@ -14,6 +14,7 @@ pub mod driver;
 pub mod goplugin;
 pub mod hclspec;
 pub mod log;
+pub mod nats_server;
 pub mod resolve;
 pub mod stats;
 
