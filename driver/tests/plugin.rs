@@ -119,6 +119,12 @@ impl Plugin {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// The node is lost: SIGKILL, reaped (the plugin's own NATS server goes with it).
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Nomad's `client.Kill()`: GRPCController.Shutdown, then the process must exit within 2 s.
     async fn shutdown(mut self) -> ExitStatus {
         let _ = GrpcControllerClient::new(self.channel.clone()).shutdown(go_plugin::Empty {}).await;
@@ -1344,4 +1350,130 @@ async fn two_nodes_with_the_seed_agent_config_meet_through_consul_and_follow_a_m
     for (plugin, _) in nodes {
         assert!(plugin.shutdown().await.success());
     }
+}
+
+/// A node of the cluster-mode tests: a plugin process with the seed's agent config (its own NATS on `bind`).
+async fn seed_config_node(consul: &str, data_dir: &std::path::Path) -> (Plugin, String) {
+    let plugin = Plugin::launch(&[]).await;
+    let bind = format!("127.0.0.1:{}", free_port());
+    set_config(
+        &plugin,
+        json!({
+            "nats_bind": bind.clone(),
+            "nats_advertise": bind.clone(),
+            "consul": consul,
+            "data_dir": data_dir.to_str().unwrap(),
+            "log_level": "debug",
+        }),
+    )
+    .await;
+    (plugin, bind)
+}
+
+/// Issue 15, failover shown: src and dest on two nodes under load; the dest's node is lost (kill -9 of its plugin
+/// process, its NATS server with it) and the dest is started on the other node, as Nomad reschedules it; then that
+/// plugin is killed too and a new plugin process takes both tasks (RecoverTask of the old handles is refused, Nomad
+/// starts them anew). Every time the job continues from the target's position: nothing lost or duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_of_killed_nodes_under_load_loses_and_repeats_nothing() {
+    let Some(servers) = servers().await else { return };
+    let Some(consul) = consul_addr() else { return };
+    let schema = unique("plugin_failover");
+    let job = schema.replace('_', "-");
+    let mut src = servers.src_conn().await;
+    let mut dst = servers.dst_conn().await;
+    reset_source_schema(&mut src, &schema).await;
+    reset_target(&mut dst, &schema, &job).await;
+    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    exec(&mut src, &format!("CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    exec(&mut src, &format!("CREATE TABLE `{schema}`.n (id INT, v INT)")).await;
+    exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, 0 FROM `{schema}`.seq_1_to_1000")).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut node_a, _) = seed_config_node(&consul, &data.path().join("a")).await;
+    let (mut node_b, bind_b) = seed_config_node(&consul, &data.path().join("b")).await;
+    let (_, jtasks) = json_job_tasks(&examples_dir().join("job1.json"));
+    let (_, htasks) = hcl_job_tasks(&examples_dir().join("job1.hcl"));
+    let (dest_task, src_task) = (task_named(&jtasks, "dest"), task_named(&htasks, "src"));
+    let mut dest_cfg = dest_task.config.clone();
+    retarget(&mut dest_cfg, &servers, servers.dst, None);
+    let mut src_cfg = src_task.config.clone();
+    retarget(&mut src_cfg, &servers, servers.src, Some(&schema));
+
+    // A load of small transactions (a keyed and a keyless table) until stopped.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (servers, schema, stop) = (servers.clone(), schema.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = servers.src_conn().await;
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let sql = format!(
+                    "START TRANSACTION; UPDATE `{schema}`.t SET v = v + 1 WHERE id = {}; \
+                     INSERT INTO `{schema}`.n VALUES ({n}, {n} % 7); COMMIT",
+                    1 + n % 1000
+                );
+                exec(&mut conn, &sql).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    let wait_caught_up = |what: &'static str| {
+        let servers = servers.clone();
+        let job = job.clone();
+        async move {
+            let mut src = servers.src_conn().await;
+            let want = gtid_seq(&gtid_binlog_pos(&mut src).await, 0).expect("domain 0");
+            let mut dst = servers.dst_conn().await;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Some(p) = position_row(&mut dst, &job).await {
+                    if p.stage == "job_stage_incr" && gtid_seq(&p.gtid_set, 0).is_some_and(|s| s >= want) {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "{what}: the target did not catch up with the source");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+
+    start_task_on(&node_a, &job, &dest_cfg, &dest_task.group, &dest_task.name).await;
+    let src_b = start_task_on(&node_b, &job, &src_cfg, &src_task.group, &src_task.name).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The dest's node is lost under load; Nomad starts the dest on the other node.
+    node_a.kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    start_task_on(&node_b, &job, &dest_cfg, &dest_task.group, &dest_task.name).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(consul_get_raw(&consul, &format!("dtle/{job}/NatsAddr")).as_deref(), Some(bind_b.as_str()));
+
+    // Node b's plugin is killed; a new plugin process comes up there (Nomad restarts it) and cannot recover the
+    // tasks of the dead one: they are started anew.
+    node_b.kill9();
+    let (node_c, _) = seed_config_node(&consul, &data.path().join("c")).await;
+    let refused = node_c
+        .driver()
+        .recover_task(drivers::RecoverTaskRequest { task_id: String::new(), handle: Some(src_b.clone()) })
+        .await
+        .expect_err("the old plugin's task is gone");
+    assert!(refused.message().contains("not running in this plugin process"), "{}", refused.message());
+    start_task_on(&node_c, &job, &dest_cfg, &dest_task.group, &dest_task.name).await;
+    start_task_on(&node_c, &job, &src_cfg, &src_task.group, &src_task.name).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let transactions = load.await.expect("load");
+    assert!(transactions > 100, "the load ran: {transactions} transactions");
+    wait_caught_up("after the failovers").await;
+    for table in ["t", "n"] {
+        let table = format!("`{schema}`.{table}");
+        if let Some(diff) = table_diff(&mut src, &mut dst, &table, None).await {
+            panic!("{table} differs after the failovers: {diff}\n{}", tail(&node_c.stderr_text(), 40));
+        }
+    }
+    exec(&mut src, &format!("DROP DATABASE IF EXISTS `{schema}`")).await;
+    reset_target(&mut dst, &schema, &job).await;
+    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    assert!(node_c.shutdown().await.success());
 }
