@@ -49,12 +49,16 @@ plugin "dtle" {
     # Consul KV for positions (dtle/<job>/Gtid, BinlogFilePos, JobStage); "" = local files.
     consul       = "127.0.0.1:8500"
     consul_token = ""
-    # NATS server(s) where a job's src and dest tasks meet. Every node must reach the same NATS.
-    nats        = ["nats://127.0.0.1:4222"]
+    # Go dtle's cluster mode: this node's plugin runs a NATS server on nats_bind (the nats-server program); a dest
+    # task publishes nats_advertise under dtle/<job>/NatsAddr in Consul and the job's src connects there. On a
+    # multi-node cluster use this node's address in both (e.g. "10.0.0.5:8193"): src nodes must reach it.
+    nats_bind      = "127.0.0.1:8193"
+    nats_advertise = "127.0.0.1:8193"
+    # Or, for a NATS deployment of the site's own (then nats_bind is not used): nats = ["nats://10.0.0.9:4222"]
     compression = "zstd:1"
     # Bytes per second per src task on the link (after compression); 0 = unlimited.
     rate_limit = 0
-    # Accepted for the HTTP API layer (not served by this build yet).
+    # "127.0.0.1:8190" serves GET /v1/status (and /metrics with publish_metrics = true); "" = off.
     api_addr   = ""
     nomad_addr = "127.0.0.1:4646"
     publish_metrics           = false
