@@ -12,8 +12,8 @@ use dtle_mysql::where_expr::WhereExpr;
 use dtle_mysql::{Endpoint, Role};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConnectionConfig, DataSource, ResolvedJob, TargetConfig, TaskConfig};
-use crate::error::DriverError;
+use crate::config::{defaults, ConnectionConfig, DataSource, ResolvedJob, TargetConfig, TaskConfig};
+use crate::error::{DriverError, Problem};
 
 pub fn endpoint(conn: &ConnectionConfig, role: Role, field: &'static str) -> Endpoint {
     Endpoint {
@@ -59,60 +59,90 @@ fn unsupported(job: &ResolvedJob, field: &str, why: &str) -> DriverError {
     DriverError::Unsupported { job: job.name.clone(), field: field.to_string(), reason: why.to_string() }
 }
 
-/// Refuses settings this build cannot honour; returns warnings for ones it treats differently.
-pub fn check_supported(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
+/// The settings this build cannot honour, each as a problem naming the field (all of them, not the first).
+pub(crate) fn unsupported_settings(job: &ResolvedJob) -> Vec<Problem> {
     let c = &job.src;
-    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
     for (i, ds) in c.replicate_do_db.iter().enumerate() {
         for (j, t) in ds.tables.iter().enumerate() {
             if !t.column_map_from.is_empty() && !c.skip_create_db_table {
-                return Err(unsupported(
-                    job,
-                    &format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"),
+                problems.push(Problem::new(
+                    format!("ReplicateDoDb[{i}].Tables[{j}].ColumnMapFrom"),
+                    t.column_map_from.join(","),
                     "a column map writes into a target table you create: set SkipCreateDbTable = true and create it by hand",
                 ));
             }
         }
     }
     let refuse = [
-        (c.binlog_relay, "BinlogRelay", "the binlog relay is not available in this build yet; set BinlogRelay = false"),
-        (c.src_oracle_config.is_some(), "SrcOracleConfig", "Oracle sources are not supported"),
+        (
+            c.binlog_relay,
+            "BinlogRelay",
+            "true",
+            "the binlog relay is not available in this build yet; set BinlogRelay = false",
+        ),
+        (c.src_oracle_config.is_some(), "SrcOracleConfig", "{...}", "Oracle sources are not supported"),
         (
             c.expand_syntax_support,
             "ExpandSyntaxSupport",
-            "replicating users and routines is not available in this build yet",
+            "true",
+            "replicating users and routines is not available in this build yet; set ExpandSyntaxSupport = false",
         ),
-        (c.set_gtid_next, "SetGtidNext", "keeping source GTIDs on the target is not available in this build yet"),
+        (
+            c.set_gtid_next,
+            "SetGtidNext",
+            "true",
+            "keeping source GTIDs on the target is not available in this build yet; set SetGtidNext = false",
+        ),
         (
             !c.gtid_start.is_empty(),
             "GtidStart",
+            c.gtid_start.as_str(),
             "GtidStart is not available in this build yet; give Gtid (the executed set) instead",
         ),
-        (!c.wait_on_job.is_empty(), "WaitOnJob", "WaitOnJob is not available in this build yet"),
+        (
+            !c.wait_on_job.is_empty(),
+            "WaitOnJob",
+            c.wait_on_job.as_str(),
+            "WaitOnJob is not available in this build yet; remove it and start the jobs in order",
+        ),
     ];
-    for (set, field, why) in refuse {
+    for (set, field, value, why) in refuse {
         if set {
-            return Err(unsupported(job, field, why));
+            problems.push(Problem::new(field, value, why));
         }
     }
-    if c.parallel_workers > 64 {
-        warnings.push(format!("ParallelWorkers = {}: at most 64 target connections are used", c.parallel_workers));
-    }
-    Ok(warnings)
+    problems
 }
 
-/// Warnings for the selection entries (`ReplicateDoDb` / `ReplicateIgnoreDb`, their schemas and `Tables`) that
-/// match no table on the source: a job that selects nothing would otherwise run without a word. Not errors: the
-/// tables may be created later. Nothing when the source cannot be read (the prerequisite checks say why).
-pub async fn selection_warnings(job: &ResolvedJob) -> Vec<String> {
-    let Ok(filter) = table_filter(&job.src) else { return Vec::new() };
-    match dtle_mysql::prereq::source_tables(&source_endpoint(job)).await {
-        Ok((schemas, tables)) => describe_unmatched(&job.src, &filter.unmatched_rules(&schemas, &tables)),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot list the source's tables to check the selection");
-            Vec::new()
-        }
+/// Values that are used differently than written (brought into their range), one warning each.
+pub(crate) fn adjusted_settings(c: &TaskConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if c.parallel_workers > PARALLEL_WORKERS_MAX {
+        warnings.push(format!(
+            "ParallelWorkers = {}: at most {PARALLEL_WORKERS_MAX} target connections are used",
+            c.parallel_workers
+        ));
     }
+    if c.snapshot_writers > defaults::SNAPSHOT_WRITERS_MAX {
+        warnings.push(format!(
+            "SnapshotWriters = {}: at most {} target connections write the full copy",
+            c.snapshot_writers,
+            defaults::SNAPSHOT_WRITERS_MAX
+        ));
+    }
+    let range = defaults::DUMP_ENTRY_LIMIT_RANGE;
+    if c.dump_entry_limit != defaults::DUMP_ENTRY_LIMIT && !range.contains(&c.dump_entry_limit) {
+        warnings.push(format!(
+            "DumpEntryLimit = {}: big transactions are sent in parts of {} bytes (the range is {}..={} bytes: \
+             parts wait in memory on both sides, so larger ones are not used); set a value in the range to silence this",
+            c.dump_entry_limit,
+            tx_part_bytes(c),
+            range.start(),
+            range.end()
+        ));
+    }
+    warnings
 }
 
 /// At most 20 names, then how many more.
@@ -338,89 +368,132 @@ pub fn reverse_job(job: &ResolvedJob) -> Result<ResolvedJob, DriverError> {
     Ok(reverse)
 }
 
-/// The table selection from ReplicateDoDb / ReplicateIgnoreDb.
-pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, DriverError> {
-    let rules = |list: &[DataSource], field: &str| -> Result<Vec<SchemaRule>, DriverError> {
-        list.iter()
-            .enumerate()
-            .map(|(i, ds)| {
-                let schema =
-                    name_match(&ds.table_schema, &ds.table_schema_regex, &format!("{field}[{i}].TableSchemaRegex"))?;
-                let rename = Some(ds.table_schema_rename.clone()).filter(|s| !s.is_empty());
-                let tables = ds
-                    .tables
-                    .iter()
-                    .enumerate()
-                    .map(|(j, t)| {
-                        Ok(TableRule {
-                            table: name_match(
-                                &t.table_name,
-                                &t.table_regex,
-                                &format!("{field}[{i}].Tables[{j}].TableRegex"),
-                            )?,
-                            rename: Some(t.table_rename.clone()).filter(|s| !s.is_empty()),
-                            row_filter: match t.r#where.trim() {
-                                "" => None,
-                                text => {
-                                    Some(Arc::new(WhereExpr::parse(text).map_err(|e| DriverError::InvalidField {
-                                        field: format!("{field}[{i}].Tables[{j}].Where"),
-                                        value: text.to_string(),
-                                        reason: e.to_string(),
-                                    })?))
-                                }
-                            },
-                            column_map: (!t.column_map_from.is_empty()).then(|| {
-                                Arc::new(ColumnMap {
-                                    from: t.column_map_from.clone(),
-                                    to: if t.column_map_to.is_empty() {
-                                        t.column_map_from.clone()
-                                    } else {
-                                        t.column_map_to.clone()
-                                    },
-                                })
-                            }),
-                        })
+/// The table selection from ReplicateDoDb / ReplicateIgnoreDb: regexes compiled, rename templates checked
+/// against their regexes, `Where` expressions parsed. Every problem is returned, each with its field path.
+pub fn table_filter(c: &TaskConfig) -> Result<TableFilter, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut rules = |list: &[DataSource], field: &str| -> Vec<SchemaRule> {
+        let mut out = Vec::new();
+        for (i, ds) in list.iter().enumerate() {
+            let path = format!("{field}[{i}]");
+            let schema = name_match(
+                &ds.table_schema,
+                &ds.table_schema_regex,
+                &ds.table_schema_rename,
+                (&format!("{path}.TableSchemaRegex"), &format!("{path}.TableSchemaRename")),
+                &mut problems,
+            );
+            let rename = Some(ds.table_schema_rename.clone()).filter(|s| !s.is_empty());
+            let mut tables = Vec::new();
+            for (j, t) in ds.tables.iter().enumerate() {
+                let path = format!("{path}.Tables[{j}]");
+                let table = name_match(
+                    &t.table_name,
+                    &t.table_regex,
+                    &t.table_rename,
+                    (&format!("{path}.TableRegex"), &format!("{path}.TableRename")),
+                    &mut problems,
+                );
+                let row_filter = match t.r#where.trim() {
+                    "" => None,
+                    text => match WhereExpr::parse(text) {
+                        Ok(expr) => Some(Arc::new(expr)),
+                        Err(e) => {
+                            problems.push(Problem::new(format!("{path}.Where"), text, where_fix(&e)));
+                            None
+                        }
+                    },
+                };
+                let column_map = (!t.column_map_from.is_empty()).then(|| {
+                    Arc::new(ColumnMap {
+                        from: t.column_map_from.clone(),
+                        to: if t.column_map_to.is_empty() {
+                            t.column_map_from.clone()
+                        } else {
+                            t.column_map_to.clone()
+                        },
                     })
-                    .collect::<Result<Vec<_>, DriverError>>()?;
-                Ok(SchemaRule { schema, rename, tables })
-            })
-            .collect()
+                });
+                if let Some(table) = table {
+                    tables.push(TableRule {
+                        table,
+                        rename: Some(t.table_rename.clone()).filter(|s| !s.is_empty()),
+                        row_filter,
+                        column_map,
+                    });
+                }
+            }
+            if let Some(schema) = schema {
+                out.push(SchemaRule { schema, rename, tables });
+            }
+        }
+        out
     };
-    Ok(TableFilter {
-        replicate: rules(&c.replicate_do_db, "ReplicateDoDb")?,
-        ignore: rules(&c.replicate_ignore_db, "ReplicateIgnoreDb")?,
-    })
-}
-
-fn name_match(exact: &str, regex: &str, field: &str) -> Result<NameMatch, DriverError> {
-    if regex.is_empty() {
-        Ok(NameMatch::Exact(exact.to_string()))
+    let filter = TableFilter {
+        replicate: rules(&c.replicate_do_db, "ReplicateDoDb"),
+        ignore: rules(&c.replicate_ignore_db, "ReplicateIgnoreDb"),
+    };
+    if problems.is_empty() {
+        Ok(filter)
     } else {
-        TableFilter::compile_regex(regex).map(NameMatch::Regex).map_err(|reason| DriverError::InvalidField {
-            field: field.to_string(),
-            value: regex.to_string(),
-            reason,
-        })
+        Err(problems)
     }
 }
+
+/// A `Where` problem's reason, ending with the fix.
+pub(crate) fn where_fix(e: &dtle_mysql::where_expr::WhereError) -> String {
+    use dtle_mysql::where_expr::WhereError;
+    match e {
+        WhereError::UnknownColumn { .. } => format!("{e}; name a column of the table (or fix the table rule)"),
+        WhereError::Unsupported { .. } => {
+            format!(
+                "{e}; use columns, literals, comparisons, AND/OR/NOT, IN, BETWEEN, LIKE and deterministic functions"
+            )
+        }
+        _ => format!(
+            "{e}; write one MySQL boolean expression over the table's columns, e.g. \"id < 10 AND state = 'ok'\""
+        ),
+    }
+}
+
+/// The name matcher of a schema or table entry; a bad regex or a rename template that refers to groups the regex
+/// lacks is a problem (`None` then). `fields` = (regex field path, rename field path).
+fn name_match(
+    exact: &str,
+    regex: &str,
+    rename: &str,
+    fields: (&str, &str),
+    problems: &mut Vec<Problem>,
+) -> Option<NameMatch> {
+    if regex.is_empty() {
+        return Some(NameMatch::Exact(exact.to_string()));
+    }
+    match TableFilter::compile_regex(regex) {
+        Ok(re) => {
+            if let Some(why) = TableFilter::rename_template_problem(&re, rename) {
+                problems.push(Problem::new(fields.1, rename, format!("{why} (in HCL write $${{1}} for ${{1}})")));
+            }
+            Some(NameMatch::Regex(re))
+        }
+        Err(reason) => {
+            problems.push(Problem::new(fields.0, regex, format!("{reason}; fix the pattern")));
+            None
+        }
+    }
+}
+
+/// The most target connections `ParallelWorkers` uses.
+pub const PARALLEL_WORKERS_MAX: i64 = 64;
 
 pub fn applier_options(job: &ResolvedJob) -> ApplierOptions {
+    let c = &job.src;
     let mut opts = ApplierOptions::new(job.name.clone());
-    opts.foreign_key_checks = job.src.foreign_key_checks;
-    opts.retry_tx_limit = job.src.retry_tx_limit.clamp(0, 1000) as u32;
-    opts.parallel_workers = job.src.parallel_workers.clamp(1, 64) as usize;
-    // Target connections of the full copy: dtle's job format has no field for it; an environment knob for tuning.
-    if let Some(n) = std::env::var("DTLE_SNAPSHOT_WRITERS").ok().and_then(|v| v.parse::<usize>().ok()) {
-        opts.snapshot_writers = n.clamp(1, 64);
-    }
-    // Full-copy chunks as LOAD DATA LOCAL INFILE (the default when the target allows it); 0 = INSERT statements.
-    if std::env::var("DTLE_SNAPSHOT_LOAD_DATA").is_ok_and(|v| v.trim() == "0") {
-        opts.snapshot_load_data = false;
-    }
-    // Secondary indexes of the tables the copy creates are built once the tables are filled; 0 = from the start.
-    if std::env::var("DTLE_SNAPSHOT_DEFER_INDEXES").is_ok_and(|v| v.trim() == "0") {
-        opts.snapshot_defer_indexes = false;
-    }
+    opts.foreign_key_checks = c.foreign_key_checks;
+    opts.retry_tx_limit = c.retry_tx_limit.clamp(0, 1000) as u32;
+    opts.parallel_workers = c.parallel_workers.clamp(1, PARALLEL_WORKERS_MAX) as usize;
+    opts.snapshot_writers = c.snapshot_writers.clamp(1, defaults::SNAPSHOT_WRITERS_MAX) as usize;
+    opts.snapshot_load_data = c.snapshot_load_data;
+    opts.snapshot_defer_indexes = c.snapshot_defer_indexes;
     opts
 }
 
@@ -430,9 +503,11 @@ pub fn group_limits(c: &TaskConfig) -> (usize, Duration) {
 }
 
 /// Big source transactions are sent in parts of `DumpEntryLimit` bytes of row data (dtle's knob for splitting big
-/// transactions), at most 2 MiB, so memory stays bounded whatever the transaction's size.
+/// transactions), brought into [`defaults::DUMP_ENTRY_LIMIT_RANGE`] so memory stays bounded whatever the
+/// transaction's size (values outside are warned about by [`adjusted_settings`]).
 pub fn tx_part_bytes(c: &TaskConfig) -> usize {
-    (c.dump_entry_limit.max(64 << 10) as usize).min(2 << 20)
+    let range = defaults::DUMP_ENTRY_LIMIT_RANGE;
+    c.dump_entry_limit.clamp(*range.start(), *range.end()) as usize
 }
 
 #[cfg(test)]

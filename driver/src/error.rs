@@ -31,6 +31,11 @@ pub enum DriverError {
     #[error("config field {field} = {value:?}: {reason}")]
     InvalidField { field: String, value: String, reason: String },
 
+    /// Everything the start checks found wrong at once: values of the job that cannot work (each with its field
+    /// path, value and fix) and, when the servers were checked too, the prerequisites they fail.
+    #[error("{}", describe_problems(.job, .problems, .prerequisites))]
+    Problems { job: String, problems: Vec<Problem>, prerequisites: Vec<MysqlError> },
+
     #[error(
         "job {job:?}: an apply on the target made no progress for {seconds} s (WatchdogTimeout); restarting from the \
          target's position — if the target is busy with something legitimate for that long, raise WatchdogTimeout"
@@ -39,6 +44,42 @@ pub enum DriverError {
 
     #[error("{0}")]
     Other(String),
+}
+
+/// One value of a job that cannot work: where it is (`ReplicateDoDb[0].Tables[1].Where`), what it is, and why,
+/// ending with the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Problem { field: field.into(), value: value.into(), reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {:?}: {}", self.field, self.value, self.reason)
+    }
+}
+
+fn describe_problems(job: &str, problems: &[Problem], prerequisites: &[MysqlError]) -> String {
+    let mut text = format!("job {job:?}: {} problem(s) in the job", problems.len());
+    if !prerequisites.is_empty() {
+        text.push_str(&format!(" and {} failed prerequisite check(s)", prerequisites.len()));
+    }
+    text.push(':');
+    for p in problems {
+        text.push_str(&format!("\n  - {p}"));
+    }
+    for e in prerequisites {
+        text.push_str(&format!("\n  - {e}"));
+    }
+    text
 }
 
 impl From<MysqlError> for DriverError {

@@ -731,7 +731,7 @@ async fn full_copy_load_data_values_and_rejections() {
     dtle.stop_cleanly().await;
 
     // A value the target cannot hold: the copy stops naming it, and its chunk is not on the target.
-    for (case, env) in [("load", "1"), ("insert", "0")] {
+    for (case, load_data) in [("load", "true"), ("insert", "false")] {
         let (schema, job_name) = (format!("e2e_load_reject_{case}"), format!("e2e_load_reject_{case}"));
         reset_source_schema(&mut src, &schema).await;
         reset_target(&mut dst, &schema, &job_name).await;
@@ -748,14 +748,16 @@ async fn full_copy_load_data_values_and_rejections() {
             &job_name,
             s.src,
             s.dst,
-            &format!("{}\nGtid = \"\"\nChunkSize = 3\nSkipCreateDbTable = true", replicate_schema(&schema)),
+            &format!(
+                "{}\nGtid = \"\"\nChunkSize = 3\nSkipCreateDbTable = true\nSnapshotLoadData = {load_data}",
+                replicate_schema(&schema)
+            ),
         );
         let log = ctx.path().join(format!("{case}.log"));
         let data = ctx.path().join(format!("data-{case}"));
-        let mut dtle = Dtle::spawn_with_env(
+        let mut dtle = Dtle::spawn(
             &log,
             &["run".as_ref(), job.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
-            &[("DTLE_SNAPSHOT_LOAD_DATA", env)],
         );
         let status = dtle.wait_exit(Duration::from_secs(60)).await;
         let text = read_log(&log);
@@ -768,7 +770,7 @@ async fn full_copy_load_data_values_and_rejections() {
         assert!(text.contains("'v'"), "({case}) the error should name the column:\n{}", tail(&text, 30));
         if case == "load" {
             assert!(
-                text.contains("DTLE_SNAPSHOT_LOAD_DATA=0"),
+                text.contains("SnapshotLoadData = false"),
                 "({case}) the error should say how LOAD DATA is turned off:\n{}",
                 tail(&text, 30)
             );

@@ -86,7 +86,8 @@ async fn bad_where_is_a_clear_error_before_anything_is_written() {
     reset_target(&mut dst, schema, "e2e_where_bad").await;
     exec(&mut src, &format!("CREATE TABLE {schema}.t3 (id INT PRIMARY KEY, v VARCHAR(20))")).await;
     exec(&mut src, &format!("INSERT INTO {schema}.t3 VALUES (1,'a')")).await;
-    for (where_text, code, needle) in [("nosuchcol < 3", 1, "nosuchcol"), ("id <", 2, "Where")] {
+    // Both are problems of the job file (exit 2), the unknown column found by binding the job to the source.
+    for (where_text, code, needle) in [("nosuchcol < 3", 2, "nosuchcol"), ("id <", 2, "Where")] {
         let job = split_job(&ctx, "bad.hcl", "e2e_where_bad", schema, s.dst, where_text);
         let args: Vec<std::ffi::OsString> = vec![
             "run".into(),

@@ -80,6 +80,60 @@ impl TableFilter {
         Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
     }
 
+    /// Why a rename template (`TableSchemaRename` / `TableRename`) cannot work with its regex: it refers to a
+    /// capture group the regex does not have (which expands to nothing, so names would silently merge), e.g.
+    /// `${2}` with one group, or `$1_x` (read as the group named `1_x`). `None` when every reference resolves.
+    pub fn rename_template_problem(regex: &Regex, template: &str) -> Option<String> {
+        let groups: Vec<String> = (1..regex.captures_len())
+            .map(|n| n.to_string())
+            .chain(regex.capture_names().flatten().map(str::to_string))
+            .collect();
+        let mut rest = template;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let (name, braced) = if let Some(after) = rest.strip_prefix('$') {
+                rest = after;
+                continue;
+            } else if let Some(inner) = rest.strip_prefix('{') {
+                let Some(end) = inner.find('}') else { break };
+                let name = &inner[..end];
+                rest = &inner[end + 1..];
+                (name, true)
+            } else {
+                let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                let name = &rest[..end];
+                rest = &rest[end..];
+                (name, false)
+            };
+            if name.is_empty() || name == "0" || groups.iter().any(|g| g == name) {
+                continue;
+            }
+            let have = if groups.is_empty() {
+                "it has no capture group: add one, e.g. (.*)".to_string()
+            } else {
+                format!("its groups: {}", groups.iter().map(|g| format!("${{{g}}}")).collect::<Vec<_>>().join(", "))
+            };
+            let hint = match name.find(|c: char| !c.is_ascii_digit()) {
+                Some(cut) if !braced && cut > 0 => {
+                    format!(
+                        "; ${} followed by {:?} reads as one name: write ${{{}}}",
+                        &name[..cut],
+                        &name[cut..],
+                        &name[..cut]
+                    )
+                }
+                _ => String::new(),
+            };
+            // The pattern as written (without the anchors `compile_regex` adds).
+            let pattern = regex.as_str();
+            let pattern = pattern.strip_prefix("^(?:").and_then(|p| p.strip_suffix(")$")).unwrap_or(pattern);
+            return Some(format!(
+                "refers to capture group ${{{name}}}, which the regex {pattern:?} does not have ({have}), so it would expand to nothing{hint}"
+            ));
+        }
+        None
+    }
+
     /// Whether any table of this schema may be replicated (for DDL on the schema itself).
     pub fn selects_schema(&self, schema: &str) -> bool {
         if SYSTEM_SCHEMAS.contains(&schema) {
@@ -123,33 +177,41 @@ impl TableFilter {
             row_filter: None,
             column_map: None,
         };
-        if SYSTEM_SCHEMAS.contains(&schema) {
-            return None;
-        }
-        if self.is_ignored(schema, table) {
+        if SYSTEM_SCHEMAS.contains(&schema) || self.is_ignored(schema, table) {
             return None;
         }
         if self.replicate.is_empty() {
             return Some(plain(schema.to_string(), table.to_string()));
         }
-        for rule in &self.replicate {
-            if !rule.schema.matches(schema) {
-                continue;
-            }
-            let target_schema = rule.schema.rename(schema, rule.rename.as_deref());
-            if rule.tables.is_empty() {
-                return Some(plain(target_schema, table.to_string()));
-            }
-            if let Some(t) = rule.tables.iter().find(|t| t.table.matches(table)) {
-                return Some(Selection {
-                    target_schema,
-                    target_name: t.table.rename(table, t.rename.as_deref()),
-                    row_filter: t.row_filter.clone(),
-                    column_map: t.column_map.clone(),
-                });
-            }
+        let (i, j) = self.selecting_rule(schema, table)?;
+        let rule = self.replicate.get(i)?;
+        let target_schema = rule.schema.rename(schema, rule.rename.as_deref());
+        let Some(j) = j else {
+            return Some(plain(target_schema, table.to_string()));
+        };
+        let t = rule.tables.get(j)?;
+        Some(Selection {
+            target_schema,
+            target_name: t.table.rename(table, t.rename.as_deref()),
+            row_filter: t.row_filter.clone(),
+            column_map: t.column_map.clone(),
+        })
+    }
+
+    /// The `replicate` entry that selects this source table (not a shadow table): the index of its schema rule
+    /// and, when that rule lists tables, of the table rule. `None` when the table is not selected, or when the
+    /// replicate list is empty (the whole instance: no entry).
+    pub fn selecting_rule(&self, schema: &str, table: &str) -> Option<(usize, Option<usize>)> {
+        if SYSTEM_SCHEMAS.contains(&schema) || self.is_ignored(schema, table) {
+            return None;
         }
-        None
+        self.replicate.iter().enumerate().filter(|(_, rule)| rule.schema.matches(schema)).find_map(|(i, rule)| {
+            if rule.tables.is_empty() {
+                Some((i, None))
+            } else {
+                rule.tables.iter().position(|t| t.table.matches(table)).map(|j| (i, Some(j)))
+            }
+        })
     }
 
     fn is_ignored(&self, schema: &str, table: &str) -> bool {
@@ -295,6 +357,38 @@ mod tests {
             tables: vec![TableRule { table: exact("_t1_old"), rename: None, row_filter: None, column_map: None }],
         });
         assert_eq!(f.target_of("test", "_t1_old"), None, "an ignore rule wins over the shadow-table rule");
+    }
+
+    #[test]
+    fn rename_templates_refer_to_groups_the_regex_has() {
+        let re = |p: &str| TableFilter::compile_regex(p).unwrap();
+        assert_eq!(TableFilter::rename_template_problem(&re("shard_(.*)"), "all_${1}"), None);
+        assert_eq!(TableFilter::rename_template_problem(&re("shard_(?P<n>.*)"), "all_${n}_$n"), None);
+        assert_eq!(TableFilter::rename_template_problem(&re("shard_.*"), "all"), None);
+        assert_eq!(TableFilter::rename_template_problem(&re("shard_.*"), "cost_$$"), None);
+        let two = TableFilter::rename_template_problem(&re("shard_(.*)"), "all_${2}").expect("no group 2");
+        assert!(two.contains("${2}") && two.contains("${1}"), "{two}");
+        let none = TableFilter::rename_template_problem(&re("shard_.*"), "all_${1}").expect("no group at all");
+        assert!(none.contains("no capture group"), "{none}");
+        let glued = TableFilter::rename_template_problem(&re("shard_(.*)"), "$1_new").expect("$1_new is a name");
+        assert!(glued.contains("write ${1}"), "{glued}");
+    }
+
+    #[test]
+    fn the_selecting_rule_is_the_first_that_selects_the_table() {
+        let table = |t: &str| TableRule { table: exact(t), rename: None, row_filter: None, column_map: None };
+        let f = TableFilter {
+            replicate: vec![
+                SchemaRule { schema: exact("a"), rename: None, tables: vec![table("x"), table("y")] },
+                SchemaRule { schema: exact("a"), rename: None, tables: vec![] },
+            ],
+            ignore: vec![SchemaRule { schema: exact("a"), rename: None, tables: vec![table("secret")] }],
+        };
+        assert_eq!(f.selecting_rule("a", "y"), Some((0, Some(1))));
+        assert_eq!(f.selecting_rule("a", "z"), Some((1, None)));
+        assert_eq!(f.selecting_rule("a", "secret"), None);
+        assert_eq!(f.selecting_rule("b", "x"), None);
+        assert_eq!(TableFilter::default().selecting_rule("a", "x"), None);
     }
 
     #[test]

@@ -508,8 +508,8 @@ async fn load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> std::result::Result<
         // LOAD DATA LOCAL refused although local_infile is ON (a proxy, or a setting changed since the start).
         mysql_async::Error::Server(mut e) if matches!(e.code, 1148 | 3948 | 4166) => {
             e.message.push_str(
-                ". The target does not take LOAD DATA LOCAL INFILE here: set DTLE_SNAPSHOT_LOAD_DATA=0 to copy with \
-                 INSERT statements",
+                ". The target does not take LOAD DATA LOCAL INFILE here: set SnapshotLoadData = false in the job to \
+                 copy with INSERT statements",
             );
             mysql_async::Error::Server(e)
         }
@@ -535,8 +535,8 @@ async fn load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> std::result::Result<
         code: *code,
         message: format!(
             "the target rejected rows of the chunk ({} warning(s) of LOAD DATA LOCAL INFILE: {}); the chunk's \
-             transaction was rolled back. Fix the target table or the data; DTLE_SNAPSHOT_LOAD_DATA=0 copies with \
-             INSERT statements instead",
+             transaction was rolled back. Fix the target table or the data; SnapshotLoadData = false in the job \
+             copies with INSERT statements instead",
             rejected.len(),
             messages.join("; ")
         ),

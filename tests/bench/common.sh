@@ -83,7 +83,15 @@ ensure_dtle() {
 }
 
 # write_job FILE NAME SRC_PORT DST_PORT GTID CHUNK_SIZE SKIP_CREATE(true|false) [PARALLEL_WORKERS] [MORE_SRC_CONFIG]
+# The full-copy job fields come from SNAPSHOT_WRITERS, SNAPSHOT_LOAD_DATA and SNAPSHOT_DEFER_INDEXES when set.
 write_job() {
+    local snapshot_fields=""
+    [[ -n "${SNAPSHOT_WRITERS:-}" ]] && snapshot_fields+="SnapshotWriters = $SNAPSHOT_WRITERS
+        "
+    [[ -n "${SNAPSHOT_LOAD_DATA:-}" ]] && snapshot_fields+="SnapshotLoadData = $SNAPSHOT_LOAD_DATA
+        "
+    [[ -n "${SNAPSHOT_DEFER_INDEXES:-}" ]] && snapshot_fields+="SnapshotDeferIndexes = $SNAPSHOT_DEFER_INDEXES
+        "
     cat >"$1" <<HCL
 job "$2" {
   group "src" {
@@ -96,7 +104,7 @@ job "$2" {
         SkipCreateDbTable = $7
         ParallelWorkers = ${8:-1}
         ${9:-}
-        ConnectionConfig = { Host = "127.0.0.1", Port = $3, User = "dtle", Password = "dtle" }
+        ${snapshot_fields}ConnectionConfig = { Host = "127.0.0.1", Port = $3, User = "dtle", Password = "dtle" }
       }
     }
   }

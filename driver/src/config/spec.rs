@@ -140,7 +140,18 @@ const fn ignored(name: &'static str, kind: FieldKind) -> FieldSpec {
 pub mod defaults {
     pub const CHARSET: &str = "utf8mb4";
     pub const CHUNK_SIZE: i64 = 2000;
+    /// dtle's default. Bytes of row data per part of a big transaction; see [`DUMP_ENTRY_LIMIT_RANGE`].
     pub const DUMP_ENTRY_LIMIT: i64 = 64 * 1024 * 1024;
+    /// The part sizes dtle uses: a value outside is brought into the range (with a warning, except for the
+    /// default). Parts wait in memory on both sides and their SQL text takes about 3x their size, so the top is
+    /// what keeps a big transaction's memory bounded (tests/bench/bigtx.sh).
+    pub const DUMP_ENTRY_LIMIT_RANGE: std::ops::RangeInclusive<i64> = (64 << 10)..=(2 << 20);
+    /// Target connections writing full-copy chunks at once.
+    pub const SNAPSHOT_WRITERS: i64 = dtle_mysql::snapshot_apply::SNAPSHOT_WRITERS as i64;
+    /// The most target connections `SnapshotWriters` may ask for.
+    pub const SNAPSHOT_WRITERS_MAX: i64 = 64;
+    pub const SNAPSHOT_LOAD_DATA: bool = true;
+    pub const SNAPSHOT_DEFER_INDEXES: bool = true;
     pub const REPL_CHAN_BUFFER_SIZE: i64 = 32;
     pub const GROUP_MAX_SIZE: i64 = 1;
     pub const GROUP_TIMEOUT_MS: i64 = 100;
@@ -172,6 +183,15 @@ pub mod defaults {
     }
     pub fn dump_entry_limit() -> i64 {
         DUMP_ENTRY_LIMIT
+    }
+    pub fn snapshot_writers() -> i64 {
+        SNAPSHOT_WRITERS
+    }
+    pub fn snapshot_load_data() -> bool {
+        SNAPSHOT_LOAD_DATA
+    }
+    pub fn snapshot_defer_indexes() -> bool {
+        SNAPSHOT_DEFER_INDEXES
     }
     pub fn repl_chan_buffer_size() -> i64 {
         REPL_CHAN_BUFFER_SIZE
@@ -396,7 +416,27 @@ pub const TASK_CONFIG_FIELDS: &[FieldSpec] = &[
         "DumpEntryLimit",
         K::Int,
         D::Int(defaults::DUMP_ENTRY_LIMIT),
-        "Bytes at which a chunk or big transaction is split into messages.",
+        "Bytes of row data per part of a big source transaction (sent and applied part by part in one target \
+         transaction). Effective range 64 KiB..2 MiB: larger values (the default, dtle's 64 MiB, included) mean 2 MiB, \
+         which bounds memory; a value set outside the range is warned about.",
+    ),
+    f(
+        "SnapshotWriters",
+        K::Int,
+        D::Int(defaults::SNAPSHOT_WRITERS),
+        "Target connections writing full-copy chunks at once (1..64; 0 = the default).",
+    ),
+    f(
+        "SnapshotLoadData",
+        K::Bool,
+        D::Bool(defaults::SNAPSHOT_LOAD_DATA),
+        "Full-copy chunks go as LOAD DATA LOCAL INFILE when the target's local_infile is ON; false = multi-row INSERTs.",
+    ),
+    f(
+        "SnapshotDeferIndexes",
+        K::Bool,
+        D::Bool(defaults::SNAPSHOT_DEFER_INDEXES),
+        "Tables the full copy creates get their plain secondary indexes once filled; false = created with the table.",
     ),
     f("ReplChanBufferSize", K::Int, D::Int(defaults::REPL_CHAN_BUFFER_SIZE), "Queue length in transaction groups."),
     f(

@@ -224,6 +224,15 @@ pub struct TaskConfig {
     pub chunk_size: i64,
     #[serde(rename = "DumpEntryLimit", default = "defaults::dump_entry_limit")]
     pub dump_entry_limit: i64,
+    /// dtle (Rust) extension: target connections writing full-copy chunks.
+    #[serde(rename = "SnapshotWriters", default = "defaults::snapshot_writers")]
+    pub snapshot_writers: i64,
+    /// dtle (Rust) extension: full-copy chunks as LOAD DATA LOCAL INFILE when the target allows it.
+    #[serde(rename = "SnapshotLoadData", default = "defaults::snapshot_load_data")]
+    pub snapshot_load_data: bool,
+    /// dtle (Rust) extension: secondary indexes of the tables the copy creates are added once they are filled.
+    #[serde(rename = "SnapshotDeferIndexes", default = "defaults::snapshot_defer_indexes")]
+    pub snapshot_defer_indexes: bool,
     #[serde(rename = "ReplChanBufferSize", default = "defaults::repl_chan_buffer_size")]
     pub repl_chan_buffer_size: i64,
     /// Bytes.
@@ -397,6 +406,9 @@ impl TaskConfig {
         if self.parallel_workers == 0 {
             self.parallel_workers = defaults::PARALLEL_WORKERS;
         }
+        if self.snapshot_writers == 0 {
+            self.snapshot_writers = defaults::SNAPSHOT_WRITERS;
+        }
         if self.group_max_size == 0 {
             self.group_max_size = defaults::GROUP_MAX_SIZE;
         }
@@ -557,6 +569,7 @@ impl TaskConfig {
             ("DumpEntryLimit", self.dump_entry_limit, 1),
             ("ReplChanBufferSize", self.repl_chan_buffer_size, 1),
             ("ParallelWorkers", self.parallel_workers, 1),
+            ("SnapshotWriters", self.snapshot_writers, 1),
             ("GroupMaxSize", self.group_max_size, 0),
             ("GroupTimeout", self.group_timeout, 0),
             ("TrafficAgainstLimits", self.traffic_against_limits, 0),

@@ -544,6 +544,32 @@ fn validation_errors_name_field_and_value() {
 }
 
 #[test]
+fn snapshot_fields_have_defaults_and_refuse_negative_values() {
+    let c = src_cfg("");
+    assert_eq!(c.snapshot_writers, defaults::SNAPSHOT_WRITERS);
+    assert_eq!(c.snapshot_writers, dtle_mysql::snapshot_apply::SNAPSHOT_WRITERS as i64);
+    assert!(c.snapshot_load_data && c.snapshot_defer_indexes);
+    let c = src_cfg("SnapshotWriters = 0\nSnapshotLoadData = false\nSnapshotDeferIndexes = false");
+    assert_eq!(c.snapshot_writers, defaults::SNAPSHOT_WRITERS, "0 means the default, as for ParallelWorkers");
+    assert!(!c.snapshot_load_data && !c.snapshot_defer_indexes);
+    for (config, field) in [("SnapshotWriters = -2", "SnapshotWriters"), ("DumpEntryLimit = -5", "DumpEntryLimit")] {
+        let problems = src_cfg(config).problems("job1", "src");
+        assert_eq!(problems.len(), 1, "{config}: {problems:?}");
+        let text = problems[0].to_string();
+        assert!(text.contains(&format!("config field {field}: {field} is -")) && text.contains("> 0"), "{text}");
+    }
+    let e = src_job("SnapshotLoadData = 1").and_then(|j| j.validate()).unwrap_err().to_string();
+    assert!(e.contains("SnapshotLoadData") && e.contains("bool"), "{e}");
+    for name in ["SnapshotWriters", "SnapshotLoadData", "SnapshotDeferIndexes"] {
+        assert!(find_field(TASK_CONFIG_FIELDS, name).is_some_and(|f| !f.doc.is_empty()), "{name} is documented");
+    }
+    let dump = find_field(TASK_CONFIG_FIELDS, "DumpEntryLimit").expect("DumpEntryLimit");
+    assert_eq!(dump.default, FieldDefault::Int(64 << 20), "dtle's default");
+    assert!(dump.doc.contains("64 KiB..2 MiB"), "the effective range is documented: {}", dump.doc);
+    assert_eq!(defaults::DUMP_ENTRY_LIMIT_RANGE, (64 << 10)..=(2 << 20));
+}
+
+#[test]
 fn problems_lists_every_error() {
     let c = src_cfg("ChunkSize = -1\nBulkInsert1 = 0\nDestType = \"x\"");
     assert_eq!(c.problems("job1", "src").len(), 3);
@@ -860,7 +886,7 @@ fn topology_examples_parse_and_validate() {
         let job = parse_job_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let r = job.resolve().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         r.src.validate(&r.name, "src").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        crate::engine::table_filter(&r.src).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        crate::engine::table_filter(&r.src).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         seen += 1;
     }
     assert!(seen >= 7, "examples in {}", dir.display());
