@@ -97,7 +97,7 @@ pub(crate) async fn run_once(
     store: Arc<dyn CheckpointStore>,
     shutdown: &CancellationToken,
 ) -> Result<(), DriverError> {
-    validate(job, k, Roles::SrcOnly).await?;
+    crate::standalone::validate_roles(job, Roles::SrcOnly).await?;
     let sink_opts = sink_options(job, k)?;
     let mut sink = KafkaSink::connect(&sink_opts).await?;
     let source_ep = engine::source_endpoint(job);
@@ -209,9 +209,9 @@ pub(crate) async fn run_dest_remote(
     shutdown: &CancellationToken,
 ) -> Result<(), DriverError> {
     use dtle_proto::v1::HelloReply;
-    use dtle_transport::nats::{DestEvent, NatsDest};
+    use dtle_transport::nats::DestEvent;
     let mut sink = KafkaSink::connect(&sink_options(job, k)?).await?;
-    let mut link = NatsDest::bind(&nats, &job.name).await?;
+    let mut link = crate::meeting::bind_dest(&job.name, nats, opts).await?;
     info!(job = %job.name, "dest: waiting for the src task (Kafka target)");
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let job_metrics = metrics::job(&job.name);

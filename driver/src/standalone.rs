@@ -11,12 +11,11 @@ use dtle_metadata::{
 };
 use dtle_mysql::applier::{describe, Applier};
 use dtle_mysql::conn::{server_info, Flavor};
-use dtle_mysql::prereq::{check_source, check_target, SourceRequirements};
 use dtle_mysql::snapshot::{current_position, SnapshotResume, TableResume};
 use dtle_mysql::source::{replica_server_id_for, run_source, SourceOptions, StartFrom};
 use dtle_mysql::Change;
 use dtle_transport::in_process;
-use dtle_transport::nats::{NatsDest, NatsOptions, NatsSource};
+use dtle_transport::nats::{NatsOptions, NatsSource};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::ResolvedJob;
 use crate::engine;
 use crate::error::DriverError;
+use crate::meeting::NatsMeeting;
 use crate::metrics;
 use crate::watchdog::ApplyWatchdog;
 use crate::wire;
@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub roles: Roles,
     /// Positions in Consul instead of the local store.
     pub consul: Option<ConsulConfig>,
+    /// How src and dest meet over NATS (see [`crate::meeting`]).
+    pub nats_meeting: NatsMeeting,
 }
 
 impl RunOptions {
@@ -65,6 +67,7 @@ impl RunOptions {
             nats: None,
             roles: Roles::Both,
             consul: None,
+            nats_meeting: NatsMeeting::Shared,
         }
     }
 
@@ -84,9 +87,9 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<LocalFileStore, DriverEr
 
 /// Runs the job until `shutdown`, a definite error, or (with SkipIncrementalCopy) the end of the full copy.
 pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationToken) -> Result<(), DriverError> {
-    for warning in engine::check_supported(&job)? {
-        warn!(job = %job.name, "{warning}");
-    }
+    // What needs no server is refused before anything starts; the start of each task checks it all again
+    // (`validate_roles`), with the servers, and logs the warnings.
+    crate::plan::Plan::build(&job)?;
     let store = opts.open_store()?;
     if job.src.two_way_sync {
         return run_two_way(job, opts, store, shutdown).await;
@@ -208,57 +211,22 @@ async fn run_job_role(
     .await
 }
 
-/// Runs the prerequisite checks of a job; warnings (selection entries that match no table) are logged.
+/// The start checks of a job ([`crate::plan::check`]); warnings are logged.
 pub async fn validate_job(job: &ResolvedJob) -> Result<(), DriverError> {
     validate_roles(job, Roles::Both).await
 }
 
-/// `dtle validate`: the prerequisite checks of a job, and the warnings to print.
+/// `dtle validate`: the start checks of a job ([`crate::plan::check`]), and the warnings to print.
 pub async fn validate_job_report(job: &ResolvedJob) -> Result<Vec<String>, DriverError> {
-    validation_report(job, Roles::Both).await
+    crate::plan::check(job, Roles::Both).await.map(|(_, warnings)| warnings)
 }
 
+/// The start checks of the tasks `roles` says this process runs ([`crate::plan::check`]); warnings are logged.
 pub(crate) async fn validate_roles(job: &ResolvedJob, roles: Roles) -> Result<(), DriverError> {
-    for warning in validation_report(job, roles).await? {
+    for warning in crate::plan::check(job, roles).await?.1 {
         warn!(job = %job.name, "{warning}");
     }
     Ok(())
-}
-
-/// The checks of `validate_roles`; `Ok` holds the warnings.
-async fn validation_report(job: &ResolvedJob, roles: Roles) -> Result<Vec<String>, DriverError> {
-    engine::check_supported(job)?;
-    // Selection entries that match no table: the job would run and replicate nothing without a word.
-    let warnings = if roles != Roles::DestOnly { engine::selection_warnings(job).await } else { Vec::new() };
-    if let crate::config::TargetConfig::Kafka(k) = &job.target {
-        return crate::kafka_dest::validate(job, k, roles).await.map(|()| warnings);
-    }
-    let (source, target) = engine::endpoints(job)?;
-    let req = SourceRequirements {
-        needs_gtid: !job.src.gtid.is_empty() || job.src.auto_gtid,
-        skip_privilege_check: job.src.skip_privilege_check,
-        snapshot_only: job.src.skip_incremental_copy,
-    };
-    let mut failures = Vec::new();
-    if roles != Roles::DestOnly {
-        match check_source(&source, req).await {
-            Ok((_, f)) => failures.extend(f),
-            Err(e) => failures.push(e),
-        }
-    }
-    if roles != Roles::SrcOnly {
-        match check_target(&target, job.src.skip_privilege_check).await {
-            Ok((_, f)) => failures.extend(f),
-            Err(e) => failures.push(e),
-        }
-    }
-    if failures.is_empty() {
-        Ok(warnings)
-    } else if failures.len() == 1 && failures[0].is_transient() {
-        Err(failures.remove(0).into())
-    } else {
-        Err(DriverError::Prerequisites(failures))
-    }
 }
 
 async fn run_once(
@@ -941,8 +909,12 @@ async fn run_src_remote(
         let _ = conn.disconnect().await;
         info.flavor
     };
+    let Some(meeting) = crate::meeting::meet_dest(&job.name, nats, opts, shutdown).await? else {
+        return Ok(());
+    };
+    let mut dest_moved = meeting.dest_moved;
     let session = new_session_id();
-    let (mut link, mut acks) = NatsSource::connect(nats, &job.name, session).await?;
+    let (mut link, mut acks) = NatsSource::connect(meeting.nats, &job.name, session).await?;
     info!(job = %job.name, session, "src: asking the dest task where the target stands");
     let reply = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -1011,6 +983,16 @@ async fn run_src_remote(
                     handle_ack(ack, snapshot_done_seq);
                 }
             }
+            moved = async {
+                match dest_moved.as_mut() {
+                    Some(watch) => watch.moved().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                warn!(job = %job.name, error = %moved, "src: the dest task moved");
+                link_result = Err(moved);
+                break;
+            }
         }
     }
     src.cancel.cancel();
@@ -1049,7 +1031,7 @@ async fn run_dest_remote(
     validate_roles(job, Roles::DestOnly).await?;
     let (_, target_ep) = engine::endpoints(job)?;
     let mut applier = Applier::connect(&target_ep, engine::applier_options(job)).await?;
-    let mut link = NatsDest::bind(&nats, &job.name).await?;
+    let mut link = crate::meeting::bind_dest(&job.name, nats, opts).await?;
     info!(job = %job.name, "dest: waiting for the src task");
     let mut progress = Progress::new(&job.name, opts.progress_bar);
     let job_metrics = metrics::job(&job.name);
@@ -1098,6 +1080,7 @@ async fn run_dest_remote(
                         stage,
                         position,
                         resume_tables,
+                        retry: false,
                     }
                 };
                 link.answer_hello(&hello, reply, answer).await?;
@@ -1190,20 +1173,19 @@ pub(crate) fn source_options(
     endpoint: dtle_mysql::Endpoint,
     flavor: Flavor,
 ) -> Result<SourceOptions, DriverError> {
+    let plan = crate::plan::Plan::build(job)?;
     Ok(SourceOptions {
         endpoint,
         flavor,
-        filter: engine::table_filter(&job.src)?,
+        filter: plan.filter,
         chunk_size: job.src.chunk_size.max(1) as usize,
         drop_table_if_exists: job.src.drop_table_if_exists,
         skip_create_db_table: job.src.skip_create_db_table,
         skip_incremental: job.src.skip_incremental_copy,
         replica_server_id: replica_server_id_for(&job.name),
         heartbeat: Duration::from_secs(1),
-        max_tx_part_bytes: engine::tx_part_bytes(&job.src),
-        sql_filter: dtle_mysql::sql_filter::SqlFilter::from_names(job.src.sql_filters()).map_err(|name| {
-            DriverError::InvalidField { field: "SqlFilter".into(), value: name, reason: "unknown filter name".into() }
-        })?,
+        max_tx_part_bytes: plan.tx_part_bytes,
+        sql_filter: plan.sql_filter,
         skip_unreplayable_ddl: job.src.skip_unreplayable_ddl,
     })
 }

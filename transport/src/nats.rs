@@ -79,7 +79,7 @@ impl SessionKey {
 
     pub fn from_hex(text: &str) -> Result<SessionKey, String> {
         let text = text.trim();
-        if text.len() < 32 || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len() < 32 || !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("a session key is at least 16 bytes of hex, not {} characters", text.len()));
         }
         let bytes = (0..text.len())

@@ -162,6 +162,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The address the HTTP listener (`api_addr`: status, metrics) was started on, once started.
     api_listener: Mutex<Option<String>>,
+    /// The plugin's own NATS server (`nats_bind` without a shared `nats` list), once started.
+    own_nats: Mutex<Option<super::nats_server::OwnNatsServer>>,
 }
 
 /// The service implementation (cheap to clone).
@@ -181,6 +183,7 @@ impl DtlePlugin {
             events,
             shutdown,
             api_listener: Mutex::new(None),
+            own_nats: Mutex::new(None),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         log::set_task_log_sink(tx);
@@ -227,6 +230,41 @@ impl DtlePlugin {
             }
         });
         Ok(())
+    }
+
+    /// Go dtle's cluster mode: with `nats_bind` and no shared `nats` list, this plugin serves NATS itself (once per
+    /// process; a later config naming another address is warned about until the plugin restarts).
+    async fn start_own_nats(&self, config: &PluginConfig) {
+        let Some(bind) = config.own_nats_bind() else { return };
+        {
+            let mut own = self.shared.own_nats.lock().unwrap_or_else(|e| e.into_inner());
+            match own.as_ref() {
+                Some(running) if running.bind() == bind => return,
+                Some(running) => {
+                    warn!(running = running.bind(), requested = %bind, "nats_bind changed: the plugin's NATS server stays on the first address until the plugin restarts");
+                    return;
+                }
+                None => {
+                    info!(nats_bind = %bind, nats_meeting = ?config.nats_meeting(), "running this node's NATS server (nats_bind); dest tasks publish its address in Consul");
+                    *own = Some(super::nats_server::OwnNatsServer::start(
+                        &bind,
+                        &config.data_dir(),
+                        self.shared.shutdown.clone(),
+                    ));
+                }
+            }
+        }
+        // The first fingerprint after the config should find it answering.
+        let local = config.nats_urls().first().map(|url| host_port(url, 4222)).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while probe_tcp(&local).await.is_err() && Instant::now() < deadline && self.own_nats_problem().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Why the plugin's own NATS server is not running, when it should be and the supervisor knows why.
+    fn own_nats_problem(&self) -> Option<String> {
+        self.shared.own_nats.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|s| s.problem())
     }
 
     fn task(&self, id: &str) -> Option<Arc<Task>> {
@@ -387,8 +425,11 @@ fn host_port(address: &str, default_port: u16) -> String {
 }
 
 /// The node's health as far as dtle can tell: Consul and at least one NATS server reachable.
-async fn health(config: &PluginConfig) -> (fingerprint_response::HealthState, String) {
-    let mut problems = Vec::new();
+async fn health(
+    config: &PluginConfig,
+    own_nats_problem: Option<String>,
+) -> (fingerprint_response::HealthState, String) {
+    let mut problems: Vec<String> = own_nats_problem.into_iter().collect();
     if let Some(consul) = config.consul_config() {
         let default_port = if consul.address.starts_with("https://") { 8501 } else { 8500 };
         let addr = host_port(&consul.address, default_port);
@@ -430,8 +471,8 @@ pub fn full_version() -> String {
     }
 }
 
-async fn fingerprint(config: &PluginConfig) -> drivers::FingerprintResponse {
-    let (health, description) = health(config).await;
+async fn fingerprint(config: &PluginConfig, own_nats_problem: Option<String>) -> drivers::FingerprintResponse {
+    let (health, description) = health(config, own_nats_problem).await;
     let mut attributes = HashMap::new();
     attributes.insert(
         "driver.dtle".to_string(),
@@ -498,6 +539,7 @@ impl base::base_plugin_server::BasePlugin for DtlePlugin {
         );
         if !validation_only {
             self.start_api_listener(&config)?;
+            self.start_own_nats(&config).await;
         }
         if let Ok(mut slot) = self.shared.config.write() {
             *slot = Some(config);
@@ -553,7 +595,7 @@ impl drivers::driver_server::Driver for DtlePlugin {
         let mut config_changes = self.shared.config_version.subscribe();
         tokio::spawn(async move {
             loop {
-                let fp = fingerprint(&this.config()).await;
+                let fp = fingerprint(&this.config(), this.own_nats_problem()).await;
                 if tx.send(Ok(fp)).await.is_err() {
                     return;
                 }
@@ -626,7 +668,15 @@ impl drivers::driver_server::Driver for DtlePlugin {
         let plugin = self.config();
         let window = (job.src.repl_chan_buffer_size.max(1) as usize).min(4096);
         let nats = plugin.nats_options(window).map_err(|e| fatal(format!("plugin \"dtle\" config: {e}")))?;
-        let warnings = crate::engine::check_supported(&job).map_err(|e| fatal(e.to_string()))?;
+        // The start checks `dtle run` and `dtle validate` make (crate::plan::check), for this task's role.
+        let checked_roles = if role == TaskRole::Src { Roles::SrcOnly } else { Roles::DestOnly };
+        let (_, warnings) = crate::plan::check(&job, checked_roles).await.map_err(|e| {
+            if e.is_transient() {
+                recoverable(e.to_string())
+            } else {
+                fatal(e.to_string())
+            }
+        })?;
         if job.src.two_way_sync {
             return Err(fatal(format!(
                 "job {job_name:?}: TwoWaySync runs both directions in one `dtle run` process; under Nomad run two jobs \
@@ -652,6 +702,7 @@ impl drivers::driver_server::Driver for DtlePlugin {
             nats: Some(nats),
             roles: if role == TaskRole::Src { Roles::SrcOnly } else { Roles::DestOnly },
             consul: plugin.consul_config(),
+            nats_meeting: plugin.nats_meeting(),
         };
         let started_at = SystemTime::now();
         let state = DriverState {
