@@ -1071,7 +1071,12 @@ async fn src_and_dest_tasks_replicate_then_stop_recover_destroy() {
         assert!(s.timestamp.is_some());
         let usage = s.agg_resource_usage.expect("agg_resource_usage");
         assert!(usage.cpu.is_some());
-        assert!(usage.memory.expect("memory").rss > 0);
+        let task_rss = usage.memory.expect("memory").rss;
+        assert!(task_rss > 0);
+        // Two tasks run in the plugin process: each reports its share, not the whole process.
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", r.plugin.child.id())).expect("statm");
+        let process_rss = statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).expect("rss") * 4096;
+        assert!(task_rss * 4 < process_rss * 3, "task {task_rss} of process {process_rss}");
     }
     drop(stats);
 

@@ -880,8 +880,8 @@ impl drivers::driver_server::Driver for DtlePlugin {
 
     type TaskStatsStream = BoxStream<drivers::TaskStatsResponse>;
 
-    /// One sample per interval until the client goes away or the task ends. The numbers are the plugin process's
-    /// (every dtle task of this node runs in it).
+    /// One sample per interval until the client goes away or the task ends: the task's share of the plugin process
+    /// (every dtle task of this node runs in it), so that Nomad's sums over the node's tasks match the process.
     async fn task_stats(
         &self,
         request: Request<drivers::TaskStatsRequest>,
@@ -897,13 +897,19 @@ impl drivers::driver_server::Driver for DtlePlugin {
             .max(Duration::from_millis(100));
         let (tx, rx) = mpsc::channel(2);
         let shutdown = self.shared.shutdown.clone();
+        let shared = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             let mut sampler = Sampler::new();
             loop {
                 if task.exited().is_some() {
                     return;
                 }
-                let usage = sampler.sample();
+                // This task's share of the process (every dtle task of the node runs in it).
+                let running = shared
+                    .upgrade()
+                    .and_then(|s| s.tasks.lock().ok().map(|t| t.values().filter(|t| t.exited().is_none()).count()))
+                    .unwrap_or(1);
+                let usage = super::stats::share_of(&sampler.sample(), running);
                 let stats = drivers::TaskStats {
                     id: task.id.clone(),
                     timestamp: Some(timestamp(SystemTime::now())),

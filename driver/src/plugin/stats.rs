@@ -1,5 +1,6 @@
-//! CPU and memory of the plugin process, for TaskStats. dtle's tasks run inside the plugin process, so these are
-//! the process's numbers (shared by the tasks running in it), read from `/proc/self`.
+//! CPU and memory for TaskStats. dtle's tasks run inside the plugin process, which is measured from `/proc/self`;
+//! each task reports its share ([`share_of`]): the process's figures divided among the tasks running in it, so that
+//! Nomad's sums over a node's tasks match the process instead of counting it once per task.
 
 use std::time::Instant;
 
@@ -71,6 +72,23 @@ impl Sampler {
     }
 }
 
+/// One task's share of the process's usage when `tasks` tasks run in it (at least one: the asking task).
+pub fn share_of(usage: &TaskResourceUsage, tasks: usize) -> TaskResourceUsage {
+    let n = tasks.max(1) as f64;
+    let mut share = usage.clone();
+    if let Some(cpu) = share.cpu.as_mut() {
+        cpu.system_mode /= n;
+        cpu.user_mode /= n;
+        cpu.percent /= n;
+        cpu.total_ticks /= n;
+    }
+    if let Some(memory) = share.memory.as_mut() {
+        memory.rss = (memory.rss as f64 / n) as u64;
+        memory.usage = (memory.usage as f64 / n) as u64;
+    }
+    share
+}
+
 /// (utime, stime) in clock ticks from `/proc/self/stat`.
 fn cpu_ticks() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -105,5 +123,20 @@ mod tests {
         let second = s.sample();
         assert!(first.cpu.is_some() && second.cpu.is_some());
         assert!(second.memory.as_ref().map(|m| m.rss).unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn tasks_share_the_process_so_their_sum_is_the_process() {
+        let mut s = Sampler::new();
+        let _ = s.sample();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let whole = s.sample();
+        let part = share_of(&whole, 4);
+        let rss = |u: &TaskResourceUsage| u.memory.as_ref().map(|m| m.rss).unwrap_or(0);
+        assert!(rss(&part) * 4 <= rss(&whole) && rss(&whole) - rss(&part) * 4 < 4);
+        let pct = |u: &TaskResourceUsage| u.cpu.as_ref().map(|c| c.percent).unwrap_or(0.0);
+        assert!((pct(&part) * 4.0 - pct(&whole)).abs() < 1e-9);
+        assert!(part.cpu.is_some() && part.memory.is_some(), "Nomad dereferences both");
+        assert_eq!(rss(&share_of(&whole, 0)), rss(&whole), "at least the asking task");
     }
 }
