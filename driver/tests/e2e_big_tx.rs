@@ -131,6 +131,31 @@ async fn big_insert_both(src: &mut mysql_async::Conn, schema: &str, first_id: u6
     .await;
 }
 
+/// A fresh keyed + keyless table pair on the source, the job's target (on `dst_port`) emptied, and a job file with
+/// 64 KiB parts; returns the source and target connections and the job file.
+async fn big_tx_job(
+    ctx: &Ctx,
+    schema: &str,
+    job_name: &str,
+    dst_port: u16,
+) -> (mysql_async::Conn, mysql_async::Conn, std::path::PathBuf) {
+    let s = &ctx.s;
+    let mut src = s.src_conn().await;
+    let mut dst = s.conn(dst_port).await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    keyed_and_keyless_tables(&mut src, schema).await;
+    let config = format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema));
+    let job = ctx.job("job.hcl", job_name, s.src, dst_port, &config);
+    (src, dst, job)
+}
+
+/// Both tables of [`keyed_and_keyless_tables`] equal on source and target: nothing lost, nothing doubled.
+async fn assert_both_tables_equal(src: &mut mysql_async::Conn, dst: &mut mysql_async::Conn, schema: &str) {
+    assert_tables_equal(src, dst, &format!("{schema}.t"), Some("id")).await;
+    assert_tables_equal(src, dst, &format!("{schema}.n"), None).await;
+}
+
 /// Regression (issue 12, defect 1): a src killed while the dest is inside a big transaction, then restarted. The new
 /// session is answered from the committed position and sends the transaction again; the dest used to append it to
 /// the old session's still-open target transaction (keyless table: rows doubled silently; keyed table: a false
@@ -145,18 +170,7 @@ async fn a_src_restarted_inside_a_big_transaction_does_not_continue_the_old_targ
     };
     let (schema, job_name) = ("e2e_big_tx_src_restart", "e2e_big_tx_src_restart");
     let s = &ctx.s;
-    let mut src = s.src_conn().await;
-    let mut dst = s.dst_conn().await;
-    reset_source_schema(&mut src, schema).await;
-    reset_target(&mut dst, schema, job_name).await;
-    keyed_and_keyless_tables(&mut src, schema).await;
-    let job = ctx.job(
-        "job.hcl",
-        job_name,
-        s.src,
-        s.dst,
-        &format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema)),
-    );
+    let (mut src, mut dst, job) = big_tx_job(&ctx, schema, job_name, s.dst).await;
     let nats = ["--transport", "nats", "--nats", url.as_str()];
     let only = |role: &'static str| -> Vec<&str> {
         let mut args = nats.to_vec();
@@ -173,8 +187,7 @@ async fn a_src_restarted_inside_a_big_transaction_does_not_continue_the_old_targ
     drop(srcp);
     let mut srcp = Dtle::run_with(ctx.path(), &job, "src2.log", "data-src", &only("src"));
     wait_caught_up_all(s, &mut dst, job_name, &mut [&mut srcp, &mut dest]).await;
-    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
-    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.n"), None).await;
+    assert_both_tables_equal(&mut src, &mut dst, schema).await;
     srcp.stop_cleanly().await;
     dest.stop_cleanly().await;
 }
@@ -202,18 +215,7 @@ async fn a_target_killed_inside_a_big_transaction_is_reconnected_and_the_transac
     run_script("mariadb.sh", &["start", instance, &port.to_string(), "28"]).await;
     let (schema, job_name) = ("e2e_big_tx_target_kill", "e2e_big_tx_target_kill");
     let s = &ctx.s;
-    let mut src = s.src_conn().await;
-    let mut dst = s.conn(port).await;
-    reset_source_schema(&mut src, schema).await;
-    reset_target(&mut dst, schema, job_name).await;
-    keyed_and_keyless_tables(&mut src, schema).await;
-    let job = ctx.job(
-        "job.hcl",
-        job_name,
-        s.src,
-        port,
-        &format!("{}\nGtid = \"\"\nDumpEntryLimit = 65536", replicate_schema(schema)),
-    );
+    let (mut src, mut dst, job) = big_tx_job(&ctx, schema, job_name, port).await;
     let mut dtle = Dtle::run_with(ctx.path(), &job, "dtle.log", "data", &[]);
     wait_caught_up_all(s, &mut dst, job_name, &mut [&mut dtle]).await;
 
@@ -228,8 +230,7 @@ async fn a_target_killed_inside_a_big_transaction_is_reconnected_and_the_transac
 
     let mut dst = s.conn(port).await;
     wait_caught_up_all(s, &mut dst, job_name, &mut [&mut dtle]).await;
-    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
-    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.n"), None).await;
+    assert_both_tables_equal(&mut src, &mut dst, schema).await;
     dtle.stop_cleanly().await;
     let log = dtle.log_text();
     assert!(log.contains("transient failure; restarting from the target's position"), "{}", tail(&log, 30));

@@ -50,34 +50,7 @@ fn unique_prefix(base: &str) -> String {
 
 /// A MariaDB → Kafka job (3.x shape: KafkaConfig in the dest task).
 fn kafka_job(ctx: &Ctx, name: &str, src_config: &str, kafka_config: &str) -> PathBuf {
-    let body: String =
-        src_config.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("        {l}\n")).collect();
-    let kafka: String =
-        kafka_config.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("          {l}\n")).collect();
-    let hcl = format!(
-        r#"job "{name}" {{
-  datacenters = ["dc1"]
-  group "src" {{
-    task "src" {{
-      driver = "dtle"
-      config {{
-{body}        ConnectionConfig = {src}
-      }}
-    }}
-  }}
-  group "dest" {{
-    task "dest" {{
-      driver = "dtle"
-      config {{
-        KafkaConfig {{
-{kafka}        }}
-      }}
-    }}
-  }}
-}}
-"#,
-        src = ctx.s.conn_hcl(ctx.s.src)
-    );
+    let hcl = kafka_job_hcl(name, src_config, &ctx.s.conn_hcl(ctx.s.src), kafka_config);
     let p = ctx.path().join(format!("{name}.hcl"));
     write_file(&p, &hcl);
     p

@@ -428,39 +428,24 @@ impl Waiter {
 
 /// A job file for a MySQL -> MySQL job; `src_config` holds the src task's config lines (one attribute per line).
 pub fn job_hcl(name: &str, src_config: &str, src_conn: &str, dst_conn: &str) -> String {
-    let body: String =
-        src_config.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("        {l}\n")).collect();
-    format!(
-        r#"job "{name}" {{
-  datacenters = ["dc1"]
-  group "src" {{
-    task "src" {{
-      driver = "dtle"
-      config {{
-{body}        ConnectionConfig = {src_conn}
-      }}
-    }}
-  }}
-  group "dest" {{
-    task "dest" {{
-      driver = "dtle"
-      config {{
-        ConnectionConfig = {dst_conn}
-      }}
-    }}
-  }}
-}}
-"#
-    )
+    two_task_job(name, src_config, src_conn, &format!("        ConnectionConfig = {dst_conn}\n"))
 }
 
 /// A job file for a MySQL -> Kafka job (3.x shape: `KafkaConfig` in the dest task); `kafka_config` holds the
 /// `KafkaConfig` block's lines (`Topic = ...`, `Brokers = [...]`).
 pub fn kafka_job_hcl(name: &str, src_config: &str, src_conn: &str, kafka_config: &str) -> String {
-    let indent = |text: &str, by: &str| -> String {
-        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{by}{l}\n")).collect()
-    };
-    let (body, kafka) = (indent(src_config, "        "), indent(kafka_config, "          "));
+    let dest = format!("        KafkaConfig {{\n{}        }}\n", indent_lines(kafka_config, "          "));
+    two_task_job(name, src_config, src_conn, &dest)
+}
+
+/// Each non-empty line of `text`, trimmed, behind `by`.
+fn indent_lines(text: &str, by: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{by}{l}\n")).collect()
+}
+
+/// The 3.x job shape: a src task (its config lines and source connection) and a dest task with `dest_config`.
+fn two_task_job(name: &str, src_config: &str, src_conn: &str, dest_config: &str) -> String {
+    let body = indent_lines(src_config, "        ");
     format!(
         r#"job "{name}" {{
   datacenters = ["dc1"]
@@ -476,9 +461,7 @@ pub fn kafka_job_hcl(name: &str, src_config: &str, src_conn: &str, kafka_config:
     task "dest" {{
       driver = "dtle"
       config {{
-        KafkaConfig {{
-{kafka}        }}
-      }}
+{dest_config}      }}
     }}
   }}
 }}
