@@ -28,9 +28,21 @@ if [[ "${DTLE_SKIP_LINT:-0}" != 1 ]]; then
     cargo clippy --workspace --all-targets -q -- -D warnings
 fi
 
+# Every server the suite started, the tests' own included: the chaos campaign's (MariaDB chaos_src/chaos_dst,
+# nats 4232, Consul 8640), the private instances of fault tests, and the agents of the Consul tests.
+stop_servers() {
+    local name port
+    for name in $("$HERE/mariadb.sh" status 2>/dev/null | awk '/ running$/ {print $1}'); do
+        "$HERE/mariadb.sh" stop "$name" >/dev/null 2>&1 || true
+    done
+    for port in 4222 4223 4232; do "$HERE/nats.sh" stop "$port" || true; done
+    for port in 8500 8540 8560 8580 8620 8640; do "$HERE/consul.sh" stop "$port" >/dev/null 2>&1 || true; done
+    "$HERE/kafka.sh" stop >/dev/null 2>&1 || true
+}
+
 log "starting MariaDB instances, nats-server (4222, and 4223 with a 64 KiB max_payload), Consul and Kafka (9092)"
 if [[ "${DTLE_KEEP_SERVERS:-0}" != 1 ]]; then
-    trap '"$HERE/mariadb.sh" down >/dev/null 2>&1 || true; "$HERE/nats.sh" stop 4222; "$HERE/nats.sh" stop 4223; "$HERE/consul.sh" stop >/dev/null 2>&1 || true; "$HERE/kafka.sh" stop >/dev/null 2>&1 || true' EXIT
+    trap stop_servers EXIT
 fi
 "$HERE/mariadb.sh" up
 "$HERE/nats.sh" start 4222
