@@ -51,13 +51,16 @@ pub enum Kind {
     Bits {
         length: u32,
     },
-    /// `io.debezium.data.Enum`.
+    /// `io.debezium.data.Enum`. The full copy reads the value's text in the column's character set (`encoding`;
+    /// `None`: UTF-8); the binlog carries its index into `allowed`.
     Enum {
         allowed: Vec<String>,
+        encoding: Option<&'static Encoding>,
     },
-    /// `io.debezium.data.EnumSet`.
+    /// `io.debezium.data.EnumSet` (as [`Kind::Enum`], with a bit set in the binlog).
     Set {
         allowed: Vec<String>,
+        encoding: Option<&'static Encoding>,
     },
     /// `io.debezium.data.Json`.
     Json,
@@ -174,8 +177,15 @@ pub fn column_kind(c: &ColumnMeta) -> Result<Kind, String> {
             1 => Kind::Boolean,
             n => Kind::Bits { length: n },
         },
-        "enum" => Kind::Enum { allowed: enum_values(&c.column_type) },
-        "set" => Kind::Set { allowed: enum_values(&c.column_type) },
+        "enum" | "set" => {
+            let (allowed, encoding) =
+                (enum_values(&c.column_type), charset_encoding(c.charset.as_deref().unwrap_or("utf8mb4"))?);
+            if c.data_type == "enum" {
+                Kind::Enum { allowed, encoding }
+            } else {
+                Kind::Set { allowed, encoding }
+            }
+        }
         "json" => Kind::Json,
         "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
         | "geometrycollection" | "geomcollection" => Kind::Geometry,
@@ -207,10 +217,10 @@ pub fn field_schema(kind: &Kind, optional: bool, field: &str) -> Json {
         Kind::String { .. } => ("string", None, None),
         Kind::Bytes => ("bytes", None, None),
         Kind::Bits { length } => ("bytes", Some("io.debezium.data.Bits"), Some(json!({"length": length.to_string()}))),
-        Kind::Enum { allowed } => {
+        Kind::Enum { allowed, .. } => {
             ("string", Some("io.debezium.data.Enum"), Some(json!({"allowed": allowed.join(",")})))
         }
-        Kind::Set { allowed } => {
+        Kind::Set { allowed, .. } => {
             ("string", Some("io.debezium.data.EnumSet"), Some(json!({"allowed": allowed.join(",")})))
         }
         Kind::Json => ("string", Some("io.debezium.data.Json"), None),
@@ -459,15 +469,18 @@ pub fn write_value(
             let n = (*length as usize).div_ceil(8).clamp(1, 8);
             write_base64(out, &bits.to_le_bytes()[..n]);
         }
-        (Kind::Enum { allowed }, Value::Enum(i)) => match *i {
+        (Kind::Enum { allowed, .. }, Value::Enum(i)) => match *i {
             0 => write_json_str(out, ""),
             i => match allowed.get(usize::from(i) - 1) {
                 Some(s) => write_json_str(out, s),
                 None => return Err(format!("ENUM index {i} is outside the {} declared values", allowed.len())),
             },
         },
-        (Kind::Enum { .. } | Kind::Set { .. }, Value::Bytes(b)) => write_json_str(out, &String::from_utf8_lossy(b)),
-        (Kind::Set { allowed }, Value::Set(bits)) => {
+        // The full copy: the member's text in the column's character set.
+        (Kind::Enum { encoding, .. } | Kind::Set { encoding, .. }, Value::Bytes(b)) => {
+            write_json_str(out, &decode_text(b, *encoding))
+        }
+        (Kind::Set { allowed, .. }, Value::Set(bits)) => {
             let names: Vec<&str> = allowed
                 .iter()
                 .enumerate()
@@ -518,6 +531,34 @@ mod tests {
         );
         assert!(decimal_unscaled_bytes("1.234", 2).is_err());
         assert!(decimal_unscaled_bytes("abc", 2).is_err());
+    }
+
+    #[test]
+    fn enum_and_set_members_of_the_full_copy_are_read_in_the_column_charset() {
+        // Regression (issue 14): the full copy reads ENUM/SET members as text in the column's charset; a gbk
+        // member was written as UTF-8 replacement characters while the binlog's index gave the right text.
+        let column = |data_type: &str, column_type: &str, charset: &str| ColumnMeta {
+            name: "e".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            unsigned: false,
+            nullable: true,
+            generated: false,
+            charset: Some(charset.into()),
+            collation: None,
+        };
+        let zone = crate::envelope::DateTimeZone::Fixed(0);
+        let (gbk_bytes, _, _) = encoding_rs::GBK.encode("中文");
+        for (data_type, column_type) in [("enum", "enum('中文','b')"), ("set", "set('中文','b')")] {
+            let kind = column_kind(&column(data_type, column_type, "gbk")).unwrap();
+            let mut out = Vec::new();
+            write_value(&mut out, &kind, &Value::Bytes(gbk_bytes.to_vec()), true, &zone).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), "\"中文\"", "{data_type}");
+        }
+        let kind = column_kind(&column("enum", "enum('中文','b')", "gbk")).unwrap();
+        let mut out = Vec::new();
+        write_value(&mut out, &kind, &Value::Enum(1), true, &zone).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"中文\"", "the binlog's index gives the same text");
     }
 
     #[test]
