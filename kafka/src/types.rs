@@ -66,6 +66,8 @@ pub enum Kind {
     Json,
     /// `io.debezium.data.geometry.Geometry` {wkb, srid}.
     Geometry,
+    /// POINT columns: `io.debezium.data.geometry.Point` {x, y, wkb, srid}, as Debezium's MySQL connector writes them.
+    Point,
 }
 
 /// The type arguments inside the first parentheses of a column type: `decimal(10,2) unsigned` → `10,2`.
@@ -187,7 +189,8 @@ pub fn column_kind(c: &ColumnMeta) -> Result<Kind, String> {
             }
         }
         "json" => Kind::Json,
-        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+        "point" => Kind::Point,
+        "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
         | "geometrycollection" | "geomcollection" => Kind::Geometry,
         other => return Err(format!("type {other} has no Kafka Connect mapping in this build")),
     })
@@ -225,17 +228,34 @@ pub fn field_schema(kind: &Kind, optional: bool, field: &str) -> Json {
         }
         Kind::Json => ("string", Some("io.debezium.data.Json"), None),
         Kind::Geometry => ("struct", Some("io.debezium.data.geometry.Geometry"), None),
+        Kind::Point => ("struct", Some("io.debezium.data.geometry.Point"), None),
     };
     m.insert("type".into(), ty.into());
-    if *kind == Kind::Geometry {
-        m.insert(
-            "fields".into(),
-            json!([
-                {"type": "bytes", "optional": false, "field": "wkb"},
-                {"type": "int32", "optional": true, "field": "srid"}
-            ]),
-        );
-        m.insert("doc".into(), "Geometry".into());
+    match kind {
+        Kind::Geometry => {
+            m.insert(
+                "fields".into(),
+                json!([
+                    {"type": "bytes", "optional": false, "field": "wkb"},
+                    {"type": "int32", "optional": true, "field": "srid"}
+                ]),
+            );
+            m.insert("doc".into(), "Geometry".into());
+        }
+        // Debezium's Point.builder(): x and y, then the optional wkb and srid.
+        Kind::Point => {
+            m.insert(
+                "fields".into(),
+                json!([
+                    {"type": "double", "optional": false, "field": "x"},
+                    {"type": "double", "optional": false, "field": "y"},
+                    {"type": "bytes", "optional": true, "field": "wkb"},
+                    {"type": "int32", "optional": true, "field": "srid"}
+                ]),
+            );
+            m.insert("doc".into(), "Geometry (POINT)".into());
+        }
+        _ => {}
     }
     m.insert("optional".into(), optional.into());
     if let Some(n) = name {
@@ -489,6 +509,35 @@ pub fn write_value(
                 .collect();
             write_json_str(out, &names.join(","));
         }
+        (Kind::Point, Value::Bytes(b)) => {
+            // 4-byte SRID, then the WKB of a 2D point: byte order, type 1, x, y (21 bytes).
+            let wkb = b.get(4..).filter(|w| w.len() == 21).ok_or_else(|| {
+                format!("POINT value of {} bytes is not a 2D point (4-byte SRID + 21-byte WKB)", b.len())
+            })?;
+            let little = wkb[0] != 0;
+            let number = |at: usize| -> f64 {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&wkb[at..at + 8]);
+                if little {
+                    f64::from_le_bytes(raw)
+                } else {
+                    f64::from_be_bytes(raw)
+                }
+            };
+            let (x, y) = (number(5), number(13));
+            if !x.is_finite() || !y.is_finite() {
+                return Err(format!("POINT({x} {y}) has a coordinate JSON cannot carry"));
+            }
+            let srid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let _ = write!(out, "{{\"x\":{x:?},\"y\":{y:?},\"wkb\":");
+            write_base64(out, wkb);
+            // Debezium: no SRID (0) is null.
+            if srid == 0 {
+                out.extend_from_slice(b",\"srid\":null}");
+            } else {
+                let _ = write!(out, ",\"srid\":{srid}}}");
+            }
+        }
         (Kind::Geometry, Value::Bytes(b)) => {
             // MySQL stores a geometry as a 4-byte little-endian SRID followed by the WKB.
             if b.len() < 4 {
@@ -559,6 +608,47 @@ mod tests {
         let mut out = Vec::new();
         write_value(&mut out, &kind, &Value::Enum(1), true, &zone).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "\"中文\"", "the binlog's index gives the same text");
+    }
+
+    #[test]
+    fn point_columns_are_debezium_points() {
+        // Issue 14: Debezium writes POINT columns as io.debezium.data.geometry.Point {x, y, wkb, srid}, srid null
+        // when 0; other geometries stay Geometry {wkb, srid}.
+        let column = |data_type: &str| ColumnMeta {
+            name: "g".into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            unsigned: false,
+            nullable: true,
+            generated: false,
+            charset: None,
+            collation: None,
+        };
+        let kind = column_kind(&column("point")).unwrap();
+        let schema = field_schema(&kind, true, "g");
+        assert_eq!(schema["name"], "io.debezium.data.geometry.Point");
+        let fields: Vec<&str> =
+            schema["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["x", "y", "wkb", "srid"]);
+        assert_eq!(column_kind(&column("linestring")).unwrap(), Kind::Geometry);
+        // POINT(1.5 -2) with SRID 0 and with SRID 4326, as MySQL stores it: SRID, then little-endian WKB.
+        let mut wkb = vec![1u8, 1, 0, 0, 0];
+        wkb.extend(1.5f64.to_le_bytes());
+        wkb.extend((-2.0f64).to_le_bytes());
+        let zone = crate::envelope::DateTimeZone::Fixed(0);
+        for (srid, shown) in [(0u32, "null"), (4326, "4326")] {
+            let mut stored = srid.to_le_bytes().to_vec();
+            stored.extend(&wkb);
+            let mut out = Vec::new();
+            write_value(&mut out, &kind, &Value::Bytes(stored), true, &zone).unwrap();
+            let expected = format!(
+                "{{\"x\":1.5,\"y\":-2.0,\"wkb\":\"{}\",\"srid\":{shown}}}",
+                base64::engine::general_purpose::STANDARD.encode(&wkb)
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+        let mut out = Vec::new();
+        assert!(write_value(&mut out, &kind, &Value::Bytes(vec![0; 10]), true, &zone).is_err(), "not a point");
     }
 
     #[test]
