@@ -29,8 +29,16 @@ ensure_nats_installed() {
     ) 9>"/tmp/dtle-apt.lock"
 }
 
+# True if the recorded server lives: a killed server not yet reaped by its parent (a zombie) answers kill -0 but
+# serves nothing, and its pid may have been reused by another program.
 running() {
-    [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null
+    local pid state
+    [[ -f "$dir/pid" ]] || return 1
+    pid="$(cat "$dir/pid")"
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]] || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == nats-server ]]
 }
 
 wait_port() {
