@@ -309,6 +309,11 @@ where
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
+            // Asked to stop while the network failed: the stop wins; the next run resumes from the target's position.
+            Err(e) if e.is_transient() => {
+                tracing::warn!(job = %job, error = %e, "stopping; a transient failure was pending (the next run resumes from the target's position)");
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
     }
@@ -568,6 +573,24 @@ mod tests {
         assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), quick), Ok(Duration::ZERO));
         tokio::time::advance(Duration::from_secs(200)).await;
         assert_eq!(r.on_failure(Some(BoundedRetry::HostNotFound), RETRY_RESET_AFTER), Ok(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_during_a_transient_failure_is_a_clean_stop() {
+        // A src asked to stop while NATS was down used to exit 1 with the pending ack timeout.
+        let shutdown = CancellationToken::new();
+        let result = retry_transient("j", &shutdown, || {
+            shutdown.cancel();
+            async {
+                Err(DriverError::Transport(dtle_transport::TransportError::AckTimeout { in_flight: 3, seconds: 10 }))
+            }
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        // A definite error is still reported.
+        let result =
+            retry_transient("j", &shutdown, || async { Err(DriverError::Other("a definite failure".into())) }).await;
+        assert!(result.is_err());
     }
 
     #[tokio::test(start_paused = true)]

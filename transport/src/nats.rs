@@ -445,11 +445,21 @@ impl NatsAcker {
             .publish(self.subject.clone(), Bytes::from(ack.encode_to_vec()))
             .await
             .map_err(|e| TransportError::Unavailable(format!("publishing ack: {e}")))?;
-        // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills.
-        self.client.flush().await.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}")))?;
-        Ok(())
+        // Acks are few (one per applied group) and the src waits for them: send now, not when a buffer fills. A
+        // flush waits for the connection: bounded, so a NATS that stays down makes the task restart (and a stop
+        // request be heard) instead of waiting for it forever.
+        match tokio::time::timeout(ACK_FLUSH_LIMIT, self.client.flush()).await {
+            Ok(flushed) => flushed.map_err(|e| TransportError::Unavailable(format!("flushing ack: {e}"))),
+            Err(_) => Err(TransportError::Unavailable(format!(
+                "flushing ack: NATS did not take it within {} s (the server is unreachable)",
+                ACK_FLUSH_LIMIT.as_secs()
+            ))),
+        }
     }
 }
+
+/// How long an ack may wait for NATS to take it.
+const ACK_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// The dest side of a job's NATS link.
 pub struct NatsDest {
