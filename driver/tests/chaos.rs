@@ -1875,32 +1875,22 @@ async fn chaos_campaign() {
 /// NATS that way after a kill -9 (tests/chaos/nats_zombie_check.sh).
 #[test]
 fn nats_start_replaces_a_killed_server_not_yet_reaped() {
-    if Knobs::from_env().is_none() {
-        return;
-    }
-    let script = repo_root().join("tests").join("chaos").join("nats_zombie_check.sh");
-    let out = std::process::Command::new(&script)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{}{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_check_script("nats_zombie_check.sh");
 }
 
 /// `tests/mariadb.sh start` must return while the server it launched is still being exec'd (it used to wait for the
 /// live server forever): tests/chaos/mariadb_start_check.sh makes that window 2 s wide.
 #[test]
 fn mariadb_start_returns_while_the_server_is_being_execd() {
+    run_check_script("mariadb_start_check.sh");
+}
+
+/// Runs one of the harness's regression checks in tests/chaos/ (when the campaign runs here at all).
+fn run_check_script(name: &str) {
     if Knobs::from_env().is_none() {
         return;
     }
-    let script = repo_root().join("tests").join("chaos").join("mariadb_start_check.sh");
+    let script = repo_root().join("tests").join("chaos").join(name);
     let out = std::process::Command::new(&script)
         .stdin(std::process::Stdio::null())
         .output()
