@@ -1265,19 +1265,7 @@ async fn two_nodes_with_the_seed_agent_config_meet_through_consul_and_follow_a_m
     let data = tempfile::tempdir().expect("tempdir");
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
-        let plugin = Plugin::launch(&[]).await;
-        let bind = format!("127.0.0.1:{}", free_port());
-        set_config(
-            &plugin,
-            json!({
-                "nats_bind": bind.clone(),
-                "nats_advertise": bind.clone(),
-                "consul": consul.clone(),
-                "data_dir": data.path().join(name).to_str().unwrap(),
-                "log_level": "debug",
-            }),
-        )
-        .await;
+        let (plugin, bind) = seed_config_node(&consul, &data.path().join(name)).await;
         let mut fp =
             plugin.driver().fingerprint(drivers::FingerprintRequest {}).await.expect("Fingerprint").into_inner();
         let first = fp.message().await.expect("fingerprint").expect("a message");
