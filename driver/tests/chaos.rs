@@ -856,6 +856,14 @@ async fn kill9_server(pid_file: &Path) -> Result<u32, String> {
     Ok(pid)
 }
 
+/// kill -9 of the server in `pid_file`, down for `outage`, then `tests/<script> start <port>`; a note of what happened.
+async fn kill9_and_start(pid_file: &Path, outage: Duration, script: &str, port: &str) -> Result<String, String> {
+    let pid = kill9_server(pid_file).await?;
+    tokio::time::sleep(outage).await;
+    try_run_script(script, &["start", port]).await?;
+    Ok(format!("pid {pid}, down {outage:.1?}"))
+}
+
 struct Infra {
     dst_port: u16,
     nats_url: String,
@@ -876,19 +884,15 @@ impl Infra {
         match kind {
             FaultKind::RestartNats => try_run_script("nats.sh", &["restart", &nats_port]).await.map(|_| String::new()),
             FaultKind::KillNats => {
-                let pid = kill9_server(&run.join(format!("nats-{NATS_PORT}")).join("pid")).await?;
-                tokio::time::sleep(outage).await;
-                try_run_script("nats.sh", &["start", &nats_port]).await?;
-                Ok(format!("pid {pid}, down {outage:.1?}"))
+                let pid_file = run.join(format!("nats-{NATS_PORT}")).join("pid");
+                kill9_and_start(&pid_file, outage, "nats.sh", &nats_port).await
             }
             FaultKind::RestartConsul => {
                 try_run_script("consul.sh", &["restart", &consul_port]).await.map(|_| String::new())
             }
             FaultKind::KillConsul => {
-                let pid = kill9_server(&run.join(format!("consul-{CONSUL_PORT}")).join("consul.pid")).await?;
-                tokio::time::sleep(outage).await;
-                try_run_script("consul.sh", &["start", &consul_port]).await?;
-                Ok(format!("pid {pid}, down {outage:.1?}"))
+                let pid_file = run.join(format!("consul-{CONSUL_PORT}")).join("consul.pid");
+                kill9_and_start(&pid_file, outage, "consul.sh", &consul_port).await
             }
             FaultKind::RestartTarget => {
                 try_run_script("mariadb.sh", &["stop", DST_INSTANCE]).await?;

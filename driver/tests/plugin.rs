@@ -1248,15 +1248,7 @@ async fn wait_tables_equal_plain(src: &mut mysql_async::Conn, dst: &mut mysql_as
 /// to the src's node the src follows the key; nothing is lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_with_the_seed_agent_config_meet_through_consul_and_follow_a_moved_dest() {
-    let Some(servers) = servers().await else { return };
-    let Some(consul) = consul_addr() else { return };
-    let schema = unique("plugin_nodes");
-    let job = schema.replace('_', "-");
-    let mut src = servers.src_conn().await;
-    let mut dst = servers.dst_conn().await;
-    reset_source_schema(&mut src, &schema).await;
-    reset_target(&mut dst, &schema, &job).await;
-    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    let Some((servers, consul, schema, job, mut src, mut dst)) = cluster_job("plugin_nodes").await else { return };
     exec(&mut src, &format!("CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v VARCHAR(32))")).await;
     exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, CONCAT('row ', seq) FROM `{schema}`.seq_1_to_100"))
         .await;
@@ -1345,6 +1337,21 @@ async fn two_nodes_with_the_seed_agent_config_meet_through_consul_and_follow_a_m
     }
 }
 
+/// The servers, Consul, and a fresh schema and job (source schema, target and Consul keys emptied) for a cluster-mode
+/// test, with connections to the source and the target; `None` when the servers are not there.
+async fn cluster_job(prefix: &str) -> Option<(Servers, String, String, String, mysql_async::Conn, mysql_async::Conn)> {
+    let servers = servers().await?;
+    let consul = consul_addr()?;
+    let schema = unique(prefix);
+    let job = schema.replace('_', "-");
+    let mut src = servers.src_conn().await;
+    let mut dst = servers.dst_conn().await;
+    reset_source_schema(&mut src, &schema).await;
+    reset_target(&mut dst, &schema, &job).await;
+    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    Some((servers, consul, schema, job, src, dst))
+}
+
 /// A node of the cluster-mode tests: a plugin process with the seed's agent config (its own NATS on `bind`).
 async fn seed_config_node(consul: &str, data_dir: &std::path::Path) -> (Plugin, String) {
     let plugin = Plugin::launch(&[]).await;
@@ -1369,15 +1376,7 @@ async fn seed_config_node(consul: &str, data_dir: &std::path::Path) -> (Plugin, 
 /// starts them anew). Every time the job continues from the target's position: nothing lost or duplicated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failover_of_killed_nodes_under_load_loses_and_repeats_nothing() {
-    let Some(servers) = servers().await else { return };
-    let Some(consul) = consul_addr() else { return };
-    let schema = unique("plugin_failover");
-    let job = schema.replace('_', "-");
-    let mut src = servers.src_conn().await;
-    let mut dst = servers.dst_conn().await;
-    reset_source_schema(&mut src, &schema).await;
-    reset_target(&mut dst, &schema, &job).await;
-    consul_delete_tree(&consul, &format!("dtle/{job}"));
+    let Some((servers, consul, schema, job, mut src, mut dst)) = cluster_job("plugin_failover").await else { return };
     exec(&mut src, &format!("CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
     exec(&mut src, &format!("CREATE TABLE `{schema}`.n (id INT, v INT)")).await;
     exec(&mut src, &format!("INSERT INTO `{schema}`.t SELECT seq, 0 FROM `{schema}`.seq_1_to_1000")).await;
