@@ -5,6 +5,7 @@
 pub mod applier;
 pub mod binlog;
 pub mod change;
+pub mod checksum;
 pub mod conn;
 pub mod ddl;
 pub mod error;
