@@ -7,6 +7,7 @@ pub mod error;
 pub mod kafka_dest;
 pub mod meeting;
 pub mod metrics;
+pub mod pipeline;
 pub mod plan;
 pub mod plugin;
 pub mod standalone;

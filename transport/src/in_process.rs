@@ -1,7 +1,7 @@
 //! In-process transport: a bounded queue of batches and an ack queue, for src and dest in one process.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Semaphore};
 
@@ -20,10 +20,17 @@ pub fn channel<T, P>(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(window));
     let bytes = Arc::new(Semaphore::new(budget_kib as usize));
+    let state = AckState {
+        acks: ack_tx,
+        permits: permits.clone(),
+        bytes: bytes.clone(),
+        in_flight: VecDeque::new(),
+        last_acked: 0,
+    };
     (
-        BatchSender { batches: batch_tx, permits: permits.clone(), bytes: bytes.clone(), budget_kib, next_seq: 1 },
+        BatchSender { batches: batch_tx, permits, bytes, budget_kib, next_seq: 1 },
         ack_rx,
-        BatchReceiver { batches: batch_rx, acks: ack_tx, permits, bytes, in_flight: VecDeque::new(), last_acked: 0 },
+        BatchReceiver { batches: batch_rx, acker: BatchAcker { state: Arc::new(Mutex::new(state)) } },
     )
 }
 
@@ -53,6 +60,12 @@ impl<T> BatchSender<T> {
 
 pub struct BatchReceiver<T, P> {
     batches: mpsc::UnboundedReceiver<(Batch<T>, u32)>,
+    acker: BatchAcker<P>,
+}
+
+/// What the receiving side keeps to acknowledge: batches received and not yet acknowledged, and the budgets their
+/// acknowledgement frees.
+struct AckState<P> {
     acks: mpsc::UnboundedSender<Ack<P>>,
     permits: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
@@ -61,39 +74,70 @@ pub struct BatchReceiver<T, P> {
     last_acked: u64,
 }
 
+/// Acknowledges batches of a [`BatchReceiver`] from another task (acknowledgements that complete later than the
+/// batch is taken, e.g. after a broker's delivery reports); cloned handles share one order.
+pub struct BatchAcker<P> {
+    state: Arc<Mutex<AckState<P>>>,
+}
+
+impl<P> Clone for BatchAcker<P> {
+    fn clone(&self) -> Self {
+        BatchAcker { state: self.state.clone() }
+    }
+}
+
+impl<P> BatchAcker<P> {
+    /// Acknowledges every batch up to `seq` (in order; acks never go backwards) and frees their window slots.
+    pub fn ack(&self, seq: u64, progress: P) -> Result<(), TransportError> {
+        let mut state = self.state.lock().map_err(|_| TransportError::Closed)?;
+        if seq <= state.last_acked {
+            return Err(TransportError::AckOutOfOrder { acked: seq, last: state.last_acked });
+        }
+        let freed = seq - state.last_acked;
+        state.last_acked = seq;
+        state.permits.add_permits(freed as usize);
+        while let Some(&(s, kib)) = state.in_flight.front() {
+            if s > seq {
+                break;
+            }
+            state.in_flight.pop_front();
+            state.bytes.add_permits(kib as usize);
+        }
+        // A sender that went away no longer needs acks; that is not an error for the receiver.
+        let _ = state.acks.send(Ack { seq, progress });
+        Ok(())
+    }
+
+    fn received(&self, seq: u64, kib: u32) {
+        if let Ok(mut state) = self.state.lock() {
+            state.in_flight.push_back((seq, kib));
+        }
+    }
+}
+
 impl<T, P> BatchReceiver<T, P> {
     /// The next batch, or `None` when the sender is gone and everything was received.
     pub async fn recv(&mut self) -> Option<Batch<T>> {
         let (batch, kib) = self.batches.recv().await?;
-        self.in_flight.push_back((batch.seq, kib));
+        self.acker.received(batch.seq, kib);
         Some(batch)
     }
 
     /// A batch already waiting, without blocking.
     pub fn try_recv(&mut self) -> Option<Batch<T>> {
         let (batch, kib) = self.batches.try_recv().ok()?;
-        self.in_flight.push_back((batch.seq, kib));
+        self.acker.received(batch.seq, kib);
         Some(batch)
     }
 
     /// Acknowledges every batch up to `seq` (in order; acks never go backwards) and frees their window slots.
     pub fn ack(&mut self, seq: u64, progress: P) -> Result<(), TransportError> {
-        if seq <= self.last_acked {
-            return Err(TransportError::AckOutOfOrder { acked: seq, last: self.last_acked });
-        }
-        let freed = seq - self.last_acked;
-        self.last_acked = seq;
-        self.permits.add_permits(freed as usize);
-        while let Some(&(s, kib)) = self.in_flight.front() {
-            if s > seq {
-                break;
-            }
-            self.in_flight.pop_front();
-            self.bytes.add_permits(kib as usize);
-        }
-        // A sender that went away no longer needs acks; that is not an error for the receiver.
-        let _ = self.acks.send(Ack { seq, progress });
-        Ok(())
+        self.acker.ack(seq, progress)
+    }
+
+    /// A handle that acknowledges from another task.
+    pub fn acker(&self) -> BatchAcker<P> {
+        self.acker.clone()
     }
 }
 
@@ -101,8 +145,10 @@ impl<T, P> Drop for BatchReceiver<T, P> {
     /// A sender waiting for a window slot or for bytes would otherwise wait forever once the receiver is gone (the
     /// dest failed on a full window): closing both budgets makes its `send` return `Closed`.
     fn drop(&mut self) {
-        self.permits.close();
-        self.bytes.close();
+        if let Ok(state) = self.acker.state.lock() {
+            state.permits.close();
+            state.bytes.close();
+        }
     }
 }
 

@@ -9,6 +9,9 @@ pub mod in_process;
 pub mod link;
 pub mod nats;
 
+/// The NATS client crate, for the types of [`nats`]'s API (a hello's reply subject).
+pub use async_nats;
+
 /// A batch: a sequence number (1, 2, 3, ... per stream) and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch<T> {

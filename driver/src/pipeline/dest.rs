@@ -1,0 +1,161 @@
+//! The dest loop: link → sink → durable → acknowledgement, the same for every sink and link.
+//!
+//! It takes the next event of the link: a hello starts a new session (the sink answers where the target stands); a
+//! batch is grouped with the batches of the same session already waiting (up to the group limits, and the sink's
+//! group wait), applied under the apply watchdog, observed (metrics, progress), and handed with its
+//! [`Durable`] to the acknowledger. The acknowledger waits for each group to be durable, in order, and acknowledges
+//! it on the link with its position: acknowledgements leave in the order the batches came.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, Instrument};
+
+use super::link::{AckToken, Acker, DestLink, LinkEvent};
+use super::observe::Observer;
+use super::sink::{Durable, Sink};
+use super::{MAX_GROUP_BYTES, MAX_GROUP_CHANGES};
+use crate::config::ResolvedJob;
+use crate::error::DriverError;
+use crate::metrics;
+use crate::watchdog::ApplyWatchdog;
+use dtle_mysql::Change;
+
+/// Groups applied and not yet durable, at most (a Kafka producer's own queue bounds the bytes).
+const MAX_GROUPS_IN_FLIGHT: usize = 256;
+
+/// Runs the dest until `stop`, the link's end (the src side is gone for good), or an error.
+pub(crate) async fn run_dest(
+    job: &ResolvedJob,
+    sink: &mut dyn Sink,
+    link: &mut dyn DestLink,
+    progress_bar: bool,
+    stop: &CancellationToken,
+) -> Result<(), DriverError> {
+    let job_metrics = metrics::job(&job.name);
+    let mut observer = Observer::new(&job.name, progress_bar, job_metrics.clone());
+    let watchdog = ApplyWatchdog::new(job, job_metrics);
+    let (to_ack, acks) = mpsc::channel::<(AckToken, Durable)>(MAX_GROUPS_IN_FLIGHT);
+    let mut acknowledger = tokio::spawn(acknowledge(link.acker(), acks).in_current_span());
+    let mut acknowledger_result = None;
+    let mut pending: Option<LinkEvent> = None;
+    let mut transactions = sink.stats().transactions;
+    let result: Result<(), DriverError> = loop {
+        let event = match pending.take() {
+            Some(event) => event,
+            None => tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                // A failed acknowledgement (a delivery or the link) ends the dest: nothing after it may go out.
+                done = &mut acknowledger => {
+                    acknowledger_result = Some(joined(done));
+                    break Ok(());
+                }
+                event = link.next() => match event {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                },
+            },
+        };
+        match event {
+            LinkEvent::Hello(hello) => {
+                let session = hello.session;
+                let start = match sink.session_start(&job.name).await {
+                    Ok(start) => start,
+                    Err(e) => break Err(e),
+                };
+                info!(job = %job.name, session, answer = ?start, "dest: src connected");
+                if let Err(e) = link.answer(hello, start).await {
+                    break Err(e);
+                }
+            }
+            LinkEvent::Batch { token, changes } => {
+                let (changes, token, next) = match gather(link, token, changes, sink.group_wait()).await {
+                    Ok(gathered) => gathered,
+                    Err(e) => break Err(e),
+                };
+                pending = next;
+                if to_ack.is_closed() {
+                    break Ok(());
+                }
+                observer.starting(&changes);
+                let before = sink.stats();
+                let durable = match watchdog.guard(&changes, sink.apply(&changes)).await {
+                    Ok(durable) => durable,
+                    Err(e) => break Err(e),
+                };
+                let after = sink.stats();
+                observer.applied(&changes, &before, &after);
+                transactions = after.transactions;
+                // Waits while MAX_GROUPS_IN_FLIGHT groups are not durable yet; fails once the acknowledger stopped.
+                if to_ack.send((token, durable)).await.is_err() {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    observer.finish();
+    drop(to_ack);
+    let acked = match acknowledger_result {
+        Some(done) => done,
+        None => joined(acknowledger.await),
+    };
+    sink.close().await;
+    info!(job = %job.name, transactions = transactions, "dest: stopped");
+    // An acknowledgement's failure is the cause when both failed.
+    acked.and(result)
+}
+
+fn joined(done: Result<Result<(), DriverError>, tokio::task::JoinError>) -> Result<(), DriverError> {
+    done.unwrap_or_else(|e| Err(DriverError::Other(format!("the acknowledger failed: {e}"))))
+}
+
+/// Acknowledges each group once it is durable, in the order the groups were applied.
+async fn acknowledge(
+    acker: Arc<dyn Acker>,
+    mut groups: mpsc::Receiver<(AckToken, Durable)>,
+) -> Result<(), DriverError> {
+    while let Some((token, durable)) = groups.recv().await {
+        let position = durable.wait().await?;
+        acker.ack(token, position).await?;
+    }
+    Ok(())
+}
+
+/// The changes of the batch `token` and of the batches of the same session already waiting on `link` (up to the
+/// group limits; with the sink's group wait, waiting for more while the group is small), the last batch taken, and
+/// an event of another kind or session that ended the group (to handle next).
+async fn gather(
+    link: &mut dyn DestLink,
+    mut token: AckToken,
+    mut changes: Vec<Change>,
+    group_wait: Option<(usize, std::time::Duration)>,
+) -> Result<(Vec<Change>, AckToken, Option<LinkEvent>), DriverError> {
+    let mut bytes: usize = changes.iter().map(Change::approx_size).sum();
+    let deadline = group_wait.map(|(_, wait)| tokio::time::Instant::now() + wait);
+    while changes.len() < MAX_GROUP_CHANGES && bytes < MAX_GROUP_BYTES {
+        let next = match link.try_next()? {
+            Some(event) => Some(event),
+            None => match (group_wait, deadline) {
+                (Some((group_bytes, _)), Some(deadline)) if bytes < group_bytes => {
+                    match tokio::time::timeout_at(deadline, link.next()).await {
+                        Ok(event) => event?,
+                        Err(_) => None,
+                    }
+                }
+                _ => None,
+            },
+        };
+        match next {
+            Some(LinkEvent::Batch { token: t, changes: more }) if t.session == token.session => {
+                bytes += more.iter().map(Change::approx_size).sum::<usize>();
+                changes.extend(more);
+                token = t;
+            }
+            Some(other) => return Ok((changes, token, Some(other))),
+            None => break,
+        }
+    }
+    Ok((changes, token, None))
+}
