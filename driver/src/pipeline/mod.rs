@@ -23,6 +23,9 @@ pub(crate) mod session;
 pub(crate) mod sink;
 pub(crate) mod src;
 
+#[cfg(test)]
+mod conformance;
+
 /// At most this many changes, or about this many bytes of them, go into one target transaction group. While it is
 /// built and sent, a group's SQL text takes about 3x its bytes (measured with tests/bench/bigtx.sh).
 pub(crate) const MAX_GROUP_CHANGES: usize = 4096;

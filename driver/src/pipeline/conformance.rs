@@ -1,0 +1,288 @@
+//! One conformance suite for the pipeline's links: every [`DestLink`] / [`SrcLink`] pair goes through the same
+//! cases, with the real dest loop ([`run_dest`]) in between and a recording sink (an in-memory fake of our own
+//! [`Sink`] trait): the hello's typed answer, batches applied in order, cumulative acknowledgements with the
+//! sink's durable positions, a new session asking the sink again (a src restarted while a transaction was open),
+//! and a stalled sink ending the dest. The NATS pair needs a nats-server (`DTLE_TEST_NATS_URL`; skipped without
+//! it unless `DTLE_TEST_REQUIRE_SERVERS=1`). The sinks' own conformance with real servers is in the end-to-end
+//! tests (`driver/tests/e2e*.rs`: every case runs against the MySQL applier and, where it applies, Kafka).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dtle_metadata::{GtidState, Position};
+use dtle_mysql::applier::ApplyStats;
+use dtle_mysql::Change;
+use dtle_transport::nats::{NatsDest, NatsOptions, NatsSource};
+use tokio_util::sync::CancellationToken;
+
+use super::dest::run_dest;
+use super::link::{self, DestLink, NatsDestLink, NatsSrcLink, SrcLink};
+use super::session::SessionStart;
+use super::sink::{Durable, Sink};
+use crate::config::ResolvedJob;
+use crate::error::DriverError;
+
+fn pos(seq: u64) -> Position {
+    Position {
+        gtid: Some(GtidState::Mariadb(format!("0-1-{seq}").parse().unwrap())),
+        binlog_file: "b.000001".into(),
+        binlog_pos: seq,
+    }
+}
+
+fn job(name: &str, watchdog_seconds: u64) -> ResolvedJob {
+    let conn = serde_json::json!({ "Host": "127.0.0.1", "Port": 1, "User": "u", "Password": "p" });
+    let text = serde_json::json!({ "Job": { "ID": name, "TaskGroups": [
+        { "Name": "src", "Tasks": [{ "Name": "src", "Driver": "dtle", "Config": {
+            "SrcConnectionConfig": conn.clone(), "DestConnectionConfig": conn, "WatchdogTimeout": watchdog_seconds } }] },
+        { "Name": "dest", "Tasks": [{ "Name": "dest", "Driver": "dtle", "Config": { "DestType": "mysql" } }] }
+    ] } });
+    crate::config::parse_job_str(&text.to_string(), crate::config::JobFormat::Json)
+        .and_then(|f| f.resolve())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What the recording sink saw.
+#[derive(Default)]
+struct Seen {
+    sessions: u32,
+    applied: Vec<u64>,
+}
+
+/// Records what it applies; durable at once, with the newest heartbeat's position; `stall` never finishes.
+struct RecordingSink {
+    seen: Arc<Mutex<Seen>>,
+    answer: SessionStart,
+    stall: bool,
+    stats: ApplyStats,
+}
+
+#[async_trait]
+impl Sink for RecordingSink {
+    async fn session_start(&mut self, _job: &str) -> Result<SessionStart, DriverError> {
+        self.seen.lock().unwrap().sessions += 1;
+        Ok(self.answer.clone())
+    }
+
+    async fn apply(&mut self, changes: &[Change]) -> Result<Durable, DriverError> {
+        if self.stall {
+            std::future::pending::<()>().await;
+        }
+        let mut newest = None;
+        for c in changes {
+            if let Change::Heartbeat { position, .. } = c {
+                self.seen.lock().unwrap().applied.push(position.binlog_pos);
+                newest = Some(position.clone());
+                self.stats.transactions += 1;
+            }
+        }
+        Ok(Durable::Now(newest))
+    }
+
+    fn stats(&self) -> ApplyStats {
+        self.stats.clone()
+    }
+}
+
+fn sink(answer: SessionStart, stall: bool) -> (RecordingSink, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    (RecordingSink { seen: seen.clone(), answer, stall, stats: ApplyStats::default() }, seen)
+}
+
+fn heartbeat(seq: u64) -> Vec<Change> {
+    vec![Change::Heartbeat { position: pos(seq), source_timestamp: 0 }]
+}
+
+/// Starts the dest loop on `dest` with `sink`; stopped by the returned token.
+fn start_dest(
+    name: &str,
+    watchdog_seconds: u64,
+    mut sink: RecordingSink,
+    mut dest: Box<dyn DestLink>,
+) -> (tokio::task::JoinHandle<Result<(), DriverError>>, CancellationToken) {
+    let stop = CancellationToken::new();
+    let job = job(name, watchdog_seconds);
+    let task = {
+        let stop = stop.clone();
+        tokio::spawn(async move { run_dest(&job, &mut sink, dest.as_mut(), false, &stop).await })
+    };
+    (task, stop)
+}
+
+/// Waits for the acknowledgement of batch `seq`; returns the position of the last acknowledgement.
+async fn acked_up_to(src: &mut dyn SrcLink, seq: u64) -> Option<Position> {
+    let mut last = (0, None);
+    while last.0 < seq {
+        let ack = tokio::time::timeout(Duration::from_secs(20), src.next_ack())
+            .await
+            .expect("acknowledged in time")
+            .expect("the dest is there");
+        assert!(ack.0 > last.0, "acknowledgements go forward: {} after {}", ack.0, last.0);
+        last = ack;
+    }
+    last.1
+}
+
+// The cases -----------------------------------------------------------------------------------------------------
+
+async fn the_answer_batches_and_acks_flow_in_order(name: &str, src: &mut dyn SrcLink, dest: Box<dyn DestLink>) {
+    let (sink, seen) = sink(SessionStart::Position(pos(7)), false);
+    let (task, stop) = start_dest(name, 300, sink, dest);
+    assert_eq!(src.hello(name).await.unwrap(), SessionStart::Position(pos(7)));
+    for seq in 1..=50u64 {
+        assert_eq!(src.send(heartbeat(seq)).await.unwrap(), seq);
+    }
+    assert_eq!(acked_up_to(src, 50).await, Some(pos(50)), "the last acknowledgement carries the newest position");
+    assert_eq!(seen.lock().unwrap().applied, (1..=50).collect::<Vec<_>>(), "applied once each, in order");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+async fn a_stalled_sink_ends_the_dest(name: &str, src: &mut dyn SrcLink, dest: Box<dyn DestLink>) {
+    let (sink, _) = sink(SessionStart::NoPosition, true);
+    let (task, _stop) = start_dest(name, 1, sink, dest);
+    assert_eq!(src.hello(name).await.unwrap(), SessionStart::NoPosition);
+    src.send(heartbeat(1)).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), task).await.expect("the watchdog ends it").unwrap();
+    assert!(matches!(result, Err(DriverError::Stalled { .. })), "{result:?}");
+    assert!(result.unwrap_err().is_transient(), "a stall restarts the task");
+}
+
+// In process ----------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn in_process_the_answer_batches_and_acks_flow_in_order() {
+    let (mut src, dest) = link::in_process(4, 1 << 20);
+    the_answer_batches_and_acks_flow_in_order("conf_ip_order", &mut src, Box::new(dest)).await;
+}
+
+#[tokio::test]
+async fn in_process_a_stalled_sink_ends_the_dest() {
+    let (mut src, dest) = link::in_process(4, 1 << 20);
+    a_stalled_sink_ends_the_dest("conf_ip_stall", &mut src, Box::new(dest)).await;
+    // The src's side sees the link closed rather than waiting forever.
+    let mut closed = false;
+    for seq in 2..=10 {
+        if src.send(heartbeat(seq)).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "sending after the dest ended fails");
+}
+
+#[tokio::test]
+async fn in_process_a_finished_src_lets_the_dest_apply_everything_and_end() {
+    let (mut src, dest) = link::in_process(64, 1 << 20);
+    let (sink, seen) = sink(SessionStart::NoPosition, false);
+    let (task, _stop) = start_dest("conf_ip_finish", 300, sink, Box::new(dest));
+    src.hello("conf_ip_finish").await.unwrap();
+    for seq in 1..=20 {
+        src.send(heartbeat(seq)).await.unwrap();
+    }
+    assert_eq!(src.finish(true).await, 0);
+    let mut last = 0;
+    while let Some((seq, _)) = src.try_ack() {
+        last = seq;
+    }
+    assert_eq!(last, 20, "every batch acknowledged before finish returns");
+    task.await.unwrap().unwrap();
+    assert_eq!(seen.lock().unwrap().applied.len(), 20);
+}
+
+// NATS ----------------------------------------------------------------------------------------------------------
+
+fn nats_options() -> Option<NatsOptions> {
+    match std::env::var("DTLE_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(NatsOptions { urls: vec![url], window: 8, ..Default::default() }),
+        _ => {
+            assert!(
+                std::env::var("DTLE_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "DTLE_TEST_REQUIRE_SERVERS=1 but DTLE_TEST_NATS_URL is not set"
+            );
+            eprintln!("skipped: set DTLE_TEST_NATS_URL (tests/nats.sh start; eval \"$(tests/nats.sh env)\")");
+            None
+        }
+    }
+}
+
+async fn nats_pair(opts: &NatsOptions, job: &str, session: u64) -> (NatsSrcLink, Option<NatsDestLink>) {
+    let dest = NatsDest::bind(opts, job).await.unwrap();
+    let src = nats_src(opts, job, session).await;
+    (src, Some(NatsDestLink::new(dest, job)))
+}
+
+async fn nats_src(opts: &NatsOptions, job: &str, session: u64) -> NatsSrcLink {
+    let (src, acks) = NatsSource::connect(opts.clone(), job, session).await.unwrap();
+    NatsSrcLink::new(src, acks, None, crate::metrics::job(job))
+}
+
+fn unique(name: &str) -> String {
+    format!("{name}_{}", std::process::id())
+}
+
+#[tokio::test]
+async fn nats_the_answer_batches_and_acks_flow_in_order() {
+    let Some(opts) = nats_options() else { return };
+    let name = unique("conf_nats_order");
+    let (mut src, dest) = nats_pair(&opts, &name, 11).await;
+    the_answer_batches_and_acks_flow_in_order(&name, &mut src, Box::new(dest.unwrap())).await;
+}
+
+#[tokio::test]
+async fn nats_a_stalled_sink_ends_the_dest() {
+    let Some(opts) = nats_options() else { return };
+    let name = unique("conf_nats_stall");
+    let (mut src, dest) = nats_pair(&opts, &name, 12).await;
+    a_stalled_sink_ends_the_dest(&name, &mut src, Box::new(dest.unwrap())).await;
+}
+
+#[tokio::test]
+async fn nats_a_new_session_asks_the_sink_again_and_continues() {
+    let Some(opts) = nats_options() else { return };
+    let name = unique("conf_nats_session");
+    let (mut first, dest) = nats_pair(&opts, &name, 21).await;
+    let (sink, seen) = sink(SessionStart::Position(pos(3)), false);
+    let (task, stop) = start_dest(&name, 300, sink, Box::new(dest.unwrap()));
+    first.hello(&name).await.unwrap();
+    for seq in 1..=5 {
+        first.send(heartbeat(seq)).await.unwrap();
+    }
+    acked_up_to(&mut first, 5).await;
+    // The src restarts (say inside a big transaction): a new session asks where the target stands again, and its
+    // batches start at 1.
+    let mut second = nats_src(&opts, &name, 22).await;
+    assert_eq!(second.hello(&name).await.unwrap(), SessionStart::Position(pos(3)));
+    for seq in 1..=5 {
+        assert_eq!(second.send(heartbeat(100 + seq)).await.unwrap(), seq);
+    }
+    assert_eq!(acked_up_to(&mut second, 5).await, Some(pos(105)));
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.sessions, 2, "each session asked the sink");
+        assert_eq!(seen.applied, vec![1, 2, 3, 4, 5, 101, 102, 103, 104, 105]);
+    }
+    // A batch of the first session after the second started is not applied.
+    let _ = first.send(heartbeat(6)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!seen.lock().unwrap().applied.contains(&6), "the old session's batch is ignored");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn nats_a_hello_of_another_job_is_refused_by_the_link() {
+    let Some(opts) = nats_options() else { return };
+    let name = unique("conf_nats_refuse");
+    let (_src, dest) = nats_pair(&opts, &name, 31).await;
+    let (sink, seen) = sink(SessionStart::NoPosition, false);
+    let (task, stop) = start_dest(&name, 300, sink, Box::new(dest.unwrap()));
+    // The same subjects, another job's name in the hello.
+    let mut other = nats_src(&opts, &name, 32).await;
+    let e = other.hello("another_job").await.unwrap_err().to_string();
+    assert!(e.contains("another_job"), "{e}");
+    assert_eq!(seen.lock().unwrap().sessions, 0, "the sink is not asked for a refused session");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
