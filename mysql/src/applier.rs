@@ -1539,12 +1539,19 @@ fn tx_id(tx: &Transaction) -> String {
 }
 
 /// `DTLE_FAILPOINT=parallel-before-position:N`: the process aborts after the partitions of its N-th parallel group
-/// committed and before the position row is written (crash tests).
+/// committed and before the position row is written (crash tests). Only with the `failpoints` feature (the tests'
+/// builds); a release build ignores the variable.
+#[cfg(feature = "failpoints")]
 fn parallel_failpoint(group: u64) -> bool {
     std::env::var("DTLE_FAILPOINT")
         .ok()
         .and_then(|v| v.strip_prefix("parallel-before-position:").and_then(|n| n.parse::<u64>().ok()))
         .is_some_and(|n| n == group)
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn parallel_failpoint(_group: u64) -> bool {
+    false
 }
 
 /// Runs one partition as one target transaction (`statements` start with START TRANSACTION; the first `skip` of
