@@ -11,8 +11,10 @@
 //! for pt-osc); [`crate::filter::TableFilter`] selects those with their base table, so the copy, the triggers'
 //! rows and the final rename swap replicate like any other statement.
 
-use crate::filter::TableFilter;
 use crate::schema::quote_ident;
+pub use crate::shared::markers::{ddl_marker, ddl_marker_origin, with_marker};
+use crate::shared::sql_tokens::{tokenize, NameRef, Statement, Token, TokenKind};
+use crate::source::filter::TableFilter;
 
 /// What the applier should do with a QUERY event that is not BEGIN/COMMIT.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,187 +50,6 @@ pub struct DmlKinds {
 
 impl DmlKinds {
     const ALL: DmlKinds = DmlKinds { insert: true, update: true, delete: true };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TokenKind {
-    Word,
-    Quoted,
-    Str,
-    Number,
-    Punct,
-    Comment,
-    Space,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Token {
-    kind: TokenKind,
-    start: usize,
-    end: usize,
-}
-
-/// Splits a statement into tokens; `None` when a quote or comment is not closed.
-fn tokenize(sql: &str) -> Option<Vec<Token>> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let start = i;
-        let c = b[i];
-        let kind = if c.is_ascii_whitespace() {
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            TokenKind::Space
-        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let close = sql[i + 2..].find("*/")?;
-            i += 2 + close + 2;
-            TokenKind::Comment
-        } else if c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| *c <= b' ')) {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-            TokenKind::Comment
-        } else if c == b'`' {
-            i += 1;
-            loop {
-                match b.get(i) {
-                    None => return None,
-                    Some(b'`') if b.get(i + 1) == Some(&b'`') => i += 2,
-                    Some(b'`') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-            TokenKind::Quoted
-        } else if c == b'\'' || c == b'"' {
-            i += 1;
-            loop {
-                match b.get(i) {
-                    None => return None,
-                    Some(b'\\') => i += 2,
-                    Some(&q) if q == c && b.get(i + 1) == Some(&c) => i += 2,
-                    Some(&q) if q == c => {
-                        i += 1;
-                        break;
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-            TokenKind::Str
-        } else if c.is_ascii_digit() {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
-                i += 1;
-            }
-            TokenKind::Number
-        } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 {
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
-                i += 1;
-            }
-            TokenKind::Word
-        } else {
-            i += 1;
-            TokenKind::Punct
-        };
-        out.push(Token { kind, start, end: i.min(b.len()) });
-    }
-    Some(out)
-}
-
-/// The significant tokens (no spaces or comments) with the text they stand for.
-struct Statement<'a> {
-    sql: &'a str,
-    tokens: Vec<Token>,
-}
-
-impl<'a> Statement<'a> {
-    fn text(&self, i: usize) -> &'a str {
-        self.tokens.get(i).map(|t| &self.sql[t.start..t.end]).unwrap_or("")
-    }
-    fn is_word(&self, i: usize, word: &str) -> bool {
-        self.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Word) && self.text(i).eq_ignore_ascii_case(word)
-    }
-    fn is_punct(&self, i: usize, p: &str) -> bool {
-        self.tokens.get(i).is_some_and(|t| t.kind == TokenKind::Punct) && self.text(i) == p
-    }
-    fn is_ident(&self, i: usize) -> bool {
-        self.tokens.get(i).is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::Quoted))
-    }
-    fn ident(&self, i: usize) -> String {
-        let s = self.text(i);
-        match self.tokens.get(i).map(|t| t.kind) {
-            Some(TokenKind::Quoted) if s.len() >= 2 => s[1..s.len() - 1].replace("``", "`"),
-            _ => s.to_string(),
-        }
-    }
-    /// Skips the optional words in order (`IF NOT EXISTS`, ...); returns the index after them.
-    fn skip_words(&self, mut i: usize, words: &[&str]) -> usize {
-        if words.iter().enumerate().all(|(k, w)| self.is_word(i + k, w)) {
-            i += words.len();
-        }
-        i
-    }
-    /// After MariaDB's `WAIT n` / `NOWAIT` at `i`, if there.
-    fn skip_wait(&self, i: usize) -> usize {
-        if self.is_word(i, "NOWAIT") {
-            i + 1
-        } else if self.is_word(i, "WAIT") {
-            i + 2
-        } else {
-            i
-        }
-    }
-    /// +1 for `(`, -1 for `)`, else 0.
-    fn depth_change(&self, i: usize) -> i32 {
-        if self.is_punct(i, "(") {
-            1
-        } else if self.is_punct(i, ")") {
-            -1
-        } else {
-            0
-        }
-    }
-
-    /// When an `ALTER TABLE` clause at `i` renames the table (`RENAME [TO|AS] name`, not RENAME COLUMN/INDEX/KEY),
-    /// the index of the new name.
-    fn alter_rename_at(&self, i: usize, clause_start: usize, depth: i32) -> Option<usize> {
-        let renames_table = depth == 0
-            && self.is_word(i, "RENAME")
-            && (i == clause_start || self.is_punct(i - 1, ","))
-            && !["COLUMN", "INDEX", "KEY"].iter().any(|w| self.is_word(i + 1, w));
-        renames_table.then(|| if self.is_word(i + 1, "TO") || self.is_word(i + 1, "AS") { i + 2 } else { i + 1 })
-    }
-
-    /// Reads `[schema.]table` at `i`.
-    fn name_at(&self, i: usize, default_schema: &str) -> Option<NameRef> {
-        if !self.is_ident(i) {
-            return None;
-        }
-        if self.is_punct(i + 1, ".") && self.is_ident(i + 2) {
-            Some(NameRef { first: i, last: i + 2, schema: self.ident(i), table: self.ident(i + 2), qualified: true })
-        } else {
-            Some(NameRef {
-                first: i,
-                last: i,
-                schema: default_schema.to_string(),
-                table: self.ident(i),
-                qualified: false,
-            })
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct NameRef {
-    /// Significant-token indexes of the name's first and last token.
-    first: usize,
-    last: usize,
-    schema: String,
-    table: String,
-    qualified: bool,
 }
 
 /// A change to the statement text: replace significant tokens `first..=last` by `text`.
@@ -906,45 +727,6 @@ fn route_rename_tables(st: &Statement<'_>, mut i: usize, default_schema: &str, f
     }
     let edits = vec![Edit { first: names_start, last, text: pairs.join(", ") }];
     DdlRoute::Replay { sql: apply_edits(st, edits), use_schema: use_schema(filter, default_schema), source_tables }
-}
-
-/// The marker dtle appends to every DDL it applies, so that a job reading the target's binlog (two-way sync)
-/// recognises the statement as dtle's: `/*dtle_gtid1 <job> <origin> <gno> dtle_gtid*/` (dtle's format).
-pub fn ddl_marker(job: &str, origin: &str, gno: u64) -> String {
-    let clean = |s: &str| s.replace(['*', '/', ' '], "_");
-    format!("/*dtle_gtid1 {} {} {gno} dtle_gtid*/", clean(job), clean(origin))
-}
-
-/// `sql` with dtle's marker where the server keeps it in its binlog: right after `DROP [TEMPORARY] TABLE
-/// [IF EXISTS]` for DROP TABLE (the server logs that statement rebuilt, keeping only a comment in that place),
-/// else at the end.
-pub fn with_marker(sql: &str, marker: &str) -> String {
-    if let Some(tokens) = tokenize(sql) {
-        let tokens: Vec<Token> =
-            tokens.into_iter().filter(|t| !matches!(t.kind, TokenKind::Space | TokenKind::Comment)).collect();
-        let st = Statement { sql, tokens };
-        if st.is_word(0, "DROP") {
-            let mut i = 1;
-            i = st.skip_words(i, &["TEMPORARY"]);
-            if st.is_word(i, "TABLE") || st.is_word(i, "TABLES") {
-                i = st.skip_words(i + 1, &["IF", "EXISTS"]);
-                if let Some(t) = st.tokens.get(i) {
-                    return format!("{}{marker} {}", &sql[..t.start], &sql[t.start..]);
-                }
-            }
-        }
-    }
-    format!("{sql} {marker}")
-}
-
-/// The origin named by a dtle DDL marker in `sql`, if it has one.
-pub fn ddl_marker_origin(sql: &str) -> Option<String> {
-    let start = sql.rfind("/*dtle_gtid1 ")?;
-    let rest = &sql[start + "/*dtle_gtid1 ".len()..];
-    let end = rest.find(" dtle_gtid*/")?;
-    let mut parts = rest[..end].split(' ');
-    let _job = parts.next()?;
-    parts.next().map(str::to_string)
 }
 
 #[cfg(test)]

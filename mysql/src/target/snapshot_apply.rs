@@ -45,7 +45,7 @@ use tracing::info;
 use crate::conn::Endpoint;
 use crate::error::{MysqlError, Result};
 use crate::schema::{quote_ident, quote_str, TableMeta};
-use crate::snapshot::{key_literals, write_key_after, TableResume};
+use crate::shared::resume::{key_literals, write_key_after, TableResume};
 use crate::value::Value;
 
 /// Target connections writing full-copy chunks at once.

@@ -21,7 +21,7 @@ use crate::conn::Endpoint;
 use crate::error::{codes, MysqlError, Result};
 use crate::load_data::LoadPlan;
 use crate::schema::{load_table_meta, load_write_dependencies, quote_ident, quote_str, TableMeta};
-use crate::snapshot::SnapshotResume;
+use crate::shared::resume::SnapshotResume;
 use crate::snapshot_apply::{self, SnapshotWriters};
 use crate::sql::{column_list, write_column_literal};
 use crate::value::Value;
@@ -889,7 +889,9 @@ impl Applier {
                     // Idempotent: the row as it is after the change, whatever the target holds (a moved key first
                     // frees its old key).
                     RowChange::Update { table, before, after } if mode == RowMode::Idempotent && table.has_key() => {
-                        if crate::snapshot::key_literals(table, before) != crate::snapshot::key_literals(table, after) {
+                        if crate::shared::resume::key_literals(table, before)
+                            != crate::shared::resume::key_literals(table, after)
+                        {
                             insert.finish(&mut statements, &mut checks);
                             push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
                         }
@@ -1116,7 +1118,7 @@ impl Applier {
                         text.push_str(sql);
                     } else {
                         let gno = tx.gtid.rsplit([':', '-']).next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                        text.push_str(&crate::ddl::with_marker(sql, &crate::ddl::ddl_marker(&self.opts.job, &origin, gno)));
+                        text.push_str(&crate::shared::markers::with_marker(sql, &crate::shared::markers::ddl_marker(&self.opts.job, &origin, gno)));
                     }
                     if let Err(e) = self.conn.query_drop(&text).await {
                         let code = match &e {
@@ -1643,13 +1645,7 @@ pub fn position_upsert(job: &str, stage: JobStage, position: &Position) -> Strin
     )
 }
 
-/// Short text of a position for logs.
-pub fn describe(position: &Position) -> String {
-    match &position.gtid {
-        Some(g) => format!("{g} ({}:{})", position.binlog_file, position.binlog_pos),
-        None => format!("{}:{}", position.binlog_file, position.binlog_pos),
-    }
-}
+pub use crate::shared::describe;
 
 /// The full copy's parallel writers and a resumed copy's idempotent catch-up (design: [`crate::snapshot_apply`]).
 impl Applier {

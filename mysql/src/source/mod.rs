@@ -1,5 +1,17 @@
-//! The src task's engine side: a full copy when the job needs one, then the binlog from exactly the copy's
-//! position (or from a given position), as one ordered stream of [`Change`]s.
+//! The source half: reads a MySQL/MariaDB source — connection checks, the table filter with `Where` and
+//! `SqlFilter`, the consistent snapshot, the binlog stream and its decoder, DDL routing — and [`run_source`], the
+//! src task's engine side: a full copy when the job needs one, then the binlog from exactly the copy's position (or
+//! from a given position), as one ordered stream of [`Change`]s. Must not import the target half
+//! ([`crate::target`]); what both need is in the crate's foundations and [`crate::shared`].
+
+pub mod binlog;
+pub mod ddl;
+pub mod filter;
+pub mod prereq;
+pub mod snapshot;
+pub mod sql_filter;
+pub mod stream;
+pub mod where_expr;
 
 use std::time::Duration;
 
@@ -87,7 +99,7 @@ pub async fn run_source(
                 }
             }
             let estimated_rows = tables.iter().map(|t| t.estimated_rows).sum();
-            info!(tables = tables.len(), estimated_rows, position = %crate::applier::describe(&position), "full copy: snapshot taken");
+            info!(tables = tables.len(), estimated_rows, position = %crate::shared::describe(&position), "full copy: snapshot taken");
             if out
                 .send(Change::SnapshotStart {
                     position: position.clone(),
@@ -218,7 +230,7 @@ async fn resume_refused(
     if !snapshot.binlog_available(opts.flavor, &resume.binlog_from).await {
         return Ok(Some(format!(
             "the source no longer has the binlog from the first snapshot's position {}",
-            crate::applier::describe(&resume.binlog_from)
+            crate::shared::describe(&resume.binlog_from)
         )));
     }
     if opts.sql_filter.no_insert || opts.sql_filter.no_update || opts.sql_filter.no_delete {

@@ -1,0 +1,9 @@
+//! The target half: writes changes to a MySQL/MariaDB target exactly once — the applier (statements, grouping,
+//! the position row in the same target transaction, two-way markers), the full copy's parallel writers and
+//! `LOAD DATA`, and parallel apply of independent transactions. Must not import the source half
+//! ([`crate::source`]); what both need is in the crate's foundations and [`crate::shared`].
+
+pub mod applier;
+pub mod load_data;
+pub mod parallel;
+pub mod snapshot_apply;
