@@ -3,6 +3,35 @@
 
 use crate::binlog::rows::DecodeError;
 
+/// Where in the source's binlog something happened: the file and position of the event, the GTID of its
+/// transaction and the table of its rows, when there are ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BinlogAt {
+    pub file: String,
+    pub pos: u64,
+    pub gtid: String,
+    pub table: String,
+}
+
+impl BinlogAt {
+    pub fn file_pos(file: impl Into<String>, pos: u64) -> BinlogAt {
+        BinlogAt { file: file.into(), pos, ..Default::default() }
+    }
+}
+
+impl std::fmt::Display for BinlogAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)?;
+        if !self.gtid.is_empty() {
+            write!(f, ", GTID {}", self.gtid)?;
+        }
+        if !self.table.is_empty() {
+            write!(f, ", table {}", self.table)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MysqlError {
     #[error("cannot connect to the {role} MySQL at {addr}: {source}. Check that the server runs, that Host/Port in {field} are right and that the network allows it")]
@@ -23,14 +52,14 @@ pub enum MysqlError {
     #[error("the start position {requested} {problem}. {fix}")]
     StartPositionInvalid { requested: String, problem: String, fix: String },
 
-    #[error("cannot decode binlog event at {file}:{pos} (table {table}): {source}")]
-    Decode { file: String, pos: u64, table: String, source: DecodeError },
+    #[error("cannot decode binlog event at {at}: {source}")]
+    Decode { at: BinlogAt, source: DecodeError },
 
     #[error("the source logged a data change as a statement, not as rows (binlog_format=STATEMENT or MIXED in the session that ran it): {statement:?} writes the replicated table(s) {tables} at binlog {file}:{pos} ({gtid}). dtle cannot replay a statement exactly, so it stops rather than leave the target without this change. Fix: make every session that writes replicated tables use ROW format (binlog_format=ROW globally, and no SET SESSION binlog_format=STATEMENT/MIXED in applications); then either apply the same change on the target by hand and restart with SkipUnreplayableDdl = true in the src task config (it goes past such statements, each one logged; remove it afterwards), or copy the tables again: `dtle positions reset <job file>`, then run the job with an empty Gtid and DropTableIfExists = true")]
     StatementDml { statement: String, tables: String, file: String, pos: u64, gtid: String },
 
-    #[error("binlog stream from the source failed at {file}:{pos}: {reason}")]
-    Stream { file: String, pos: u64, reason: String, transient: bool },
+    #[error("binlog stream from the source failed at {at}: {reason}")]
+    Stream { at: BinlogAt, reason: String, transient: bool },
 
     #[error("conflict applying to target table {table}: {detail}. The target differs from the source; dtle does not overwrite rows it did not expect. Compare the table, fix the row (or start the job again with a full copy)")]
     Conflict { table: String, detail: String },
@@ -175,6 +204,23 @@ pub fn is_transient_driver_error(e: &mysql_async::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn binlog_errors_name_the_file_position_gtid_and_table() {
+        let at = BinlogAt {
+            file: "mariadb-bin.000003".into(),
+            pos: 1234,
+            gtid: "0-1-42".into(),
+            table: "shop.orders".into(),
+        };
+        let e = MysqlError::Stream { at: at.clone(), reason: "boom".into(), transient: false }.to_string();
+        assert_eq!(
+            e,
+            "binlog stream from the source failed at mariadb-bin.000003:1234, GTID 0-1-42, table shop.orders: boom"
+        );
+        // Outside a transaction and a table, only the place.
+        assert_eq!(BinlogAt::file_pos("b.000001", 4).to_string(), "b.000001:4");
+    }
+
     use super::*;
 
     fn server_error(code: u16, message: &str) -> mysql_async::Error {

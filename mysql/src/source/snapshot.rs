@@ -112,8 +112,7 @@ impl Snapshot {
                     .map_err(q("reading BINLOG_GTID_POS of the snapshot"))?;
                 let gtid_text = gtid.map(|g| String::from_utf8_lossy(g.as_bytes()).into_owned()).unwrap_or_default();
                 let list: MariadbGtidList = gtid_text.parse().map_err(|e| MysqlError::Stream {
-                    file: file.clone(),
-                    pos,
+                    at: crate::error::BinlogAt::file_pos(file.clone(), pos),
                     reason: format!("the source returned an unreadable GTID position {gtid_text:?}: {e}"),
                     transient: false,
                 })?;
@@ -146,8 +145,7 @@ impl Snapshot {
                         .unwrap_or_default();
                     let gtid_text = gtid.unwrap_or_default();
                     let set: MysqlGtidSet = gtid_text.parse().map_err(|e| MysqlError::Stream {
-                        file: file.clone(),
-                        pos,
+                        at: crate::error::BinlogAt::file_pos(file.clone(), pos),
                         reason: format!("the source returned an unreadable gtid_executed {gtid_text:?}: {e}"),
                         transient: false,
                     })?;

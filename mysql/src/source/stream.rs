@@ -13,12 +13,13 @@ use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Sid};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::binlog::rows::DecodeError;
 use crate::binlog::rows::{decode_rows, RowsKind, TablePlan};
 use crate::binlog::{event_data, mariadb, verify_checksum};
 use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::{Endpoint, Flavor};
 use crate::ddl::{ddl_marker_origin, route, DdlRoute};
-use crate::error::{codes, MysqlError, Result};
+use crate::error::{codes, BinlogAt, MysqlError, Result};
 use crate::filter::TableFilter;
 use crate::schema::{load_table_meta, ColumnMeta, TableMeta};
 use crate::sql_filter::SqlFilter;
@@ -350,11 +351,10 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
     let checksums_on = crate::conn::global_variable(&mut meta_conn, "binlog_checksum")
         .await?
         .is_some_and(|v| !v.eq_ignore_ascii_case("NONE"));
-    let mut seen_format_description = false;
 
     let heartbeat_ns = opts.heartbeat.as_nanos().min(u128::from(u32::MAX) * 1_000_000) as u64;
     let mut setup = vec![format!("SET @master_heartbeat_period = {heartbeat_ns}")];
-    let mut gtid_state = opts.start.gtid.clone();
+    let gtid_state = opts.start.gtid.clone();
     if opts.flavor == Flavor::Mariadb {
         setup.push("SET @mariadb_slave_capability = 4".into());
         if let Some(GtidState::Mariadb(list)) = &gtid_state {
@@ -366,9 +366,8 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
     let setup_refs: Vec<&str> = setup.iter().map(String::as_str).collect();
     let conn = opts.endpoint.connect(&setup_refs).await?;
 
-    let mut file = opts.start.binlog_file.clone();
-    let mut pos = opts.start.binlog_pos.max(4);
-    let request_file = file.clone();
+    let file = opts.start.binlog_file.clone();
+    let pos = opts.start.binlog_pos.max(4);
     let sids: Vec<Sid<'static>> = match &gtid_state {
         Some(GtidState::Mysql(set)) => set
             .iter()
@@ -386,459 +385,547 @@ pub async fn stream_binlog(opts: BinlogOptions, out: mpsc::Sender<Change>, cance
         }
         (Some(GtidState::Mariadb(_)), Flavor::Mariadb) => {}
         _ => {
-            request = request.with_filename(request_file.as_bytes()).with_pos(pos);
+            request = request.with_filename(file.as_bytes()).with_pos(pos);
         }
     }
-    let stream = conn.get_binlog_stream(request).await.map_err(|e| stream_error(&file, pos, e))?;
-    let mut stream = PanicSafe(stream);
+    let stream =
+        conn.get_binlog_stream(request).await.map_err(|e| stream_error(BinlogAt::file_pos(file.clone(), pos), e))?;
+    let reader = BinlogReader {
+        opts,
+        out,
+        meta_conn,
+        checksums_on,
+        seen_format_description: false,
+        gtid_state,
+        file,
+        pos,
+        plans: HashMap::new(),
+        marker_plans: HashMap::new(),
+        metas: HashMap::new(),
+        tx: None,
+        last_emit: Instant::now(),
+        last_timestamp: 0,
+        // The start position goes out with the first idle heartbeat, so the target records it even if nothing
+        // happens.
+        unsent_progress: Unsent::Progress,
+    };
+    reader.run(PanicSafe(stream), cancel).await
+}
 
-    let mut plans: HashMap<u64, PlanEntry> = HashMap::new();
-    let mut marker_plans: HashMap<u64, (TablePlan, usize)> = HashMap::new();
-    let mut metas: HashMap<(String, String), Arc<TableMeta>> = HashMap::new();
-    let mut tx: Option<TxBuilder> = None;
-    let mut last_emit = Instant::now();
-    let mut last_timestamp = 0u32;
-    // The start position goes out with the first idle heartbeat, so the target records it even if nothing happens.
-    let mut unsent_progress = Unsent::Progress;
-    // While idle the source sends a heartbeat every `opts.heartbeat`: a connection that delivers nothing at all for
-    // much longer is dead without having been closed (a network black hole, a hung server) and is reconnected.
-    let silence_limit = source_silence_limit(opts.heartbeat);
-    let mut silence_check = tokio::time::interval(silence_limit / 4);
-    silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_event = Instant::now();
+/// Whether the reader goes on after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The consumer of the changes is gone.
+    Stop,
+}
 
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Ok(()),
-            next = stream.next() => next,
-            _ = silence_check.tick() => {
-                if last_event.elapsed() >= silence_limit {
-                    return Err(MysqlError::Stream {
-                        file,
-                        pos,
-                        reason: format!(
-                            "nothing arrived from the source for {} s, not even its heartbeat (one a second while \
-                             idle): the connection is dead; reconnecting",
-                            silence_limit.as_secs()
-                        ),
-                        transient: true,
-                    });
+/// The binlog reader's state between events: where it is, the tables it knows, the transaction being built. Each
+/// event kind has its handler (`on_*`); every error names the event's file, position, GTID and table.
+struct BinlogReader {
+    opts: BinlogOptions,
+    out: mpsc::Sender<Change>,
+    /// Reads table definitions.
+    meta_conn: Conn,
+    checksums_on: bool,
+    seen_format_description: bool,
+    gtid_state: Option<GtidState>,
+    file: String,
+    pos: u64,
+    plans: HashMap<u64, PlanEntry>,
+    marker_plans: HashMap<u64, (TablePlan, usize)>,
+    metas: HashMap<(String, String), Arc<TableMeta>>,
+    tx: Option<TxBuilder>,
+    last_emit: Instant,
+    last_timestamp: u32,
+    unsent_progress: Unsent,
+}
+
+// The handlers return the crate's one error type, as everywhere else (async ones are not linted for its size).
+#[allow(clippy::result_large_err)]
+impl BinlogReader {
+    async fn run<S>(mut self, mut stream: PanicSafe<S>, cancel: CancellationToken) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<Event, mysql_async::Error>> + Unpin,
+    {
+        // While idle the source sends a heartbeat every `opts.heartbeat`: a connection that delivers nothing at all
+        // for much longer is dead without having been closed (a network black hole, a hung server) and is
+        // reconnected.
+        let silence_limit = source_silence_limit(self.opts.heartbeat);
+        let mut silence_check = tokio::time::interval(silence_limit / 4);
+        silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_event = Instant::now();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                next = stream.next() => next,
+                _ = silence_check.tick() => {
+                    if last_event.elapsed() >= silence_limit {
+                        return Err(self.stream_failed(
+                            format!(
+                                "nothing arrived from the source for {} s, not even its heartbeat (one a second \
+                                 while idle): the connection is dead; reconnecting",
+                                silence_limit.as_secs()
+                            ),
+                            true,
+                        ));
+                    }
+                    continue;
                 }
-                continue;
+            };
+            last_event = Instant::now();
+            let event: Event = match next {
+                None => return Err(self.stream_failed("the source closed the binlog stream".into(), true)),
+                Some(Err(_panic)) => {
+                    return Err(self.stream_failed("malformed binlog packet from the source".into(), false))
+                }
+                Some(Ok(Err(e))) => return Err(stream_error(self.at(""), e)),
+                Some(Ok(Ok(event))) => event,
+            };
+            if self.on_event(&event).await? == Flow::Stop {
+                return Ok(());
             }
-        };
-        last_event = Instant::now();
-        let event: Event = match next {
-            None => {
-                return Err(MysqlError::Stream {
-                    file,
-                    pos,
-                    reason: "the source closed the binlog stream".into(),
-                    transient: true,
-                })
-            }
-            Some(Err(_panic)) => {
-                return Err(MysqlError::Stream {
-                    file,
-                    pos,
-                    reason: "malformed binlog packet from the source".into(),
-                    transient: false,
-                })
-            }
-            Some(Ok(Err(e))) => return Err(stream_error(&file, pos, e)),
-            Some(Ok(Ok(event))) => event,
-        };
+        }
+    }
+
+    /// Where the reader is: the current event's file and position, the GTID of the transaction being read, and
+    /// `table`.
+    fn at(&self, table: &str) -> BinlogAt {
+        BinlogAt {
+            file: self.file.clone(),
+            pos: self.pos,
+            gtid: self.tx.as_ref().map(|t| t.gtid.clone()).unwrap_or_default(),
+            table: table.to_string(),
+        }
+    }
+
+    fn stream_failed(&self, reason: String, transient: bool) -> MysqlError {
+        MysqlError::Stream { at: self.at(""), reason, transient }
+    }
+
+    fn decode_failed(&self, table: &str) -> impl FnOnce(DecodeError) -> MysqlError {
+        let at = self.at(table);
+        move |source| MysqlError::Decode { at, source }
+    }
+
+    fn unparsable(&self) -> impl FnOnce(std::io::Error) -> MysqlError {
+        let at = self.at("");
+        move |e| MysqlError::Stream { at, reason: format!("cannot parse event: {e}"), transient: false }
+    }
+
+    /// The transaction being read (a plain one, without a GTID, when none started).
+    fn tx_mut(&mut self, timestamp: u32) -> &mut TxBuilder {
+        self.tx.get_or_insert_with(|| new_plain_tx(timestamp))
+    }
+
+    async fn on_event(&mut self, event: &Event) -> Result<Flow> {
         let header = event.header();
         let type_raw = header.event_type_raw();
-        verify_checksum(&event).map_err(|source| MysqlError::Decode {
-            file: file.clone(),
-            pos,
-            table: String::new(),
-            source,
-        })?;
+        verify_checksum(event).map_err(self.decode_failed(""))?;
         if header.log_pos() != 0 && type_raw != ROTATE_EVENT {
-            pos = u64::from(header.log_pos());
+            self.pos = u64::from(header.log_pos());
         }
         if header.timestamp() != 0 {
-            last_timestamp = header.timestamp();
+            self.last_timestamp = header.timestamp();
         }
         match type_raw {
-            ROTATE_EVENT => {
-                if let Ok(Some(EventData::RotateEvent(r))) = event_data(&event) {
-                    let mut name = r.name_raw();
-                    if checksums_on && !seen_format_description && name.len() > 4 {
-                        name = &name[..name.len() - 4];
-                    }
-                    file = String::from_utf8_lossy(name).into_owned();
-                    pos = r.position();
-                }
+            ROTATE_EVENT => self.on_rotate(event),
+            FORMAT_DESCRIPTION_EVENT => {
+                self.seen_format_description = true;
+                Ok(Flow::Continue)
             }
-            FORMAT_DESCRIPTION_EVENT => seen_format_description = true,
-            mariadb::GTID_EVENT => {
-                let g = mariadb::parse_gtid_event(header.server_id(), event.data())
-                    .map_err(|source| MysqlError::Decode { file: file.clone(), pos, table: String::new(), source })?;
-                tx = Some(TxBuilder {
-                    gtid: format!("{}-{}-{}", g.domain_id, g.server_id, g.seq_no),
-                    mariadb_gtid: Some((g.domain_id, g.server_id, g.seq_no)),
-                    mysql_gtid: None,
-                    in_begin: !g.is_standalone,
-                    timestamp: header.timestamp(),
-                    events: Vec::new(),
-                    size: 0,
-                    part_size: 0,
-                    origin: None,
-                    dtle_rows: false,
-                    other_rows: false,
-                });
-            }
-            MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => {
-                let g: GtidEvent = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
-                let tag = g.tag().map(|t| t.as_str().to_ascii_lowercase()).unwrap_or_default();
-                let uuid = dtle_metadata::format_uuid(&g.sid());
-                tx = Some(TxBuilder {
-                    gtid: if tag.is_empty() {
-                        format!("{uuid}:{}", g.gno())
-                    } else {
-                        format!("{uuid}:{tag}:{}", g.gno())
-                    },
-                    mariadb_gtid: None,
-                    mysql_gtid: Some((g.sid(), tag, g.gno())),
-                    in_begin: false,
-                    timestamp: header.timestamp(),
-                    events: Vec::new(),
-                    size: 0,
-                    part_size: 0,
-                    origin: None,
-                    dtle_rows: false,
-                    other_rows: false,
-                });
-            }
+            mariadb::GTID_EVENT => self.on_mariadb_gtid(event),
+            MYSQL_GTID_EVENT | MYSQL_GTID_TAGGED_EVENT => self.on_mysql_gtid(event),
             MYSQL_ANONYMOUS_GTID_EVENT => {
-                tx = Some(new_plain_tx(header.timestamp()));
+                self.tx = Some(new_plain_tx(header.timestamp()));
+                Ok(Flow::Continue)
             }
-            QUERY_EVENT | EXECUTE_LOAD_QUERY_EVENT => {
-                let (sql, schema) = match event.read_data() {
-                    Ok(Some(EventData::QueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
-                    Ok(Some(EventData::ExecuteLoadQueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
-                    _ => continue,
+            QUERY_EVENT | EXECUTE_LOAD_QUERY_EVENT => self.on_query(event).await,
+            TABLE_MAP_EVENT => self.on_table_map(event).await,
+            t if ROWS_EVENTS.contains(&t) => self.on_rows(event).await,
+            XID_EVENT => self.commit().await,
+            HEARTBEAT_EVENT => self.on_idle_heartbeat().await,
+            t if (MARIADB_FIRST_COMPRESSED_EVENT..=MARIADB_LAST_COMPRESSED_EVENT).contains(&t) => {
+                Err(MysqlError::Unsupported {
+                    what: format!("MariaDB compressed binlog event (type {t}) at {}", self.at("")),
+                    fix: "SET GLOBAL log_bin_compress=OFF on the source".into(),
+                })
+            }
+            _ => Ok(Flow::Continue),
+        }
+    }
+
+    fn on_rotate(&mut self, event: &Event) -> Result<Flow> {
+        if let Ok(Some(EventData::RotateEvent(r))) = event_data(event) {
+            let mut name = r.name_raw();
+            if self.checksums_on && !self.seen_format_description && name.len() > 4 {
+                name = &name[..name.len() - 4];
+            }
+            self.file = String::from_utf8_lossy(name).into_owned();
+            self.pos = r.position();
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_mariadb_gtid(&mut self, event: &Event) -> Result<Flow> {
+        let header = event.header();
+        let g = mariadb::parse_gtid_event(header.server_id(), event.data()).map_err(self.decode_failed(""))?;
+        self.tx = Some(TxBuilder {
+            gtid: format!("{}-{}-{}", g.domain_id, g.server_id, g.seq_no),
+            mariadb_gtid: Some((g.domain_id, g.server_id, g.seq_no)),
+            in_begin: !g.is_standalone,
+            ..new_plain_tx(header.timestamp())
+        });
+        Ok(Flow::Continue)
+    }
+
+    fn on_mysql_gtid(&mut self, event: &Event) -> Result<Flow> {
+        let g: GtidEvent = event.read_event().map_err(self.unparsable())?;
+        let tag = g.tag().map(|t| t.as_str().to_ascii_lowercase()).unwrap_or_default();
+        let uuid = dtle_metadata::format_uuid(&g.sid());
+        self.tx = Some(TxBuilder {
+            gtid: if tag.is_empty() { format!("{uuid}:{}", g.gno()) } else { format!("{uuid}:{tag}:{}", g.gno()) },
+            mysql_gtid: Some((g.sid(), tag, g.gno())),
+            ..new_plain_tx(event.header().timestamp())
+        });
+        Ok(Flow::Continue)
+    }
+
+    /// BEGIN/COMMIT, and statements: DDL to replay, statement-format DML (refused), or nothing the job replicates.
+    async fn on_query(&mut self, event: &Event) -> Result<Flow> {
+        let header = event.header();
+        let (sql, schema) = match event.read_data() {
+            Ok(Some(EventData::QueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
+            Ok(Some(EventData::ExecuteLoadQueryEvent(q))) => (q.query().into_owned(), q.schema().into_owned()),
+            _ => return Ok(Flow::Continue),
+        };
+        let trimmed = sql.trim();
+        if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
+            self.tx_mut(header.timestamp()).in_begin = true;
+            return Ok(Flow::Continue);
+        }
+        if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
+            return self.commit().await;
+        }
+        let upper_head = trimmed.get(..11).unwrap_or(trimmed).to_ascii_uppercase();
+        if upper_head.starts_with("SAVEPOINT") || upper_head.starts_with("ROLLBACK TO") {
+            return Ok(Flow::Continue);
+        }
+        self.tx_mut(header.timestamp());
+        match route(trimmed, &schema, &self.opts.filter) {
+            DdlRoute::Ignore => {}
+            DdlRoute::Replay { sql, use_schema, source_tables } => {
+                // The definitions of the tables it names are read again at their next TABLE_MAP.
+                if source_tables.is_empty() {
+                    self.metas.clear();
+                }
+                for key in &source_tables {
+                    self.metas.remove(key);
+                }
+                let keep = self.opts.sql_filter.keeps_ddl(trimmed);
+                let t = self.tx_mut(header.timestamp());
+                if let Some(origin) = ddl_marker_origin(trimmed) {
+                    t.origin = Some(origin);
+                }
+                // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
+                if keep {
+                    t.events.push(TxEvent::Ddl { schema: use_schema, sql, tables: source_tables });
+                }
+            }
+            DdlRoute::StatementDml { tables, kinds } => {
+                let f = &self.opts.sql_filter;
+                let filtered_out =
+                    (!kinds.insert || f.no_insert) && (!kinds.update || f.no_update) && (!kinds.delete || f.no_delete);
+                let tables = if tables.is_empty() {
+                    format!("(not recognised in the statement; the session's schema {schema:?} is replicated)")
+                } else {
+                    tables.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>().join(", ")
                 };
-                let trimmed = sql.trim();
-                if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
-                    let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
-                    t.in_begin = true;
-                    continue;
+                let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+                let gtid = self.tx.as_ref().map(|t| t.gtid.clone()).unwrap_or_default();
+                let gtid = if gtid.is_empty() { "no GTID".to_string() } else { format!("GTID {gtid}") };
+                let file = &self.file;
+                if filtered_out {
+                    tracing::debug!(%file, pos = start, %tables, "statement-format DML of a kind SqlFilter leaves out");
+                } else if self.opts.skip_unreplayable_ddl {
+                    tracing::warn!(%file, pos = start, %gtid, statement = %shorten(trimmed), %tables, "SkipUnreplayableDdl: skipping a data change the source logged as a statement (binlog_format=STATEMENT/MIXED); the target may now differ from the source");
+                } else {
+                    return Err(MysqlError::StatementDml {
+                        statement: shorten(trimmed),
+                        tables,
+                        file: file.clone(),
+                        pos: start,
+                        gtid,
+                    });
                 }
-                if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
-                    if let Some(t) = tx.take() {
-                        finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
+            }
+            DdlRoute::Unreplayable { reason } if self.opts.skip_unreplayable_ddl => {
+                let at = self.at("");
+                tracing::warn!(%at, statement = %trimmed, %reason, "SkipUnreplayableDdl: skipping a DDL on replicated tables; the target may now differ from the source");
+            }
+            DdlRoute::Unreplayable { reason } => {
+                return Err(self.stream_failed(
+                    format!(
+                        "cannot replay the DDL {trimmed:?}: {reason}. Apply it on the target by hand and set SkipUnreplayableDdl = true in the src task config to go past it (the skip is logged), or change the job's table selection"
+                    ),
+                    false,
+                ));
+            }
+        }
+        if self.tx.as_ref().is_some_and(|t| !t.in_begin) {
+            // A statement outside BEGIN (DDL) is a transaction of its own.
+            return self.commit().await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// A table's rows follow: plans how to decode them (or notes that the job does not replicate it).
+    async fn on_table_map(&mut self, event: &Event) -> Result<Flow> {
+        let tme: TableMapEvent<'_> = event.read_event().map_err(self.unparsable())?;
+        let schema = tme.database_name().into_owned();
+        let table = tme.table_name().into_owned();
+        if schema == MARKER_SCHEMA && table == MARKER_TABLE {
+            self.plan_marker_table(&tme).await?;
+            return Ok(Flow::Continue);
+        }
+        let entry = match self.opts.filter.selection_of(&schema, &table) {
+            None => None,
+            Some(selection) => Some(self.plan_selected_table(&tme, schema, table, selection).await?),
+        };
+        self.plans.insert(tme.table_id(), entry);
+        Ok(Flow::Continue)
+    }
+
+    /// dtle's own position row on this server: never replicated, but it marks the transaction. A table id keeps its
+    /// definition (an ALTER gets a new id): planned once per id.
+    async fn plan_marker_table(&mut self, tme: &TableMapEvent<'_>) -> Result<()> {
+        if !self.marker_plans.contains_key(&tme.table_id()) {
+            let plan =
+                TablePlan::new(tme, None).map_err(self.decode_failed(&format!("{MARKER_SCHEMA}.{MARKER_TABLE}")))?;
+            let origin_index = match plan.column_names() {
+                Some(names) => names.iter().position(|n| n.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN)),
+                None => load_table_meta(&mut self.meta_conn, MARKER_SCHEMA, MARKER_TABLE)
+                    .await?
+                    .and_then(|m| m.columns.iter().position(|c| c.name.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN))),
+            };
+            self.marker_plans.insert(tme.table_id(), (plan, origin_index.unwrap_or(usize::MAX)));
+        }
+        self.plans.insert(tme.table_id(), None);
+        Ok(())
+    }
+
+    /// The definition of a replicated table (read once, or taken from the binlog when a DDL changed it since), its
+    /// decoding plan, its bound `Where` and its column map.
+    async fn plan_selected_table(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        schema: String,
+        table: String,
+        selection: crate::filter::Selection,
+    ) -> Result<SelectedTable> {
+        let key = (schema.clone(), table.clone());
+        let meta = match self.metas.get(&key) {
+            Some(m) => m.clone(),
+            None => {
+                let m = match load_table_meta(&mut self.meta_conn, &schema, &table).await? {
+                    Some(m) => m,
+                    // Dropped since: with binlog_row_metadata=FULL the TABLE_MAP still defines it.
+                    None if TablePlan::new(tme, None)
+                        .ok()
+                        .and_then(|p| p.column_names().map(<[String]>::len))
+                        .is_some() =>
+                    {
+                        TableMeta {
+                            schema: schema.clone(),
+                            name: table.clone(),
+                            target_schema: String::new(),
+                            target_name: String::new(),
+                            columns: Vec::new(),
+                            key_columns: Vec::new(),
+                            estimated_rows: 0,
+                            column_subset: false,
+                        }
                     }
-                    continue;
-                }
-                if trimmed.to_ascii_uppercase().starts_with("SAVEPOINT")
-                    || trimmed.to_ascii_uppercase().starts_with("ROLLBACK TO")
-                {
-                    continue;
-                }
-                let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
-                match route(trimmed, &schema, &opts.filter) {
-                    DdlRoute::Ignore => {}
-                    DdlRoute::Replay { sql, use_schema, source_tables } => {
-                        // The definitions of the tables it names are read again at their next TABLE_MAP.
-                        if source_tables.is_empty() {
-                            metas.clear();
-                        }
-                        for key in &source_tables {
-                            metas.remove(key);
-                        }
-                        if let Some(origin) = ddl_marker_origin(trimmed) {
-                            t.origin = Some(origin);
-                        }
-                        // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
-                        if opts.sql_filter.keeps_ddl(trimmed) {
-                            t.events.push(TxEvent::Ddl { schema: use_schema, sql, tables: source_tables });
-                        }
-                    }
-                    DdlRoute::StatementDml { tables, kinds } => {
-                        let f = &opts.sql_filter;
-                        let filtered_out = (!kinds.insert || f.no_insert)
-                            && (!kinds.update || f.no_update)
-                            && (!kinds.delete || f.no_delete);
-                        let tables = if tables.is_empty() {
-                            format!("(not recognised in the statement; the session's schema {schema:?} is replicated)")
-                        } else {
-                            tables.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>().join(", ")
-                        };
-                        let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
-                        let gtid = if t.gtid.is_empty() { "no GTID".to_string() } else { format!("GTID {}", t.gtid) };
-                        if filtered_out {
-                            tracing::debug!(%file, pos = start, %tables, "statement-format DML of a kind SqlFilter leaves out");
-                        } else if opts.skip_unreplayable_ddl {
-                            tracing::warn!(%file, pos = start, %gtid, statement = %shorten(trimmed), %tables, "SkipUnreplayableDdl: skipping a data change the source logged as a statement (binlog_format=STATEMENT/MIXED); the target may now differ from the source");
-                        } else {
-                            return Err(MysqlError::StatementDml {
-                                statement: shorten(trimmed),
-                                tables,
-                                file,
-                                pos: start,
-                                gtid,
-                            });
-                        }
-                    }
-                    DdlRoute::Unreplayable { reason } if opts.skip_unreplayable_ddl => {
-                        tracing::warn!(%file, pos, statement = %trimmed, %reason, "SkipUnreplayableDdl: skipping a DDL on replicated tables; the target may now differ from the source");
-                    }
-                    DdlRoute::Unreplayable { reason } => {
-                        return Err(MysqlError::Stream {
-                            file,
-                            pos,
-                            reason: format!(
-                                "cannot replay the DDL {trimmed:?}: {reason}. Apply it on the target by hand and set SkipUnreplayableDdl = true in the src task config to go past it (the skip is logged), or change the job's table selection"
-                            ),
-                            transient: false,
+                    None => {
+                        return Err(MysqlError::SchemaMismatch {
+                            table: format!("{schema}.{table}"),
+                            detail: format!("the binlog at {} has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition (set binlog_row_metadata=FULL on the source so the binlog carries it)", self.at("")),
                         });
                     }
-                }
-                if !t.in_begin {
-                    // A statement outside BEGIN (DDL) is a transaction of its own.
-                    if let Some(t) = tx.take() {
-                        finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
-                    }
-                }
+                };
+                let mut m = m;
+                m.target_schema = selection.target_schema.clone();
+                m.target_name = selection.target_name.clone();
+                let m = Arc::new(m);
+                self.metas.insert(key.clone(), m.clone());
+                m
             }
-            TABLE_MAP_EVENT => {
-                let tme: TableMapEvent<'_> = event.read_event().map_err(|e| decode_io(&file, pos, e))?;
-                let schema = tme.database_name().into_owned();
-                let table = tme.table_name().into_owned();
-                if schema == MARKER_SCHEMA && table == MARKER_TABLE {
-                    // dtle's own position row on this server: never replicated, but it marks the transaction. A
-                    // table id keeps its definition (an ALTER gets a new id): planned once per id.
-                    if marker_plans.contains_key(&tme.table_id()) {
-                        plans.insert(tme.table_id(), None);
-                        continue;
-                    }
-                    let plan = TablePlan::new(&tme, None).map_err(|source| MysqlError::Decode {
-                        file: file.clone(),
-                        pos,
-                        table: format!("{MARKER_SCHEMA}.{MARKER_TABLE}"),
-                        source,
+        };
+        let unsigned = meta.column_unsigned();
+        let mut plan = TablePlan::new(tme, (unsigned.len() == tme.columns_count() as usize).then_some(&unsigned[..]))
+            .map_err(self.decode_failed(&meta.source_name()))?;
+        // With binlog_row_metadata=FULL the TABLE_MAP names the columns as they were when these rows were written;
+        // when a later DDL changed the table, the definition comes from the binlog.
+        let meta = match plan.column_names() {
+            Some(names) if !same_column_names(&meta, names) => {
+                let derived = Arc::new(meta_from_binlog(&meta, &plan, names));
+                tracing::debug!(table = %meta.source_name(), at = %self.at(""), "table definition taken from the binlog (it changed since)");
+                self.metas.insert(key, derived.clone());
+                derived
+            }
+            _ => meta,
+        };
+        if plan.column_count() != meta.columns.len() {
+            return Err(MysqlError::SchemaMismatch {
+                table: meta.source_name(),
+                detail: format!(
+                    "the binlog at {} has {} columns but the table now has {}; a DDL changed it after these rows were written. Set binlog_row_metadata=FULL on the source so the binlog carries each table's definition",
+                    self.at(""),
+                    plan.column_count(),
+                    meta.columns.len()
+                ),
+            });
+        }
+        // BINARY(n) values lost their trailing 0x00 bytes in the binlog: padded back while decoding.
+        plan.pad_fixed_binary_columns(|i| meta.columns.get(i).is_some_and(|c| c.data_type == "binary"));
+        let row_filter = match &selection.row_filter {
+            Some(expr) => Some(expr.bind(&meta.columns).map_err(|e| MysqlError::InvalidConfig {
+                field: format!("Where of {}", meta.source_name()),
+                value: expr.to_sql(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let (output, projection) = match &selection.column_map {
+            None => (meta.clone(), None),
+            Some(map) => {
+                let (projected, indexes) =
+                    meta.project(&map.from, &map.to).map_err(|reason| MysqlError::InvalidConfig {
+                        field: format!("ColumnMapFrom of {}", meta.source_name()),
+                        value: map.from.join(","),
+                        reason,
                     })?;
-                    let origin_index = match plan.column_names() {
-                        Some(names) => names.iter().position(|n| n.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN)),
-                        None => load_table_meta(&mut meta_conn, MARKER_SCHEMA, MARKER_TABLE).await?.and_then(|m| {
-                            m.columns.iter().position(|c| c.name.eq_ignore_ascii_case(MARKER_ORIGIN_COLUMN))
-                        }),
-                    };
-                    marker_plans.insert(tme.table_id(), (plan, origin_index.unwrap_or(usize::MAX)));
-                    plans.insert(tme.table_id(), None);
-                    continue;
-                }
-                let entry = match opts.filter.selection_of(&schema, &table) {
-                    None => None,
-                    Some(selection) => {
-                        let (target_schema, target_name) = (selection.target_schema, selection.target_name);
-                        let row_filter = selection.row_filter;
-                        let key = (schema.clone(), table.clone());
-                        let meta = match metas.get(&key) {
-                            Some(m) => m.clone(),
-                            None => {
-                                let m = match load_table_meta(&mut meta_conn, &schema, &table).await? {
-                                    Some(m) => m,
-                                    // Dropped since: with binlog_row_metadata=FULL the TABLE_MAP still defines it.
-                                    None if TablePlan::new(&tme, None)
-                                        .ok()
-                                        .and_then(|p| p.column_names().map(<[String]>::len))
-                                        .is_some() =>
-                                    {
-                                        TableMeta {
-                                            schema: schema.clone(),
-                                            name: table.clone(),
-                                            target_schema: String::new(),
-                                            target_name: String::new(),
-                                            columns: Vec::new(),
-                                            key_columns: Vec::new(),
-                                            estimated_rows: 0,
-                                            column_subset: false,
-                                        }
-                                    }
-                                    None => {
-                                        return Err(MysqlError::SchemaMismatch {
-                                            table: format!("{schema}.{table}"),
-                                            detail: "the binlog has rows for it but the table no longer exists on the source; dtle cannot decode them without its definition (set binlog_row_metadata=FULL on the source so the binlog carries it)".into(),
-                                        });
-                                    }
-                                };
-                                let mut m = m;
-                                m.target_schema = target_schema;
-                                m.target_name = target_name;
-                                let m = Arc::new(m);
-                                metas.insert(key.clone(), m.clone());
-                                m
-                            }
-                        };
-                        let unsigned = meta.column_unsigned();
-                        let mut plan = TablePlan::new(
-                            &tme,
-                            (unsigned.len() == tme.columns_count() as usize).then_some(&unsigned[..]),
-                        )
-                        .map_err(|source| MysqlError::Decode {
-                            file: file.clone(),
-                            pos,
-                            table: meta.source_name(),
-                            source,
-                        })?;
-                        // With binlog_row_metadata=FULL the TABLE_MAP names the columns as they were when these rows
-                        // were written; when a later DDL changed the table, the definition comes from the binlog.
-                        let meta = match plan.column_names() {
-                            Some(names) if !same_column_names(&meta, names) => {
-                                let derived = Arc::new(meta_from_binlog(&meta, &plan, names));
-                                tracing::debug!(table = %meta.source_name(), %file, pos, "table definition taken from the binlog (it changed since)");
-                                metas.insert(key.clone(), derived.clone());
-                                derived
-                            }
-                            _ => meta,
-                        };
-                        if plan.column_count() != meta.columns.len() {
-                            return Err(MysqlError::SchemaMismatch {
-                                table: meta.source_name(),
-                                detail: format!(
-                                    "the binlog at {file}:{pos} has {} columns but the table now has {}; a DDL changed it after these rows were written. Set binlog_row_metadata=FULL on the source so the binlog carries each table's definition",
-                                    plan.column_count(),
-                                    meta.columns.len()
-                                ),
-                            });
-                        }
-                        // BINARY(n) values lost their trailing 0x00 bytes in the binlog: padded back while decoding.
-                        plan.pad_fixed_binary_columns(|i| meta.columns.get(i).is_some_and(|c| c.data_type == "binary"));
-                        let bound = match &row_filter {
-                            Some(expr) => Some(expr.bind(&meta.columns).map_err(|e| MysqlError::InvalidConfig {
-                                field: format!("Where of {}", meta.source_name()),
-                                value: expr.to_sql(),
-                                reason: e.to_string(),
-                            })?),
-                            None => None,
-                        };
-                        let (output, projection) = match &selection.column_map {
-                            None => (meta.clone(), None),
-                            Some(map) => {
-                                let (projected, indexes) =
-                                    meta.project(&map.from, &map.to).map_err(|reason| MysqlError::InvalidConfig {
-                                        field: format!("ColumnMapFrom of {}", meta.source_name()),
-                                        value: map.from.join(","),
-                                        reason,
-                                    })?;
-                                (Arc::new(projected), Some(indexes))
-                            }
-                        };
-                        Some(SelectedTable { plan, meta, row_filter: bound, output, projection })
-                    }
-                };
-                plans.insert(tme.table_id(), entry);
+                (Arc::new(projected), Some(indexes))
             }
-            t if ROWS_EVENTS.contains(&t) => {
-                let Some(EventData::RowsEvent(rows_event)) = event_data(&event)
-                    .map_err(|source| MysqlError::Decode { file: file.clone(), pos, table: String::new(), source })?
-                else {
-                    continue;
-                };
-                let Some(Some(selected)) = plans.get(&rows_event.table_id()) else {
-                    if let Some((plan, origin_index)) = marker_plans.get(&rows_event.table_id()) {
-                        let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
-                        t.dtle_rows = true;
-                        if let Some(origin) = marker_origin(plan, *origin_index, &rows_event) {
-                            t.origin = Some(origin);
-                        }
-                    } else {
-                        tx.get_or_insert_with(|| new_plain_tx(header.timestamp())).other_rows = true;
-                    }
-                    continue;
-                };
-                let (plan, meta, row_filter) = (&selected.plan, &selected.meta, &selected.row_filter);
-                let decoded = decode_rows(plan, &rows_event).map_err(|source| MysqlError::Decode {
-                    file: file.clone(),
-                    pos,
-                    table: meta.source_name(),
-                    source,
-                })?;
-                let t = tx.get_or_insert_with(|| new_plain_tx(header.timestamp()));
-                t.size += rows_event.rows_data().len();
-                t.part_size += rows_event.rows_data().len();
-                for image in decoded.rows {
-                    let change = match (&decoded.kind, image.before, image.after) {
-                        (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
-                        (RowsKind::Delete, Some(before), _) => RowChange::Delete { table: meta.clone(), before },
-                        (RowsKind::Update, Some(before), Some(after)) => {
-                            RowChange::Update { table: meta.clone(), before, after }
-                        }
-                        _ => continue,
-                    };
-                    let change = match row_filter {
-                        None => Some(change),
-                        Some(f) => filter_row_change(f, change).map_err(|e| MysqlError::Stream {
-                            file: file.clone(),
-                            pos,
-                            reason: format!("evaluating the Where of {}: {e}", meta.source_name()),
-                            transient: false,
-                        })?,
-                    };
-                    if let Some(change) = change.filter(|c| opts.sql_filter.keeps_row(c)) {
-                        let change = match &selected.projection {
-                            None => change,
-                            Some(indexes) => project_change(change, &selected.output, indexes),
-                        };
-                        t.events.push(TxEvent::Row(change));
+        };
+        Ok(SelectedTable { plan, meta, row_filter, output, projection })
+    }
+
+    /// Row changes: decoded, filtered (`Where`, SqlFilter), mapped, added to the transaction; a big transaction
+    /// goes out in parts.
+    async fn on_rows(&mut self, event: &Event) -> Result<Flow> {
+        let timestamp = event.header().timestamp();
+        let Some(EventData::RowsEvent(rows_event)) = event_data(event).map_err(self.decode_failed(""))? else {
+            return Ok(Flow::Continue);
+        };
+        let Some(Some(selected)) = self.plans.get(&rows_event.table_id()) else {
+            let marker = self
+                .marker_plans
+                .get(&rows_event.table_id())
+                .map(|(plan, origin_index)| marker_origin(plan, *origin_index, &rows_event));
+            let t = self.tx_mut(timestamp);
+            match marker {
+                Some(origin) => {
+                    t.dtle_rows = true;
+                    if let Some(origin) = origin {
+                        t.origin = Some(origin);
                     }
                 }
-                if t.in_begin && t.part_size >= opts.max_tx_part_bytes {
-                    // A big transaction: send what we have as a part, so memory stays bounded.
-                    if t.size == t.part_size {
-                        tracing::info!(gtid = %t.gtid, part_bytes = opts.max_tx_part_bytes, "big transaction: sending it in parts");
-                    }
-                    let part = Transaction {
-                        gtid: t.gtid.clone(),
-                        position: Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos },
-                        source_timestamp: t.timestamp,
-                        events: std::mem::take(&mut t.events),
-                        size: t.part_size,
-                        partial: true,
-                        origin: t.origin.clone(),
-                    };
-                    t.part_size = 0;
-                    if out.send(Change::Tx(part)).await.is_err() {
-                        return Ok(());
-                    }
-                }
+                None => t.other_rows = true,
             }
-            XID_EVENT => {
-                if let Some(t) = tx.take() {
-                    finish_tx(t, &mut gtid_state, &file, pos, &out, &mut last_emit, &mut unsent_progress).await?;
+            return Ok(Flow::Continue);
+        };
+        let meta = &selected.meta;
+        let decoded = decode_rows(&selected.plan, &rows_event).map_err(self.decode_failed(&meta.source_name()))?;
+        let mut changes = Vec::with_capacity(decoded.rows.len());
+        for image in decoded.rows {
+            let change = match (&decoded.kind, image.before, image.after) {
+                (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
+                (RowsKind::Delete, Some(before), _) => RowChange::Delete { table: meta.clone(), before },
+                (RowsKind::Update, Some(before), Some(after)) => {
+                    RowChange::Update { table: meta.clone(), before, after }
                 }
-            }
-            // While idle, progress not yet sent (transactions on tables the job does not replicate) goes out as a
-            // heartbeat; transactions that are only another dtle job's bookkeeping go out at most every
-            // BOOKKEEPING_HEARTBEAT. Nothing else does: a periodic heartbeat would make the dest rewrite its position
-            // row, which a two-way partner reads back as a transaction, and the two would ping-pong.
-            HEARTBEAT_EVENT
-                if tx.is_none()
-                    && (unsent_progress == Unsent::Progress
-                        || (unsent_progress == Unsent::Bookkeeping
-                            && last_emit.elapsed() >= BOOKKEEPING_HEARTBEAT)) =>
-            {
-                let position = Position { gtid: gtid_state.clone(), binlog_file: file.clone(), binlog_pos: pos };
-                if out.send(Change::Heartbeat { position, source_timestamp: last_timestamp }).await.is_err() {
-                    return Ok(());
-                }
-                last_emit = Instant::now();
-                unsent_progress = Unsent::Nothing;
-            }
-            t if (MARIADB_FIRST_COMPRESSED_EVENT..=MARIADB_LAST_COMPRESSED_EVENT).contains(&t) => {
-                return Err(MysqlError::Unsupported {
-                    what: format!("MariaDB compressed binlog event (type {t}) at {file}:{pos}"),
-                    fix: "SET GLOBAL log_bin_compress=OFF on the source".into(),
+                _ => continue,
+            };
+            let change = match &selected.row_filter {
+                None => Some(change),
+                Some(f) => filter_row_change(f, change).map_err(|e| MysqlError::Stream {
+                    at: self.at(&meta.source_name()),
+                    reason: format!("evaluating the Where of {}: {e}", meta.source_name()),
+                    transient: false,
+                })?,
+            };
+            if let Some(change) = change.filter(|c| self.opts.sql_filter.keeps_row(c)) {
+                changes.push(match &selected.projection {
+                    None => change,
+                    Some(indexes) => project_change(change, &selected.output, indexes),
                 });
             }
-            _ => {}
         }
+        let max_part = self.opts.max_tx_part_bytes;
+        let position = Position { gtid: self.gtid_state.clone(), binlog_file: self.file.clone(), binlog_pos: self.pos };
+        let t = self.tx_mut(timestamp);
+        t.size += rows_event.rows_data().len();
+        t.part_size += rows_event.rows_data().len();
+        t.events.extend(changes.into_iter().map(TxEvent::Row));
+        if t.in_begin && t.part_size >= max_part {
+            // A big transaction: send what we have as a part, so memory stays bounded.
+            if t.size == t.part_size {
+                tracing::info!(gtid = %t.gtid, part_bytes = max_part, "big transaction: sending it in parts");
+            }
+            let part = Transaction {
+                gtid: t.gtid.clone(),
+                position,
+                source_timestamp: t.timestamp,
+                events: std::mem::take(&mut t.events),
+                size: t.part_size,
+                partial: true,
+                origin: t.origin.clone(),
+            };
+            t.part_size = 0;
+            if self.out.send(Change::Tx(part)).await.is_err() {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The end of the transaction being read (XID, COMMIT, or a statement outside BEGIN).
+    async fn commit(&mut self) -> Result<Flow> {
+        if let Some(t) = self.tx.take() {
+            finish_tx(
+                t,
+                &mut self.gtid_state,
+                &self.file,
+                self.pos,
+                &self.out,
+                &mut self.last_emit,
+                &mut self.unsent_progress,
+            )
+            .await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// While idle, progress not yet sent (transactions on tables the job does not replicate) goes out as a
+    /// heartbeat; transactions that are only another dtle job's bookkeeping go out at most every
+    /// BOOKKEEPING_HEARTBEAT. Nothing else does: a periodic heartbeat would make the dest rewrite its position row,
+    /// which a two-way partner reads back as a transaction, and the two would ping-pong.
+    async fn on_idle_heartbeat(&mut self) -> Result<Flow> {
+        let due = self.unsent_progress == Unsent::Progress
+            || (self.unsent_progress == Unsent::Bookkeeping && self.last_emit.elapsed() >= BOOKKEEPING_HEARTBEAT);
+        if self.tx.is_some() || !due {
+            return Ok(Flow::Continue);
+        }
+        let position = Position { gtid: self.gtid_state.clone(), binlog_file: self.file.clone(), binlog_pos: self.pos };
+        let heartbeat = Change::Heartbeat { position, source_timestamp: self.last_timestamp };
+        if self.out.send(heartbeat).await.is_err() {
+            return Ok(Flow::Stop);
+        }
+        self.last_emit = Instant::now();
+        self.unsent_progress = Unsent::Nothing;
+        Ok(Flow::Continue)
     }
 }
 
@@ -1021,20 +1108,18 @@ fn shorten(sql: &str) -> String {
     }
 }
 
-fn decode_io(file: &str, pos: u64, e: std::io::Error) -> MysqlError {
-    MysqlError::Stream { file: file.to_string(), pos, reason: format!("cannot parse event: {e}"), transient: false }
-}
-
-fn stream_error(file: &str, pos: u64, e: mysql_async::Error) -> MysqlError {
+fn stream_error(at: BinlogAt, e: mysql_async::Error) -> MysqlError {
     if let mysql_async::Error::Server(s) = &e {
         if s.code == codes::SOURCE_FATAL_ERROR_READING_BINLOG {
             // Only the server's own word makes it a purge; otherwise say what it said.
             if s.message.to_ascii_lowercase().contains("purged") {
-                return MysqlError::PositionPurged { requested: format!("{file}:{pos}"), available: s.message.clone() };
+                return MysqlError::PositionPurged {
+                    requested: format!("{}:{}", at.file, at.pos),
+                    available: s.message.clone(),
+                };
             }
             return MysqlError::Stream {
-                file: file.to_string(),
-                pos,
+                at,
                 reason: format!(
                     "the source refused to send its binlog from here: {} (error {}). Check that the job's start position is one this source wrote (SELECT @@gtid_binlog_pos, SHOW BINARY LOGS on it), or leave Gtid empty for a full copy",
                     s.message, s.code
@@ -1043,12 +1128,7 @@ fn stream_error(file: &str, pos: u64, e: mysql_async::Error) -> MysqlError {
             };
         }
     }
-    MysqlError::Stream {
-        file: file.to_string(),
-        pos,
-        reason: e.to_string(),
-        transient: crate::error::is_transient_driver_error(&e),
-    }
+    MysqlError::Stream { at, reason: e.to_string(), transient: crate::error::is_transient_driver_error(&e) }
 }
 
 /// Turns a panic inside the binlog library's event parsing (it unwraps on some malformed packets) into an

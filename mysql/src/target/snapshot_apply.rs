@@ -292,8 +292,7 @@ async fn wait_for_earlier_writers(conn: &mut Conn, job: &str) -> Result<()> {
             started = std::time::Instant::now();
         } else if started.elapsed() > std::time::Duration::from_secs(600) {
             return Err(MysqlError::Stream {
-                file: String::new(),
-                pos: 0,
+                at: crate::error::BinlogAt::default(),
                 reason: format!(
                     "chunk writes of an earlier process of job {job} still run on the target after 10 minutes"
                 ),
