@@ -60,3 +60,113 @@ async fn metrics_follow_replication() {
     }
     dtle.stop_cleanly().await;
 }
+
+/// The broker for the Kafka case, or `None` (after printing why) when it is not configured and not required.
+fn kafka_brokers() -> Option<String> {
+    match std::env::var("DTLE_TEST_KAFKA").ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(v.trim().to_string()),
+        None if servers_required() => {
+            panic!("DTLE_TEST_KAFKA is not set (tests/kafka.sh start; eval \"$(tests/kafka.sh env)\")")
+        }
+        None => {
+            println!("skipping: DTLE_TEST_KAFKA is not set");
+            None
+        }
+    }
+}
+
+/// Regression (issue 13): the lag gauge is the dest loop's, the same for every sink — Kafka jobs never set it. A
+/// source transaction logged 1000 s in the past (`SET TIMESTAMP`) shows as about 1000 s of lag with a MySQL target
+/// and with a Kafka target, in one process and with src and dest over NATS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_gauge_follows_the_source_for_every_target() {
+    let Some(ctx) = Ctx::new("metrics-lag").await else {
+        return;
+    };
+    let Some(brokers) = kafka_brokers() else { return };
+    let s = &ctx.s;
+    let schema = "e2e_metrics_lag";
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v INT)")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.t VALUES (1, 0)")).await;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let topic = format!("lag{}", nanos % 1_000_000_000_000);
+    let mysql_job = ctx.job("mysql.hcl", "e2e_metrics_lag_mysql", s.src, s.dst, &replicate_schema(schema));
+    reset_target(&mut dst, schema, "e2e_metrics_lag_mysql").await;
+    let kafka_job = ctx.path().join("kafka.hcl");
+    write_file(
+        &kafka_job,
+        &kafka_job_hcl(
+            "e2e_metrics_lag_kafka",
+            &replicate_schema(schema),
+            &s.conn_hcl(s.src),
+            &format!("Topic = \"{topic}\"\nBrokers = [\"{brokers}\"]"),
+        ),
+    );
+    let mut cases = vec![
+        ("mysql", mysql_job, "e2e_metrics_lag_mysql", None),
+        ("kafka", kafka_job.clone(), "e2e_metrics_lag_kafka", None),
+    ];
+    if let Some(nats) = nats_url() {
+        cases.push(("kafka over NATS", kafka_job, "e2e_metrics_lag_kafka", Some(nats)));
+    }
+    for (round, (what, job, job_name, nats)) in cases.into_iter().enumerate() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let data = format!("data-{round}");
+        let mut procs = Vec::new();
+        match &nats {
+            None => {
+                procs.push(Dtle::run_with(ctx.path(), &job, &format!("{round}.log"), &data, &["--metrics-addr", &addr]))
+            }
+            Some(url) => {
+                let link = ["--transport", "nats", "--nats", url.as_str()];
+                procs.push(Dtle::run_with(
+                    ctx.path(),
+                    &job,
+                    &format!("{round}-dest.log"),
+                    &format!("{data}-dest"),
+                    &[&link[..], &["--only", "dest", "--metrics-addr", &addr]].concat(),
+                ));
+                procs.push(Dtle::run_with(
+                    ctx.path(),
+                    &job,
+                    &format!("{round}-src.log"),
+                    &format!("{data}-src"),
+                    &[&link[..], &["--only", "src"]].concat(),
+                ));
+            }
+        }
+        // A transaction the source logs as 1000 s old, once the job runs.
+        let mut written = false;
+        let w =
+            Waiter::new(format!("{what}: the lag gauge shows the old transaction")).with_limit(Duration::from_secs(60));
+        loop {
+            let body = http_request(&addr, "GET", "/metrics").map(|(_, b)| String::from_utf8_lossy(&b).into_owned());
+            if let Ok(text) = &body {
+                let copied = metric(text, "dtle_snapshot_rows_total", job_name).is_some_and(|r| r >= 1.0);
+                if copied && !written {
+                    exec(&mut src, "SET TIMESTAMP = UNIX_TIMESTAMP() - 1000").await;
+                    exec(&mut src, &format!("UPDATE {schema}.t SET v = v + 1 WHERE id = 1")).await;
+                    exec(&mut src, "SET TIMESTAMP = DEFAULT").await;
+                    written = true;
+                }
+                let lag = metric(text, "dtle_delay_seconds", job_name).unwrap_or(0.0);
+                if written && lag > 900.0 {
+                    assert!(lag < 1200.0, "{what}: lag {lag}");
+                    break;
+                }
+                w.note(format!("{what}: copied {copied}, lag {lag}; metrics: {text}"));
+            }
+            w.tick(procs.first_mut()).await;
+        }
+        for mut p in procs.into_iter().rev() {
+            p.stop_cleanly().await;
+        }
+    }
+}
