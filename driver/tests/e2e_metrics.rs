@@ -170,3 +170,83 @@ async fn the_lag_gauge_follows_the_source_for_every_target() {
         }
     }
 }
+
+/// Regression (issue 13): KafkaConfig's MessageGroupMaxSize / MessageGroupTimeout group messages in the dest loop
+/// for every link — they only worked with src and dest in one process. Five source transactions 300 ms apart (each
+/// its own batch: GroupTimeout is 100 ms) go to the broker in one or two groups when the dest may wait 3 s for
+/// more, over NATS as in one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_message_groups_wait_for_more_over_nats_as_in_one_process() {
+    let Some(ctx) = Ctx::new("metrics-kafka-groups").await else {
+        return;
+    };
+    let Some(brokers) = kafka_brokers() else { return };
+    let Some(nats) = nats_url() else { return };
+    let s = &ctx.s;
+    let schema = "e2e_metrics_kgroups";
+    let job_name = "e2e_metrics_kgroups";
+    let mut src = s.src_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v INT)")).await;
+    exec(&mut src, &format!("INSERT INTO {schema}.t VALUES (1, 0)")).await;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let job = ctx.path().join("kafka.hcl");
+    write_file(
+        &job,
+        &kafka_job_hcl(
+            job_name,
+            &replicate_schema(schema),
+            &s.conn_hcl(s.src),
+            &format!(
+                "Topic = \"kgroups{}\"\nBrokers = [\"{brokers}\"]\nMessageGroupMaxSize = 1048576\nMessageGroupTimeout = 3000",
+                nanos % 1_000_000_000_000
+            ),
+        ),
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let link = ["--transport", "nats", "--nats", nats.as_str()];
+    let mut dest = Dtle::run_with(
+        ctx.path(),
+        &job,
+        "dest.log",
+        "data-dest",
+        &[&link[..], &["--only", "dest", "--metrics-addr", &addr]].concat(),
+    );
+    let mut srcp = Dtle::run_with(ctx.path(), &job, "src.log", "data-src", &[&link[..], &["--only", "src"]].concat());
+    let read = |name: &'static str| {
+        let addr = addr.clone();
+        move || -> Option<f64> {
+            let (_, body) = http_request(&addr, "GET", "/metrics").ok()?;
+            metric(&String::from_utf8_lossy(&body), name, job_name)
+        }
+    };
+    let (commits, txs) = (read("dtle_target_commits_total"), read("dtle_applied_transactions_total"));
+    let w = Waiter::new("the full copy").with_limit(Duration::from_secs(60));
+    while !read("dtle_snapshot_rows_total")().is_some_and(|r| r >= 1.0) {
+        w.tick(Some(&mut dest)).await;
+    }
+    // The copy's group is acknowledged; nothing else is in flight.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (commits_before, txs_before) = (commits().unwrap_or(0.0), txs().unwrap_or(0.0));
+    for i in 0..5 {
+        exec(&mut src, &format!("UPDATE {schema}.t SET v = {} WHERE id = 1", i + 1)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let w = Waiter::new("the five transactions are produced").with_limit(Duration::from_secs(60));
+    while txs().unwrap_or(0.0) < txs_before + 5.0 {
+        let text = http_request(&addr, "GET", "/metrics").map(|(_, b)| String::from_utf8_lossy(&b).into_owned());
+        w.note(format!("transactions {:?} (before {txs_before}); metrics: {text:?}", txs()));
+        w.tick(Some(&mut dest)).await;
+    }
+    let groups = commits().unwrap_or(0.0) - commits_before;
+    assert!(
+        (1.0..=2.0).contains(&groups),
+        "5 transactions went out in {groups} groups; expected 1 or 2 (MessageGroupTimeout = 3000)"
+    );
+    srcp.stop_cleanly().await;
+    dest.stop_cleanly().await;
+}
