@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod plan;
 pub mod plugin;
 pub mod standalone;
+pub mod verify;
 mod watchdog;
 pub mod wire;
