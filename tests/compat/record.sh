@@ -15,7 +15,7 @@
 #
 # dtle's side: `cargo test -p dtle --test e2e_kafka debezium_compat` with DTLE_COMPAT_RECORD_DTLE set, against the
 # same instance (plus two more, 3352/3353, which the e2e harness wants) and a broker of its own on port
-# $DTLE_COMPAT_KAFKA_PORT (default 9192) unless DTLE_TEST_KAFKA names one; it writes recorded/dtle.tsv and compares.
+# $DTLE_COMPAT_KAFKA_PORT (default 9292; 9192 is e2e_kafka's own broker-restart test's) unless DTLE_TEST_KAFKA names one; it writes recorded/dtle.tsv and compares.
 # Needs java 17+, mvn, MariaDB; cargo for dtle's side.
 set -euo pipefail
 
@@ -28,7 +28,7 @@ export DTLE_TEST_DIR
 LOG_TAG="compat/record.sh${1:+ $1}"
 
 : "${DTLE_COMPAT_PORT:=3351}"
-: "${DTLE_COMPAT_KAFKA_PORT:=9192}"
+: "${DTLE_COMPAT_KAFKA_PORT:=9292}"
 # The e2e harness's source instance of this directory (`tests/mariadb.sh up` finds it running).
 NAME=src
 VERSION_OPTION="version=5.7.19-MariaDB-10.11.19-log"
