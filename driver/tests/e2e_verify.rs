@@ -1,6 +1,6 @@
 //! `dtle verify`: chunk-by-chunk comparison of source and target while the job runs. A job under continuous writes
 //! verifies equal run after run; a row changed by hand on the target is reported with exactly its table and key
-//! range, and passes again once fixed; `Where` + renames + column maps, `ParallelWorkers = 4` and a table without a
+//! range, and passes again once fixed by hand or by `--repair` (also under writes); `Where` + renames + column maps, `ParallelWorkers = 4` and a table without a
 //! key verify too; results are kept on the target and shown by `--status`; refusals exit 2.
 
 mod common;
@@ -128,6 +128,28 @@ async fn under_writes_equal_then_a_changed_row_is_found_and_fixed() {
     let f =
         verify(&ctx, "ignore_extra", &job, &["--chunk-size", "20", "--hot-retries", "30", "--ignore-extra-rows"]).await;
     assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+
+    // --repair under writes: the changed row and the extra row are rewritten at the job's position, the chunks
+    // checked again; the next run is equal.
+    exec(&mut dst, &format!("UPDATE {schema}.tk SET v = -1 WHERE id = 1060")).await;
+    let f = verify(&ctx, "repair", &job, &["--chunk-size", "20", "--hot-retries", "30", "--repair"]).await;
+    assert_eq!(f.code, Some(1), "differences were found: {}{}", f.stdout, f.stderr);
+    let lines = unequal_lines(&f);
+    assert_eq!(lines.len(), 2, "{}", f.stdout);
+    assert!(lines.iter().all(|l| l.contains(": repaired: ") && l.contains("equal when checked again")), "{}", f.stdout);
+    assert!(
+        lines.iter().any(|l| l.contains("(key 1060)") && l.contains("1 row(s) written, 0 deleted")),
+        "{}",
+        f.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("(key 5000)") && l.contains("0 row(s) written, 1 deleted")),
+        "{}",
+        f.stdout
+    );
+    let f = verify(&ctx, "after_repair", &job, &["--chunk-size", "20", "--hot-retries", "30"]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+    load.wait_progress(20, &mut [&mut dtle]).await;
 
     load.stop().await;
     dtle.stop_cleanly().await;
@@ -257,6 +279,12 @@ async fn parallel_workers_and_a_keyless_table_verify() {
     let lines = unequal_lines(&f);
     assert_eq!(lines.len(), 1, "{}", f.stdout);
     assert!(lines[0].contains("whole table") && lines[0].contains("1 source row(s) not on the target"), "{}", lines[0]);
+    let f = verify(&ctx, "keyless_repair", &job, &["--tables", &format!("{schema}.tn"), "--repair"]).await;
+    assert_eq!(f.code, Some(1), "{}{}", f.stdout, f.stderr);
+    assert!(f.stdout.contains("repaired (") && f.stdout.contains("equal when checked again"), "{}", f.stdout);
+    let f = verify(&ctx, "keyless_repaired", &job, &["--tables", &format!("{schema}.tn")]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+    assert_load_tables_equal(&mut src, &mut dst, schema).await;
     dtle.stop_cleanly().await;
 }
 
@@ -272,7 +300,6 @@ async fn refusals_and_bad_options_exit_2_with_the_field_named() {
     exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)")).await;
     let job = ctx.job("job.hcl", "e2e_verify_refuse", s.src, s.dst, &replicate_schema(schema));
     for (name, args, needle) in [
-        ("repair", vec!["--repair"], "--repair"),
         ("tables", vec!["--tables", "nosuch.t"], "--tables"),
         ("tables_shape", vec!["--tables", "nodot"], "db.table"),
         ("chunk", vec!["--chunk-size", "0"], "--chunk-size"),

@@ -50,14 +50,16 @@
 //! they are counted and shown but do not make the chunk different; each source is then verified against its own
 //! rows only.
 //!
-//! # Not here
+//! # Repair, and what is refused
 //!
-//! `--repair` is refused (re-copy through the job's apply path is not built yet). Kafka targets are refused. Jobs
-//! whose `SqlFilter` leaves out row changes are refused (their target is not meant to equal the source). Under
+//! `--repair` rewrites a chunk found different at the job's position (see `repair`), then checks it again.
+//! Kafka targets are refused. Jobs whose `SqlFilter` leaves out row changes are refused (their target is not
+//! meant to equal the source). Under
 //! Nomad, run the same command with the job file (it reads the job's servers from it).
 
 mod compare;
 mod read;
+mod repair;
 mod store;
 
 use std::collections::HashMap;
@@ -119,7 +121,8 @@ pub struct VerifyArgs {
     /// Show the job's last verify run (stored on the target) instead of verifying.
     #[arg(long)]
     pub status: bool,
-    /// Re-copy differing chunks (not available in this build: refused).
+    /// Rewrite each chunk found different with the source's rows, on the target, at the job's position (while the
+    /// job runs: it waits for the repair), then check it again.
     #[arg(long)]
     pub repair: bool,
 }
@@ -156,15 +159,6 @@ fn invalid(field: &str, value: impl Into<String>, reason: impl Into<String>) -> 
 
 async fn verify(args: &VerifyArgs) -> Result<u8, DriverError> {
     let job = parse_job_file(&args.job)?.resolve()?;
-    if args.repair {
-        return Err(DriverError::Unsupported {
-            job: job.name.clone(),
-            field: "--repair".into(),
-            reason: "re-copying differing chunks is not available in this build; fix the rows verify lists by hand \
-                     (or copy the table again with a new full copy) and run verify again"
-                .into(),
-        });
-    }
     if matches!(job.target, TargetConfig::Kafka(_)) {
         return Err(DriverError::Unsupported {
             job: job.name.clone(),
@@ -481,9 +475,9 @@ impl<'a> Verifier<'a> {
             for r in &results {
                 match r.verdict {
                     "equal" => self.counts.equal += 1,
-                    "different" => {
+                    "different" | "repaired" => {
                         self.counts.different += 1;
-                        println!("  {label}: chunk {} {}: different: {}", r.chunk_no, r.key_range, r.detail);
+                        println!("  {label}: chunk {} {}: {}: {}", r.chunk_no, r.key_range, r.verdict, r.detail);
                     }
                     _ => {
                         self.counts.not_verified += 1;
@@ -548,6 +542,12 @@ impl<'a> Verifier<'a> {
 
     /// Source rows of a chunk's range in the open source snapshot, as a row set.
     async fn source_range(&mut self, table: &TablePlan, chunk: &Chunk) -> Result<RowSet, DriverError> {
+        let rows = self.source_range_rows(table, chunk).await?;
+        Ok(RowSet::build(&rows, &table.key, &table.canons))
+    }
+
+    /// Source rows of a chunk's range in the open source snapshot, transformed (`Where`, column map).
+    async fn source_range_rows(&mut self, table: &TablePlan, chunk: &Chunk) -> Result<Vec<Vec<Value>>, DriverError> {
         let sql = if table.keyed() {
             format!(
                 "SELECT {} FROM {} WHERE {}",
@@ -560,7 +560,7 @@ impl<'a> Verifier<'a> {
         };
         let rows = self.source.rows(&sql, &table.source.columns, &table.source_name()).await?;
         self.rate.account(rows.len()).await;
-        Ok(RowSet::build(&table.transform(rows)?, &table.key, &table.canons))
+        table.transform(rows)
     }
 
     /// Target rows of a chunk's range in the open target snapshot.
@@ -706,6 +706,17 @@ impl<'a> Verifier<'a> {
             let mut result = self.check(table, std::slice::from_ref(chunk), &g1).await?;
             (verdict, target_rows) = result.pop().unwrap_or((Verdict::Hot, 0));
         }
+        let mut repaired = None;
+        if self.args.repair && matches!(verdict, Verdict::Different(_)) {
+            let done = self.repair(table, chunk).await?;
+            let g1 = self.source.begin_source().await?;
+            chunk.s1 = self.source_range(table, chunk).await?;
+            self.source.end().await?;
+            let mut result = self.check(table, std::slice::from_ref(chunk), &g1).await?;
+            let (after, rows) = result.pop().unwrap_or((Verdict::Hot, 0));
+            repaired = Some((done, matches!(after, Verdict::Equal)));
+            target_rows = rows;
+        }
         let key_range = if table.keyed() {
             format!(
                 "{} {}",
@@ -759,7 +770,25 @@ impl<'a> Verifier<'a> {
                         d.extra.len()
                     ));
                 }
-                ("different", format!("{}; checked {} times", parts.join(", "), different))
+                let mut detail = format!("{}; checked {} times", parts.join(", "), different);
+                match &repaired {
+                    Some((done, true)) => {
+                        detail.push_str(&format!(
+                            "; repaired ({} row(s) written, {} deleted) and equal when checked again",
+                            done.written, done.deleted
+                        ));
+                        ("repaired", detail)
+                    }
+                    Some((done, false)) => {
+                        detail.push_str(&format!(
+                            "; repaired ({} row(s) written, {} deleted) but not equal when checked again (the range \
+                             changed meanwhile): run verify again",
+                            done.written, done.deleted
+                        ));
+                        ("different", detail)
+                    }
+                    None => ("different", detail),
+                }
             }
         };
         Ok(ChunkRow {

@@ -126,14 +126,8 @@ impl Reader {
             .await
             .or_else(missing_table_is_none)
             .map_err(|e| MysqlError::query(format!("reading the job's position from {POSITION_TABLE}"), e))?;
-        let position = row.map(|(stage, flavor, gtid, file, pos)| {
-            let gtid = match flavor.as_str() {
-                "mysql" if !gtid.trim().is_empty() => gtid.parse().ok().map(GtidState::Mysql),
-                "mariadb" => gtid.parse().ok().map(GtidState::Mariadb),
-                _ => None,
-            };
-            (stage, Position { gtid, binlog_file: file, binlog_pos: pos })
-        });
+        let position =
+            row.map(|(stage, flavor, gtid, file, pos)| (stage, position_from_row(&flavor, &gtid, file, pos)));
         let applied_sql = format!("SELECT COUNT(*) FROM {APPLIED_TABLE} WHERE job_name = ?");
         let applied: Option<u64> = self
             .conn
@@ -171,6 +165,17 @@ impl Reader {
     pub async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
+}
+
+/// A position row's columns (`flavor`, `gtid_set`, `binlog_file`, `binlog_pos`) as a position; a GTID that does not
+/// parse is left out (file/pos still compare).
+pub fn position_from_row(flavor: &str, gtid: &str, binlog_file: String, binlog_pos: u64) -> Position {
+    let gtid = match flavor {
+        "mysql" if !gtid.trim().is_empty() => gtid.parse().ok().map(GtidState::Mysql),
+        "mariadb" => gtid.parse().ok().map(GtidState::Mariadb),
+        _ => None,
+    };
+    Position { gtid, binlog_file, binlog_pos }
 }
 
 fn missing_table_is_none<T>(e: mysql_async::Error) -> Result<Option<T>, mysql_async::Error> {
