@@ -327,7 +327,7 @@ impl Encoder {
                 let default = defaults
                     .and_then(|d| d.get(&c.name))
                     .and_then(|d| d.as_ref())
-                    .and_then(|sql| default_json(&kind, sql, &self.opts.date_time_zone));
+                    .and_then(|sql| default_json(&kind, c.nullable, sql, &self.opts.date_time_zone));
                 Ok(ColumnPlan { name: c.name.clone(), field, kind, optional: c.nullable, default })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -564,8 +564,9 @@ impl Encoder {
     /// Follows a DDL statement of the binlog (as run on the target: target names, `schema` its default database): defaults of `ALTER TABLE ... ADD/MODIFY/CHANGE/ALTER COLUMN`,
     /// `CREATE TABLE` (and `DROP`/`RENAME` forgetting or moving them).
     pub fn note_ddl(&mut self, schema: &str, sql: &str) {
+        // The statement may name another database than its default one: every plan is rebuilt (DDL is rare).
         if crate::ddl::apply_ddl_defaults(&mut self.defaults, schema, sql) {
-            self.plans.remove(schema);
+            self.plans.clear();
         }
     }
 

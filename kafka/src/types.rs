@@ -552,12 +552,29 @@ pub fn write_value(
 }
 
 /// A column's DDL default as the JSON Debezium puts into the schema (and JsonConverter writes for a null value);
-/// `None` for defaults it cannot know from the text (`current_timestamp()`, expressions) or types without one.
-pub fn default_json(kind: &Kind, d: &SqlDefault, zone: &crate::envelope::DateTimeZone) -> Option<Vec<u8>> {
+/// `None` for defaults it cannot know from the text (expressions) or types without one.
+pub fn default_json(
+    kind: &Kind,
+    optional: bool,
+    d: &SqlDefault,
+    zone: &crate::envelope::DateTimeZone,
+) -> Option<Vec<u8>> {
     let text = match d {
         SqlDefault::Str(s) => s.as_str(),
         SqlDefault::Bare(b) => b.as_str(),
     };
+    // CURRENT_TIMESTAMP (NOW(), ...): Debezium gives a DATETIME column the epoch, a TIMESTAMP column the epoch when
+    // it is NOT NULL and no default otherwise.
+    let lower = text.to_ascii_lowercase();
+    if matches!(d, SqlDefault::Bare(_))
+        && ["current_timestamp", "now(", "localtime", "localtimestamp"].iter().any(|f| lower.starts_with(f))
+    {
+        return match kind {
+            Kind::ZonedTimestamp { .. } if !optional => Some(b"\"1970-01-01T00:00:00Z\"".to_vec()),
+            Kind::Timestamp { .. } => Some(b"0".to_vec()),
+            _ => None,
+        };
+    }
     let bits = |t: &str| -> Option<u64> {
         let inner = t.strip_prefix("b'").or_else(|| t.strip_prefix("B'"))?.strip_suffix('\'')?;
         u64::from_str_radix(inner, 2).ok()
@@ -571,9 +588,10 @@ pub fn default_json(kind: &Kind, d: &SqlDefault, zone: &crate::envelope::DateTim
         Some(v)
     };
     let value = match kind {
+        // A BIGINT UNSIGNED default above 2^63-1 is Long.MAX_VALUE in Debezium's schema (values wrap instead).
         Kind::Int16 | Kind::Int32 | Kind::Int64 | Kind::Year => match text.parse::<i64>() {
             Ok(i) => Value::Int(i),
-            Err(_) => Value::UInt(text.parse().ok()?),
+            Err(_) => Value::Int(text.parse::<u64>().ok()?.min(i64::MAX as u64) as i64),
         },
         Kind::Boolean => Value::Bit(bits(text).or_else(|| text.parse().ok())?),
         Kind::Bits { .. } => Value::Bit(bits(text).or_else(|| text.parse().ok())?),
@@ -624,7 +642,18 @@ pub fn default_json(kind: &Kind, d: &SqlDefault, zone: &crate::envelope::DateTim
             }
             SqlDefault::Bare(_) => return None,
         },
-        Kind::Bytes | Kind::Json | Kind::Geometry | Kind::Point => return None,
+        Kind::Bytes => match d {
+            SqlDefault::Str(s) => Value::Bytes(s.as_bytes().to_vec()),
+            SqlDefault::Bare(b) => {
+                let hex = b.strip_prefix("x'").or_else(|| b.strip_prefix("X'"))?.strip_suffix('\'')?;
+                let bytes: Option<Vec<u8>> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .collect();
+                Value::Bytes(bytes?)
+            }
+        },
+        Kind::Json | Kind::Geometry | Kind::Point => return None,
     };
     // Zero dates have no default value in Debezium's schemas.
     if matches!(value, Value::Date { month: 0, .. } | Value::Date { day: 0, .. })
@@ -733,6 +762,50 @@ mod tests {
         }
         let mut out = Vec::new();
         assert!(write_value(&mut out, &kind, &Value::Bytes(vec![0; 10]), true, &zone).is_err(), "not a point");
+    }
+
+    #[test]
+    fn column_defaults_as_debezium_writes_them() {
+        // Each as Debezium 3.6.1 wrote it in tests/compat/recorded/debezium.tsv.
+        let zone = crate::envelope::DateTimeZone::Fixed(0);
+        let column = |data_type: &str, column_type: &str| ColumnMeta {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            unsigned: column_type.contains("unsigned"),
+            nullable: true,
+            generated: false,
+            charset: Some("utf8mb4".into()),
+            collation: None,
+        };
+        let json = |data_type: &str, column_type: &str, optional: bool, d: SqlDefault| {
+            let kind = column_kind(&column(data_type, column_type)).unwrap();
+            default_json(&kind, optional, &d, &zone).map(|b| String::from_utf8(b).unwrap())
+        };
+        let bare = |s: &str| SqlDefault::Bare(s.into());
+        let text = |s: &str| SqlDefault::Str(s.into());
+        assert_eq!(json("int", "int(11)", true, bare("-3")).as_deref(), Some("-3"));
+        assert_eq!(
+            json("bigint", "bigint(20) unsigned", true, bare("18446744073709551615")).as_deref(),
+            Some("9223372036854775807")
+        );
+        assert_eq!(json("decimal", "decimal(8,3)", true, bare("12.500")).as_deref(), Some("\"MNQ=\""));
+        assert_eq!(json("double", "double", true, bare("1e20")).as_deref(), Some("1.0E20"));
+        assert_eq!(json("bit", "bit(1)", true, bare("b'1'")).as_deref(), Some("true"));
+        assert_eq!(json("date", "date", false, text("2000-01-01")).as_deref(), Some("10957"));
+        assert_eq!(
+            json("timestamp", "timestamp", false, text("2001-02-03 04:05:06")).as_deref(),
+            Some("\"2001-02-03T04:05:06Z\"")
+        );
+        assert_eq!(
+            json("timestamp", "timestamp", false, bare("current_timestamp()")).as_deref(),
+            Some("\"1970-01-01T00:00:00Z\"")
+        );
+        assert_eq!(json("timestamp", "timestamp(3)", true, bare("current_timestamp(3)")), None);
+        assert_eq!(json("datetime", "datetime", true, bare("current_timestamp()")).as_deref(), Some("0"));
+        assert_eq!(json("varbinary", "varbinary(4)", true, text("ab")).as_deref(), Some("\"YWI=\""));
+        assert_eq!(json("varchar", "varchar(10)", true, text("默认")).as_deref(), Some("\"默认\""));
+        assert_eq!(json("date", "date", true, text("0000-00-00")), None);
     }
 
     #[test]
