@@ -14,6 +14,7 @@
 #   my.cnf  data/  mariadb-bin.*  error.log  mariadbd.pid  mariadbd.sock  mariadbd.out  install.log
 # Env: DTLE_TEST_DURABLE=1 -> innodb_flush_log_at_trx_commit=1 + sync_binlog=1 (default 2 + 0, fast).
 #      DTLE_TEST_{SRC,DST,DST2}_PORT, DTLE_TEST_HOST, DTLE_TEST_USER, DTLE_TEST_PASSWORD override `env`/`up`.
+#      DTLE_TEST_MARIADB_EXTRA="opt=value;opt2=value" -> extra [mysqld] lines for instances started now.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -34,7 +35,7 @@ STOP_TIMEOUT=20
 LOCK_FD=8
 
 usage() {
-    sed -n '2,16p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$SCRIPT" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -168,6 +169,7 @@ collation_server=utf8mb4_general_ci
 skip_name_resolve
 performance_schema=OFF
 max_connections=500
+$(tr ';' '\n' <<<"${DTLE_TEST_MARIADB_EXTRA:-}")
 
 [client]
 protocol=tcp

@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod plugin;
 pub mod standalone;
+pub mod verify;
 mod watchdog;
 pub mod wire;

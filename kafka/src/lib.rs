@@ -4,11 +4,13 @@
 //! for the change types and dtle-metadata for positions; must not import Nomad, NATS or Consul code: `driver/`
 //! connects this crate to those.
 
+pub mod connect;
+mod ddl;
 pub mod envelope;
 pub mod error;
 pub mod sink;
 pub mod types;
 
-pub use envelope::{parse_time_zone, DateTimeZone, Encoder, EnvelopeOptions, Record, SourceInfo};
+pub use envelope::{parse_time_zone, DateTimeZone, Encoder, EnvelopeOptions, Record, Snapshot, SourceInfo};
 pub use error::KafkaError;
 pub use sink::{KafkaSink, Produced, SinkOptions, SinkStats};

@@ -2,19 +2,21 @@
 //! no duplicates from the producer's own retries), and reports a position only once the broker acknowledged every
 //! message before it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dtle_metadata::{JobStage, Position};
 use dtle_mysql::change::gtid_origin;
-use dtle_mysql::{Change, TxEvent};
+use dtle_mysql::schema::TableMeta;
+use dtle_mysql::{Change, TxEvent, Value};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
 use tracing::{debug, error, info, warn};
 
-use crate::envelope::{Encoder, EnvelopeOptions, Record, SourceInfo};
+use crate::envelope::{Encoder, EnvelopeOptions, Record, Snapshot, SourceInfo};
 use crate::error::{KafkaError, Result};
 
 /// How to reach the brokers.
@@ -179,6 +181,9 @@ pub struct KafkaSink {
     pending: Vec<Pending>,
     /// The snapshot's position, for the `source` block of `r` events; `Some` while the full copy runs.
     snapshot: Option<SourceInfo>,
+    /// Full-copy rows not sent yet, to mark them as Debezium 3.x does (`first`, `first_in_data_collection`,
+    /// `last_in_data_collection`, `last`); see [`SnapshotMarks`].
+    marks: SnapshotMarks,
     records: Vec<Record>,
     /// Rows already produced of a big source transaction arriving in parts: `source.row` continues across its
     /// parts, so (`gtid`, `row`, `op`) stays unique within the transaction, as consumers de-duplicate on it.
@@ -186,8 +191,58 @@ pub struct KafkaSink {
     pub stats: SinkStats,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// The full copy's `CREATE TABLE IF NOT EXISTS \`db\`.\`t\` ...` (as run on a MySQL target) in the form Debezium
+/// sends, `SHOW CREATE TABLE`'s: `CREATE TABLE \`t\` ...`.
+fn show_create_form(create_sql: &str, schema: &str, table: &str) -> String {
+    let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
+    let ours = format!("CREATE TABLE IF NOT EXISTS {}.{}", quote(schema), quote(table));
+    match create_sql.strip_prefix(&ours) {
+        Some(rest) => format!("CREATE TABLE {}{rest}", quote(table)),
+        None => create_sql.to_string(),
+    }
+}
+
+/// A full-copy row held back until the next row of its table (or the table's end) says how to mark it.
+struct HeldRow {
+    table: Arc<TableMeta>,
+    row: Vec<Value>,
+    first_of_table: bool,
+    first_of_copy: bool,
+}
+
+/// Debezium 3.x marks full-copy records in `source.snapshot`: `first` (the copy's first row), `last` (its last),
+/// `first_in_data_collection` / `last_in_data_collection` (a table's first and last: a table's only row is its
+/// last), `true` otherwise. Whether a row is the last of its table is known at the next row or the table's end, so
+/// each table's latest row waits here; the last finished table's last row waits for the copy's end.
+#[derive(Default)]
+struct SnapshotMarks {
+    /// Per table (`db.table`): its latest row.
+    held: HashMap<Arc<str>, HeldRow>,
+    /// The last row of the table that finished last: `last` if no other table finishes after it.
+    finished: Option<HeldRow>,
+    /// Tables whose first row was seen.
+    started: std::collections::HashSet<Arc<str>>,
+    any_row: bool,
+}
+
+impl HeldRow {
+    fn mark(&self, last_of_table: bool, last_of_copy: bool) -> Snapshot {
+        if self.first_of_copy {
+            Snapshot::First
+        } else if last_of_copy {
+            Snapshot::Last
+        } else if last_of_table {
+            Snapshot::LastInDataCollection
+        } else if self.first_of_table {
+            Snapshot::FirstInDataCollection
+        } else {
+            Snapshot::True
+        }
+    }
 }
 
 impl KafkaSink {
@@ -208,6 +263,7 @@ impl KafkaSink {
             user: opts.user.clone().unwrap_or_default(),
             pending: Vec::new(),
             snapshot: None,
+            marks: SnapshotMarks::default(),
             records: Vec::new(),
             rows_of_open_transaction: 0,
             stats: SinkStats::default(),
@@ -246,41 +302,58 @@ impl KafkaSink {
         let mut safe: Option<(JobStage, Position)> = None;
         for change in changes {
             self.records.clear();
-            let now = now_ms();
+            let now = now_ns();
             match change {
                 Change::SnapshotStart { position, .. } => {
                     self.snapshot = Some(SourceInfo {
-                        snapshot: true,
+                        snapshot: Snapshot::True,
                         gtid: None,
                         file: position.binlog_file.clone(),
                         pos: position.binlog_pos,
                         server_id: 0,
-                        ts_ms: now,
+                        ts_ms: now / 1_000_000,
                     });
+                    self.marks = SnapshotMarks::default();
                     safe = Some((JobStage::Snapshot, Position::default()));
                 }
                 Change::CreateTable { table, create_sql, .. } => {
+                    self.encoder.note_create_table(table, create_sql);
                     let src = self.snapshot_source(now);
-                    let r = self.encoder.schema_change(&table.target_schema, create_sql, &src, now);
+                    let ddl = show_create_form(create_sql, &table.target_schema, &table.target_name);
+                    let r = self.encoder.schema_change(&table.target_schema, Some(&table.target_name), &ddl, &src, now);
                     self.records.push(r);
                     self.stats.ddl += 1;
                 }
                 Change::SnapshotRows { table, rows } => {
-                    let src = self.snapshot_source(now);
-                    for row in rows {
-                        self.encoder.snapshot_row(table, row, &src, now, &mut self.records)?;
+                    for (i, row) in rows.iter().enumerate() {
+                        // Only a chunk's last row may be its table's last: the others go at once.
+                        self.snapshot_row(table, row, i + 1 == rows.len(), now)?;
                     }
                     self.stats.snapshot_rows += rows.len() as u64;
                 }
-                Change::SnapshotTableDone { .. } => {}
+                Change::SnapshotTableDone { table, .. } => {
+                    let label: Arc<str> = table.source_name().into();
+                    if let Some(last) = self.marks.held.remove(&label) {
+                        if let Some(earlier) = self.marks.finished.replace(last) {
+                            self.emit_snapshot_row(&earlier, true, false, now)?;
+                        }
+                    }
+                }
                 Change::SnapshotDone { position } => {
+                    let held: Vec<HeldRow> = self.marks.held.drain().map(|(_, h)| h).collect();
+                    for h in &held {
+                        self.emit_snapshot_row(h, true, false, now)?;
+                    }
+                    if let Some(last) = self.marks.finished.take() {
+                        self.emit_snapshot_row(&last, true, true, now)?;
+                    }
                     self.snapshot = None;
                     safe = Some((JobStage::Incremental, position.clone()));
                 }
                 Change::Tx(tx) => {
                     let gtid = Some(tx.gtid.clone()).filter(|g| !g.is_empty());
                     let src = SourceInfo {
-                        snapshot: false,
+                        snapshot: Snapshot::False,
                         server_id: gtid.as_deref().map(|g| gtid_origin(g).parse().unwrap_or(0)).unwrap_or(0),
                         gtid,
                         file: tx.position.binlog_file.clone(),
@@ -295,8 +368,20 @@ impl KafkaSink {
                                 row_index += 1;
                                 self.stats.row_changes += 1;
                             }
-                            TxEvent::Ddl { schema, sql, .. } => {
-                                let r = self.encoder.schema_change(schema, sql, &src, now);
+                            TxEvent::Ddl { schema, sql, tables } => {
+                                self.encoder.note_ddl(schema, sql);
+                                // Debezium's source.table: the table of a statement about one table; its
+                                // databaseName: the tables' database (a statement run without a default database
+                                // names it).
+                                let table = match tables.as_slice() {
+                                    [(_, t)] => Some(t.as_str()),
+                                    _ => None,
+                                };
+                                let database = match tables.first() {
+                                    Some((db, _)) if tables.iter().all(|(d, _)| d == db) => db.as_str(),
+                                    _ => schema.as_str(),
+                                };
+                                let r = self.encoder.schema_change(database, table, sql, &src, now);
                                 self.records.push(r);
                                 self.stats.ddl += 1;
                             }
@@ -327,15 +412,47 @@ impl KafkaSink {
         Ok(Produced { deliveries: std::mem::take(&mut self.pending), safe })
     }
 
-    fn snapshot_source(&self, now: u64) -> SourceInfo {
-        self.snapshot.clone().unwrap_or(SourceInfo { snapshot: true, ts_ms: now, ..Default::default() })
+    fn snapshot_source(&self, now_ns: u64) -> SourceInfo {
+        self.snapshot.clone().unwrap_or(SourceInfo {
+            snapshot: Snapshot::True,
+            ts_ms: now_ns / 1_000_000,
+            ..Default::default()
+        })
+    }
+
+    /// A row of the full copy: sends the row of its table held so far (not the table's last), then sends this one
+    /// or, when it may be its table's last (`hold`), holds it.
+    fn snapshot_row(&mut self, table: &Arc<TableMeta>, row: &[Value], hold: bool, now_ns: u64) -> Result<()> {
+        let label: Arc<str> = table.source_name().into();
+        let first_of_table = self.marks.started.insert(label.clone());
+        let first_of_copy = !std::mem::replace(&mut self.marks.any_row, true);
+        if let Some(earlier) = self.marks.held.remove(&label) {
+            self.emit_snapshot_row(&earlier, false, false, now_ns)?;
+        }
+        let h = HeldRow { table: table.clone(), row: Vec::new(), first_of_table, first_of_copy };
+        if hold {
+            self.marks.held.insert(label, HeldRow { row: row.to_vec(), ..h });
+            return Ok(());
+        }
+        let mut src = self.snapshot_source(now_ns);
+        src.snapshot = h.mark(false, false);
+        self.encoder.snapshot_row(table, row, &src, now_ns, &mut self.records)
+    }
+
+    fn emit_snapshot_row(&mut self, h: &HeldRow, last_of_table: bool, last_of_copy: bool, now_ns: u64) -> Result<()> {
+        let mut src = self.snapshot_source(now_ns);
+        src.snapshot = h.mark(last_of_table, last_of_copy);
+        self.encoder.snapshot_row(&h.table, &h.row, &src, now_ns, &mut self.records)
     }
 
     /// Enqueues one message; when librdkafka's queue is full, waits for the broker to take some.
     async fn send(&mut self, r: &Record) -> Result<()> {
-        let bytes = r.key.len() + r.value.as_ref().map_or(0, Vec::len);
+        let bytes = r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic).key(&r.key[..]);
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic);
+            if let Some(k) = &r.key {
+                record = record.key(&k[..]);
+            }
             if let Some(v) = &r.value {
                 record = record.payload(&v[..]);
             }
@@ -355,7 +472,7 @@ impl KafkaSink {
     }
 
     fn describe(&self, r: &Record) -> String {
-        let key = String::from_utf8_lossy(&r.key);
+        let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or(b"null"));
         let payload = key.find("\"payload\":").map(|i| &key[i + 10..key.len().saturating_sub(1)]).unwrap_or(&key);
         let mut shown: String = payload.chars().take(200).collect();
         if shown.len() < payload.len() {
