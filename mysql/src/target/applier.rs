@@ -125,8 +125,8 @@ pub struct Applier {
     resume_from: Option<Position>,
     /// The snapshot position of a resumed copy, until which the binlog is applied idempotently once it starts.
     pending_catchup: Option<Position>,
-    /// The binlog is applied idempotently until this position (a resumed copy mixes rows of two snapshots).
-    catchup_until: Option<Position>,
+    /// How binlog changes are written now: strictly, or idempotently while catching up after a resumed copy.
+    mode: ApplyMode,
     /// The first DDL after start may be a replay of one that committed before its position did.
     ddl_replay_possible: bool,
     /// A big source transaction is being applied in parts: its target transaction is open across `apply` calls.
@@ -154,6 +154,18 @@ pub struct Applier {
     /// Unique indexes and foreign-key links of the target tables, for splitting groups (see [`crate::parallel`]).
     table_keys: crate::parallel::KeyMap,
     pub stats: ApplyStats,
+}
+
+/// How the applier writes binlog changes now. A resumed full copy mixes rows of two snapshots, so the binlog from
+/// the first snapshot's position is applied idempotently until it passes the second snapshot's (`until`); then
+/// strictly again. (Parallel apply is not a mode: each strict group goes in parallel when `ParallelWorkers` > 1 and
+/// the group allows it, see [`Applier::flush_dml`].)
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ApplyMode {
+    /// Every row change is checked against what the target holds.
+    Strict,
+    /// Row changes are made to hold whatever the target held, until the binlog passes `until`.
+    CatchingUp { until: Position },
 }
 
 /// How row changes are written: checked against what the target holds, or made to hold whatever it held (the
@@ -266,7 +278,10 @@ impl Applier {
             resumed_tables: HashSet::new(),
             resume_from: None,
             pending_catchup: None,
-            catchup_until,
+            mode: match catchup_until {
+                Some(until) => ApplyMode::CatchingUp { until },
+                None => ApplyMode::Strict,
+            },
             ddl_replay_possible: true,
             tx_open: false,
             target_identity,
@@ -370,10 +385,33 @@ impl Applier {
     /// Applies a group of changes. When it returns Ok, everything in it is durable on the target, and the returned
     /// position (if any) is the one recorded there.
     pub async fn apply(&mut self, changes: &[Change]) -> Result<Option<Position>> {
-        // Full-copy chunks in flight finish first; a resumed copy's catch-up is applied idempotently.
-        if let Some(durable) = self.apply_catching_up(changes).await? {
-            return Ok(durable);
+        let mut durable = None;
+        let mut rest = changes;
+        while !rest.is_empty() {
+            // The end of a full copy may start a catch-up (a resumed copy): what follows it in the same group is
+            // applied in the mode it sets.
+            let end = rest.iter().position(|c| matches!(c, Change::SnapshotDone { .. })).map_or(rest.len(), |i| i + 1);
+            let segment = &rest[..end];
+            // Full-copy chunks in flight finish before any binlog change.
+            if self.writers.pending() > 0
+                && segment.iter().any(|c| matches!(c, Change::Tx(_) | Change::Heartbeat { .. }))
+            {
+                self.writers.wait_all().await?;
+            }
+            let (applied, taken) = match self.mode.clone() {
+                ApplyMode::Strict => (self.apply_strict(segment).await?, segment.len()),
+                ApplyMode::CatchingUp { until } => self.apply_catching_up(segment, &until).await?,
+            };
+            if applied.is_some() {
+                durable = applied;
+            }
+            rest = &rest[taken..];
         }
+        Ok(durable)
+    }
+
+    /// Applies `changes` in [`ApplyMode::Strict`].
+    async fn apply_strict(&mut self, changes: &[Change]) -> Result<Option<Position>> {
         let mut txs: Vec<&Transaction> = Vec::new();
         let mut group_position: Option<Position> = None;
         let mut group_origin = std::borrow::Cow::Borrowed("");
@@ -462,7 +500,7 @@ impl Applier {
                     }
                 };
                 self.conn.query_drop(sql).await.map_err(|e| MysqlError::query("recording the full-copy start", e))?;
-                self.catchup_until = None;
+                self.mode = ApplyMode::Strict;
                 self.pending_catchup = resume_from.as_ref().map(|_| position.clone());
                 match resume_from {
                     Some(first) => {
@@ -506,10 +544,10 @@ impl Applier {
                 self.redo_snapshot = false;
                 self.resumed_tables.clear();
                 self.next_chunk.clear();
-                self.catchup_until = self.pending_catchup.take();
                 info!(job = %self.opts.job, position = %describe(position), "full copy done");
-                if let Some(until) = &self.catchup_until {
-                    info!(job = %self.opts.job, until = %describe(until), "the binlog applies idempotently until the resumed copy's snapshot");
+                if let Some(until) = self.pending_catchup.take() {
+                    info!(job = %self.opts.job, until = %describe(&until), "the binlog applies idempotently until the resumed copy's snapshot");
+                    self.mode = ApplyMode::CatchingUp { until };
                 }
                 Ok(Some(position.clone()))
             }
@@ -1690,25 +1728,16 @@ impl Applier {
         chunk
     }
 
-    /// `Some(durable)` when it applied `changes` itself: binlog changes wait for the full copy's chunks in flight,
-    /// and are applied idempotently up to `catchup_until`. `None`: nothing special, the caller applies them.
-    async fn apply_catching_up(&mut self, changes: &[Change]) -> Result<Option<Option<Position>>> {
-        // The end of a resumed copy starts the catch-up: what follows it in the same group is applied by that rule.
-        if let Some(i) = changes.iter().position(|c| matches!(c, Change::SnapshotDone { .. })) {
-            if i + 1 < changes.len() {
-                let copy_end = Box::pin(self.apply(&changes[..=i])).await?;
-                let rest = Box::pin(self.apply(&changes[i + 1..])).await?;
-                return Ok(Some(rest.or(copy_end)));
-            }
+    /// Applies the first changes of `changes` in [`ApplyMode::CatchingUp`]: idempotently up to `until`. Ends the
+    /// catch-up once the binlog passes or reaches `until` (or a full copy starts again); returns what became durable
+    /// and how many changes it took (the rest follow in the mode it leaves).
+    async fn apply_catching_up(&mut self, changes: &[Change], until: &Position) -> Result<(Option<Position>, usize)> {
+        let split = changes.iter().position(|c| past_catchup(c, until)).unwrap_or(changes.len());
+        let (durable, taken) = self.apply_idempotent(&changes[..split]).await?;
+        if taken < split {
+            // A full copy starts again: the rest goes the normal way.
+            return Ok((durable, taken));
         }
-        if self.writers.pending() > 0 && changes.iter().any(|c| matches!(c, Change::Tx(_) | Change::Heartbeat { .. })) {
-            self.writers.wait_all().await?;
-        }
-        let Some(until) = self.catchup_until.clone() else {
-            return Ok(None);
-        };
-        let split = changes.iter().position(|c| past_catchup(c, &until)).unwrap_or(changes.len());
-        let mut durable = self.apply_idempotent(&changes[..split]).await?;
         // Reaching the catch-up position exactly also ends it (an idle source sends nothing after it).
         let reached = split == changes.len()
             && changes
@@ -1719,9 +1748,9 @@ impl Applier {
                     Change::Heartbeat { position, .. } => Some(position),
                     _ => None,
                 })
-                .is_some_and(|p| matches!(p.try_partial_cmp(&until), Ok(Some(std::cmp::Ordering::Equal))));
+                .is_some_and(|p| matches!(p.try_partial_cmp(until), Ok(Some(std::cmp::Ordering::Equal))));
         if split < changes.len() || reached {
-            self.catchup_until = None;
+            self.mode = ApplyMode::Strict;
             self.conn
                 .exec_drop(
                     format!("DELETE FROM {} WHERE job_name = ?", snapshot_apply::CATCHUP_TABLE),
@@ -1729,16 +1758,15 @@ impl Applier {
                 )
                 .await
                 .map_err(|e| MysqlError::query("ending the idempotent catch-up", e))?;
-            info!(job = %self.opts.job, until = %describe(&until), "catch-up after the resumed copy done: applying strictly again");
-            if let Some(p) = Box::pin(self.apply(&changes[split..])).await? {
-                durable = Some(p);
-            }
+            info!(job = %self.opts.job, until = %describe(until), "catch-up after the resumed copy done: applying strictly again");
         }
-        Ok(Some(durable))
+        Ok((durable, split))
     }
 
-    /// Like `apply`, with row changes written idempotently (see [`Applier::flush_dml_idempotent`]).
-    async fn apply_idempotent(&mut self, changes: &[Change]) -> Result<Option<Position>> {
+    /// Like `apply_strict`, with row changes written idempotently (see [`Applier::flush_dml_idempotent`]). Stops
+    /// before a change of a full copy starting again (which ends the catch-up); returns what became durable and how
+    /// many changes it took.
+    async fn apply_idempotent(&mut self, changes: &[Change]) -> Result<(Option<Position>, usize)> {
         let mut txs: Vec<&Transaction> = Vec::new();
         let mut group_position: Option<Position> = None;
         let mut durable: Option<Position> = None;
@@ -1762,16 +1790,15 @@ impl Applier {
                 _ => {
                     // A full copy starts again: the normal path from here.
                     let flushed = self.flush_dml_idempotent(&txs, group_position.take()).await?;
-                    self.catchup_until = None;
-                    let rest = Box::pin(self.apply(&changes[i..])).await?;
-                    return Ok(rest.or(flushed).or(durable));
+                    self.mode = ApplyMode::Strict;
+                    return Ok((flushed.or(durable), i));
                 }
             }
         }
         if let Some(p) = self.flush_dml_idempotent(&txs, group_position.take()).await? {
             durable = Some(p);
         }
-        Ok(durable)
+        Ok((durable, changes.len()))
     }
 
     /// One target transaction for `txs` whose rows may already be on the target: inserts and updates write the after
