@@ -263,11 +263,30 @@ async fn parallel_workers_and_a_keyless_table_verify() {
         .await;
         assert_eq!(f.code, Some(0), "run {run}: {}{}", f.stdout, f.stderr);
     }
+    // --repair while ParallelWorkers = 4 applies the load: rows the load keeps writing, changed by hand on the
+    // target, are repaired (or overwritten by the job first); afterwards the table is exactly the source's.
+    exec(&mut dst, &format!("UPDATE {schema}.tk SET s = 'by hand' WHERE id IN (10, 100, 200)")).await;
+    let tk = format!("{schema}.tk");
+    let f = verify(
+        &ctx,
+        "parallel_repair",
+        &job,
+        &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk, "--repair"],
+    )
+    .await;
+    assert!(matches!(f.code, Some(0) | Some(1)), "{}{}", f.stdout, f.stderr);
+    for line in unequal_lines(&f) {
+        assert!(line.contains(": repaired: ") && line.contains("equal when checked again"), "{}", f.stdout);
+    }
+    let f =
+        verify(&ctx, "parallel_repaired", &job, &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
     let f = verify(&ctx, "parallel_all", &job, &["--chunk-size", "25", "--hot-retries", "2"]).await;
     assert_ne!(f.code, Some(1), "no difference: {}{}", f.stdout, f.stderr);
     assert!(!f.stdout.contains(": different"), "{}", f.stdout);
     load.stop().await;
     wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
+    assert_tables_equal(&mut src, &mut dst, &tk, Some("id")).await;
 
     // (e) The table without a key: one whole-table chunk, compared as a multiset (duplicates and NULLs included).
     let f = verify(&ctx, "keyless", &job, &["--tables", &format!("{schema}.tn")]).await;
