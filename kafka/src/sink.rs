@@ -340,9 +340,11 @@ impl KafkaSink {
                     self.stats.ddl += 1;
                 }
                 Change::SnapshotRows { table, rows } => {
+                    let label: Arc<str> = table.source_name().into();
+                    let mut src = self.snapshot_source(now);
                     for (i, row) in rows.iter().enumerate() {
                         // Only a chunk's last row may be its table's last: the others go at once.
-                        self.snapshot_row(table, row, i + 1 == rows.len(), now)?;
+                        self.snapshot_row(table, &label, row, i + 1 == rows.len(), &mut src, now)?;
                     }
                     self.stats.snapshot_rows += rows.len() as u64;
                 }
@@ -442,21 +444,27 @@ impl KafkaSink {
 
     /// A row of the full copy: sends the row of its table held so far (not the table's last), then sends this one
     /// or, when it may be its table's last (`hold`), holds it.
-    fn snapshot_row(&mut self, table: &Arc<TableMeta>, row: &[Value], hold: bool, now_ns: u64) -> Result<()> {
-        let label: Arc<str> = table.source_name().into();
-        let first_of_table = self.marks.started.insert(label.clone());
+    fn snapshot_row(
+        &mut self,
+        table: &Arc<TableMeta>,
+        label: &Arc<str>,
+        row: &[Value],
+        hold: bool,
+        src: &mut SourceInfo,
+        now_ns: u64,
+    ) -> Result<()> {
+        let first_of_table = !self.marks.started.contains(label) && self.marks.started.insert(label.clone());
         let first_of_copy = !std::mem::replace(&mut self.marks.any_row, true);
-        if let Some(earlier) = self.marks.held.remove(&label) {
+        if let Some(earlier) = self.marks.held.remove(label) {
             self.emit_snapshot_row(&earlier, false, false, now_ns)?;
         }
         let h = HeldRow { table: table.clone(), row: Vec::new(), first_of_table, first_of_copy };
         if hold {
-            self.marks.held.insert(label, HeldRow { row: row.to_vec(), ..h });
+            self.marks.held.insert(label.clone(), HeldRow { row: row.to_vec(), ..h });
             return Ok(());
         }
-        let mut src = self.snapshot_source(now_ns);
         src.snapshot = h.mark(false, false);
-        self.encoder.snapshot_row(table, row, &src, now_ns, &mut self.records)
+        self.encoder.snapshot_row(table, row, src, now_ns, &mut self.records)
     }
 
     fn emit_snapshot_row(&mut self, h: &HeldRow, last_of_table: bool, last_of_copy: bool, now_ns: u64) -> Result<()> {
