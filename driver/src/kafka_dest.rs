@@ -28,6 +28,7 @@ pub fn sink_options(job: &ResolvedJob, k: &KafkaConfig) -> Result<SinkOptions, D
     opts.user = k.user.clone();
     opts.password = k.password.clone();
     opts.client_id = format!("dtle-{}", job.name);
+    opts.defaults_from = Some(engine::source_endpoint(job));
     Ok(opts)
 }
 

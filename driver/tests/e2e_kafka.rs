@@ -721,6 +721,44 @@ async fn binary_values_have_one_encoding_from_the_copy_and_the_binlog() {
     dtle.stop_cleanly().await;
 }
 
+/// Column defaults are in Debezium's schemas and replace null values (JsonConverter). A job that starts from its
+/// saved position runs no full copy, so it has seen no `CREATE TABLE`: it asks the source for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_defaults_after_a_restart_from_the_saved_position() {
+    let Some((ctx, brokers)) = setup("kafka-defaults").await else { return };
+    let db = "kafka_defaults";
+    let mut src = ctx.s.src_conn().await;
+    reset_source_schema(&mut src, db).await;
+    exec(&mut src, &format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT DEFAULT 5)")).await;
+    exec(&mut src, &format!("INSERT INTO {db}.t VALUES (1, 1)")).await;
+    let prefix = unique_prefix("defaults");
+    let job = kafka_job(
+        &ctx,
+        "kafka-defaults",
+        &replicate_schema(db),
+        &format!("Topic = \"{prefix}\"\nBrokers = [\"{brokers}\"]"),
+    );
+    let topic = format!("{prefix}.{db}.t");
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    consume_until(&brokers, std::slice::from_ref(&topic), "the full copy", Some(&mut dtle), |m| !m.is_empty()).await;
+    exec(&mut src, &format!("INSERT INTO {db}.t VALUES (2, NULL)")).await;
+    consume_until(&brokers, std::slice::from_ref(&topic), "row 2", Some(&mut dtle), |m| m.len() >= 2).await;
+    dtle.stop_cleanly().await;
+    exec(&mut src, &format!("INSERT INTO {db}.t VALUES (3, NULL)")).await;
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    let msgs = consume_until(&brokers, std::slice::from_ref(&topic), "row 3 after the restart", Some(&mut dtle), |m| {
+        m.iter().any(|m| m.after()["id"] == json!(3))
+    })
+    .await;
+    dtle.stop_cleanly().await;
+    for id in [1, 2, 3] {
+        let m = msgs.iter().find(|m| m.after()["id"] == json!(id)).unwrap_or_else(|| panic!("no message for {id}"));
+        let v = &m.value.as_ref().unwrap()["schema"]["fields"][1]["fields"][1];
+        assert_eq!(v["default"], json!(5), "id {id}: the schema of v has its default: {v}");
+        assert_eq!(m.after()["v"], json!(if id == 1 { 1 } else { 5 }), "id {id}: NULL is written as the default");
+    }
+}
+
 /// Regression (found by the chaos campaign): a big source transaction travels in parts (`DumpEntryLimit`), and
 /// `source.row` restarted at 0 in every part, so (`source.gtid`, `source.row`, `op`), the key README.md tells
 /// consumers to de-duplicate on, named different rows of one transaction: a de-duplicating consumer lost them.

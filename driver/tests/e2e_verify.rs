@@ -263,11 +263,30 @@ async fn parallel_workers_and_a_keyless_table_verify() {
         .await;
         assert_eq!(f.code, Some(0), "run {run}: {}{}", f.stdout, f.stderr);
     }
+    // --repair while ParallelWorkers = 4 applies the load: rows the load keeps writing, changed by hand on the
+    // target, are repaired (or overwritten by the job first); afterwards the table is exactly the source's.
+    exec(&mut dst, &format!("UPDATE {schema}.tk SET s = 'by hand' WHERE id IN (10, 100, 200)")).await;
+    let tk = format!("{schema}.tk");
+    let f = verify(
+        &ctx,
+        "parallel_repair",
+        &job,
+        &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk, "--repair"],
+    )
+    .await;
+    assert!(matches!(f.code, Some(0) | Some(1)), "{}{}", f.stdout, f.stderr);
+    for line in unequal_lines(&f) {
+        assert!(line.contains(": repaired: ") && line.contains("equal when checked again"), "{}", f.stdout);
+    }
+    let f =
+        verify(&ctx, "parallel_repaired", &job, &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
     let f = verify(&ctx, "parallel_all", &job, &["--chunk-size", "25", "--hot-retries", "2"]).await;
     assert_ne!(f.code, Some(1), "no difference: {}{}", f.stdout, f.stderr);
     assert!(!f.stdout.contains(": different"), "{}", f.stdout);
     load.stop().await;
     wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
+    assert_tables_equal(&mut src, &mut dst, &tk, Some("id")).await;
 
     // (e) The table without a key: one whole-table chunk, compared as a multiset (duplicates and NULLs included).
     let f = verify(&ctx, "keyless", &job, &["--tables", &format!("{schema}.tn")]).await;
@@ -329,4 +348,52 @@ async fn refusals_and_bad_options_exit_2_with_the_field_named() {
     let f = verify(&ctx, "never_ran", &job, &["--max-lag", "2"]).await;
     assert_eq!(f.code, Some(3), "{}{}", f.stdout, f.stderr);
     assert!(f.stderr.contains("no position row for the job") && f.stderr.contains("e2e_verify_refuse"), "{}", f.stderr);
+}
+
+#[tokio::test]
+async fn shards_merged_into_one_table_are_each_verified_against_their_rows() {
+    let Some(ctx) = Ctx::new("verify_shards").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (target, job_name) = ("e2e_verify_merged", "e2e_verify_shards");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_target(&mut dst, target, job_name).await;
+    for (n, first) in [(1, 1), (2, 101)] {
+        let schema = format!("e2e_verify_shard_{n}");
+        reset_source_schema(&mut src, &schema).await;
+        exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v VARCHAR(20))")).await;
+        exec(
+            &mut src,
+            &format!("INSERT INTO {schema}.t SELECT {first} + seq, CONCAT('s{n}-', seq) FROM {schema}.seq_0_to_49"),
+        )
+        .await;
+    }
+    let job = ctx.job(
+        "job.hcl",
+        job_name,
+        s.src,
+        s.dst,
+        &format!(
+            "ReplicateDoDb = [{{ TableSchemaRegex = \"e2e_verify_shard_(\\\\d+)\", TableSchemaRename = \"{target}\" }}]\nGtid = \"\""
+        ),
+    );
+    let mut dtle = Dtle::run(ctx.path(), &job);
+    wait_target_caught_up(s, &mut dst, job_name, &mut dtle).await;
+    assert_eq!(count(&mut dst, &format!("{target}.t")).await, 100);
+    // Each shard's range holds the other shard's rows on the target: shown, not counted.
+    let f = verify(&ctx, "shards", &job, &["--chunk-size", "30"]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+    assert!(f.stdout.contains(&format!("e2e_verify_shard_1.t -> {target}.t: equal")), "{}", f.stdout);
+    assert!(f.stdout.contains(&format!("e2e_verify_shard_2.t -> {target}.t: equal")), "{}", f.stdout);
+    // A row of shard 2 lost on the target: shard 2's range, not shard 1's.
+    exec(&mut dst, &format!("DELETE FROM {target}.t WHERE id = 120")).await;
+    let f = verify(&ctx, "shards_missing", &job, &["--chunk-size", "30"]).await;
+    assert_eq!(f.code, Some(1), "{}{}", f.stdout, f.stderr);
+    let lines = unequal_lines(&f);
+    assert_eq!(lines.len(), 1, "{}", f.stdout);
+    assert!(lines[0].starts_with(&format!("  e2e_verify_shard_2.t -> {target}.t: chunk 1 ")), "{}", lines[0]);
+    assert!(lines[0].contains("1 row(s) missing on the target (key 120)"), "{}", lines[0]);
+    dtle.stop_cleanly().await;
 }

@@ -561,6 +561,11 @@ impl Encoder {
         self.defaults.insert((table.target_schema.clone(), table.target_name.clone()), defaults);
     }
 
+    /// Whether the column defaults of `table` are known (from a `CREATE TABLE` seen).
+    pub fn knows_defaults(&self, table: &TableMeta) -> bool {
+        self.defaults.contains_key(&(table.target_schema.clone(), table.target_name.clone()))
+    }
+
     /// Follows a DDL statement of the binlog (as run on the target: target names, `schema` its default database): defaults of `ALTER TABLE ... ADD/MODIFY/CHANGE/ALTER COLUMN`,
     /// `CREATE TABLE` (and `DROP`/`RENAME` forgetting or moving them).
     pub fn note_ddl(&mut self, schema: &str, sql: &str) {

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dtle_metadata::{JobStage, Position};
 use dtle_mysql::change::gtid_origin;
 use dtle_mysql::schema::TableMeta;
-use dtle_mysql::{Change, TxEvent, Value};
+use dtle_mysql::{Change, Endpoint, TxEvent, Value};
+use mysql_async::prelude::Queryable;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -35,6 +36,10 @@ pub struct SinkOptions {
     /// The largest message the producer sends (librdkafka `message.max.bytes`); the broker's and the topic's limits
     /// still apply.
     pub max_message_bytes: usize,
+    /// The source, asked for `SHOW CREATE TABLE` of a table whose column defaults the sink has not learnt from the
+    /// full copy or the binlog's DDL (a job that starts from a saved position). `None`, or a source it cannot reach:
+    /// such tables' schemas have no defaults (warned once).
+    pub defaults_from: Option<Endpoint>,
 }
 
 impl std::fmt::Debug for SinkOptions {
@@ -44,6 +49,7 @@ impl std::fmt::Debug for SinkOptions {
             .field("user", &self.user)
             .field("client_id", &self.client_id)
             .field("envelope", &self.envelope)
+            .field("defaults_from", &self.defaults_from)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +64,7 @@ impl SinkOptions {
             envelope,
             delivery_timeout: Duration::from_secs(120),
             max_message_bytes: 16 << 20,
+            defaults_from: None,
         }
     }
 
@@ -185,6 +192,11 @@ pub struct KafkaSink {
     /// `last_in_data_collection`, `last`); see [`SnapshotMarks`].
     marks: SnapshotMarks,
     records: Vec<Record>,
+    /// Where column defaults of tables not seen created come from, and the connection once opened.
+    defaults_from: Option<Endpoint>,
+    defaults_conn: Option<mysql_async::Conn>,
+    /// Tables (target schema, name) whose defaults were asked for already.
+    defaults_asked: std::collections::HashSet<(String, String)>,
     /// Rows already produced of a big source transaction arriving in parts: `source.row` continues across its
     /// parts, so (`gtid`, `row`, `op`) stays unique within the transaction, as consumers de-duplicate on it.
     rows_of_open_transaction: u32,
@@ -264,6 +276,9 @@ impl KafkaSink {
             pending: Vec::new(),
             snapshot: None,
             marks: SnapshotMarks::default(),
+            defaults_from: opts.defaults_from.clone(),
+            defaults_conn: None,
+            defaults_asked: Default::default(),
             records: Vec::new(),
             rows_of_open_transaction: 0,
             stats: SinkStats::default(),
@@ -325,9 +340,11 @@ impl KafkaSink {
                     self.stats.ddl += 1;
                 }
                 Change::SnapshotRows { table, rows } => {
+                    let label: Arc<str> = table.source_name().into();
+                    let mut src = self.snapshot_source(now);
                     for (i, row) in rows.iter().enumerate() {
                         // Only a chunk's last row may be its table's last: the others go at once.
-                        self.snapshot_row(table, row, i + 1 == rows.len(), now)?;
+                        self.snapshot_row(table, &label, row, i + 1 == rows.len(), &mut src, now)?;
                     }
                     self.stats.snapshot_rows += rows.len() as u64;
                 }
@@ -360,6 +377,11 @@ impl KafkaSink {
                         pos: tx.position.binlog_pos,
                         ts_ms: u64::from(tx.source_timestamp) * 1000,
                     };
+                    for ev in &tx.events {
+                        if let TxEvent::Row(rc) = ev {
+                            self.learn_defaults(rc.table()).await;
+                        }
+                    }
                     let mut row_index = self.rows_of_open_transaction;
                     for ev in &tx.events {
                         match ev {
@@ -422,21 +444,27 @@ impl KafkaSink {
 
     /// A row of the full copy: sends the row of its table held so far (not the table's last), then sends this one
     /// or, when it may be its table's last (`hold`), holds it.
-    fn snapshot_row(&mut self, table: &Arc<TableMeta>, row: &[Value], hold: bool, now_ns: u64) -> Result<()> {
-        let label: Arc<str> = table.source_name().into();
-        let first_of_table = self.marks.started.insert(label.clone());
+    fn snapshot_row(
+        &mut self,
+        table: &Arc<TableMeta>,
+        label: &Arc<str>,
+        row: &[Value],
+        hold: bool,
+        src: &mut SourceInfo,
+        now_ns: u64,
+    ) -> Result<()> {
+        let first_of_table = !self.marks.started.contains(label) && self.marks.started.insert(label.clone());
         let first_of_copy = !std::mem::replace(&mut self.marks.any_row, true);
-        if let Some(earlier) = self.marks.held.remove(&label) {
+        if let Some(earlier) = self.marks.held.remove(label) {
             self.emit_snapshot_row(&earlier, false, false, now_ns)?;
         }
         let h = HeldRow { table: table.clone(), row: Vec::new(), first_of_table, first_of_copy };
         if hold {
-            self.marks.held.insert(label, HeldRow { row: row.to_vec(), ..h });
+            self.marks.held.insert(label.clone(), HeldRow { row: row.to_vec(), ..h });
             return Ok(());
         }
-        let mut src = self.snapshot_source(now_ns);
         src.snapshot = h.mark(false, false);
-        self.encoder.snapshot_row(table, row, &src, now_ns, &mut self.records)
+        self.encoder.snapshot_row(table, row, src, now_ns, &mut self.records)
     }
 
     fn emit_snapshot_row(&mut self, h: &HeldRow, last_of_table: bool, last_of_copy: bool, now_ns: u64) -> Result<()> {
@@ -479,6 +507,59 @@ impl KafkaSink {
             shown.push('…');
         }
         format!("{}, key {shown}", r.table)
+    }
+
+    /// A table met in the binlog whose `CREATE TABLE` the sink has not seen (a job that started from a saved
+    /// position): its column defaults from the source's `SHOW CREATE TABLE`, once. A source that cannot be asked is
+    /// warned about once and not asked again.
+    async fn learn_defaults(&mut self, table: &Arc<TableMeta>) {
+        if self.defaults_from.is_none() || self.encoder.knows_defaults(table) {
+            return;
+        }
+        if !self.defaults_asked.insert((table.target_schema.clone(), table.target_name.clone())) {
+            return;
+        }
+        let sql = format!("SHOW CREATE TABLE {}", table.source_ident());
+        let mut result = Err(String::new());
+        for _ in 0..2 {
+            if self.defaults_conn.is_none() {
+                let Some(endpoint) = &self.defaults_from else { return };
+                match endpoint.connect(&[]).await {
+                    Ok(c) => self.defaults_conn = Some(c),
+                    Err(e) => {
+                        result = Err(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let Some(conn) = self.defaults_conn.as_mut() else { return };
+            match conn.query_first::<(String, String), _>(&sql).await {
+                Ok(row) => {
+                    result = Ok(row);
+                    break;
+                }
+                // A connection gone idle too long: once more on a new one.
+                Err(e) => {
+                    self.defaults_conn = None;
+                    result = Err(e.to_string());
+                }
+            }
+        }
+        match result {
+            Ok(Some((_, create_sql))) => self.encoder.note_create_table(table, &create_sql),
+            Ok(None) => {}
+            Err(reason) => {
+                warn!(table = %table.source_name(), "kafka: cannot read the column defaults ({sql}: {reason}); its messages carry none, as will every table's not seen created");
+                self.defaults_from = None;
+            }
+        }
+    }
+
+    /// Column defaults of a table from its `CREATE TABLE` statement (`SHOW CREATE TABLE` on the source), for a job
+    /// that starts from a saved position: the sink otherwise learns them from the full copy's `CreateTable` and the
+    /// binlog's DDL, and writes schemas without defaults (and nulls as null) for tables it has not seen created.
+    pub fn note_create_table(&mut self, table: &TableMeta, create_sql: &str) {
+        self.encoder.note_create_table(table, create_sql);
     }
 
     /// Waits until librdkafka has no message left to send (or `timeout`); for a clean stop.

@@ -6,6 +6,7 @@
 #
 # Env: TABLES=4, CHUNK_SIZES="2000" (dtle ChunkSize values to try), BENCH_DURABLE=1 (default; 0 = fast,
 #      non-durable instances), RESUME=1 (default: also kill -9 dtle mid-copy and time the resumed copy),
+#      VERIFY=1 (default: also time `dtle verify` of the last copy; VERIFY_CHUNK_SIZE=1000),
 #      BENCH_KEEP=1 (keep instances), DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317) and bench_dst (3318), created fresh and destroyed at the end.
@@ -154,6 +155,26 @@ for chunk in $CHUNK_SIZES; do
     [[ -n "$DTLE_HWM_KB" ]] || DTLE_HWM_KB=0
     RESULTS+=("dtle ChunkSize=$chunk|$TOTAL|$(calc "$t1 - $t0" %.3f)|$DTLE_HWM_KB|$(verify)|$cpu")
 done
+
+# ---------------------------------------------------------------- (b2) dtle verify of the copy
+# The last copy's job (stopped, its position on the target) against the unchanged source: every row read from
+# both servers, hashed and compared chunk by chunk (dtle verify, issue 17). Rows/s are source rows verified.
+if [[ "${VERIFY:-1}" == 1 ]]; then
+    vlog="$TMP/dtle_verify.log"
+    blog "dtle verify, --chunk-size ${VERIFY_CHUNK_SIZE:-1000} (log: $vlog)"
+    cpu0="$(cpu_mark)"
+    t0=$(now)
+    rc=0
+    if ((${#TIMEV[@]})); then
+        "${TIMEV[@]}" "$TMP/verify_time" "$DTLE_BIN" verify "$job" --chunk-size "${VERIFY_CHUNK_SIZE:-1000}" >"$vlog" 2>&1 || rc=$?
+    else
+        "$DTLE_BIN" verify "$job" --chunk-size "${VERIFY_CHUNK_SIZE:-1000}" >"$vlog" 2>&1 || rc=$?
+    fi
+    t1=$(now)
+    ((rc == 0)) && vcheck=OK || { vcheck="DIFF(exit $rc)"; tail -n 20 "$vlog" >&2; }
+    vrss="$(tail -n1 "$TMP/verify_time" 2>/dev/null | awk '{print $1}')"
+    RESULTS+=("dtle verify|$TOTAL|$(calc "$t1 - $t0" %.3f)|${vrss:-0}|$vcheck|$(cpu_since "$cpu0" "$(tail -n1 "$TMP/verify_time" 2>/dev/null | awk '{print $2 + $3}')")")
+fi
 
 # ---------------------------------------------------------------- (c) kill -9 mid-copy, then resume
 # target_rows -> rows in the target's sbtest tables (0 while they do not exist)

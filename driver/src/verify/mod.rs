@@ -672,15 +672,24 @@ impl<'a> Verifier<'a> {
         Ok(verdicts)
     }
 
-    /// Re-checks a chunk until its verdict is final, and returns its result row.
-    async fn settle(
+    /// A fresh check of one chunk: S1 read again, then T and S2.
+    async fn check_again(&mut self, table: &TablePlan, chunk: &mut Chunk) -> Result<(Verdict, u64), DriverError> {
+        let g1 = self.source.begin_source().await?;
+        chunk.s1 = self.source_range(table, chunk).await?;
+        self.source.end().await?;
+        let mut result = self.check(table, std::slice::from_ref(chunk), &g1).await?;
+        Ok(result.pop().unwrap_or((Verdict::Hot, 0)))
+    }
+
+    /// Checks a chunk again until its verdict is final: equal, different `--rechecks` more times, or hot
+    /// `--hot-retries` more times. Returns the verdict, the target's rows, and the hot and different counts.
+    async fn recheck(
         &mut self,
         table: &TablePlan,
         chunk: &mut Chunk,
-        first: Verdict,
-        first_target_rows: u64,
-    ) -> Result<ChunkRow, DriverError> {
-        let (mut verdict, mut target_rows) = (first, first_target_rows);
+        first: (Verdict, u64),
+    ) -> Result<(Verdict, u64, u32, u32), DriverError> {
+        let (mut verdict, mut target_rows) = first;
         let (mut hot, mut different) = (0u32, 0u32);
         loop {
             match &verdict {
@@ -700,20 +709,25 @@ impl<'a> Verifier<'a> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
-            let g1 = self.source.begin_source().await?;
-            chunk.s1 = self.source_range(table, chunk).await?;
-            self.source.end().await?;
-            let mut result = self.check(table, std::slice::from_ref(chunk), &g1).await?;
-            (verdict, target_rows) = result.pop().unwrap_or((Verdict::Hot, 0));
+            (verdict, target_rows) = self.check_again(table, chunk).await?;
         }
+        Ok((verdict, target_rows, hot, different))
+    }
+
+    /// Re-checks a chunk until its verdict is final (repairs it with `--repair`), and returns its result row.
+    async fn settle(
+        &mut self,
+        table: &TablePlan,
+        chunk: &mut Chunk,
+        first: Verdict,
+        first_target_rows: u64,
+    ) -> Result<ChunkRow, DriverError> {
+        let (verdict, mut target_rows, hot, different) = self.recheck(table, chunk, (first, first_target_rows)).await?;
         let mut repaired = None;
         if self.args.repair && matches!(verdict, Verdict::Different(_)) {
             let done = self.repair(table, chunk).await?;
-            let g1 = self.source.begin_source().await?;
-            chunk.s1 = self.source_range(table, chunk).await?;
-            self.source.end().await?;
-            let mut result = self.check(table, std::slice::from_ref(chunk), &g1).await?;
-            let (after, rows) = result.pop().unwrap_or((Verdict::Hot, 0));
+            let again = self.check_again(table, chunk).await?;
+            let (after, rows, _, _) = self.recheck(table, chunk, again).await?;
             repaired = Some((done, matches!(after, Verdict::Equal)));
             target_rows = rows;
         }
@@ -781,8 +795,8 @@ impl<'a> Verifier<'a> {
                     }
                     Some((done, false)) => {
                         detail.push_str(&format!(
-                            "; repaired ({} row(s) written, {} deleted) but not equal when checked again (the range \
-                             changed meanwhile): run verify again",
+                            "; repaired ({} row(s) written, {} deleted) but not found equal when checked again (still different, or kept changing): \
+                             run verify again",
                             done.written, done.deleted
                         ));
                         ("different", detail)

@@ -94,6 +94,17 @@ impl Verifier<'_> {
             )
             .await
             .map_err(|e| MysqlError::query(format!("locking the job's position row in {POSITION_TABLE}"), e))?;
+        // The range's rows are locked before the parallel records are counted: a partition that committed rows
+        // of the range beyond Pt left records (counted below, so this attempt is dropped), and one that has not
+        // committed yet waits for this transaction and applies its changes on top of the repaired rows.
+        let mut sql = format!("SELECT {} FROM {}", column_list(table.target_columns.iter()), table.target_ident());
+        if table.keyed() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&range_condition(&table.target_key_names(), chunk.lower.as_ref(), chunk.upper.as_ref()));
+        }
+        sql.push_str(" FOR UPDATE");
+        let target_rows = self.target.rows(&sql, &table.target_columns, &table.target_label()).await?;
+        let target = self.target.conn();
         let applied: Option<u64> = match target
             .exec_first(
                 format!("SELECT COUNT(*) FROM {APPLIED_TABLE} WHERE job_name = ? LOCK IN SHARE MODE"),
@@ -128,13 +139,6 @@ impl Verifier<'_> {
             self.rollback_target().await?;
             return Ok(Err("the chunk kept changing on the source".into()));
         }
-        let mut sql = format!("SELECT {} FROM {}", column_list(table.target_columns.iter()), table.target_ident());
-        if table.keyed() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&range_condition(&table.target_key_names(), chunk.lower.as_ref(), chunk.upper.as_ref()));
-        }
-        sql.push_str(" FOR UPDATE");
-        let target_rows = self.target.rows(&sql, &table.target_columns, &table.target_label()).await?;
         let (statements, written, deleted) = repair_statements(table, &rows_b, &target_rows);
         let target = self.target.conn();
         for statement in &statements {

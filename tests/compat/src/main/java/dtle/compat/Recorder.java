@@ -8,9 +8,6 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -18,16 +15,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.regex.Pattern;
 
 import io.debezium.embedded.Connect;
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.ChangeEvent;
-import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.common.PartitionInfo;
-import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.connect.json.JsonConverter;
 import org.apache.kafka.connect.source.SourceRecord;
 
@@ -41,17 +32,15 @@ import org.apache.kafka.connect.source.SourceRecord;
  *                             through Kafka Connect's JsonConverter (schemas enabled, the converter's defaults), as
  *                             a Kafka Connect worker writes them, into OUT; OUT.count holds the records so far; the
  *                             engine stops when the file OUT.stop appears
- *   dump BROKERS REGEX OUT    every message of the topics matching REGEX, per partition in offset order, into OUT
  * </pre>
+ * dtle's side is read back by driver/tests/e2e_kafka.rs, which writes the same format.
  */
 public final class Recorder {
     public static void main(String[] args) throws Exception {
         if (args.length == 3 && args[0].equals("debezium")) {
             debezium(Path.of(args[1]), Path.of(args[2]));
-        } else if (args.length == 4 && args[0].equals("dump")) {
-            dump(args[1], args[2], Path.of(args[3]));
         } else {
-            System.err.println("usage: debezium PROPERTIES OUT | dump BROKERS TOPIC_REGEX OUT");
+            System.err.println("usage: debezium PROPERTIES OUT");
             System.exit(2);
         }
     }
@@ -85,7 +74,7 @@ public final class Recorder {
                             DebeziumEngine.RecordCommitter<ChangeEvent<SourceRecord, SourceRecord>> committer) -> {
                     for (ChangeEvent<SourceRecord, SourceRecord> event : records) {
                         SourceRecord r = event.value();
-                        // What WorkerSourceTask does before producing: the converters, with the record's headers.
+                        // What WorkerSourceTask does before producing: the key and value converters (these records carry no headers).
                         byte[] key = keyConverter.fromConnectData(r.topic(), null, r.keySchema(), r.key());
                         byte[] value = valueConverter.fromConnectData(r.topic(), null, r.valueSchema(), r.value());
                         try {
@@ -120,39 +109,5 @@ public final class Recorder {
             executor.awaitTermination(60, TimeUnit.SECONDS);
         }
         System.err.println("recorded " + count.get() + " records into " + outFile);
-    }
-
-    private static void dump(String brokers, String regex, Path outFile) throws Exception {
-        Properties props = new Properties();
-        props.put("bootstrap.servers", brokers);
-        props.put("group.id", "dtle-compat-dump");
-        props.put("enable.auto.commit", "false");
-        props.put("key.deserializer", ByteArrayDeserializer.class.getName());
-        props.put("value.deserializer", ByteArrayDeserializer.class.getName());
-        Pattern pattern = Pattern.compile(regex);
-        long n = 0;
-        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props);
-             OutputStream out = new BufferedOutputStream(Files.newOutputStream(outFile))) {
-            List<TopicPartition> partitions = new ArrayList<>();
-            for (Map.Entry<String, List<PartitionInfo>> t : consumer.listTopics(Duration.ofSeconds(30)).entrySet()) {
-                if (!pattern.matcher(t.getKey()).matches()) continue;
-                for (PartitionInfo p : t.getValue()) partitions.add(new TopicPartition(p.topic(), p.partition()));
-            }
-            partitions.sort((a, b) -> a.topic().equals(b.topic())
-                ? Integer.compare(a.partition(), b.partition()) : a.topic().compareTo(b.topic()));
-            Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
-            for (TopicPartition tp : partitions) {
-                consumer.assign(List.of(tp));
-                consumer.seekToBeginning(List.of(tp));
-                long end = ends.get(tp);
-                while (consumer.position(tp) < end) {
-                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofSeconds(1))) {
-                        writeLine(out, r.topic(), r.key(), r.value());
-                        n++;
-                    }
-                }
-            }
-        }
-        System.err.println("dumped " + n + " records into " + outFile);
     }
 }
