@@ -1,10 +1,17 @@
-//! One conformance suite for the pipeline's links: every [`DestLink`] / [`SrcLink`] pair goes through the same
-//! cases, with the real dest loop ([`run_dest`]) in between and a recording sink (an in-memory fake of our own
-//! [`Sink`] trait): the hello's typed answer, batches applied in order, cumulative acknowledgements with the
-//! sink's durable positions, a new session asking the sink again (a src restarted while a transaction was open),
-//! and a stalled sink ending the dest. The NATS pair needs a nats-server (`DTLE_TEST_NATS_URL`; skipped without
-//! it unless `DTLE_TEST_REQUIRE_SERVERS=1`). The sinks' own conformance with real servers is in the end-to-end
-//! tests (`driver/tests/e2e*.rs`: every case runs against the MySQL applier and, where it applies, Kafka).
+//! One conformance suite for the pipeline's links and sinks.
+//!
+//! - **Links**: every [`DestLink`] / [`SrcLink`] pair goes through the same cases, with the real dest loop
+//!   ([`run_dest`]) in between and a recording sink (an in-memory fake of our own [`Sink`] trait): the hello's
+//!   typed answer, batches applied in order, cumulative acknowledgements with the sink's durable positions, a new
+//!   session asking the sink again (a src restarted while a transaction was open), a stalled sink ending the dest.
+//! - **Sinks**: every [`Sink`] against its real server: what becomes durable and with which position, what a
+//!   restarted dest answers a new session, and a new session while a big transaction is open (MySQL: rolled back;
+//!   Kafka has no transaction and no position of its own: it answers `NoPosition` and the src resumes from the
+//!   position store).
+//!
+//! NATS, MariaDB and Kafka come from `DTLE_TEST_NATS_URL`, `DTLE_TEST_DST_PORT` (with `DTLE_TEST_HOST/USER/
+//! PASSWORD`) and `DTLE_TEST_KAFKA`; a case whose server is not configured is skipped unless
+//! `DTLE_TEST_REQUIRE_SERVERS=1`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -285,4 +292,130 @@ async fn nats_a_hello_of_another_job_is_refused_by_the_link() {
     assert_eq!(seen.lock().unwrap().sessions, 0, "the sink is not asked for a refused session");
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+// Sinks ---------------------------------------------------------------------------------------------------------
+
+/// A server's address from the environment, or `None` (skipped) when it is not configured and not required.
+fn server_env(var: &str, how: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        _ => {
+            assert!(
+                std::env::var("DTLE_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "DTLE_TEST_REQUIRE_SERVERS=1 but {var} is not set ({how})"
+            );
+            eprintln!("skipped: set {var} ({how})");
+            None
+        }
+    }
+}
+
+fn target_endpoint() -> Option<dtle_mysql::Endpoint> {
+    let port = server_env("DTLE_TEST_DST_PORT", "tests/mariadb.sh up; eval \"$(tests/mariadb.sh env)\"")?;
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+    Some(dtle_mysql::Endpoint {
+        host: env("DTLE_TEST_HOST", "127.0.0.1"),
+        port: port.parse().expect("DTLE_TEST_DST_PORT is a port"),
+        user: env("DTLE_TEST_USER", "dtle"),
+        password: env("DTLE_TEST_PASSWORD", "dtle"),
+        role: dtle_mysql::Role::Target,
+        field: "DestConnectionConfig",
+    })
+}
+
+async fn mysql_sink(endpoint: &dtle_mysql::Endpoint, job: &str) -> super::sink::MysqlSink {
+    let opts = dtle_mysql::applier::ApplierOptions::new(job);
+    super::sink::MysqlSink { applier: dtle_mysql::applier::Applier::connect(endpoint, opts).await.unwrap() }
+}
+
+/// The case every sink goes through: groups become durable with their last position, and what a restarted dest
+/// answers a new session (`restarted`: the answer after `pos(5)` was durable).
+async fn durable_positions_and_the_answer_after_a_restart(
+    first: &mut dyn Sink,
+    restart: impl std::future::Future<Output = Box<dyn Sink>>,
+    restarted: SessionStart,
+) {
+    assert_eq!(first.session_start("conf").await.unwrap(), SessionStart::NoPosition, "a new job");
+    let mut group = heartbeat(4);
+    group.extend(heartbeat(5));
+    let durable = first.apply(&group).await.unwrap().wait().await.unwrap();
+    assert_eq!(durable, Some(pos(5)), "durable after its last change");
+    assert!(first.stats().transactions <= 2);
+    first.close().await;
+    let mut again = restart.await;
+    assert_eq!(again.session_start("conf").await.unwrap(), restarted);
+}
+
+#[tokio::test]
+async fn mysql_sink_durable_positions_and_the_answer_after_a_restart() {
+    let Some(endpoint) = target_endpoint() else { return };
+    let job = unique("conf_sink_mysql");
+    let mut first = mysql_sink(&endpoint, &job).await;
+    first.applier.reset_position().await.unwrap();
+    let restart = async { Box::new(mysql_sink(&endpoint, &job).await) as Box<dyn Sink> };
+    durable_positions_and_the_answer_after_a_restart(&mut first, restart, SessionStart::Position(pos(5))).await;
+    first.applier.reset_position().await.unwrap();
+}
+
+#[tokio::test]
+async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
+    use dtle_mysql::{RowChange, Transaction, TxEvent, Value};
+    let Some(endpoint) = target_endpoint() else { return };
+    let job = unique("conf_sink_open");
+    let schema = "conf_sink_open";
+    let mut conn = endpoint.connect(&[]).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {schema}"),
+        format!("CREATE DATABASE {schema}"),
+        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)"),
+    ] {
+        mysql_async::prelude::Queryable::query_drop(&mut conn, sql).await.unwrap();
+    }
+    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
+    meta.target_schema = schema.into();
+    meta.target_name = "t".into();
+    let mut sink = mysql_sink(&endpoint, &job).await;
+    sink.applier.reset_position().await.unwrap();
+    assert_eq!(sink.apply(&heartbeat(5)).await.unwrap().wait().await.unwrap(), Some(pos(5)));
+    // The first part of a big transaction: its target transaction stays open, nothing is durable yet.
+    let part = Transaction {
+        gtid: "0-1-6".into(),
+        position: pos(5),
+        source_timestamp: 0,
+        events: vec![TxEvent::Row(RowChange::Insert { table: Arc::new(meta), after: vec![Value::Int(1)] })],
+        size: 1,
+        partial: true,
+        origin: None,
+    };
+    assert_eq!(sink.apply(&[Change::Tx(part)]).await.unwrap().wait().await.unwrap(), None);
+    // The src restarts: the new session continues from the committed position, the open part is rolled back.
+    assert_eq!(sink.session_start(&job).await.unwrap(), SessionStart::Position(pos(5)));
+    let rows: Option<i64> =
+        mysql_async::prelude::Queryable::query_first(&mut conn, format!("SELECT COUNT(*) FROM {schema}.t"))
+            .await
+            .unwrap();
+    assert_eq!(rows, Some(0), "the open part was rolled back");
+    sink.applier.reset_position().await.unwrap();
+}
+
+#[tokio::test]
+async fn kafka_sink_durable_positions_and_the_answer_after_a_restart() {
+    let Some(brokers) = server_env("DTLE_TEST_KAFKA", "tests/kafka.sh start; eval \"$(tests/kafka.sh env)\"") else {
+        return;
+    };
+    let conn = serde_json::json!({ "Host": "127.0.0.1", "Port": 1, "User": "u", "Password": "p" });
+    let text = serde_json::json!({ "Job": { "ID": unique("conf_sink_kafka"), "TaskGroups": [
+        { "Name": "src", "Tasks": [{ "Name": "src", "Driver": "dtle", "Config": { "SrcConnectionConfig": conn } }] },
+        { "Name": "dest", "Tasks": [{ "Name": "dest", "Driver": "dtle", "Config": {
+            "KafkaConfig": { "Topic": unique("conf_sink_kafka"), "Brokers": [brokers] } } }] }
+    ] } });
+    let job = crate::config::parse_job_str(&text.to_string(), crate::config::JobFormat::Json)
+        .and_then(|f| f.resolve())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let crate::config::TargetConfig::Kafka(k) = job.target.clone() else { panic!("a Kafka job") };
+    let mut first = super::sink::KafkaTarget::connect(&job, &k).await.unwrap();
+    let restart = async { Box::new(super::sink::KafkaTarget::connect(&job, &k).await.unwrap()) as Box<dyn Sink> };
+    // Kafka keeps no position: a restarted dest answers NoPosition and the src resumes from the position store.
+    durable_positions_and_the_answer_after_a_restart(&mut first, restart, SessionStart::NoPosition).await;
 }
