@@ -1664,7 +1664,11 @@ impl KafkaTail {
             // another `source.pos` is not a re-sent event but a different change with a colliding key.
             let mut seen: HashMap<(String, u64, u8), (String, u64)> = HashMap::new();
             let mut anomalies = Vec::new();
-            for e in events.values().flatten().filter(|e| e.op != b'r') {
+            // In source order: rows of a keyless table have no Kafka key (as with Debezium), so they are spread over
+            // partitions and only their position and row index order them.
+            let mut changes: Vec<&KafkaEvent> = events.values().flatten().filter(|e| e.op != b'r').collect();
+            changes.sort_by(|a, b| (a.position(), a.row).cmp(&(b.position(), b.row)));
+            for e in changes {
                 stats.change_events += 1;
                 let id = (e.gtid.clone().unwrap_or_else(|| format!("{}:{}", e.file, e.pos)), e.row, e.op);
                 if let Some(first) = seen.get(&id) {

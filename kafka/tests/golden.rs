@@ -414,6 +414,39 @@ fn tables_without_a_key_have_no_key_and_a_tombstone() {
 }
 
 #[test]
+fn column_defaults_are_in_the_schema_and_replace_nulls() {
+    // Debezium puts column defaults into the schema, and JsonConverter writes a null as the default; a zero date in
+    // a NOT NULL column without one is the epoch.
+    let t = table(
+        "shop",
+        "prices",
+        vec![
+            column("id", "int", "int(11)", None, false),
+            column("qty", "int", "int(11)", None, true),
+            column("since", "date", "date", None, false),
+            column("until", "date", "date", None, false),
+            column("note", "varchar", "varchar(10)", Some("utf8mb4"), true),
+        ],
+        vec![0],
+    );
+    let mut enc = Encoder::new(opts());
+    enc.note_create_table(
+        &t,
+        "CREATE TABLE `prices` (\n  `id` int(11) NOT NULL,\n  `qty` int(11) DEFAULT 5,\n  \
+         `since` date NOT NULL DEFAULT '2000-01-01',\n  `until` date NOT NULL,\n  `note` varchar(10) DEFAULT NULL,\n  \
+         PRIMARY KEY (`id`)\n) ENGINE=InnoDB",
+    );
+    let zero = Value::Date { year: 0, month: 0, day: 0 };
+    let row = vec![Value::Int(1), Value::Null, zero.clone(), zero, Value::Null];
+    let mut out = Vec::new();
+    enc.row_change(&RowChange::Insert { table: t, after: row }, &src(), 0, 1_700_000_001_000_000_000, &mut out)
+        .unwrap();
+    let j = Json::Array(out.iter().map(record_json).collect());
+    assert_eq!(j[0]["value"]["payload"]["after"], json!({"id": 1, "qty": 5, "since": 10957, "until": 0, "note": null}));
+    check_golden("event_defaults", &j);
+}
+
+#[test]
 fn snapshot_reads_are_op_r() {
     let mut enc = Encoder::new(opts());
     let mut out = Vec::new();
