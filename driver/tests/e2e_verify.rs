@@ -397,3 +397,46 @@ async fn shards_merged_into_one_table_are_each_verified_against_their_rows() {
     assert!(lines[0].contains("1 row(s) missing on the target (key 120)"), "{}", lines[0]);
     dtle.stop_cleanly().await;
 }
+
+/// Across NATS (src and dest in two processes, as under Nomad): verify reads only the job file, the two servers and
+/// the target's position row, so the transport makes no difference — equal under writes, a changed row found with
+/// its key range, equal again once fixed.
+#[tokio::test]
+async fn a_job_over_nats_verifies_like_one_in_process() {
+    let Some(ctx) = Ctx::new("verify_nats").await else {
+        return;
+    };
+    let Some(nats) = nats_url() else { return };
+    let s = &ctx.s;
+    let (schema, job_name) = ("e2e_verify_nats", "e2e_verify_nats");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job_name).await;
+    create_load_tables(&mut src, schema).await;
+    add_static_rows(&mut src, schema).await;
+    let job = ctx.job("job.hcl", job_name, s.src, s.dst, &format!("{}\nGtid = \"\"", replicate_schema(schema)));
+    let link = ["--transport", "nats", "--nats", nats.as_str()];
+    let mut dest =
+        Dtle::run_with(ctx.path(), &job, "dest.log", "data-dest", &[&link[..], &["--only", "dest"]].concat());
+    let mut srcp = Dtle::run_with(ctx.path(), &job, "src.log", "data-src", &[&link[..], &["--only", "src"]].concat());
+    wait_target_caught_up(s, &mut dst, job_name, &mut dest).await;
+    let mut load = Load::start(s, schema);
+    load.wait_progress(50, &mut [&mut srcp, &mut dest]).await;
+    let tk = format!("{schema}.tk");
+    let f = verify(&ctx, "nats_equal", &job, &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+    // A static row (the load never writes it) changed by hand on the target: exactly its chunk is reported.
+    exec(&mut dst, &format!("UPDATE {tk} SET s = 'by hand' WHERE id = 1050")).await;
+    let f = verify(&ctx, "nats_changed", &job, &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk]).await;
+    assert_eq!(f.code, Some(1), "{}{}", f.stdout, f.stderr);
+    let lines = unequal_lines(&f);
+    assert_eq!(lines.len(), 1, "{}", f.stdout);
+    assert!(lines[0].contains("key 1050"), "{}", lines[0]);
+    exec(&mut dst, &format!("UPDATE {tk} SET s = 'static50' WHERE id = 1050")).await;
+    let f = verify(&ctx, "nats_fixed", &job, &["--chunk-size", "25", "--hot-retries", "30", "--tables", &tk]).await;
+    assert_eq!(f.code, Some(0), "{}{}", f.stdout, f.stderr);
+    load.stop().await;
+    srcp.stop_cleanly().await;
+    dest.stop_cleanly().await;
+}
