@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dtle_metadata::{GtidState, Position};
 use dtle_mysql::schema::{ColumnMeta, TableMeta};
 use dtle_mysql::snapshot::{SnapshotResume, TableResume};
-use dtle_mysql::{Change, RowChange, Transaction, TxEvent, Value};
+use dtle_mysql::{Change, EventSource, RowChange, Transaction, TxEvent, Value};
 use dtle_proto::v1 as w;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,8 @@ impl Encoder {
                 size: tx.size as u64,
                 partial: tx.partial,
                 origin: tx.origin.clone(),
+                event_pos: tx.sources.iter().map(|s| s.pos).collect(),
+                event_row: tx.sources.iter().map(|s| s.row).collect(),
                 events: tx
                     .events
                     .iter()
@@ -397,11 +399,25 @@ pub fn decode_batch(batch: w::ChangeBatch) -> Result<Vec<Change>, WireError> {
                         }
                     }
                 }
+                if tx.event_pos.len() != tx.event_row.len()
+                    || (!tx.event_pos.is_empty() && tx.event_pos.len() != events.len())
+                {
+                    return Err(WireError(format!(
+                        "transaction {}: {} event positions and {} row indexes for {} events",
+                        tx.gtid,
+                        tx.event_pos.len(),
+                        tx.event_row.len(),
+                        events.len()
+                    )));
+                }
+                let sources =
+                    tx.event_pos.iter().zip(&tx.event_row).map(|(&pos, &row)| EventSource { pos, row }).collect();
                 Change::Tx(Transaction {
                     gtid: tx.gtid,
                     position: position_from_wire(tx.position)?,
                     source_timestamp: tx.source_timestamp,
                     events,
+                    sources,
                     size: tx.size as usize,
                     partial: tx.partial,
                     origin: tx.origin,
@@ -493,6 +509,12 @@ mod tests {
                 size: 3,
                 partial: true,
                 origin: Some("12".into()),
+                sources: vec![
+                    EventSource { pos: 100, row: 0 },
+                    EventSource { pos: 300, row: 0 },
+                    EventSource { pos: 300, row: 1 },
+                    EventSource { pos: 500, row: 0 },
+                ],
                 events: vec![
                     TxEvent::Row(RowChange::Insert { table: t.clone(), after: vec![Value::Int(1), Value::Null] }),
                     TxEvent::Row(RowChange::Update {
@@ -520,6 +542,19 @@ mod tests {
         assert_eq!(format!("{changes:?}"), format!("{back:?}"));
         // One table definition for the whole batch.
         assert_eq!(encode_batch(&changes).tables.len(), 1);
+    }
+
+    #[test]
+    fn event_positions_must_match_the_events() {
+        let mut batch = encode_batch(&sample());
+        for c in &mut batch.changes {
+            if let Some(w::change::Kind::Tx(tx)) = &mut c.kind {
+                tx.event_pos.pop();
+                tx.event_row.pop();
+            }
+        }
+        let e = decode_batch(batch).unwrap_err().to_string();
+        assert!(e.contains("3 event positions and 3 row indexes for 4 events"), "{e}");
     }
 
     #[test]

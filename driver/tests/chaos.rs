@@ -14,7 +14,7 @@
 //! job must converge by itself, its position moving at least every 180 s after the last fault (at most 30 min in
 //! all): the target's position reaches the source's `@@gtid_binlog_pos`, then every table is compared (`COUNT(*)`, `CHECKSUM TABLE`, a sorted full dump of keyless
 //! tables; on a difference the exact rows that differ). Kafka: every topic is consumed, `c`/`u`/`d` events are
-//! de-duplicated on (`source.gtid`, `source.row`, `op`) and full-copy `r` events on the record key (only the last
+//! de-duplicated on (`source.gtid`, `source.pos`, `source.row`, `op`) and full-copy `r` events on the record key (only the last
 //! full copy counts), each table is rebuilt from the events and compared with the source: nothing may be missing or
 //! extra; duplicates are counted and printed.
 //!
@@ -1533,8 +1533,8 @@ struct KafkaStats {
     copies: usize,
     change_events: u64,
     duplicate_changes: u64,
-    /// Of those, events whose de-duplication key (gtid, row, op) repeats at another `source.pos`: distinct changes
-    /// the documented key cannot tell apart.
+    /// Of those, events whose de-duplication key (gtid, pos, row, op) repeats at another binlog file: distinct
+    /// changes the documented key cannot tell apart (must stay 0).
     colliding_keys: u64,
     /// `r` events not counted: of earlier copies, or the same key again.
     duplicate_snapshot_events: u64,
@@ -1547,7 +1547,7 @@ impl std::fmt::Display for KafkaStats {
         write!(
             f,
             "{} messages ({} tombstones): {} r events in {} full copies ({} of them re-sent or of earlier copies), \
-             {} c/u/d events ({} duplicates by (gtid, row, op), {} of them at another source.pos)",
+             {} c/u/d events ({} duplicates by (gtid, pos, row, op), {} of them in another binlog file)",
             self.messages,
             self.tombstones,
             self.snapshot_events,
@@ -1662,7 +1662,7 @@ impl KafkaTail {
             }
             // The documented de-duplication key, and the position each key was first seen at: the same key at
             // another `source.pos` is not a re-sent event but a different change with a colliding key.
-            let mut seen: HashMap<(String, u64, u8), (String, u64)> = HashMap::new();
+            let mut seen: HashMap<(String, u64, u64, u8), (String, u64)> = HashMap::new();
             let mut anomalies = Vec::new();
             // In source order: rows of a keyless table have no Kafka key (as with Debezium), so they are spread over
             // partitions and only their position and row index order them.
@@ -1670,7 +1670,7 @@ impl KafkaTail {
             changes.sort_by(|a, b| (a.position(), a.row).cmp(&(b.position(), b.row)));
             for e in changes {
                 stats.change_events += 1;
-                let id = (e.gtid.clone().unwrap_or_else(|| format!("{}:{}", e.file, e.pos)), e.row, e.op);
+                let id = (e.gtid.clone().unwrap_or_else(|| e.file.clone()), e.pos, e.row, e.op);
                 if let Some(first) = seen.get(&id) {
                     stats.duplicate_changes += 1;
                     if (first.0.as_str(), first.1) != e.position() {

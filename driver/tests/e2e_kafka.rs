@@ -759,11 +759,12 @@ async fn column_defaults_after_a_restart_from_the_saved_position() {
     }
 }
 
-/// Regression (found by the chaos campaign): a big source transaction travels in parts (`DumpEntryLimit`), and
-/// `source.row` restarted at 0 in every part, so (`source.gtid`, `source.row`, `op`), the key README.md tells
-/// consumers to de-duplicate on, named different rows of one transaction: a de-duplicating consumer lost them.
+/// Debezium's `source.pos` and `source.row`: the start of the change's binlog event (as the source's `SHOW BINLOG
+/// EVENTS` lists it) and the row's index in that event — also for a big transaction sent in parts
+/// (`DumpEntryLimit`), whose rows are unique by (`source.pos`, `source.row`) across its parts (regression found by
+/// the chaos campaign: rows of different parts shared a de-duplication key and a de-duplicating consumer lost them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_of_a_big_transaction_in_parts_are_numbered_across_its_parts() {
+async fn source_pos_and_row_are_the_binlog_event_and_the_row_in_it() {
     let Some((ctx, brokers)) = setup("kafka-big-tx-rows").await else { return };
     let db = "kafka_big_tx_rows";
     let mut src = ctx.s.src_conn().await;
@@ -782,20 +783,44 @@ async fn rows_of_a_big_transaction_in_parts_are_numbered_across_its_parts() {
     let ddl_topic = format!("schema-changes.{prefix}");
     consume_until(&brokers, std::slice::from_ref(&ddl_topic), "the full copy", Some(&mut dtle), |m| !m.is_empty())
         .await;
+    let (file, start): (String, u64) = {
+        let row: (String, u64, String, String) =
+            mysql_async::prelude::Queryable::query_first(&mut src, "SHOW MASTER STATUS").await.unwrap().unwrap();
+        (row.0, row.1)
+    };
     let rows = 20_000u64;
     exec(&mut src, &format!("INSERT INTO {db}.t SELECT seq, REPEAT('x', 90) FROM {db}.seq_1_to_{rows}")).await;
+    exec(&mut src, &format!("UPDATE {db}.t SET pad = 'y' WHERE id IN (1, 2, 3)")).await;
     let msgs = consume_until(&brokers, std::slice::from_ref(&topic), "the big transaction", Some(&mut dtle), |m| {
-        m.len() as u64 >= rows
+        m.len() as u64 >= rows + 3
     })
     .await;
-    let mut numbers: Vec<u64> = msgs
+    // The rows events the source wrote since, by start position, with their row counts still to be matched.
+    let events: Vec<(String, u64, String, u64, u64, String)> =
+        mysql_async::prelude::Queryable::query(&mut src, format!("SHOW BINLOG EVENTS IN '{file}' FROM {start}"))
+            .await
+            .unwrap();
+    let rows_events: std::collections::BTreeSet<u64> = events
         .iter()
-        .map(|m| m.value.as_ref().expect("no tombstones")["payload"]["source"]["row"].as_u64().expect("source.row"))
+        .filter(|e| matches!(e.2.as_str(), "Write_rows_v1" | "Update_rows_v1" | "Write_rows" | "Update_rows"))
+        .map(|e| e.1)
         .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    assert_eq!(numbers.len() as u64, rows, "source.row must be unique within the transaction");
-    assert_eq!((numbers[0], numbers[numbers.len() - 1]), (0, rows - 1));
+    assert!(rows_events.len() > 2, "the big insert is several rows events: {events:?}");
+    let mut per_event: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for m in &msgs {
+        let source = &m.value.as_ref().expect("no tombstones")["payload"]["source"];
+        let pos = source["pos"].as_u64().expect("source.pos");
+        assert!(rows_events.contains(&pos), "source.pos {pos} is not the start of a rows event: {rows_events:?}");
+        per_event.entry(pos).or_default().push(source["row"].as_u64().expect("source.row"));
+    }
+    let mut total = 0;
+    for (pos, mut numbers) in per_event {
+        numbers.sort_unstable();
+        let n = numbers.len() as u64;
+        assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "the rows of the event at {pos} are numbered 0..{n}");
+        total += n;
+    }
+    assert_eq!(total, rows + 3, "(source.pos, source.row) is unique per row");
     assert!(dtle.log_text().contains("sending it in parts"), "the transaction was not split");
     dtle.stop_cleanly().await;
 }

@@ -382,11 +382,23 @@ impl KafkaSink {
                             self.learn_defaults(rc.table()).await;
                         }
                     }
+                    // Debezium's source.pos and source.row: the start of the change's binlog event and its row's
+                    // index in that event. A source that did not say (an older src over NATS) gets the position
+                    // after the transaction and the row's index in the transaction.
+                    let mut src = src;
+                    let sources = (tx.sources.len() == tx.events.len()).then_some(&tx.sources);
                     let mut row_index = self.rows_of_open_transaction;
-                    for ev in &tx.events {
+                    for (i, ev) in tx.events.iter().enumerate() {
+                        let row = match sources.and_then(|s| s.get(i)) {
+                            Some(at) => {
+                                src.pos = at.pos;
+                                at.row
+                            }
+                            None => row_index,
+                        };
                         match ev {
                             TxEvent::Row(rc) => {
-                                self.encoder.row_change(rc, &src, row_index, now, &mut self.records)?;
+                                self.encoder.row_change(rc, &src, row, now, &mut self.records)?;
                                 row_index += 1;
                                 self.stats.row_changes += 1;
                             }

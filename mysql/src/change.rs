@@ -51,6 +51,14 @@ impl TxEvent {
     }
 }
 
+/// Where a change was in the source's binlog: the position at which its binlog event starts, and the index of its
+/// row within that event (0 for a statement).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventSource {
+    pub pos: u64,
+    pub row: u32,
+}
+
 /// One source transaction, kept whole.
 #[derive(Clone, Debug)]
 pub struct Transaction {
@@ -61,6 +69,9 @@ pub struct Transaction {
     /// Source commit time (binlog header timestamp, seconds).
     pub source_timestamp: u32,
     pub events: Vec<TxEvent>,
+    /// Where each of `events` was in the source's binlog (aligned with `events`; empty when not known): the start of
+    /// its binlog event and its row's index in that event (Debezium's `source.pos` and `source.row`).
+    pub sources: Vec<EventSource>,
     /// Approximate bytes of row data, for batching.
     pub size: usize,
     /// More events of this same source transaction follow in the next `Tx` (a big transaction sent in parts, so

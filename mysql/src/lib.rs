@@ -28,7 +28,7 @@ pub mod value;
 pub use source::{binlog, ddl, filter, prereq, snapshot, sql_filter, stream, where_expr};
 pub use target::{applier, load_data, parallel, snapshot_apply};
 
-pub use change::{Change, RowChange, Transaction, TxEvent};
+pub use change::{Change, EventSource, RowChange, Transaction, TxEvent};
 pub use conn::{Endpoint, Flavor, Role};
 pub use error::MysqlError;
 pub use value::Value;

@@ -200,6 +200,12 @@ pub struct Transaction {
     /// For a transaction dtle applied on its source: the server where the change was first made.
     #[prost(string, optional, tag = "7")]
     pub origin: Option<String>,
+    /// Where each event was in the source's binlog, aligned with `events` (both empty when not known): the start
+    /// of its binlog event, and its row's index in that event.
+    #[prost(uint64, repeated, tag = "8")]
+    pub event_pos: Vec<u64>,
+    #[prost(uint32, repeated, tag = "9")]
+    pub event_row: Vec<u32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

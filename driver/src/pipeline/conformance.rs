@@ -384,6 +384,7 @@ async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
         position: pos(5),
         source_timestamp: 0,
         events: vec![TxEvent::Row(RowChange::Insert { table: Arc::new(meta), after: vec![Value::Int(1)] })],
+        sources: Vec::new(),
         size: 1,
         partial: true,
         origin: None,

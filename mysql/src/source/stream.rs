@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::binlog::rows::DecodeError;
 use crate::binlog::rows::{decode_rows, RowsKind, TablePlan};
 use crate::binlog::{event_data, mariadb, verify_checksum};
-use crate::change::{Change, RowChange, Transaction, TxEvent};
+use crate::change::{Change, EventSource, RowChange, Transaction, TxEvent};
 use crate::conn::{Endpoint, Flavor};
 use crate::ddl::{ddl_marker_origin, route, DdlRoute};
 use crate::error::{codes, BinlogAt, MysqlError, Result};
@@ -312,6 +312,8 @@ struct TxBuilder {
     in_begin: bool,
     timestamp: u32,
     events: Vec<TxEvent>,
+    /// Where each of `events` was in the binlog.
+    sources: Vec<EventSource>,
     size: usize,
     /// Row bytes since the last part was sent.
     part_size: usize,
@@ -601,6 +603,7 @@ impl BinlogReader {
             _ => return Ok(Flow::Continue),
         };
         let trimmed = sql.trim();
+        let event_start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
         if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
             self.tx_mut(header.timestamp()).in_begin = true;
             return Ok(Flow::Continue);
@@ -631,6 +634,7 @@ impl BinlogReader {
                 // The table definitions above are refreshed either way: SqlFilter only decides what is sent.
                 if keep {
                     t.events.push(TxEvent::Ddl { schema: use_schema, sql, tables: source_tables });
+                    t.sources.push(EventSource { pos: event_start, row: 0 });
                 }
             }
             DdlRoute::StatementDml { tables, kinds } => {
@@ -642,7 +646,7 @@ impl BinlogReader {
                 } else {
                     tables.iter().map(|(s, t)| format!("{s}.{t}")).collect::<Vec<_>>().join(", ")
                 };
-                let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+                let start = event_start;
                 let gtid = self.tx.as_ref().map(|t| t.gtid.clone()).unwrap_or_default();
                 let gtid = if gtid.is_empty() { "no GTID".to_string() } else { format!("GTID {gtid}") };
                 let file = &self.file;
@@ -816,6 +820,7 @@ impl BinlogReader {
     /// goes out in parts.
     async fn on_rows(&mut self, event: &Event) -> Result<Flow> {
         let timestamp = event.header().timestamp();
+        let event_start = u64::from(event.header().log_pos()).saturating_sub(u64::from(event.header().event_size()));
         let Some(EventData::RowsEvent(rows_event)) = event_data(event).map_err(self.decode_failed(""))? else {
             return Ok(Flow::Continue);
         };
@@ -839,7 +844,7 @@ impl BinlogReader {
         let meta = &selected.meta;
         let decoded = decode_rows(&selected.plan, &rows_event).map_err(self.decode_failed(&meta.source_name()))?;
         let mut changes = Vec::with_capacity(decoded.rows.len());
-        for image in decoded.rows {
+        for (row_in_event, image) in decoded.rows.into_iter().enumerate() {
             let change = match (&decoded.kind, image.before, image.after) {
                 (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
                 (RowsKind::Delete, Some(before), _) => RowChange::Delete { table: meta.clone(), before },
@@ -857,10 +862,11 @@ impl BinlogReader {
                 })?,
             };
             if let Some(change) = change.filter(|c| self.opts.sql_filter.keeps_row(c)) {
-                changes.push(match &selected.projection {
+                let change = match &selected.projection {
                     None => change,
                     Some(indexes) => project_change(change, &selected.output, indexes),
-                });
+                };
+                changes.push((change, EventSource { pos: event_start, row: row_in_event as u32 }));
             }
         }
         let max_part = self.opts.max_tx_part_bytes;
@@ -868,7 +874,10 @@ impl BinlogReader {
         let t = self.tx_mut(timestamp);
         t.size += rows_event.rows_data().len();
         t.part_size += rows_event.rows_data().len();
-        t.events.extend(changes.into_iter().map(TxEvent::Row));
+        for (change, source) in changes {
+            t.events.push(TxEvent::Row(change));
+            t.sources.push(source);
+        }
         if t.in_begin && t.part_size >= max_part {
             // A big transaction: send what we have as a part, so memory stays bounded.
             if t.size == t.part_size {
@@ -879,6 +888,7 @@ impl BinlogReader {
                 position,
                 source_timestamp: t.timestamp,
                 events: std::mem::take(&mut t.events),
+                sources: std::mem::take(&mut t.sources),
                 size: t.part_size,
                 partial: true,
                 origin: t.origin.clone(),
@@ -967,6 +977,7 @@ fn new_plain_tx(timestamp: u32) -> TxBuilder {
         in_begin: false,
         timestamp,
         events: Vec::new(),
+        sources: Vec::new(),
         size: 0,
         part_size: 0,
         origin: None,
@@ -1016,6 +1027,7 @@ async fn finish_tx(
         position,
         source_timestamp: t.timestamp,
         events: t.events,
+        sources: t.sources,
         size: t.part_size,
         partial: false,
         origin: t.origin,

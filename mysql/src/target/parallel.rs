@@ -205,6 +205,7 @@ mod tests {
             position: Position::default(),
             source_timestamp: 0,
             events: changes.into_iter().map(TxEvent::Row).collect(),
+            sources: Vec::new(),
             size: 0,
             partial: false,
             origin: None,
