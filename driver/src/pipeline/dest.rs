@@ -65,7 +65,7 @@ pub(crate) async fn run_dest(
                     Ok(start) => start,
                     Err(e) => break Err(e),
                 };
-                info!(job = %job.name, session, answer = ?start, "dest: src connected");
+                info!(job = %job.name, session, target = %start, "dest: src connected");
                 if let Err(e) = link.answer(hello, start).await {
                     break Err(e);
                 }

@@ -34,6 +34,22 @@ pub(crate) enum SessionStart {
     Position(Position),
 }
 
+impl std::fmt::Display for SessionStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionStart::NoPosition => f.write_str("no position on the target"),
+            SessionStart::CopyAgain => f.write_str("an interrupted full copy, to start again"),
+            SessionStart::ContinueCopy(resume) => write!(
+                f,
+                "an interrupted full copy to continue ({} table(s) with chunks, binlog from {})",
+                resume.tables.len(),
+                describe(&resume.binlog_from)
+            ),
+            SessionStart::Position(p) => write!(f, "position {}", describe(p)),
+        }
+    }
+}
+
 /// `HelloReply.stage` on the wire (dtle.v1).
 mod wire_stage {
     pub const NO_POSITION: u32 = 0;
@@ -238,6 +254,17 @@ mod tests {
         ] {
             assert_eq!(SessionStart::from_reply(answer.to_reply()).unwrap(), answer);
         }
+    }
+
+    #[test]
+    fn answers_read_shortly_in_logs() {
+        assert_eq!(SessionStart::NoPosition.to_string(), "no position on the target");
+        assert_eq!(SessionStart::Position(pos(3)).to_string(), "position 0-1-3 (b.000001:3)");
+        let resume = SnapshotResume { binlog_from: pos(7), ..Default::default() };
+        assert_eq!(
+            SessionStart::ContinueCopy(resume).to_string(),
+            "an interrupted full copy to continue (0 table(s) with chunks, binlog from 0-1-7 (b.000001:7))"
+        );
     }
 
     #[test]
