@@ -51,19 +51,7 @@ impl Reader {
         self.conn.query_drop(BEGIN).await.map_err(q("starting a consistent snapshot on the source"))?;
         match self.flavor {
             Flavor::Mariadb => {
-                let status: Vec<(String, String)> = self
-                    .conn
-                    .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                    .await
-                    .map_err(q("reading binlog_snapshot_file/position"))?;
-                let get =
-                    |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-                let file: String = get("binlog_snapshot_file")
-                    .unwrap_or_default()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
-                    .collect();
-                let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(0);
+                let (file, pos) = dtle_mysql::snapshot::mariadb_snapshot_position(&mut self.conn).await?;
                 Ok(Position { gtid: None, binlog_file: file, binlog_pos: pos })
             }
             Flavor::Mysql => {

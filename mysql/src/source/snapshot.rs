@@ -69,6 +69,24 @@ pub struct Snapshot {
     projections: std::collections::HashMap<(String, String), (Arc<TableMeta>, Vec<usize>)>,
 }
 
+/// MariaDB: the binlog file and position of the consistent snapshot open on `conn` (`binlog_snapshot_file` /
+/// `binlog_snapshot_position`, taken atomically with the snapshot); an empty file name without a binary log.
+pub async fn mariadb_snapshot_position(conn: &mut mysql_async::Conn) -> Result<(String, u64)> {
+    let status: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|e| MysqlError::query("reading binlog_snapshot_file/position", e))?;
+    let get = |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    // Some MariaDB versions return trailing bytes after the file name here; keep the name only.
+    let file: String = get("binlog_snapshot_file")
+        .unwrap_or_default()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+        .collect();
+    let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(0);
+    Ok((file, pos))
+}
+
 impl Snapshot {
     /// Opens the snapshot transaction and reads its position.
     pub async fn begin(ep: &Endpoint, flavor: Flavor) -> Result<Snapshot> {
@@ -83,19 +101,7 @@ impl Snapshot {
                 data.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
                     .await
                     .map_err(q("starting the snapshot transaction"))?;
-                let status: Vec<(String, String)> = data
-                    .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                    .await
-                    .map_err(q("reading binlog_snapshot_file/position"))?;
-                let get =
-                    |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-                // Some MariaDB versions return trailing bytes after the file name here; keep the name only.
-                let file: String = get("binlog_snapshot_file")
-                    .unwrap_or_default()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
-                    .collect();
-                let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(0);
+                let (file, pos) = mariadb_snapshot_position(&mut data).await?;
                 if file.is_empty() {
                     return Err(MysqlError::Prerequisite {
                         role: "source",
