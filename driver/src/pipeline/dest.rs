@@ -40,7 +40,6 @@ pub(crate) async fn run_dest(
     let mut acknowledger = tokio::spawn(acknowledge(link.acker(), acks).in_current_span());
     let mut acknowledger_result = None;
     let mut pending: Option<LinkEvent> = None;
-    let mut transactions = sink.stats().transactions;
     let result: Result<(), DriverError> = loop {
         let event = match pending.take() {
             Some(event) => event,
@@ -87,7 +86,6 @@ pub(crate) async fn run_dest(
                 };
                 let after = sink.stats();
                 observer.applied(&changes, &before, &after);
-                transactions = after.transactions;
                 // Waits while MAX_GROUPS_IN_FLIGHT groups are not durable yet; fails once the acknowledger stopped.
                 if to_ack.send((token, durable)).await.is_err() {
                     break Ok(());
@@ -102,7 +100,7 @@ pub(crate) async fn run_dest(
         None => joined(acknowledger.await),
     };
     sink.close().await;
-    info!(job = %job.name, transactions = transactions, "dest: stopped");
+    info!(job = %job.name, transactions = sink.stats().transactions, "dest: stopped");
     // An acknowledgement's failure is the cause when both failed.
     acked.and(result)
 }
