@@ -843,7 +843,8 @@ impl BinlogReader {
         };
         let meta = &selected.meta;
         let decoded = decode_rows(&selected.plan, &rows_event).map_err(self.decode_failed(&meta.source_name()))?;
-        let mut changes = Vec::with_capacity(decoded.rows.len());
+        // Rows go straight into the transaction being read (fields borrowed apart: no buffer per event).
+        let t = self.tx.get_or_insert_with(|| new_plain_tx(timestamp));
         for (row_in_event, image) in decoded.rows.into_iter().enumerate() {
             let change = match (&decoded.kind, image.before, image.after) {
                 (RowsKind::Insert, _, Some(after)) => RowChange::Insert { table: meta.clone(), after },
@@ -856,7 +857,12 @@ impl BinlogReader {
             let change = match &selected.row_filter {
                 None => Some(change),
                 Some(f) => filter_row_change(f, change).map_err(|e| MysqlError::Stream {
-                    at: self.at(&meta.source_name()),
+                    at: BinlogAt {
+                        file: self.file.clone(),
+                        pos: self.pos,
+                        gtid: t.gtid.clone(),
+                        table: meta.source_name(),
+                    },
                     reason: format!("evaluating the Where of {}: {e}", meta.source_name()),
                     transient: false,
                 })?,
@@ -866,18 +872,13 @@ impl BinlogReader {
                     None => change,
                     Some(indexes) => project_change(change, &selected.output, indexes),
                 };
-                changes.push((change, EventSource { pos: event_start, row: row_in_event as u32 }));
+                t.events.push(TxEvent::Row(change));
+                t.sources.push(EventSource { pos: event_start, row: row_in_event as u32 });
             }
         }
         let max_part = self.opts.max_tx_part_bytes;
-        let position = Position { gtid: self.gtid_state.clone(), binlog_file: self.file.clone(), binlog_pos: self.pos };
-        let t = self.tx_mut(timestamp);
         t.size += rows_event.rows_data().len();
         t.part_size += rows_event.rows_data().len();
-        for (change, source) in changes {
-            t.events.push(TxEvent::Row(change));
-            t.sources.push(source);
-        }
         if t.in_begin && t.part_size >= max_part {
             // A big transaction: send what we have as a part, so memory stays bounded.
             if t.size == t.part_size {
@@ -885,7 +886,11 @@ impl BinlogReader {
             }
             let part = Transaction {
                 gtid: t.gtid.clone(),
-                position,
+                position: Position {
+                    gtid: self.gtid_state.clone(),
+                    binlog_file: self.file.clone(),
+                    binlog_pos: self.pos,
+                },
                 source_timestamp: t.timestamp,
                 events: std::mem::take(&mut t.events),
                 sources: std::mem::take(&mut t.sources),
