@@ -1,5 +1,18 @@
 #!/usr/bin/env bash
-# Full-copy benchmark: mariadb-dump | mariadb  vs  dtle run (snapshot stage), sysbench-shaped tables.
+# Full-copy benchmark: dtle run (snapshot stage) vs the anchors, sysbench-shaped tables, all in one run:
+#   * mariadb-dump --single-transaction | mariadb
+#   * mydumper + myloader (MYDUMPER=1): `mydumper -t N --rows R --trx-consistency-only -B bench -o DIR`, then
+#     `myloader -t N --enable-binlog --overwrite-tables -d DIR`, run one after the other as a DBA does, timed
+#     end to end. N = MYDUMPER_THREADS (default: nproc). R = MYDUMPER_ROWS (default 100000: tables split into
+#     chunks of 100k rows by primary key, so one big table still loads on N threads; 0 = no --rows). No
+#     compression, default statement size (1 MB) and queries per transaction (1000). --enable-binlog: myloader
+#     turns the binlog off for its sessions by default; the target is binlogged as for every other tool here.
+#     --trx-consistency-only: InnoDB-only, the global read lock is held only until the threads' snapshots start.
+#     mydumper is installed with apt-get when missing (root only; Debian 12 has 0.10.x).
+#   * the target's own limit (TARGET_LIMIT=1): the source rows exported beforehand (SELECT ... INTO OUTFILE,
+#     not timed); timed on the target: CREATE TABLE without the secondary indexes, server-side LOAD DATA
+#     INFILE of each table's file (one connection per table, up to nproc at once), then that connection's
+#     ALTER TABLE ... ADD KEY for the secondary indexes. Printed as dtle time / target limit time.
 #
 #   tests/bench/snapshot.sh [ROWS_PER_TABLE=100000]     # TABLES=4: the issue's 4 x 100k sbtest schema
 #   TABLES=1 tests/bench/snapshot.sh 1000000            # the older single-table figures
@@ -7,6 +20,8 @@
 # Env: TABLES=4, CHUNK_SIZES="2000" (dtle ChunkSize values to try), BENCH_DURABLE=1 (default; 0 = fast,
 #      non-durable instances), RESUME=1 (default: also kill -9 dtle mid-copy and time the resumed copy),
 #      VERIFY=1 (default: also time `dtle verify` of the last copy; VERIFY_CHUNK_SIZE=1000),
+#      MYDUMPER=1 (default: the mydumper + myloader anchor; MYDUMPER_THREADS, MYDUMPER_ROWS),
+#      TARGET_LIMIT=1 (default: the target's own limit; TARGET_LIMIT_THREADS, default nproc),
 #      BENCH_KEEP=1 (keep instances), DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317) and bench_dst (3318), created fresh and destroyed at the end.
@@ -20,6 +35,12 @@ TABLES="${TABLES:-4}"
 TOTAL=$((ROWS * TABLES))
 CHUNK_SIZES="${CHUNK_SIZES:-2000}"
 RESUME="${RESUME:-1}"
+MYDUMPER="${MYDUMPER:-1}"
+TARGET_LIMIT="${TARGET_LIMIT:-1}"
+NPROC="$(nproc)"
+MYDUMPER_THREADS="${MYDUMPER_THREADS:-$NPROC}"
+MYDUMPER_ROWS="${MYDUMPER_ROWS:-100000}"
+TARGET_LIMIT_THREADS="${TARGET_LIMIT_THREADS:-$NPROC}"
 SRC=$BENCH_SRC_PORT
 DST=$BENCH_DST_PORT
 TMP="$(mktemp -d /tmp/dtle-bench-snapshot.XXXXXX)"
@@ -33,6 +54,17 @@ cleanup() {
 trap cleanup EXIT
 
 ensure_dtle
+# ensure_mydumper -> mydumper and myloader on PATH (apt-get install as root), or a clear error
+ensure_mydumper() {
+    command -v mydumper >/dev/null && command -v myloader >/dev/null && return 0
+    [[ "$(id -u)" == 0 ]] || bdie "mydumper/myloader not installed: run 'apt-get install -y mydumper' as root, or MYDUMPER=0 to skip that anchor"
+    blog "installing mydumper (apt-get install -y mydumper)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y mydumper ||
+        { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mydumper; }; } >&2 ||
+        bdie "apt-get install -y mydumper failed (MYDUMPER=0 skips that anchor)"
+    if ! command -v mydumper >/dev/null || ! command -v myloader >/dev/null; then bdie "mydumper installed but not on PATH"; fi
+}
+[[ "$MYDUMPER" == 1 ]] && ensure_mydumper
 bench_instance bench_src "$SRC" 11
 bench_instance bench_dst "$DST" 12
 
@@ -89,7 +121,7 @@ index_columns() {
             ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'bench'"
 }
 verify() {   # verify -> OK / DIFF (row count + CHECKSUM TABLE of every target table vs the source, and their indexes)
-    local n s t sums=""
+    local n t sums=""
     n=0
     for ((t = 1; t <= TABLES; t++)); do
         n=$((n + $(q "$DST" "SELECT COUNT(*) FROM bench.sbtest$t" 2>/dev/null || echo 0)))
@@ -126,6 +158,117 @@ if [[ -s "$TMP/dump_rss" && -s "$TMP/load_rss" ]]; then
     clients_cpu="$(calc "$(tail -n1 "$TMP/dump_rss" | awk '{print $2 + $3}') + $(tail -n1 "$TMP/load_rss" | awk '{print $2 + $3}')")"
 fi
 RESULTS+=("mariadb-dump|$TOTAL|$(calc "$t1 - $t0" %.3f)|-|$(verify)|$(cpu_since "$cpu0" "$clients_cpu")")
+
+# ---------------------------------------------------------------- (a2) mydumper + myloader
+MYD_SECS=""
+MYD_NOTE=""
+if [[ "$MYDUMPER" == 1 ]]; then
+    reset_dst
+    mdir="$TMP/mydumper"
+    rows_opt=()
+    [[ "$MYDUMPER_ROWS" != 0 ]] && rows_opt=(--rows "$MYDUMPER_ROWS")
+    myd_cmd=(mydumper -h 127.0.0.1 -P "$SRC" -u root -t "$MYDUMPER_THREADS" "${rows_opt[@]}" --trx-consistency-only
+        -B bench -o "$mdir" -v 2)
+    myl_cmd=(myloader -h 127.0.0.1 -P "$DST" -u root -t "$MYDUMPER_THREADS" --enable-binlog --overwrite-tables
+        -d "$mdir" -v 2)
+    blog "${myd_cmd[*]}; then ${myl_cmd[*]} (logs: $TMP/mydumper.log, $TMP/myloader.log)"
+    cpu0="$(cpu_mark)"
+    t0=$(now)
+    rc=0
+    if ((${#TIMEV[@]})); then
+        "${TIMEV[@]}" "$TMP/mydumper_time" "${myd_cmd[@]}" >"$TMP/mydumper.log" 2>&1 || rc=$?
+    else
+        "${myd_cmd[@]}" >"$TMP/mydumper.log" 2>&1 || rc=$?
+    fi
+    ((rc == 0)) || { blog "mydumper exited with status $rc:"; tail -n 20 "$TMP/mydumper.log" >&2; exit 1; }
+    t_dumped=$(now)
+    if ((${#TIMEV[@]})); then
+        "${TIMEV[@]}" "$TMP/myloader_time" "${myl_cmd[@]}" >"$TMP/myloader.log" 2>&1 || rc=$?
+    else
+        "${myl_cmd[@]}" >"$TMP/myloader.log" 2>&1 || rc=$?
+    fi
+    t1=$(now)
+    ((rc == 0)) || { blog "myloader exited with status $rc:"; tail -n 20 "$TMP/myloader.log" >&2; exit 1; }
+    tool_cpu="?"
+    if [[ -s "$TMP/mydumper_time" && -s "$TMP/myloader_time" ]]; then
+        tool_cpu="$(calc "$(tail -n1 "$TMP/mydumper_time" | awk '{print $2 + $3}') + $(tail -n1 "$TMP/myloader_time" | awk '{print $2 + $3}')")"
+        MYD_NOTE=", peak RSS mydumper $(calc "$(tail -n1 "$TMP/mydumper_time" | awk '{print $1}')/1024" %.0f) MiB, myloader $(calc "$(tail -n1 "$TMP/myloader_time" | awk '{print $1}')/1024" %.0f) MiB"
+    fi
+    MYD_SECS="$(calc "$t1 - $t0" %.3f)"
+    # binlog_bytes PORT -> bytes in the server's binary logs (reset_dst ran RESET MASTER before the load)
+    binlog_bytes() { q "$1" "SHOW BINARY LOGS" | awk '{s += $2} END {print s + 0}'; }
+    myd_version="$(mydumper --version 2>&1 | head -n1 | awk '{sub(/,$/, "", $2); print $1, $2}')"
+    myd_pkg="$(dpkg-query -W -f '${Version}' mydumper 2>/dev/null || true)"
+    MYD_NOTE="$myd_version${myd_pkg:+ (package $myd_pkg)}: dump $(calc "$t_dumped - $t0" %.3f) s ($(find "$mdir" -name 'bench.sbtest*.sql' ! -name '*-schema.sql' | wc -l) data files, $(du -sm "$mdir" | cut -f1) MiB), then load $(calc "$t1 - $t_dumped" %.3f) s (target binlog $(calc "$(binlog_bytes "$DST")/1e6" %.1f) MB); -t $MYDUMPER_THREADS${rows_opt[*]:+ ${rows_opt[*]}}$MYD_NOTE; its tool CPU is both"
+    RESULTS+=("mydumper+myloader|$TOTAL|$MYD_SECS|-|$(verify)|$(cpu_since "$cpu0" "$tool_cpu")")
+    rm -rf "$mdir"
+fi
+
+# ---------------------------------------------------------------- (a3) the target's own limit
+# What the target alone does with the same rows: server-side LOAD DATA INFILE of files exported beforehand (not
+# timed) into tables created without their secondary indexes, then ALTER TABLE ... ADD KEY; one connection per
+# table, TARGET_LIMIT_THREADS (nproc) at once.
+LIMIT_SECS=""
+LIMIT_NOTE=""
+if [[ "$TARGET_LIMIT" == 1 ]]; then
+    # MariaDB: secure_file_priv NULL (not set, as on these instances) or empty = any file the server can reach; a
+    # directory = only there. The servers run as this script's user (tests/mariadb.sh), so they can write and
+    # read files under $TMP.
+    src_sfp="$(q "$SRC" "SELECT COALESCE(@@secure_file_priv, '')")"
+    dst_sfp="$(q "$DST" "SELECT COALESCE(@@secure_file_priv, '')")"
+    xdir="$TMP/limit"
+    [[ -n "$src_sfp" ]] && xdir="${src_sfp%/}/dtle-bench-$$"
+    mkdir -p "$xdir"
+    ldir="$xdir"
+    [[ -n "$dst_sfp" && "${dst_sfp%/}" != "${src_sfp%/}" ]] && ldir="${dst_sfp%/}/dtle-bench-$$-load"
+    blog "target limit: exporting the source rows with SELECT ... INTO OUTFILE into $xdir (not timed)"
+    t0=$(now)
+    for ((t = 1; t <= TABLES; t++)); do
+        q "$SRC" "SELECT * INTO OUTFILE '$xdir/sbtest$t.txt' CHARACTER SET utf8mb4 FROM bench.sbtest$t"
+        # The CREATE TABLE without plain secondary KEYs, and one ALTER TABLE adding them.
+        mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$SRC" -uroot -N -B -r -e "SHOW CREATE TABLE bench.sbtest$t" |
+            cut -f2- >"$TMP/create_$t.sql"
+        awk '/^  KEY / {next} {l[++n]=$0} END {for (i = 1; i <= n; i++) {if (i < n && l[i+1] ~ /^\)/) sub(/,$/, "", l[i]); print l[i]}}' \
+            "$TMP/create_$t.sql" >"$TMP/create_nokeys_$t.sql"
+        awk -v t="sbtest$t" '/^  KEY / {sub(/^  /, ""); sub(/,$/, ""); k = k (k == "" ? "" : ", ") "ADD " $0}
+            END {if (k != "") print "ALTER TABLE `" t "` " k}' "$TMP/create_$t.sql" >"$TMP/add_keys_$t.sql"
+    done
+    if [[ "$ldir" != "$xdir" ]]; then
+        mkdir -p "$ldir"
+        cp "$xdir"/sbtest*.txt "$ldir"/
+    fi
+    LIMIT_NOTE="export $(calc "$(now) - $t0" %.2f) s (not counted), $(du -sm "$xdir" | cut -f1) MiB of files"
+    # limit_table T -> on one target connection: CREATE TABLE without secondary keys, LOAD DATA INFILE, ADD KEY
+    limit_table() {
+        q "$DST" "USE bench; SET SESSION foreign_key_checks = 0; $(cat "$TMP/create_nokeys_$1.sql");
+                  LOAD DATA INFILE '$ldir/sbtest$1.txt' INTO TABLE sbtest$1 CHARACTER SET utf8mb4;
+                  $(cat "$TMP/add_keys_$1.sql")"
+    }
+    reset_dst
+    blog "target limit: CREATE TABLE (no secondary keys) + LOAD DATA INFILE + ADD KEY, $TARGET_LIMIT_THREADS tables at once"
+    cpu0="$(cpu_mark)"
+    t0=$(now)
+    q "$DST" "CREATE DATABASE bench"
+    running=0
+    fails=0
+    for ((t = 1; t <= TABLES; t++)); do
+        limit_table "$t" &
+        running=$((running + 1))
+        if ((running >= TARGET_LIMIT_THREADS)); then
+            wait -n || fails=$((fails + 1))
+            running=$((running - 1))
+        fi
+    done
+    while ((running > 0)); do
+        wait -n || fails=$((fails + 1))
+        running=$((running - 1))
+    done
+    t1=$(now)
+    ((fails == 0)) || bdie "target limit: $fails of the LOAD DATA INFILE connections failed"
+    LIMIT_SECS="$(calc "$t1 - $t0" %.3f)"
+    RESULTS+=("target limit (LOAD)|$TOTAL|$LIMIT_SECS|-|$(verify)|$(cpu_since "$cpu0" "-")")
+    rm -rf "$xdir" "$ldir"
+fi
 
 # ---------------------------------------------------------------- (b) dtle run, per ChunkSize
 for chunk in $CHUNK_SIZES; do
@@ -244,10 +387,20 @@ if [[ -s "$TMP/dump_rss" && -s "$TMP/load_rss" ]]; then
         "of the mariadb client $(calc "$(tail -n1 "$TMP/load_rss" | awk '{print $1}')/1024" %.0f) MiB; server memory is not counted for any row;" \
         "its tool CPU is both clients')"
 fi
+[[ -n "$MYD_NOTE" ]] && echo "(mydumper+myloader row: $MYD_NOTE)"
+[[ -n "$LIMIT_NOTE" ]] && echo "(target limit row: server-side LOAD DATA INFILE of files exported from the source, tables created without secondary keys, then ADD KEY; $TARGET_LIMIT_THREADS tables at once; $LIMIT_NOTE)"
 echo
 for r in "${RESULTS[@]:1}"; do
     IFS='|' read -r tool rows secs rss chk _ <<<"$r"
     echo "ratio $tool / mariadb-dump throughput: $(calc "$base/$secs" %.2f)x  (time $(calc "$secs/$base" %.2f)x)"
+done
+for r in "${RESULTS[@]}"; do
+    IFS='|' read -r tool rows secs rss chk _ <<<"$r"
+    [[ "$tool" == "dtle ChunkSize="* ]] || continue
+    [[ -n "$MYD_SECS" ]] &&
+        echo "ratio $tool / mydumper+myloader throughput: $(calc "$MYD_SECS/$secs" %.2f)x  (issue: >= 1.5)"
+    [[ -n "$LIMIT_SECS" ]] &&
+        echo "ratio $tool time / target limit time: $(calc "$secs/$LIMIT_SECS" %.2f)  (issue: <= 1.15)"
 done
 [[ -n "$RESUME_LINE" ]] && echo "resume: $RESUME_LINE"
 exit 0
