@@ -25,7 +25,9 @@
 //! it prints "skipping: ..." unless one of its knobs is set.
 //!
 //! Knobs: `DTLE_CHAOS_FAULTS` (faults per mode, default 6), `DTLE_CHAOS_SEED` (default: from the clock, printed),
-//! `DTLE_CHAOS_MODES` (default `one,nats,parallel,kafka`), `DTLE_CHAOS_SRC_PORT` / `DTLE_CHAOS_DST_PORT`.
+//! `DTLE_CHAOS_MODES` (default `one,nats,parallel,kafka`), `DTLE_CHAOS_SRC_PORT` / `DTLE_CHAOS_DST_PORT` (on ports
+//! other than 3317/3318 the instances are `chaos_src_<port>` / `chaos_dst_<port>`, so two campaigns without the
+//! nats mode can run side by side).
 //! A seed fixes each mode's fault sequence (kinds, timings, outage lengths), printed before the mode starts; replay
 //! a failure with
 //!
@@ -51,8 +53,15 @@ const DEFAULT_FAULTS: usize = 6;
 const NATS_PORT: u16 = 4232;
 /// Not 8580: the dtle-metadata tests run a TLS agent there.
 const CONSUL_PORT: u16 = 8640;
-const SRC_INSTANCE: &str = "chaos_src";
-const DST_INSTANCE: &str = "chaos_dst";
+/// The MariaDB instances' names on the default ports; on other ports the port is appended (`chaos_src_3327`), so
+/// two campaigns on different ports never share a data directory.
+fn instance_name(base: &str, port: u16, default_port: u16) -> String {
+    if port == default_port {
+        base.to_string()
+    } else {
+        format!("{base}_{port}")
+    }
+}
 const SRC_SERVER_ID: u16 = 17;
 const DST_SERVER_ID: u16 = 18;
 /// The job's `DumpEntryLimit`: big transactions travel in parts of this many bytes of row data.
@@ -237,6 +246,14 @@ struct Knobs {
 }
 
 impl Knobs {
+    fn src_instance(&self) -> String {
+        instance_name("chaos_src", self.src_port, 3317)
+    }
+
+    fn dst_instance(&self) -> String {
+        instance_name("chaos_dst", self.dst_port, 3318)
+    }
+
     /// The knobs, or `None` (after printing why) when the campaign should not run here.
     fn from_env() -> Option<Knobs> {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -866,6 +883,7 @@ async fn kill9_and_start(pid_file: &Path, outage: Duration, script: &str, port: 
 
 struct Infra {
     dst_port: u16,
+    dst_instance: String,
     nats_url: String,
     consul_addr: String,
 }
@@ -873,7 +891,7 @@ struct Infra {
 impl Infra {
     async fn start_target(&self) -> Result<(), String> {
         let (port, id) = (self.dst_port.to_string(), DST_SERVER_ID.to_string());
-        try_run_script("mariadb.sh", &["start", DST_INSTANCE, &port, &id]).await
+        try_run_script("mariadb.sh", &["start", &self.dst_instance, &port, &id]).await
     }
 
     /// Runs a server fault; a short note of what happened.
@@ -895,13 +913,13 @@ impl Infra {
                 kill9_and_start(&pid_file, outage, "consul.sh", &consul_port).await
             }
             FaultKind::RestartTarget => {
-                try_run_script("mariadb.sh", &["stop", DST_INSTANCE]).await?;
+                try_run_script("mariadb.sh", &["stop", &self.dst_instance]).await?;
                 tokio::time::sleep(outage).await;
                 self.start_target().await?;
                 Ok(format!("down {outage:.1?}"))
             }
             FaultKind::KillTarget => {
-                let pid = kill9_server(&run.join(DST_INSTANCE).join("mariadbd.pid")).await?;
+                let pid = kill9_server(&run.join(&self.dst_instance).join("mariadbd.pid")).await?;
                 tokio::time::sleep(outage).await;
                 self.start_target().await?;
                 Ok(format!("mariadbd pid {pid}, down {outage:.1?}"))
@@ -1785,11 +1803,12 @@ fn multiset_difference<'a>(a: &'a [String], b: &'a [String]) -> (Vec<&'a str>, V
 /// Starts (idempotently) the campaign's servers; their addresses.
 async fn start_servers(knobs: &Knobs) -> Result<(Servers, Infra), String> {
     let (src_port, dst_port) = (knobs.src_port.to_string(), knobs.dst_port.to_string());
-    try_run_script("mariadb.sh", &["start", SRC_INSTANCE, &src_port, &SRC_SERVER_ID.to_string()]).await?;
-    try_run_script("mariadb.sh", &["start", DST_INSTANCE, &dst_port, &DST_SERVER_ID.to_string()]).await?;
+    let (src_instance, dst_instance) = (knobs.src_instance(), knobs.dst_instance());
+    try_run_script("mariadb.sh", &["start", &src_instance, &src_port, &SRC_SERVER_ID.to_string()]).await?;
+    try_run_script("mariadb.sh", &["start", &dst_instance, &dst_port, &DST_SERVER_ID.to_string()]).await?;
     // Nothing of an earlier campaign matters: the binlogs of both go, so the disk use stays bounded.
-    try_run_script("mariadb.sh", &["reset", SRC_INSTANCE]).await?;
-    try_run_script("mariadb.sh", &["reset", DST_INSTANCE]).await?;
+    try_run_script("mariadb.sh", &["reset", &src_instance]).await?;
+    try_run_script("mariadb.sh", &["reset", &dst_instance]).await?;
     if knobs.modes.contains(&Mode::Nats) {
         try_run_script("nats.sh", &["start", &NATS_PORT.to_string()]).await?;
         try_run_script("consul.sh", &["start", &CONSUL_PORT.to_string()]).await?;
@@ -1801,6 +1820,7 @@ async fn start_servers(knobs: &Knobs) -> Result<(Servers, Infra), String> {
     s.dst2 = knobs.dst_port;
     let infra = Infra {
         dst_port: knobs.dst_port,
+        dst_instance,
         nats_url: format!("nats://127.0.0.1:{NATS_PORT}"),
         consul_addr: format!("127.0.0.1:{CONSUL_PORT}"),
     };
