@@ -42,6 +42,11 @@ pub enum DriverError {
     )]
     Stalled { job: String, seconds: u64 },
 
+    /// `dtle run`/`dtle validate` of several jobs: the jobs that cannot start, each line naming its job (none was
+    /// started).
+    #[error("{} of {total} jobs cannot start (none was started):\n{}", .refused.len(), .refused.join("\n"))]
+    JobsRefused { total: usize, refused: Vec<String> },
+
     #[error("{0}")]
     Other(String),
 }

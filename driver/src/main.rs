@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dtle::config::{parse_job_file, ResolvedJob};
 use dtle::error::DriverError;
-use dtle::standalone::{open_store, run_job, validate_job_report, Roles, RunOptions};
+use dtle::standalone::{check_job_set, open_store, run_job, run_jobs, validate_job_report, Roles, RunOptions};
 use dtle_metadata::{CheckpointStore, ConsulConfig, ConsulStore};
 use dtle_transport::compression::CompressionSpec;
 use dtle_transport::nats::NatsOptions;
@@ -26,10 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
-    /// Run a job's src and dest tasks in this process until Ctrl-C.
+    /// Run a job's src and dest tasks in this process until Ctrl-C. Several job files run side by side in this
+    /// process (each with its own position; one job's failure does not stop the others; names must differ).
     Run {
-        /// Job file: Nomad HCL (`job "x" { ... }`) or Nomad JSON (`{"Job": {...}}`).
-        job: PathBuf,
+        /// Job file(s): Nomad HCL (`job "x" { ... }`) or Nomad JSON (`{"Job": {...}}`).
+        #[arg(required = true, num_args = 1..)]
+        jobs: Vec<PathBuf>,
         /// Where positions are kept between runs.
         #[arg(long, default_value = "./dtle-data", env = "DTLE_DATA_DIR")]
         data_dir: PathBuf,
@@ -44,8 +46,11 @@ enum Command {
         #[arg(long, env = "DTLE_METRICS_ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
     },
-    /// Check a job file and the servers' prerequisites without replicating.
-    Validate { job: PathBuf },
+    /// Check job files and the servers' prerequisites without replicating (several files: as `dtle run` of them).
+    Validate {
+        #[arg(required = true, num_args = 1..)]
+        jobs: Vec<PathBuf>,
+    },
     /// Check that the target equals the source, chunk by chunk, while the job runs (consistent reads, no lock).
     /// MySQL/MariaDB targets only: a Kafka target is refused. Exit status: 0 everything equal, 1 differences
     /// found, 2 a problem of the job file or the options, 3 not everything could be verified.
@@ -174,7 +179,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, DriverError::Config(_) | DriverError::InvalidField { .. } | DriverError::Problems { .. }) {
+            if matches!(
+                e,
+                DriverError::Config(_)
+                    | DriverError::InvalidField { .. }
+                    | DriverError::Problems { .. }
+                    | DriverError::JobsRefused { .. }
+            ) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -187,26 +198,75 @@ fn load_job(path: &std::path::Path) -> Result<ResolvedJob, DriverError> {
     Ok(parse_job_file(path)?.resolve()?)
 }
 
+/// The job files of one `dtle run`/`dtle validate`: every file read and resolved (one file: its own error; several:
+/// every file that cannot be read, named, before anything starts), and their names distinct.
+fn load_jobs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, ResolvedJob)>, DriverError> {
+    if let [path] = paths {
+        return Ok(vec![(path.clone(), load_job(path)?)]);
+    }
+    let mut jobs = Vec::with_capacity(paths.len());
+    let mut refused = Vec::new();
+    for path in paths {
+        match load_job(path) {
+            Ok(job) => jobs.push((path.clone(), job)),
+            Err(e) => {
+                let text = e.to_string();
+                let shown = path.display().to_string();
+                refused.push(if text.contains(&shown) { text } else { format!("{shown}: {text}") });
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(DriverError::JobsRefused { total: paths.len(), refused });
+    }
+    check_job_set(&jobs)?;
+    Ok(jobs)
+}
+
 async fn run(command: Command) -> Result<(), DriverError> {
     match command {
         Command::Version => {
             println!("dtle {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Validate { job } => {
-            let job = load_job(&job)?;
-            let warnings = validate_job_report(&job).await?;
-            for warning in &warnings {
-                println!("warning: {warning}");
+        Command::Validate { jobs } => {
+            let jobs = load_jobs(&jobs)?;
+            let mut refused = Vec::new();
+            for (_, job) in &jobs {
+                match validate_job_report(job).await {
+                    Ok(warnings) => {
+                        for warning in &warnings {
+                            println!("warning: {warning}");
+                        }
+                        match warnings.len() {
+                            0 => println!("job {:?}: configuration and prerequisites OK", job.name),
+                            n => println!(
+                                "job {:?}: configuration and prerequisites OK, with {n} warning(s) above",
+                                job.name
+                            ),
+                        }
+                    }
+                    Err(e) if jobs.len() == 1 => return Err(e),
+                    Err(e) => {
+                        println!("job {:?}: REFUSED", job.name);
+                        refused.push(format!("job {:?}: {e}", job.name));
+                    }
+                }
             }
-            match warnings.len() {
-                0 => println!("job {:?}: configuration and prerequisites OK", job.name),
-                n => println!("job {:?}: configuration and prerequisites OK, with {n} warning(s) above", job.name),
+            match refused.is_empty() {
+                true => Ok(()),
+                false => Err(DriverError::JobsRefused { total: jobs.len(), refused }),
             }
-            Ok(())
         }
-        Command::Run { job, data_dir, no_progress_bar, link, consul, metrics_addr } => {
-            let job = load_job(&job)?;
+        Command::Run { jobs, data_dir, no_progress_bar, link, consul, metrics_addr } => {
+            let jobs = load_jobs(&jobs)?;
+            let several = jobs.len() > 1;
+            let mut runs = Vec::with_capacity(jobs.len());
+            for (_, job) in jobs {
+                // One progress bar cannot show several jobs: progress lines then.
+                let opts = run_options(&job, data_dir.clone(), no_progress_bar || several, &link, &consul)?;
+                runs.push((job, opts));
+            }
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {
@@ -226,51 +286,68 @@ async fn run(command: Command) -> Result<(), DriverError> {
                     }
                 });
             }
-            let mut opts = RunOptions::new(data_dir);
-            if no_progress_bar {
-                opts.progress_bar = false;
+            match (several, runs.pop()) {
+                (false, Some((job, opts))) => run_job(job, opts, shutdown).await,
+                (_, last) => {
+                    runs.extend(last);
+                    run_jobs(runs, shutdown).await
+                }
             }
-            opts.consul = consul.config();
-            opts.roles = match link.only.as_deref() {
-                Some("src") => Roles::SrcOnly,
-                Some("dest") => Roles::DestOnly,
-                _ => Roles::Both,
-            };
-            if link.transport == "nats" {
-                let compression = match &link.compression {
-                    Some(text) => CompressionSpec::parse(text).map_err(|reason| DriverError::InvalidField {
-                        field: "--compression".into(),
-                        value: text.clone(),
-                        reason,
-                    })?,
-                    None => job.src.compression_spec().map_err(|reason| DriverError::InvalidField {
-                        field: "Compression".into(),
-                        value: job.src.compression.clone(),
-                        reason,
-                    })?,
-                };
-                opts.nats = Some(NatsOptions {
-                    urls: link.nats.clone(),
-                    token: link.nats_token.clone(),
-                    user: link.nats_user.clone(),
-                    password: link.nats_password.clone(),
-                    credentials_file: link.nats_creds.clone(),
-                    ca_file: link.nats_ca.clone(),
-                    cert_file: link.nats_cert.clone(),
-                    key_file: link.nats_key.clone(),
-                    compression,
-                    window: (job.src.repl_chan_buffer_size.max(1) as usize).min(4096),
-                    ack_timeout: std::time::Duration::from_secs(link.ack_timeout.max(1)),
-                    rate_limit_bytes_per_s: link.rate_limit,
-                    // Read from Consul by run_job when positions are there (see standalone::RunOptions).
-                    session_key: None,
-                });
-            }
-            run_job(job, opts, shutdown).await
         }
         Command::Positions { action } => positions(action).await,
         Command::Verify(_) => Err(DriverError::Other("dtle verify is run by main".into())),
     }
+}
+
+/// What `dtle run`'s options mean for one job (the link's compression and window come from the job).
+fn run_options(
+    job: &ResolvedJob,
+    data_dir: PathBuf,
+    no_progress_bar: bool,
+    link: &LinkArgs,
+    consul: &ConsulArgs,
+) -> Result<RunOptions, DriverError> {
+    let mut opts = RunOptions::new(data_dir);
+    if no_progress_bar {
+        opts.progress_bar = false;
+    }
+    opts.consul = consul.config();
+    opts.roles = match link.only.as_deref() {
+        Some("src") => Roles::SrcOnly,
+        Some("dest") => Roles::DestOnly,
+        _ => Roles::Both,
+    };
+    if link.transport == "nats" {
+        let compression = match &link.compression {
+            Some(text) => CompressionSpec::parse(text).map_err(|reason| DriverError::InvalidField {
+                field: "--compression".into(),
+                value: text.clone(),
+                reason,
+            })?,
+            None => job.src.compression_spec().map_err(|reason| DriverError::InvalidField {
+                field: "Compression".into(),
+                value: job.src.compression.clone(),
+                reason,
+            })?,
+        };
+        opts.nats = Some(NatsOptions {
+            urls: link.nats.clone(),
+            token: link.nats_token.clone(),
+            user: link.nats_user.clone(),
+            password: link.nats_password.clone(),
+            credentials_file: link.nats_creds.clone(),
+            ca_file: link.nats_ca.clone(),
+            cert_file: link.nats_cert.clone(),
+            key_file: link.nats_key.clone(),
+            compression,
+            window: (job.src.repl_chan_buffer_size.max(1) as usize).min(4096),
+            ack_timeout: std::time::Duration::from_secs(link.ack_timeout.max(1)),
+            rate_limit_bytes_per_s: link.rate_limit,
+            // Read from Consul by run_job when positions are there (see standalone::RunOptions).
+            session_key: None,
+        });
+    }
+    Ok(opts)
 }
 
 async fn wait_for_stop_signal() {

@@ -112,6 +112,81 @@ pub async fn run_job(job: ResolvedJob, opts: RunOptions, shutdown: CancellationT
     run_job_role(job, opts, store, shutdown).await
 }
 
+/// Several jobs in one process (`dtle run a.hcl b.hcl ...`): the set is checked first ([`check_job_set`], each
+/// job's plan), so nothing starts when one of them is wrong; then every job runs on its own tasks, as it would
+/// alone, its log lines in a `job{name=..}` span. A job that ends (an error, or the end of a copy with
+/// `SkipIncrementalCopy`) does not stop the others, as one Nomad task does not stop another; the call returns when
+/// every job has ended (or `shutdown`), with an error naming each job that failed.
+pub async fn run_jobs(jobs: Vec<(ResolvedJob, RunOptions)>, shutdown: CancellationToken) -> Result<(), DriverError> {
+    let mut problems = Vec::new();
+    for (job, _) in &jobs {
+        if let Err(e) = crate::plan::Plan::build(job) {
+            problems.push(format!("job {:?}: {e}", job.name));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(DriverError::JobsRefused { total: jobs.len(), refused: problems });
+    }
+    let total = jobs.len();
+    info!(jobs = total, "running {total} jobs in this process");
+    let mut running = tokio::task::JoinSet::new();
+    for (job, opts) in jobs {
+        let name = job.name.clone();
+        let span = tracing::info_span!("job", name = %name);
+        let shutdown = shutdown.clone();
+        running.spawn(async move { (name, run_job(job, opts, shutdown).await) }.instrument(span));
+    }
+    let mut failed = Vec::new();
+    while let Some(ended) = running.join_next().await {
+        match ended {
+            Ok((name, Ok(()))) => info!(job = %name, remaining = running.len(), "job ended"),
+            Ok((name, Err(e))) => {
+                error!(job = %name, error = %e, remaining = running.len(), "job failed; the other jobs go on");
+                failed.push(format!("job {name:?}: {e}"));
+            }
+            Err(e) => failed.push(format!("a job's task ended abnormally: {e}")),
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        n => Err(DriverError::Other(format!("{n} of {total} jobs failed:\n{}", failed.join("\n")))),
+    }
+}
+
+/// The jobs given to one `dtle run`/`dtle validate` must have distinct names (positions, metrics and the target's
+/// position rows are kept per job name; a `TwoWaySync` job also uses `<name>_dtrev`).
+pub fn check_job_set(jobs: &[(PathBuf, ResolvedJob)]) -> Result<(), DriverError> {
+    let mut seen: std::collections::HashMap<String, &PathBuf> = std::collections::HashMap::new();
+    for (path, job) in jobs {
+        let mut names = vec![job.name.clone()];
+        if job.src.two_way_sync {
+            names.push(format!("{}{}", job.name, engine::REVERSE_JOB_SUFFIX));
+        }
+        for name in names {
+            if let Some(first) = seen.insert(name.clone(), path) {
+                if first == path {
+                    return Err(DriverError::InvalidField {
+                        field: "job file".into(),
+                        value: path.display().to_string(),
+                        reason: "given twice: list each job file once".into(),
+                    });
+                }
+                return Err(DriverError::InvalidField {
+                    field: "job name".into(),
+                    value: name,
+                    reason: format!(
+                        "{} and {} both use this name; positions, metrics and the target's position row are kept \
+                         per job name, so two jobs of one process need different names: rename one of them",
+                        first.display(),
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `TwoWaySync`: the job, and its reverse direction (`<job>_dtrev`, target → source) once the job's full copy is
 /// done, both in this process. dtle's markers (see `dtle_mysql::applier::marker_upsert`) keep each direction from
 /// sending back what the other applied. Conflicting writes on both sides are not resolved: the last writer wins.

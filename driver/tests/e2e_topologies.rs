@@ -152,3 +152,98 @@ async fn a_file_pos_start_keeps_file_pos_positions() {
     wait_tables_equal(&mut src, &mut dst, &table, Some("id"), &mut d).await;
     d.stop_cleanly().await;
 }
+
+/// `dtle run a.hcl b.hcl c.hcl`: several jobs in one process, each with its own position; a job that ends (a copy
+/// with `SkipIncrementalCopy`) leaves the others running; a set with a bad job or two jobs of one name starts nothing
+/// (exit 2, naming the file and the fix); `dtle validate` takes the same set.
+#[tokio::test]
+async fn several_jobs_run_side_by_side_in_one_process() {
+    let Some(ctx) = Ctx::new("multi_job").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, copy_schema) = ("e2e_multi_job", "e2e_multi_job_copy");
+    let (job1, job2, job3) = ("e2e_multi1", "e2e_multi2", "e2e_multi3");
+    let mut a = s.src_conn().await;
+    let mut b = s.conn(s.dst2).await;
+    let mut dst = s.dst_conn().await;
+    for c in [&mut a, &mut b] {
+        reset_source_schema(c, schema).await;
+        exec(c, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, origin VARCHAR(8))")).await;
+    }
+    reset_source_schema(&mut a, copy_schema).await;
+    exec(&mut a, &format!("CREATE TABLE {copy_schema}.c (id INT PRIMARY KEY, v INT)")).await;
+    exec(&mut a, &format!("INSERT INTO {copy_schema}.c SELECT seq, seq * 2 FROM mysql.seq_1_to_500")).await;
+    for (sch, job) in [(schema, job1), (schema, job2), (copy_schema, job3)] {
+        reset_target(&mut dst, sch, job).await;
+    }
+    exec(&mut dst, &format!("CREATE DATABASE IF NOT EXISTS {schema}")).await;
+    exec(&mut dst, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, origin VARCHAR(8))")).await;
+    let gtid_a = gtid_binlog_pos(&mut a).await;
+    let gtid_b = gtid_binlog_pos(&mut b).await;
+    let conf = |gtid: &str| format!("ReplicateDoDb = [{{ TableSchema = \"{schema}\" }}]\nGtid = \"{gtid}\"");
+    let j1 = ctx.job("j1.hcl", job1, s.src, s.dst, &conf(&gtid_a));
+    let j2 = ctx.job("j2.hcl", job2, s.dst2, s.dst, &conf(&gtid_b));
+    let j3 = ctx.job(
+        "j3.hcl",
+        job3,
+        s.src,
+        s.dst,
+        &format!("ReplicateDoDb = [{{ TableSchema = \"{copy_schema}\" }}]\nSkipIncrementalCopy = true"),
+    );
+    let data = ctx.path().join("data");
+    let run_args = |jobs: &[&std::path::PathBuf]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec!["run".into()];
+        v.extend(jobs.iter().map(|j| j.as_os_str().to_owned()));
+        v.extend(["--data-dir".into(), data.as_os_str().to_owned(), "--no-progress-bar".into()]);
+        v
+    };
+
+    // Refused sets start nothing: two files with one job name, and a file with a bad value among good ones.
+    let twin = ctx.job("twin.hcl", job1, s.dst2, s.dst, &conf(&gtid_b));
+    let f = run_to_exit(ctx.path(), "twin", &os_refs(&run_args(&[&j1, &twin]))).await;
+    assert_eq!(f.code, Some(2), "two jobs named {job1}: {f:?}");
+    assert!(
+        f.stderr.contains("j1.hcl") && f.stderr.contains("twin.hcl") && f.stderr.contains("rename one"),
+        "the error names both files and the fix: {}",
+        f.stderr
+    );
+    let bad =
+        ctx.job("bad.hcl", "e2e_multi_bad", s.src, s.dst, "ReplicateDoDb = [{ TableSchema = \"x\" }]\nChunkSize = -5");
+    let f = run_to_exit(ctx.path(), "bad", &os_refs(&run_args(&[&j1, &bad]))).await;
+    assert_eq!(f.code, Some(2), "a bad job among good ones: {f:?}");
+    assert!(f.stderr.contains("bad.hcl") && f.stderr.contains("ChunkSize"), "names the file and field: {}", f.stderr);
+    assert!(position_row(&mut dst, job1).await.is_none(), "nothing started: job1 has no position");
+    let f = run_to_exit(ctx.path(), "validate", &["validate".as_ref(), j1.as_os_str(), j2.as_os_str()]).await;
+    assert_eq!(f.code, Some(0), "validate of two good jobs: {f:?}");
+    assert!(f.stdout.contains(job1) && f.stdout.contains(job2), "validate reports each job: {}", f.stdout);
+
+    // Three jobs in one process.
+    let mut d = Dtle::spawn(&ctx.path().join("multi.log"), &os_refs(&run_args(&[&j1, &j2, &j3])));
+    let w = Waiter::new("the copy job ends by itself while the others run");
+    while !d.log_text().contains("job ended") {
+        assert!(d.try_exited().is_none(), "dtle exited: {}", tail(&d.log_text(), 40));
+        w.tick(Some(&mut d)).await;
+    }
+    assert_eq!(count(&mut dst, &format!("{copy_schema}.c")).await, 500, "the copy job copied its table");
+    for i in 0..20 {
+        exec(&mut a, &format!("INSERT INTO {schema}.t VALUES ({}, 'a')", 100 + i)).await;
+        exec(&mut b, &format!("INSERT INTO {schema}.t VALUES ({}, 'b')", 200 + i)).await;
+    }
+    let mut s_b = s.clone();
+    s_b.src = s.dst2;
+    wait_target_caught_up(s, &mut dst, job1, &mut d).await;
+    wait_target_caught_up(&s_b, &mut dst, job2, &mut d).await;
+    assert_eq!(count(&mut dst, &format!("{schema}.t")).await, 40, "both sources' rows after the copy job ended");
+    let p1 = position_row(&mut dst, job1).await.expect("job1 position");
+    let p2 = position_row(&mut dst, job2).await.expect("job2 position");
+    assert!(p1.gtid_set.contains("-1-") && p2.gtid_set.contains("-3-"), "own positions: {p1:?} {p2:?}");
+    let log = d.log_text();
+    assert!(log.contains("running 3 jobs"), "{}", tail(&log, 20));
+    assert!(log.contains(&format!("job{{name={job1}}}")), "log lines carry their job: {}", tail(&log, 20));
+    d.stop_cleanly().await;
+}
+
+fn os_refs(args: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    args.iter().map(|a| a.as_os_str()).collect()
+}
