@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# Incremental benchmark: binlog backlog catch-up, native MariaDB replica vs dtle, then steady-state lag of dtle.
+# Incremental benchmark: binlog backlog catch-up, native MariaDB replica vs dtle, then steady-state lag of dtle
+# and of the native replica, measured the same way.
 #
 #   tests/bench/incremental.sh [TX=20000]
 #
+# Catch-up: native replica single-threaded, 4 threads optimistic and 4 threads conservative; dtle per
+# PARALLEL_WORKERS; dtle's ratios to each and to the fastest native configuration.
+# Steady-state lag: LAG_RATE tx/s on the source plus a probe row (bench.lagprobe, ts = source NOW(6)) every 100 ms.
+# On the dtle target and the replica, lagprobe has an extra column `seen DATETIME(6)` set by a BEFORE INSERT
+# trigger to SYSDATE(6) (not NOW(6): a replica's SQL thread fakes NOW() to the source's event time; the replica
+# runs with slave_run_triggers_for_rbr=YES so row events fire it). Lag = seen - ts, read after the run: the moment
+# the row is written on the target (before its commit there), with no polling granularity. The old measure is
+# kept beside it: a connection polling the target every ~20 ms for new probe rows (visible = committed; the
+# poll interval adds ~10 ms on average); visible - applied per probe = the follower's commit wait + the poll wait. The probe's own connection also reads SYSDATE(6) right after each
+# insert returns, which splits the lag into source commit (insert + binlog/redo fsync) and the rest.
+# LAG_NATIVE=separate (default): the load runs twice, first followed by dtle alone (replica stopped), then by
+# the native replica alone (dtle stopped, restarted afterwards to catch up): each follower has the machine to
+# itself. LAG_NATIVE=together: one load, dtle and the replica following it at the same time. off: dtle only.
+#
 # Env: CLIENTS=4 (parallel clients generating the backlog), ROWS_PER_TABLE=100000 (the issue's 4 x 100k),
-#      LAG_RATE=auto (tx/s of the steady-state load; auto = half of the native single-threaded catch-up rate),
-#      LAG_SECONDS=20, LAG_CLIENTS=2 (connections writing it), IDLE_SECONDS=10 (idle time before the idle RSS sample), BENCH_DURABLE=1 (default; 0 = fast,
-#      non-durable instances), BENCH_KEEP=1, DTLE_BIN.
+#      LAG_RATE=1000 (tx/s of the steady-state load; auto = half of the native single-threaded catch-up rate),
+#      LAG_SECONDS=20, LAG_CLIENTS=4 (connections writing it, on disjoint ids), LAG_PACING=smooth (each
+#      transaction at its own time, rate/LAG_CLIENTS apart per client; tick = the older bursts every 100 ms,
+#      aligned with the probes), LAG_NATIVE=separate|together|off, LAG_NATIVE_CONFIG=fastest (the fastest
+#      catch-up configuration; or single, optimistic4, conservative4), LAG_POLL=1 (0: no polling during the
+#      run, only the trigger measure), LAG_POLL_MS=20 (the poll interval), IDLE_SECONDS=10 (idle time before the idle RSS sample),
+#      BENCH_DURABLE=1 (default; 0 = fast, non-durable instances), BENCH_KEEP=1, DTLE_BIN.
 # Prints figures only; never fails on timings. Fails (exit 1) only when a tool errors or hangs.
 # Instances: bench_src (3317), bench_dst (3318, dtle target), bench_replica (3319, native replica);
 # created fresh and destroyed at the end.
@@ -17,9 +36,20 @@ TX="${1:-20000}"
 [[ "$TX" =~ ^[0-9]+$ && "$TX" -gt 0 ]] || bdie "TX must be a positive integer"
 CLIENTS="${CLIENTS:-4}"
 ROWS_PER_TABLE="${ROWS_PER_TABLE:-100000}"
-LAG_RATE="${LAG_RATE:-auto}"
+LAG_RATE="${LAG_RATE:-1000}"
 IDLE_SECONDS="${IDLE_SECONDS:-10}"
 LAG_SECONDS="${LAG_SECONDS:-20}"
+LAG_CLIENTS="${LAG_CLIENTS:-4}"
+LAG_PACING="${LAG_PACING:-smooth}"
+LAG_NATIVE="${LAG_NATIVE:-separate}"
+LAG_NATIVE_CONFIG="${LAG_NATIVE_CONFIG:-fastest}"
+LAG_POLL="${LAG_POLL:-1}"
+LAG_POLL_MS="${LAG_POLL_MS:-20}"
+[[ "$LAG_POLL_MS" =~ ^[0-9]+$ && "$LAG_POLL_MS" -gt 0 ]] || bdie "LAG_POLL_MS must be a positive integer"
+[[ "$LAG_PACING" == smooth || "$LAG_PACING" == tick ]] || bdie "LAG_PACING must be smooth or tick"
+[[ "$LAG_NATIVE" =~ ^(separate|together|off)$ ]] || bdie "LAG_NATIVE must be separate, together or off"
+[[ "$LAG_NATIVE_CONFIG" =~ ^(fastest|single|optimistic4|conservative4)$ ]] ||
+    bdie "LAG_NATIVE_CONFIG must be fastest, single, optimistic4 or conservative4"
 TABLES=4
 SRC=$BENCH_SRC_PORT
 DST=$BENCH_DST_PORT
@@ -33,6 +63,7 @@ cleanup() {
     local p
     [[ -n "$DTLE_PID" ]] && kill -KILL "$DTLE_PID" 2>/dev/null || true
     for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [[ -n "${POLL_PIDS[*]:-}" ]] && for p in "${POLL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     bench_destroy bench_src
     bench_destroy bench_dst
     bench_destroy bench_replica
@@ -92,13 +123,23 @@ START="$(q "$SRC" "SELECT @@gtid_binlog_pos")"
 mariadb-dump --no-defaults --protocol=tcp -h127.0.0.1 -P"$SRC" -uroot --single-transaction --databases bench >"$TMP/start.sql"
 [[ "$(q "$SRC" "SELECT @@gtid_binlog_pos")" == "$START" ]] || bdie "bench_src moved during the start-state dump"
 blog "START = $START; loading the start state into bench_dst and bench_replica"
+# add_seen PORT -> bench.lagprobe gets `seen DATETIME(6)`, set by a BEFORE INSERT trigger to SYSDATE(6) (the wall
+# clock when the row is written; NOW(6) would be the source's event time on a native replica)
+add_seen() {
+    q "$1" "SET SESSION sql_log_bin = 0;
+            ALTER TABLE bench.lagprobe ADD COLUMN seen DATETIME(6) NULL;
+            CREATE TRIGGER bench.lagprobe_seen BEFORE INSERT ON bench.lagprobe FOR EACH ROW SET NEW.seen = SYSDATE(6)"
+}
 qi "$DST" <"$TMP/start.sql"
+add_seen "$DST"
 
-# load_replica -> bench_replica: stopped, start state loaded without binlogging, own binlog reset
+# load_replica -> bench_replica: stopped, start state loaded without binlogging, own binlog reset, the lagprobe
+# trigger, which row events fire (slave_run_triggers_for_rbr, MariaDB)
 load_replica() {
     q "$REP" "STOP SLAVE; RESET SLAVE ALL; DROP DATABASE IF EXISTS bench"
     qi "$REP" --init-command="SET SESSION sql_log_bin=0" <"$TMP/start.sql"
-    q "$REP" "RESET MASTER"
+    add_seen "$REP"
+    q "$REP" "RESET MASTER; SET GLOBAL slave_run_triggers_for_rbr = YES"
 }
 load_replica
 
@@ -125,7 +166,8 @@ FINAL_SEQ="$(gtid_seq "$FINAL")"
 SRC_TPS="$(calc "$TX / ($t1 - $t0)" %.0f)"
 blog "backlog written in $(calc "$t1 - $t0") s ($SRC_TPS tx/s on the source); FINAL = $FINAL"
 
-RESULTS=()   # "name|seconds"
+RESULTS=()          # "name|seconds"
+NATIVE_RESULTS=()   # "name|seconds|slave_parallel_threads|slave_parallel_mode|short name"
 
 # ---------------------------------------------------------------- (a) native replica
 # native_run LABEL THREADS MODE
@@ -149,11 +191,25 @@ native_run() {
     done
     t1=$(now)
     RESULTS+=("native replica, $label|$(calc "$t1 - $t0" %.3f)")
+    NATIVE_RESULTS+=("native replica, $label|$(calc "$t1 - $t0" %.3f)|$threads|$mode|$4")
     q "$REP" "STOP SLAVE"
 }
-native_run "single-threaded" 0 conservative
+native_run "single-threaded" 0 conservative single
 load_replica
-native_run "4 threads optimistic" 4 optimistic
+native_run "4 threads optimistic" 4 optimistic optimistic4
+load_replica
+native_run "4 threads conservative" 4 conservative conservative4
+# the fastest native configuration (and the one LAG_NATIVE_CONFIG names, for the steady-state phase)
+FASTEST=""
+for r in "${NATIVE_RESULTS[@]}"; do
+    IFS='|' read -r _ secs _ _ _ <<<"$r"
+    [[ -z "$FASTEST" ]] && FASTEST="$r" && continue
+    awk -v a="$secs" -v b="$(cut -d'|' -f2 <<<"$FASTEST")" 'BEGIN {exit !(a < b)}' && FASTEST="$r"
+done
+LAG_NATIVE_RESULT="$FASTEST"
+for r in "${NATIVE_RESULTS[@]}"; do
+    [[ "$(cut -d'|' -f5 <<<"$r")" == "$LAG_NATIVE_CONFIG" ]] && LAG_NATIVE_RESULT="$r"
+done
 
 # ---------------------------------------------------------------- (b) dtle, for each ParallelWorkers value
 # PARALLEL_WORKERS="1 4": one catch-up per value, each into bench_dst reset to the start state; the last one keeps
@@ -167,6 +223,7 @@ for ((wr = 0; wr < ${#WORKER_RUNS[@]}; wr++)); do
         blog "resetting bench_dst to the start state"
         q "$DST" "DROP DATABASE IF EXISTS bench; DROP DATABASE IF EXISTS dtle"
         qi "$DST" <"$TMP/start.sql"
+        add_seen "$DST"
     fi
     write_job "$TMP/incr.hcl" "$JOB" "$SRC" "$DST" "$START" 2000 true "$workers"
     DLOG="$TMP/dtle_incr_w$workers.log"
@@ -197,88 +254,236 @@ for ((wr = 0; wr < ${#WORKER_RUNS[@]}; wr++)); do
 done
 RESULTS+=("${DTLE_RESULTS[@]}")
 
-# ---------------------------------------------------------------- (c) steady-state lag (dtle keeps running)
+
+# ---------------------------------------------------------------- (c) steady-state lag
 if [[ "$LAG_RATE" == auto ]]; then
-    LAG_RATE="$(calc "$TX / ${RESULTS[0]#*|} / 2" %.0f)"
+    LAG_RATE="$(calc "$TX / $(cut -d'|' -f2 <<<"${NATIVE_RESULTS[0]}") / 2" %.0f)"
     ((LAG_RATE >= 10)) || LAG_RATE=10
 fi
+[[ "$LAG_RATE" =~ ^[0-9]+$ && "$LAG_RATE" -gt 0 ]] || bdie "LAG_RATE must be a positive integer or auto"
 LAG_TX=$((LAG_RATE * LAG_SECONDS))
-LAG_CLIENTS="${LAG_CLIENTS:-2}"
-PER_TICK=$(((LAG_RATE + 5) / 10 / LAG_CLIENTS))   # transactions per 100 ms tick and client
+PER_TICK=$(((LAG_RATE + 5) / 10 / LAG_CLIENTS))   # LAG_PACING=tick: transactions per 100 ms tick and client
 ((PER_TICK >= 1)) || PER_TICK=1
-blog "steady state: $LAG_RATE tx/s ($LAG_CLIENTS clients) for $LAG_SECONDS s + a lagprobe row every 100 ms; polling the target"
-load_start=$(($(us) + 300000))
-load_end=$((load_start + LAG_SECONDS * 1000000))
-LOAD_PIDS=()
-for ((cl = 0; cl < LAG_CLIENTS; cl++)); do
-    # A durable source commits only a few hundred transactions a second on one connection: several clients, each on
-    # its own ids (no conflicts), paced together.
-    gen_tx $((4242 + cl)) $((LAG_TX / LAG_CLIENTS + PER_TICK)) "$cl" "$LAG_CLIENTS" >"$TMP/load_$cl.sql"
+# A FIFO nobody writes to: `read -t` on it sleeps without forking a `sleep` (the writers wait ~1000 times a second).
+mkfifo "$TMP/sleep.fifo"
+exec {SLEEP_FD}<>"$TMP/sleep.fifo"
+POLL_PIDS=()
+
+# replica_seq -> the replica's applied sequence number;  dtle_seq -> the one in dtle's position row on the target
+replica_seq() { gtid_seq "$(q "$REP" "SELECT @@gtid_slave_pos")"; }
+dtle_seq() {
+    local row
+    row="$(position_row "$DST" "$JOB")"
+    gtid_seq "${row#*$'\t'}"
+}
+# wait_seq WHAT FUNCTION SEQ -> until FUNCTION prints at least SEQ (300 s at most)
+wait_seq() {
+    local deadline=$((SECONDS + 300))
+    until (($($2) >= $3)); do
+        [[ "$2" != dtle_seq ]] || dtle_alive || dtle_died "$DLOG" "catching up ($1)"
+        ((SECONDS < deadline)) || bdie "$1 did not reach sequence $3 within 300 s (at $($2))"
+        sleep 0.1
+    done
+}
+# replica_follow THREADS MODE -> the replica (stopped) started with that configuration
+replica_follow() {
+    q "$REP" "SET GLOBAL slave_parallel_threads=$1; SET GLOBAL slave_parallel_mode='$2'; START SLAVE"
+}
+
+# lag_phase NAME SEED LABEL:PORT... -> runs the steady-state load once while the followers (LABEL on the target at
+# PORT) apply it. Writes $TMP/lag_NAME_LABEL_{applied,polled,commit,after}.txt (µs per probe) and sets PH_* figures.
+lag_phase() {
+    local name="$1" seed="$2" k f t a b
+    shift 2
+    local labels=() ports=() last=() done_at=() in_fd=() out_fd=()
+    for f in "$@"; do
+        labels+=("${f%%:*}")
+        ports+=("${f#*:}")
+    done
+    PH_FIRST_ID=$(($(q "$SRC" "SELECT COALESCE(MAX(id), 0) FROM bench.lagprobe") + 1))
+    local first_seq
+    first_seq="$(src_seq)"
+    blog "steady state ($name): $LAG_RATE tx/s ($LAG_CLIENTS clients, pacing $LAG_PACING) for $LAG_SECONDS s + a lagprobe row every 100 ms; followers: ${labels[*]}"
+    local load_start load_end writer_pids=() cl
+    load_start=$(($(us) + 300000))
+    load_end=$((load_start + LAG_SECONDS * 1000000))
+    for ((cl = 0; cl < LAG_CLIENTS; cl++)); do
+        gen_tx $((seed + cl)) $((LAG_TX / LAG_CLIENTS + PER_TICK + 1)) "$cl" "$LAG_CLIENTS" >"$TMP/load_${name}_$cl.sql"
+        {
+            exec 5<"$TMP/load_${name}_$cl.sql"
+            j=0
+            while IFS= read -r -u5 line; do
+                if [[ "$LAG_PACING" == tick ]]; then
+                    due=$((load_start + (j / PER_TICK) * 100000))
+                else
+                    due=$((load_start + (j * LAG_CLIENTS + cl) * 1000000 / LAG_RATE))
+                fi
+                ((due >= load_end)) && break
+                t=$EPOCHREALTIME
+                d=$((due - 10#${t/./}))
+                ((d > 0)) && { read -r -t "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))" -u "$SLEEP_FD" _ || true; }
+                printf '%s\n' "$line"
+                j=$((j + 1))
+            done
+        } | qi "$SRC" &
+        writer_pids+=($!)
+        BG_PIDS+=($!)
+    done
+    # The probes: each insert, then (its commit returned) the source's wall clock, on the probe's own connection.
     {
-        exec 5<"$TMP/load_$cl.sql"
         tick=0
         while :; do
             sleep_until_us $((load_start + tick * 100000))
             (($(us) >= load_end)) && break
-            for ((j = 0; j < PER_TICK; j++)); do
-                IFS= read -r -u5 line || break 2
-                printf '%s\n' "$line"
-            done
+            echo "INSERT INTO bench.lagprobe (ts) VALUES (NOW(6)); SELECT LAST_INSERT_ID(), UNIX_TIMESTAMP(SYSDATE(6));"
             tick=$((tick + 1))
         done
-    } | qi "$SRC" &
-    LOAD_PIDS+=($!)
-    BG_PIDS+=($!)
-done
-{
-    tick=0
+    } | qi "$SRC" -N -B --unbuffered >"$TMP/probes_$name.txt" &
+    local probe_pid=$!
+    writer_pids+=("$probe_pid")
+    BG_PIDS+=("$probe_pid")
+    # One polling connection per follower (LAG_POLL=1), through FIFOs.
+    for k in "${!ports[@]}"; do
+        last[k]=$((PH_FIRST_ID - 1))
+        done_at[k]=""
+        : >"$TMP/lag_${name}_${labels[k]}_polled.txt"
+        : >"$TMP/lag_${name}_${labels[k]}_polled_ids.txt"
+        if [[ "$LAG_POLL" == 1 ]]; then
+            rm -f "$TMP/poll_in_$k" "$TMP/poll_out_$k"
+            mkfifo "$TMP/poll_in_$k" "$TMP/poll_out_$k"
+            mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"${ports[k]}" -uroot -N -B --unbuffered \
+                <"$TMP/poll_in_$k" >"$TMP/poll_out_$k" 2>&1 &
+            POLL_PIDS+=($!)
+            exec {a}>"$TMP/poll_in_$k"
+            exec {b}<"$TMP/poll_out_$k"
+            in_fd[k]=$a
+            out_fd[k]=$b
+        fi
+    done
+    local writers_done="" want="" deadline=$((SECONDS + LAG_SECONDS + 300)) all
     while :; do
-        sleep_until_us $((load_start + tick * 100000))
-        (($(us) >= load_end)) && break
-        echo "INSERT INTO bench.lagprobe (ts) VALUES (NOW(6));"
-        tick=$((tick + 1))
+        if [[ "$LAG_POLL" == 1 ]]; then
+            for k in "${!ports[@]}"; do
+                printf 'SELECT id, TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) FROM bench.lagprobe WHERE id > %d ORDER BY id; SELECT "END";\n' \
+                    "${last[k]}" >&"${in_fd[k]}"
+                while IFS=$'\t' read -r -u "${out_fd[k]}" a b; do
+                    [[ "$a" == END ]] && break
+                    [[ "$a" =~ ^[0-9]+$ ]] || bdie "poll of ${labels[k]} failed: $a $b"
+                    echo "$b" >>"$TMP/lag_${name}_${labels[k]}_polled.txt"
+                    echo "$a $b" >>"$TMP/lag_${name}_${labels[k]}_polled_ids.txt"
+                    last[k]=$a
+                done
+            done
+        fi
+        if [[ -n "$DTLE_PID" ]]; then
+            dtle_sample_rss
+            dtle_alive || dtle_died "$DLOG" "following the steady-state load"
+        fi
+        if [[ -z "$writers_done" ]]; then
+            writers_done=1
+            for f in "${writer_pids[@]}"; do kill -0 "$f" 2>/dev/null && writers_done=""; done
+            if [[ -n "$writers_done" ]]; then
+                for f in "${writer_pids[@]}"; do wait "$f" || bdie "a steady-state writer failed ($name)"; done
+                BG_PIDS=()
+                PH_SECONDS="$(calc "($(us) - $load_start) / 1e6")"
+                want="$(q "$SRC" "SELECT COALESCE(MAX(id), 0) FROM bench.lagprobe")"
+                PH_LAST_SEQ="$(src_seq)"
+            fi
+        fi
+        if [[ -n "$want" ]]; then
+            # Ended when every follower has every probe row of the phase (parallel appliers may show them out of order).
+            all=1
+            for k in "${!ports[@]}"; do
+                [[ -n "${done_at[k]}" ]] && continue
+                if (($(q "${ports[k]}" "SELECT COUNT(*) FROM bench.lagprobe WHERE id BETWEEN $PH_FIRST_ID AND $want") == want - PH_FIRST_ID + 1)); then
+                    done_at[k]=1
+                else
+                    all=""
+                fi
+            done
+            [[ -n "$all" ]] && break
+        fi
+        ((SECONDS < deadline)) || bdie "the followers did not show every lagprobe row ($PH_FIRST_ID..${want:-?}) in time"
+        if [[ "$LAG_POLL" == 1 ]]; then
+            read -r -t "$(calc "$LAG_POLL_MS / 1000" %.3f)" -u "$SLEEP_FD" _ || true
+        else
+            sleep 0.1
+        fi
     done
-} | qi "$SRC" &
-PROBE_PID=$!
-BG_PIDS+=("$PROBE_PID")
-
-# Poll the target over one connection: new probe rows and their age (target NOW(6) - source ts) when first seen.
-coproc POLL { mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$DST" -uroot -N -B --unbuffered 2>&1; }
-SAMPLES="$TMP/lag_us.txt"
-: >"$SAMPLES"
-last=0
-want=""
-poll_deadline=$((SECONDS + LAG_SECONDS + 60))
-while :; do
-    printf 'SELECT id, TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) FROM bench.lagprobe WHERE id > %d ORDER BY id; SELECT "END";\n' "$last" >&"${POLL[1]}"
-    while IFS=$'\t' read -r -u "${POLL[0]}" a b; do
-        [[ "$a" == END ]] && break
-        [[ "$a" =~ ^[0-9]+$ ]] || bdie "target poll failed: $a $b"
-        echo "$b" >>"$SAMPLES"
-        last=$a
-    done
-    dtle_sample_rss
-    dtle_alive || dtle_died "$DLOG" "following the steady-state load"
-    if [[ -z "$want" ]] && ! kill -0 "$PROBE_PID" 2>/dev/null; then
-        wait "$PROBE_PID" || bdie "the lagprobe writer failed"
-        want="$(q "$SRC" "SELECT COALESCE(MAX(id), 0) FROM bench.lagprobe")"
+    if [[ "$LAG_POLL" == 1 ]]; then
+        for k in "${!ports[@]}"; do
+            eval "exec ${in_fd[k]}>&- ${out_fd[k]}<&-"
+        done
+        for f in "${POLL_PIDS[@]}"; do wait "$f" 2>/dev/null || true; done
+        POLL_PIDS=()
     fi
-    [[ -n "$want" ]] && ((last >= want)) && break
-    ((SECONDS < poll_deadline)) || bdie "target did not show lagprobe id ${want:-?} (last seen $last); dtle log: $DLOG"
-    sleep 0.02
-done
-for p in "${LOAD_PIDS[@]}"; do wait "$p" || bdie "a steady-state load writer failed"; done
-BG_PIDS=()
-eval "exec ${POLL[1]}>&-"
-LOAD_DONE_SEQ="$(src_seq)"
-# let dtle finish the tail of the load before stopping it
-deadline=$((SECONDS + 120))
-while :; do
-    row="$(position_row "$DST" "$JOB")"
-    (($(gtid_seq "${row#*$'\t'}") >= LOAD_DONE_SEQ)) && break
-    ((SECONDS < deadline)) || bdie "dtle did not reach the end of the steady-state load"
-    sleep 0.1
-done
+    PH_PROBES=$((want - PH_FIRST_ID + 1))
+    PH_LOAD_TX=$((PH_LAST_SEQ - first_seq - PH_PROBES))
+    # After the run: per probe, seen - ts on each follower, and the source commit time from the probe's connection.
+    for k in "${!ports[@]}"; do
+        f="$TMP/lag_${name}_${labels[k]}"
+        (($(q "${ports[k]}" "SELECT COUNT(*) FROM bench.lagprobe WHERE id BETWEEN $PH_FIRST_ID AND $want AND seen IS NULL") == 0)) ||
+            bdie "${labels[k]}: lagprobe rows without seen: the trigger did not fire (slave_run_triggers_for_rbr?)"
+        q "${ports[k]}" "SELECT id, UNIX_TIMESTAMP(ts), UNIX_TIMESTAMP(seen) FROM bench.lagprobe
+                         WHERE id BETWEEN $PH_FIRST_ID AND $want" >"$f.rows"
+        awk -v f="$f" 'NR == FNR {c[$1] = $2; next}
+            {printf "%.0f\n", ($3 - $2) * 1e6 > (f "_applied.txt")}
+            ($1 in c) {printf "%.0f\n", (c[$1] - $2) * 1e6 > (f "_commit.txt"); printf "%.0f\n", ($3 - c[$1]) * 1e6 > (f "_after.txt")}' \
+            "$TMP/probes_$name.txt" "$f.rows"
+        awk 'NR == FNR {v[$1] = $2; next} ($1 in v) {printf "%.0f\n", v[$1] - ($3 - $2) * 1e6}' \
+            "${f}_polled_ids.txt" "$f.rows" >"${f}_vis_minus_applied.txt"
+    done
+}
+
+# lag_line LABEL MEASURE FILE -> one row of the lag table (ms)
+lag_line() {
+    local n p
+    n=$(wc -l <"$3" 2>/dev/null || echo 0)
+    if ((n == 0)); then
+        printf '%-8s %-48s %6s\n' "$1" "$2" 0
+        return
+    fi
+    printf '%-8s %-48s %6d' "$1" "$2" "$n"
+    for p in 50 90 99 100; do printf ' %8s' "$(calc "$(percentile "$3" "$p")/1000" %.1f)"; done
+    echo
+}
+LAG_REPORT=()   # lines printed in the report
+# lag_report NAME LABEL... -> the table rows of a phase
+lag_report() {
+    local name="$1" l
+    shift
+    LAG_REPORT+=("phase $name: source committed $PH_LOAD_TX load transactions in $PH_SECONDS s = $(calc "$PH_LOAD_TX/$LAG_SECONDS" %.0f) tx/s over the asked $LAG_SECONDS s (asked $LAG_RATE), plus $PH_PROBES probes")
+    for l in "$@"; do
+        LAG_REPORT+=("$(lag_line "$l" "applied (trigger SYSDATE(6) - source ts)" "$TMP/lag_${name}_${l}_applied.txt")")
+        [[ "$LAG_POLL" != 1 ]] ||
+            LAG_REPORT+=("$(lag_line "$l" "visible (polled every ~$LAG_POLL_MS ms, NOW(6) - ts)" "$TMP/lag_${name}_${l}_polled.txt")")
+        LAG_REPORT+=("$(lag_line "$l" "  of which source commit (insert -> its OK)" "$TMP/lag_${name}_${l}_commit.txt")")
+        LAG_REPORT+=("$(lag_line "$l" "  of which source OK -> applied" "$TMP/lag_${name}_${l}_after.txt")")
+        if [[ "$LAG_POLL" == 1 ]]; then
+            LAG_REPORT+=("$(lag_line "$l" "visible - applied (commit there + poll wait)" "$TMP/lag_${name}_${l}_vis_minus_applied.txt")")
+        fi
+    done
+}
+
+IFS='|' read -r NATIVE_LAG_LABEL _ NATIVE_LAG_THREADS NATIVE_LAG_MODE _ <<<"$LAG_NATIVE_RESULT"
+NATIVE_LAG_LABEL="${NATIVE_LAG_LABEL#native replica, }"
+case "$LAG_NATIVE" in
+together)
+    # dtle (still running) and the replica (stopped at FINAL) follow the same load at the same time
+    replica_follow "$NATIVE_LAG_THREADS" "$NATIVE_LAG_MODE"
+    lag_phase together 4242 dtle:"$DST" native:"$REP"
+    lag_report together dtle native
+    wait_seq "dtle" dtle_seq "$PH_LAST_SEQ"
+    wait_seq "the native replica" replica_seq "$PH_LAST_SEQ"
+    ;;
+*)
+    lag_phase dtle 4242 dtle:"$DST"
+    lag_report dtle dtle
+    wait_seq "dtle" dtle_seq "$PH_LAST_SEQ"
+    ;;
+esac
+LOAD_DONE_SEQ=$PH_LAST_SEQ
+
 # ---------------------------------------------------------------- (d) idle RSS: nothing to replicate for IDLE_SECONDS
 blog "idle: sampling dtle's resident set after $IDLE_SECONDS s without writes"
 sleep "$IDLE_SECONDS"
@@ -287,14 +492,33 @@ IDLE_RSS_KB="$(dtle_rss_kb)"
 dtle_stop "$DLOG"
 DTLE_PID=""
 STOP_RC=$DTLE_RC
+END_HWM_KB=$DTLE_HWM_KB
+RESTART_LINE=""
 
-# ---------------------------------------------------------------- the replica catches up the lag load too, then checksums
-q "$REP" "START SLAVE"
-deadline=$((SECONDS + 300))
-until (($(gtid_seq "$(q "$REP" "SELECT @@gtid_slave_pos")") >= LOAD_DONE_SEQ)); do
-    ((SECONDS < deadline)) || bdie "native replica did not reach the end of the steady-state load"
-    sleep 0.1
-done
+if [[ "$LAG_NATIVE" == separate ]]; then
+    # The replica catches up dtle's phase, then follows a second run of the load alone; dtle is restarted after it
+    # (from its position on the target) to catch up that second load too.
+    blog "native replica ($NATIVE_LAG_LABEL) catching up dtle's steady-state load"
+    replica_follow "$NATIVE_LAG_THREADS" "$NATIVE_LAG_MODE"
+    wait_seq "the native replica" replica_seq "$LOAD_DONE_SEQ"
+    lag_phase native 5252 native:"$REP"
+    lag_report native native
+    wait_seq "the native replica" replica_seq "$PH_LAST_SEQ"
+    LOAD_DONE_SEQ=$PH_LAST_SEQ
+    DLOG="$TMP/dtle_incr_restart.log"
+    blog "dtle restarted to catch up the native phase's load (log: $DLOG)"
+    t0=$(now)
+    dtle_start "$TMP/incr.hcl" "$TMP/data_restart" "$DLOG"
+    wait_seq "dtle (restarted)" dtle_seq "$LOAD_DONE_SEQ"
+    t1=$(now)
+    dtle_stop "$DLOG"
+    DTLE_PID=""
+    RESTART_LINE="dtle restarted after the native phase (its position from the target): caught up $PH_LOAD_TX+$PH_PROBES transactions in $(calc "$t1 - $t0") s, stop on SIGINT: status $DTLE_RC"
+fi
+
+# ---------------------------------------------------------------- the replica catches up everything, then checksums
+[[ "$LAG_NATIVE" == off ]] && q "$REP" "START SLAVE"
+wait_seq "the native replica" replica_seq "$LOAD_DONE_SEQ"
 q "$REP" "STOP SLAVE"
 
 # ---------------------------------------------------------------- report
@@ -302,37 +526,59 @@ echo
 echo "== incremental catch-up: backlog of $TX transactions x 4 row changes on $TABLES tables x $ROWS_PER_TABLE rows =="
 durability_note
 echo "(source wrote the backlog at $SRC_TPS tx/s with $CLIENTS clients; START $START -> FINAL $FINAL)"
-printf '%-36s %9s %9s\n' applier seconds tx/s
+printf '%-40s %9s %9s\n' applier seconds tx/s
 for r in "${RESULTS[@]}"; do
     IFS='|' read -r name secs <<<"$r"
-    printf '%-36s %9s %9s\n' "$name" "$secs" "$(calc "$TX/$secs" %.0f)"
+    printf '%-40s %9s %9s\n' "$name" "$secs" "$(calc "$TX/$secs" %.0f)"
 done
+IFS='|' read -r fastest_name fastest_secs _ <<<"$FASTEST"
 for r in "${DTLE_RESULTS[@]}"; do
     IFS='|' read -r name dtle_secs <<<"$r"
-    echo "ratio $name / native single-threaded: $(calc "${RESULTS[0]#*|} / $dtle_secs" %.2f)x throughput"
-    echo "ratio $name / native 4 threads optimistic: $(calc "${RESULTS[1]#*|} / $dtle_secs" %.2f)x throughput"
+    for n in "${NATIVE_RESULTS[@]}"; do
+        IFS='|' read -r nname nsecs _ <<<"$n"
+        echo "ratio $name / ${nname}: $(calc "$nsecs / $dtle_secs" %.2f)x throughput"
+    done
+    echo "ratio $name / fastest native (${fastest_name#native replica, }): $(calc "$fastest_secs / $dtle_secs" %.2f)x throughput  (issue: >= 2)"
 done
 echo "(checksums of every table equal on source and target after each dtle run)"
-echo "dtle peak RSS during catch-up: $(calc "$CATCHUP_RSS_KB/1024" %.0f) MiB; at the end: $(calc "$DTLE_HWM_KB/1024" %.0f) MiB; stop on SIGINT: status $STOP_RC"
+echo "dtle peak RSS during catch-up: $(calc "$CATCHUP_RSS_KB/1024" %.0f) MiB; at the end: $(calc "$END_HWM_KB/1024" %.0f) MiB; stop on SIGINT: status $STOP_RC"
 echo "dtle idle RSS (VmRSS after $IDLE_SECONDS s without source writes, job caught up): $(calc "$IDLE_RSS_KB/1024" %.1f) MiB"
 echo
-n=$(wc -l <"$SAMPLES")
-load_tx=$((LOAD_DONE_SEQ - FINAL_SEQ - want))
-echo "== steady-state lag (dtle): $LAG_RATE tx/s for $LAG_SECONDS s, $n probes (source NOW(6) at insert -> first seen on target, polled every ~20 ms) =="
-echo "(source committed $load_tx load transactions = $(calc "$load_tx/$LAG_SECONDS" %.0f) tx/s, plus $want probe rows)"
-if ((n > 0)); then
-    echo "lag p50 $(calc "$(percentile "$SAMPLES" 50)/1000" %.1f) ms, p99 $(calc "$(percentile "$SAMPLES" 99)/1000" %.1f) ms, max $(calc "$(percentile "$SAMPLES" 100)/1000" %.1f) ms"
+case "$LAG_NATIVE" in
+separate) how="the load run twice: first followed by dtle alone (replica stopped), then by the native replica alone (dtle stopped)" ;;
+together) how="one load, dtle and the native replica following it at the same time" ;;
+off) how="dtle only" ;;
+esac
+echo "== steady-state lag: $LAG_RATE tx/s asked for $LAG_SECONDS s ($LAG_CLIENTS clients, pacing $LAG_PACING), a probe row every 100 ms =="
+if [[ "$LAG_NATIVE" == off ]]; then
+    echo "($how)"
 else
-    echo "lag: no samples"
+    echo "(native = replica $NATIVE_LAG_LABEL [LAG_NATIVE_CONFIG=$LAG_NATIVE_CONFIG], slave_run_triggers_for_rbr=YES; $how)"
 fi
+echo "(applied: SYSDATE(6) of a BEFORE INSERT trigger on the follower's lagprobe minus the source's NOW(6), read after the run;"
+echo " visible: a connection polling the follower every ~$LAG_POLL_MS ms, which adds ~half of that on average; source commit: the probe's"
+echo " connection reads SYSDATE(6) once its INSERT has returned; per probe, the two 'of which' add up to applied)"
+printf '%-8s %-48s %6s %8s %8s %8s %8s\n' follower "measure (ms)" n p50 p90 p99 max
+printf '%s\n' "${LAG_REPORT[@]}"
+[[ -n "$RESTART_LINE" ]] && echo "$RESTART_LINE"
 echo
 echo "== CHECKSUM TABLE: source vs native replica vs dtle target (after the backlog and the steady-state load) =="
+echo "(lagprobe: COUNT and BIT_XOR(CRC32(id, ts)): the targets have the extra column seen)"
+# probe_sum PORT -> a checksum of lagprobe's source columns
+probe_sum() { q "$1" "SELECT CONCAT(COUNT(*), '/', COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', id, ts))), 0)) FROM bench.lagprobe"; }
 printf '%-18s %12s %12s %12s  %s\n' table source replica dtle result
 for t in $(seq 1 $TABLES) lagprobe; do
-    [[ "$t" == lagprobe ]] && tbl=bench.lagprobe || tbl=bench.sbtest$t
-    s="$(checksum "$SRC" "$tbl")"
-    r="$(checksum "$REP" "$tbl")"
-    d="$(checksum "$DST" "$tbl")"
+    if [[ "$t" == lagprobe ]]; then
+        tbl=bench.lagprobe
+        s="$(probe_sum "$SRC")"
+        r="$(probe_sum "$REP")"
+        d="$(probe_sum "$DST")"
+    else
+        tbl=bench.sbtest$t
+        s="$(checksum "$SRC" "$tbl")"
+        r="$(checksum "$REP" "$tbl")"
+        d="$(checksum "$DST" "$tbl")"
+    fi
     res=""
     [[ "$s" == "$r" ]] || res+="DIFF(replica) "
     [[ "$s" == "$d" ]] || res+="DIFF(dtle) "
