@@ -16,6 +16,8 @@
 //! | `dtle_delay_seconds` | gauge | replication delay (dtle's `dtle_delay_time`) |
 //! | `dtle_position_stale` | gauge | 1 while the stored position could not be saved (e.g. Consul down) |
 //! | `dtle_checkpoint_saves_total{result="ok"\|"error"}` | counter | position saves by outcome |
+//! | `dtle_dest_queue_seconds` | histogram | per group of changes: from its first batch reaching the dest to the start of its apply |
+//! | `dtle_dest_apply_seconds` | histogram | per group: from the start of its apply to durable on the target (MySQL: committed; Kafka: acknowledged by the broker) |
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -57,8 +59,45 @@ pub struct JobMetrics {
     pub copy_rows: AtomicU64,
     pub copy_total: AtomicU64,
     pub copy_started_unix_ms: AtomicU64,
+    /// Where the dest's time goes, per group of changes (see the module's table).
+    pub dest_queue: Histogram,
+    pub dest_apply: Histogram,
     /// The last saved (stage, position): for the status API; written at most once a second.
     saved: Mutex<(String, String)>,
+}
+
+/// Upper bounds (seconds) of the latency histograms' buckets; the last bucket is `+Inf`.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0, 30.0];
+
+/// A Prometheus histogram with the fixed [`LATENCY_BUCKETS`]: an observation is three relaxed atomic additions.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last one counts those above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let i = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(elapsed.as_micros().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound (the `_bucket` samples, `+Inf` last), the sum in seconds and the count.
+    pub fn snapshot(&self) -> (Vec<u64>, f64, u64) {
+        let mut cumulative = Vec::with_capacity(self.buckets.len());
+        let mut total = 0;
+        for b in &self.buckets {
+            total += b.load(Ordering::Relaxed);
+            cumulative.push(total);
+        }
+        (cumulative, self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, self.count.load(Ordering::Relaxed))
+    }
 }
 
 impl JobMetrics {
@@ -78,6 +117,8 @@ impl JobMetrics {
             copy_rows: AtomicU64::new(0),
             copy_total: AtomicU64::new(0),
             copy_started_unix_ms: AtomicU64::new(0),
+            dest_queue: Histogram::default(),
+            dest_apply: Histogram::default(),
             saved: Mutex::new((String::new(), String::new())),
         }
     }
@@ -259,9 +300,37 @@ impl Registry {
                 sample(&mut out, name, &m.job, Some(("result", result)), &value);
             }
         }
+        let histograms: [(&str, &str, HistogramField); 2] = [
+            (
+                "dtle_dest_queue_seconds",
+                "Per group of changes: from its first batch reaching the dest to the start of its apply.",
+                |m| &m.dest_queue,
+            ),
+            (
+                "dtle_dest_apply_seconds",
+                "Per group of changes: from the start of its apply to durable on the target (committed, or acknowledged by the broker).",
+                |m| &m.dest_apply,
+            ),
+        ];
+        for (name, help, field) in histograms {
+            header(&mut out, name, help, "histogram");
+            let bucket = format!("{name}_bucket");
+            for m in &jobs {
+                let (cumulative, sum, count) = field(m).snapshot();
+                for (i, n) in cumulative.iter().enumerate() {
+                    let le = LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                    sample(&mut out, &bucket, &m.job, Some(("le", &le)), &n.to_string());
+                }
+                sample(&mut out, &format!("{name}_sum"), &m.job, None, &float(sum));
+                sample(&mut out, &format!("{name}_count"), &m.job, None, &count.to_string());
+            }
+        }
         out
     }
 }
+
+/// Reads one histogram of a job.
+type HistogramField = fn(&JobMetrics) -> &Histogram;
 
 /// Reads one counter of a job.
 type CounterField = fn(&JobMetrics) -> &AtomicU64;
@@ -445,7 +514,9 @@ dtle_position_stale{job=\"job1\"} 1
 dtle_checkpoint_saves_total{job=\"job1\",result=\"ok\"} 2
 dtle_checkpoint_saves_total{job=\"job1\",result=\"error\"} 1
 ";
-        assert_eq!(r.render(), expected);
+        let text = r.render();
+        assert_eq!(&text[..expected.len().min(text.len())], expected);
+        assert!(text[expected.len()..].starts_with("# HELP dtle_dest_queue_seconds"), "{text}");
         m.set_position_stale(false);
         m.set_lag_seconds(0.0);
         let text = r.render();
@@ -467,8 +538,26 @@ dtle_checkpoint_saves_total{job=\"job1\",result=\"error\"} 1
         assert!(!r.render().contains("b-job"));
         // An empty registry still describes its metrics.
         let empty = Registry::new().render();
-        assert_eq!(empty.lines().count(), 18, "{empty}");
+        assert_eq!(empty.lines().count(), 22, "{empty}");
         assert!(empty.lines().all(|l| l.starts_with("# ")), "{empty}");
+    }
+
+    #[test]
+    fn latency_histograms_render_cumulative_buckets_sum_and_count() {
+        let r = Registry::new();
+        let m = r.job("j");
+        for ms in [0.3, 3.0, 3.5, 12.0, 40_000.0] {
+            m.dest_apply.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        let text = r.render();
+        let bucket = |le: &str| format!("dtle_dest_apply_seconds_bucket{{job=\"j\",le=\"{le}\"}}");
+        for (le, n) in [("0.0005", 1), ("0.001", 1), ("0.002", 1), ("0.005", 3), ("0.015", 4), ("30", 4), ("+Inf", 5)] {
+            assert!(text.contains(&format!("{} {n}\n", bucket(le))), "le={le}: {text}");
+        }
+        assert!(text.contains("dtle_dest_apply_seconds_sum{job=\"j\"} 40.0188\n"), "{text}");
+        assert!(text.contains("dtle_dest_apply_seconds_count{job=\"j\"} 5\n"), "{text}");
+        assert!(text.contains("dtle_dest_queue_seconds_count{job=\"j\"} 0\n"), "{text}");
+        assert!(text.contains("# TYPE dtle_dest_queue_seconds histogram\n"), "{text}");
     }
 
     #[test]

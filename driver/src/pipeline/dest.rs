@@ -7,6 +7,7 @@
 //! it on the link with its position: acknowledgements leave in the order the batches came.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,7 @@ use super::sink::{Durable, Sink};
 use super::{MAX_GROUP_BYTES, MAX_GROUP_CHANGES};
 use crate::config::ResolvedJob;
 use crate::error::DriverError;
-use crate::metrics;
+use crate::metrics::{self, JobMetrics};
 use crate::watchdog::ApplyWatchdog;
 use dtle_mysql::Change;
 
@@ -35,13 +36,14 @@ pub(crate) async fn run_dest(
 ) -> Result<(), DriverError> {
     let job_metrics = metrics::job(&job.name);
     let mut observer = Observer::new(&job.name, progress_bar, job_metrics.clone());
-    let watchdog = ApplyWatchdog::new(job, job_metrics);
-    let (to_ack, acks) = mpsc::channel::<(AckToken, Durable)>(MAX_GROUPS_IN_FLIGHT);
-    let mut acknowledger = tokio::spawn(acknowledge(link.acker(), acks).in_current_span());
+    let watchdog = ApplyWatchdog::new(job, job_metrics.clone());
+    let (to_ack, acks) = mpsc::channel::<(AckToken, Durable, Instant)>(MAX_GROUPS_IN_FLIGHT);
+    let mut acknowledger = tokio::spawn(acknowledge(link.acker(), acks, job_metrics.clone()).in_current_span());
     let mut acknowledger_result = None;
-    let mut pending: Option<LinkEvent> = None;
+    // An event taken from the link by `gather` that belongs to the next group, and when it arrived.
+    let mut pending: Option<(LinkEvent, Instant)> = None;
     let result: Result<(), DriverError> = loop {
-        let event = match pending.take() {
+        let (event, received) = match pending.take() {
             Some(event) => event,
             None => tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
@@ -51,7 +53,7 @@ pub(crate) async fn run_dest(
                     break Ok(());
                 }
                 event = link.next() => match event {
-                    Ok(Some(event)) => event,
+                    Ok(Some(event)) => (event, Instant::now()),
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 },
@@ -74,11 +76,13 @@ pub(crate) async fn run_dest(
                     Ok(gathered) => gathered,
                     Err(e) => break Err(e),
                 };
-                pending = next;
+                pending = next.map(|event| (event, Instant::now()));
                 if to_ack.is_closed() {
                     break Ok(());
                 }
                 observer.starting(&changes);
+                let apply_started = Instant::now();
+                job_metrics.dest_queue.observe(apply_started - received);
                 let before = sink.stats();
                 let durable = match watchdog.guard(&changes, sink.apply(&changes)).await {
                     Ok(durable) => durable,
@@ -87,7 +91,7 @@ pub(crate) async fn run_dest(
                 let after = sink.stats();
                 observer.applied(&changes, &before, &after);
                 // Waits while MAX_GROUPS_IN_FLIGHT groups are not durable yet; fails once the acknowledger stopped.
-                if to_ack.send((token, durable)).await.is_err() {
+                if to_ack.send((token, durable, apply_started)).await.is_err() {
                     break Ok(());
                 }
             }
@@ -109,13 +113,16 @@ fn joined(done: Result<Result<(), DriverError>, tokio::task::JoinError>) -> Resu
     done.unwrap_or_else(|e| Err(DriverError::Other(format!("the acknowledger failed: {e}"))))
 }
 
-/// Acknowledges each group once it is durable, in the order the groups were applied.
+/// Acknowledges each group once it is durable, in the order the groups were applied (and observes how long each
+/// took from the start of its apply).
 async fn acknowledge(
     acker: Arc<dyn Acker>,
-    mut groups: mpsc::Receiver<(AckToken, Durable)>,
+    mut groups: mpsc::Receiver<(AckToken, Durable, Instant)>,
+    job_metrics: Arc<JobMetrics>,
 ) -> Result<(), DriverError> {
-    while let Some((token, durable)) = groups.recv().await {
+    while let Some((token, durable, apply_started)) = groups.recv().await {
         let position = durable.wait().await?;
+        job_metrics.dest_apply.observe(apply_started.elapsed());
         acker.ack(token, position).await?;
     }
     Ok(())
