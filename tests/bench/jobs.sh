@@ -228,11 +228,19 @@ echo
 echo "== many jobs in one process: N jobs x a $ROWS-row table each, light load $TPS_PER_JOB tx/s per job for $LOAD_SECONDS s =="
 durability_note
 echo "(lag: source NOW(6) at the probe insert -> SYSDATE(6) at its insert on the target, one probe per job and second)"
-printf '%5s %10s %10s %9s %10s %9s %10s %9s %22s %12s %7s\n' jobs "start s" "idle RSS" "idle CPU" "MiB/job" "load CPU" "peak RSS" "src tx/s" "lag p50/p99/max ms" "worst job p99" probes
+printf '%5s %10s %10s %9s %12s %9s %10s %9s %22s %12s %7s\n' jobs "start s" "idle RSS" "idle CPU" "MiB/job more" "load CPU" "peak RSS" "src tx/s" "lag p50/p99/max ms" "worst job p99" probes
+first_n="" first_rss=""
 for r in "${RESULTS[@]}"; do
     IFS='|' read -r n st irss icpu lcpu prss tps p50 p99 pmax worst probes <<<"$r"
-    printf '%5s %10s %8s MiB %8s%% %10s %8s%% %6s MiB %9s %22s %9s ms %7s\n' "$n" "$st" "$(calc "$irss/1024" %.1f)" "$icpu" \
-        "$(calc "$irss/1024/$n" %.2f)" "$lcpu" "$(calc "$prss/1024" %.0f)" "$tps" "$p50 / $p99 / $pmax" "$worst" "$probes"
+    # what each job beyond the first count's costs in idle RSS
+    if [[ -z "$first_n" ]]; then
+        first_n=$n first_rss=$irss per="-"
+    else
+        per="$(calc "($irss - $first_rss) / 1024 / ($n - $first_n)" %.2f)"
+    fi
+    printf '%5s %10s %8s MiB %8s%% %12s %8s%% %6s MiB %9s %22s %9s ms %7s\n' "$n" "$st" "$(calc "$irss/1024" %.1f)" "$icpu" \
+        "$per" "$lcpu" "$(calc "$prss/1024" %.0f)" "$tps" "$p50 / $p99 / $pmax" "$worst" "$probes"
 done
-echo "(CPU in % of one core, dtle process only; idle = every job caught up, no source writes; RSS = VmRSS, peak = VmHWM)"
+echo "(CPU in % of one core, dtle process only; idle = every job caught up, no source writes; RSS = VmRSS, peak = VmHWM;"
+echo " MiB/job more = idle RSS added per job beyond the first row's count)"
 exit 0
