@@ -16,7 +16,8 @@
 //! | `dtle_delay_seconds` | gauge | replication delay (dtle's `dtle_delay_time`) |
 //! | `dtle_position_stale` | gauge | 1 while the stored position could not be saved (e.g. Consul down) |
 //! | `dtle_checkpoint_saves_total{result="ok"\|"error"}` | counter | position saves by outcome |
-//! | `dtle_dest_queue_seconds` | histogram | per group of changes: from its first batch reaching the dest to the start of its apply |
+//! | `dtle_batch_ack_seconds` | histogram | per batch: sent by the src → acknowledged as durable by the dest (the wait on the link and at the dest, the apply, the commit) |
+//! | `dtle_dest_queue_seconds` | histogram | per group of changes: from its first batch taken off the link by the dest to the start of its apply (grouping waits) |
 //! | `dtle_dest_apply_seconds` | histogram | per group: from the start of its apply to durable on the target (MySQL: committed; Kafka: acknowledged by the broker) |
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub struct JobMetrics {
     pub copy_total: AtomicU64,
     pub copy_started_unix_ms: AtomicU64,
     /// Where the dest's time goes, per group of changes (see the module's table).
+    pub batch_ack: Histogram,
     pub dest_queue: Histogram,
     pub dest_apply: Histogram,
     /// The last saved (stage, position): for the status API; written at most once a second.
@@ -117,6 +119,7 @@ impl JobMetrics {
             copy_rows: AtomicU64::new(0),
             copy_total: AtomicU64::new(0),
             copy_started_unix_ms: AtomicU64::new(0),
+            batch_ack: Histogram::default(),
             dest_queue: Histogram::default(),
             dest_apply: Histogram::default(),
             saved: Mutex::new((String::new(), String::new())),
@@ -300,10 +303,15 @@ impl Registry {
                 sample(&mut out, name, &m.job, Some(("result", result)), &value);
             }
         }
-        let histograms: [(&str, &str, HistogramField); 2] = [
+        let histograms: [(&str, &str, HistogramField); 3] = [
+            (
+                "dtle_batch_ack_seconds",
+                "Per batch: sent by the src to acknowledged as durable by the dest.",
+                |m| &m.batch_ack,
+            ),
             (
                 "dtle_dest_queue_seconds",
-                "Per group of changes: from its first batch reaching the dest to the start of its apply.",
+                "Per group of changes: from its first batch taken off the link by the dest to the start of its apply.",
                 |m| &m.dest_queue,
             ),
             (
@@ -516,7 +524,7 @@ dtle_checkpoint_saves_total{job=\"job1\",result=\"error\"} 1
 ";
         let text = r.render();
         assert_eq!(&text[..expected.len().min(text.len())], expected);
-        assert!(text[expected.len()..].starts_with("# HELP dtle_dest_queue_seconds"), "{text}");
+        assert!(text[expected.len()..].starts_with("# HELP dtle_batch_ack_seconds"), "{text}");
         m.set_position_stale(false);
         m.set_lag_seconds(0.0);
         let text = r.render();
@@ -538,7 +546,7 @@ dtle_checkpoint_saves_total{job=\"job1\",result=\"error\"} 1
         assert!(!r.render().contains("b-job"));
         // An empty registry still describes its metrics.
         let empty = Registry::new().render();
-        assert_eq!(empty.lines().count(), 22, "{empty}");
+        assert_eq!(empty.lines().count(), 24, "{empty}");
         assert!(empty.lines().all(|l| l.starts_with("# ")), "{empty}");
     }
 

@@ -53,6 +53,7 @@ async fn metrics_follow_replication() {
             // Every group applied is timed: queued at the dest, then applied until durable.
             let queued = metric(text, "dtle_dest_queue_seconds_count", job_name);
             let applied = metric(text, "dtle_dest_apply_seconds_count", job_name);
+            let acked = metric(text, "dtle_batch_ack_seconds_count", job_name);
             if snapshot == Some(50.0)
                 && txs.is_some_and(|t| t >= 20.0)
                 && commits.is_some_and(|c| c >= 1.0)
@@ -60,6 +61,7 @@ async fn metrics_follow_replication() {
             {
                 assert!(text.contains("# TYPE dtle_delay_seconds gauge"), "{text}");
                 assert!(queued >= applied, "a group is queued before it is applied: {text}");
+                assert!(acked >= applied, "every batch of a group is acknowledged: {text}");
                 let inf = format!("dtle_dest_apply_seconds_bucket{{job=\"{job_name}\",le=\"+Inf\"}} ");
                 let total = text.lines().find_map(|l| l.strip_prefix(&inf)).and_then(|v| v.parse::<f64>().ok());
                 assert_eq!(total, applied, "the +Inf bucket counts every group: {text}");

@@ -120,11 +120,12 @@ job "$2" {
 HCL
 }
 
-# dtle_start JOBFILE DATADIR LOGFILE -> sets DTLE_PID, DTLE_HWM_KB=0
+# dtle_start JOBFILE DATADIR LOGFILE -> sets DTLE_PID, DTLE_HWM_KB=0 (with DTLE_METRICS_ADDR set, dtle serves its
+# metrics there: see dtle_histogram)
 dtle_start() {
     rm -rf "$2"
     mkdir -p "$2"
-    "$DTLE_BIN" run "$1" --data-dir "$2" --no-progress-bar >"$3" 2>&1 &
+    "$DTLE_BIN" run "$1" --data-dir "$2" --no-progress-bar ${DTLE_METRICS_ADDR:+--metrics-addr "$DTLE_METRICS_ADDR"} >"$3" 2>&1 &
     DTLE_PID=$!
     DTLE_HWM_KB=0
 }
@@ -184,4 +185,31 @@ checksum() { q "$1" "CHECKSUM TABLE $2" | awk '{print $2}'; }
 # percentile FILE P -> the P-th percentile (nearest rank) of the numbers in FILE, one a line
 percentile() {
     sort -n "$1" | awk -v p="$2" '{a[NR]=$1} END { if (NR==0) {print "n/a"; exit} i=int((p/100)*NR+0.999999); if (i<1) i=1; if (i>NR) i=NR; print a[i] }'
+}
+
+# dtle_histogram NAME -> "le cumulative_count" lines of dtle's histogram NAME (e.g. dtle_dest_apply_seconds), summed
+# over its jobs, scraped from DTLE_METRICS_ADDR; then "sum S" and "count N"
+dtle_histogram() {
+    curl -fsS "http://$DTLE_METRICS_ADDR/metrics" | awk -v n="$1" '
+        index($0, n "_bucket{") == 1 { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); c[le] += $NF; if (!(le in seen)) { seen[le] = 1; order[++k] = le } }
+        index($0, n "_sum{") == 1 { sum += $NF }
+        index($0, n "_count{") == 1 { cnt += $NF }
+        END { for (i = 1; i <= k; i++) print order[i], c[order[i]]; print "sum", sum + 0; print "count", cnt + 0 }'
+}
+# histogram_delta BEFORE AFTER -> "count mean_ms p50_bound_ms p99_bound_ms" of the observations between two
+# dtle_histogram outputs (a percentile is the upper bound of the bucket it falls in: "<=")
+histogram_delta() {
+    awk 'NR == FNR { b[$1] = $2; next }
+        $1 == "sum" { ds = $2 - b["sum"]; next }
+        $1 == "count" { dc = $2 - b["count"]; next }
+        { le[++k] = $1; d[k] = $2 - b[$1] }
+        END {
+            if (dc <= 0) { print 0, "-", "-", "-"; exit }
+            p50 = ""; p99 = ""
+            for (i = 1; i <= k; i++) {
+                if (p50 == "" && d[i] >= 0.5 * dc) p50 = le[i]
+                if (p99 == "" && d[i] >= 0.99 * dc) p99 = le[i]
+            }
+            printf "%d %.2f %s %s\n", dc, ds / dc * 1000, (p50 == "+Inf" ? p50 : p50 * 1000), (p99 == "+Inf" ? p99 : p99 * 1000)
+        }' "$1" "$2"
 }

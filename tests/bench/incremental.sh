@@ -42,6 +42,8 @@ LAG_SECONDS="${LAG_SECONDS:-20}"
 LAG_CLIENTS="${LAG_CLIENTS:-4}"
 LAG_PACING="${LAG_PACING:-smooth}"
 LAG_NATIVE="${LAG_NATIVE:-separate}"
+# dtle serves its metrics here, for the breakdown of its own time in the lag phase (dtle_histogram)
+export DTLE_METRICS_ADDR="${DTLE_METRICS_ADDR:-127.0.0.1:${BENCH_METRICS_PORT:-18191}}"
 LAG_NATIVE_CONFIG="${LAG_NATIVE_CONFIG:-fastest}"
 LAG_POLL="${LAG_POLL:-1}"
 LAG_POLL_MS="${LAG_POLL_MS:-20}"
@@ -465,20 +467,51 @@ lag_report() {
     done
 }
 
+# dtle_breakdown BEFORE_DIR AFTER_DIR -> report lines: dtle's own time per group of changes during the phase, from
+# its histograms (dtle_batch_ack_seconds: a batch sent by the src -> acknowledged, i.e. waiting behind the group being
+# applied + its own group's apply and commit; dtle_dest_queue_seconds: a group taken off the link -> its apply
+# starts; dtle_dest_apply_seconds: apply start -> committed on the target)
+dtle_breakdown() {
+    local h c mean p50 p99 label
+    for h in ack queue apply; do
+        read -r c mean p50 p99 <<<"$(histogram_delta "$1/$h" "$2/$h")"
+        case $h in
+        ack) label="in dtle: batch sent -> acknowledged committed" ;;
+        queue) label="in dtle:   group taken at the dest -> apply start" ;;
+        apply) label="in dtle:   group apply start -> committed" ;;
+        esac
+        LAG_REPORT+=("$(printf '%-8s %-48s %6s %8s %8s %8s %8s' dtle "$label" "$c" "<=$p50" "" "<=$p99" "mean $mean")")
+    done
+    LAG_REPORT+=("(dtle: $c target transactions (groups) for the phase's $((PH_LOAD_TX + PH_PROBES)) source transactions; <= = upper bound of the histogram bucket)")
+}
+# dtle_scrape DIR -> the two histograms into DIR
+dtle_scrape() {
+    mkdir -p "$1"
+    dtle_histogram dtle_batch_ack_seconds >"$1/ack" || bdie "cannot read dtle's metrics at $DTLE_METRICS_ADDR"
+    dtle_histogram dtle_dest_queue_seconds >"$1/queue"
+    dtle_histogram dtle_dest_apply_seconds >"$1/apply"
+}
+
 IFS='|' read -r NATIVE_LAG_LABEL _ NATIVE_LAG_THREADS NATIVE_LAG_MODE _ <<<"$LAG_NATIVE_RESULT"
 NATIVE_LAG_LABEL="${NATIVE_LAG_LABEL#native replica, }"
 case "$LAG_NATIVE" in
 together)
     # dtle (still running) and the replica (stopped at FINAL) follow the same load at the same time
     replica_follow "$NATIVE_LAG_THREADS" "$NATIVE_LAG_MODE"
+    dtle_scrape "$TMP/hist_before"
     lag_phase together 4242 dtle:"$DST" native:"$REP"
+    dtle_scrape "$TMP/hist_after"
     lag_report together dtle native
+    dtle_breakdown "$TMP/hist_before" "$TMP/hist_after"
     wait_seq "dtle" dtle_seq "$PH_LAST_SEQ"
     wait_seq "the native replica" replica_seq "$PH_LAST_SEQ"
     ;;
 *)
+    dtle_scrape "$TMP/hist_before"
     lag_phase dtle 4242 dtle:"$DST"
+    dtle_scrape "$TMP/hist_after"
     lag_report dtle dtle
+    dtle_breakdown "$TMP/hist_before" "$TMP/hist_after"
     wait_seq "dtle" dtle_seq "$PH_LAST_SEQ"
     ;;
 esac

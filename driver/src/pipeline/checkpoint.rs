@@ -56,8 +56,10 @@ impl BatchSummary {
 pub(crate) struct AckFeed {
     checkpoints: mpsc::UnboundedSender<(JobStage, Position)>,
     dump_progress: DumpProgressReporter,
-    /// Batches sent and not yet acknowledged, in order.
-    sent: VecDeque<(u64, BatchSummary)>,
+    /// Batches sent and not yet acknowledged, in order, with when they were sent.
+    sent: VecDeque<(u64, BatchSummary, Instant)>,
+    /// Where each batch's time from sent to acknowledged is observed (`dtle_batch_ack_seconds`).
+    job_metrics: Arc<metrics::JobMetrics>,
     /// The batch that ends the full copy (`u64::MAX` while it runs): positions acknowledged before it are of the
     /// snapshot stage.
     copy_done_seq: Option<u64>,
@@ -68,8 +70,9 @@ impl AckFeed {
     pub(crate) fn new(
         checkpoints: mpsc::UnboundedSender<(JobStage, Position)>,
         dump_progress: DumpProgressReporter,
+        job_metrics: Arc<metrics::JobMetrics>,
     ) -> Self {
-        AckFeed { checkpoints, dump_progress, sent: VecDeque::new(), copy_done_seq: None, last_acked: 0 }
+        AckFeed { checkpoints, dump_progress, sent: VecDeque::new(), job_metrics, copy_done_seq: None, last_acked: 0 }
     }
 
     /// Batch `seq` was sent with `summary`.
@@ -80,7 +83,7 @@ impl AckFeed {
         if summary.copy_done {
             self.copy_done_seq = Some(seq);
         }
-        self.sent.push_back((seq, summary));
+        self.sent.push_back((seq, summary, Instant::now()));
     }
 
     /// Every batch up to `seq` is durable; `position` (when the sink gives one) is where a restart may continue.
@@ -89,11 +92,12 @@ impl AckFeed {
             return;
         }
         self.last_acked = seq;
-        while let Some(&(s, summary)) = self.sent.front() {
+        while let Some(&(s, summary, sent_at)) = self.sent.front() {
             if s > seq {
                 break;
             }
             self.sent.pop_front();
+            self.job_metrics.batch_ack.observe(sent_at.elapsed());
             self.dump_progress.observe(summary);
         }
         let Some(position) = position.filter(|p| *p != Position::default()) else {
@@ -328,7 +332,7 @@ mod tests {
     async fn acknowledged_positions_get_the_stage_of_their_batch_and_empty_ones_are_skipped() {
         let store: Arc<dyn CheckpointStore> = Arc::new(MemoryStore::new());
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut feed = AckFeed::new(tx, DumpProgressReporter::new("feed", store));
+        let mut feed = AckFeed::new(tx, DumpProgressReporter::new("feed", store), metrics::job("feed"));
         feed.sent(1, BatchSummary { copy_started: Some(10), copy_rows: 4, copy_done: false });
         feed.sent(2, BatchSummary { copy_rows: 6, copy_done: true, ..Default::default() });
         feed.sent(3, BatchSummary::default());

@@ -46,7 +46,11 @@ pub(crate) async fn run_src(
     let source_opts = source_options(job, source_ep, flavor)?;
     let mut src = SrcSide::start(job, source_opts, start, store.clone(), shutdown);
     let mut groups = src.groups.take().unwrap_or_else(|| mpsc::channel(1).1);
-    let mut feed = AckFeed::new(src.checkpoints.clone(), DumpProgressReporter::new(&job.name, store));
+    let mut feed = AckFeed::new(
+        src.checkpoints.clone(),
+        DumpProgressReporter::new(&job.name, store),
+        crate::metrics::job(&job.name),
+    );
     let mut link_result: Result<(), DriverError> = Ok(());
     loop {
         tokio::select! {
