@@ -250,3 +250,40 @@ async fn a_marker_only_row_is_not_a_position() {
     let log = d.log_text();
     assert!(log.contains("starting incremental replication after the configured Gtid"), "{}", tail(&log, 20));
 }
+
+/// Regression (issue 18, lag): with `ParallelWorkers = 4` a small group — a few source transactions, as a steady
+/// load brings them — is applied serially in one target transaction. In parallel it took two commit rounds (the
+/// partitions', then the position's), most of the lag at 1,000 tx/s.
+#[tokio::test]
+async fn a_small_group_is_applied_serially_even_with_parallel_workers() {
+    let Some(ctx) = Ctx::new("parallel_small").await else {
+        return;
+    };
+    let s = &ctx.s;
+    let (schema, job) = ("e2e_parallel_small", "e2e_parallel_small_job");
+    let mut src = s.src_conn().await;
+    let mut dst = s.dst_conn().await;
+    reset_source_schema(&mut src, schema).await;
+    reset_target(&mut dst, schema, job).await;
+    exec(&mut src, &format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v INT NOT NULL)")).await;
+    let j = ctx.job("job.hcl", job, s.src, s.dst, &conf(schema));
+    let mut d = Dtle::run(ctx.path(), &j);
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    d.stop_cleanly().await;
+    // Six independent transactions while dtle is down: read again at once, they form one small group (fewer than
+    // two per worker), which the parallel apply would split into partitions.
+    for id in 1..=6 {
+        exec(&mut src, &format!("INSERT INTO {schema}.t VALUES ({id}, {id})")).await;
+    }
+    let log = ctx.path().join("second.log");
+    let data = ctx.path().join("data");
+    let mut d = Dtle::spawn(
+        &log,
+        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
+    );
+    wait_target_caught_up(s, &mut dst, job, &mut d).await;
+    d.stop_cleanly().await;
+    assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
+    let text = read_log(&log);
+    assert!(!text.contains("parallel apply"), "the small group was split across workers: {}", tail(&text, 20));
+}

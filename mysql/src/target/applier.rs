@@ -964,7 +964,11 @@ impl Applier {
         if txs.is_empty() && position.is_none() {
             return Ok(None);
         }
-        if self.opts.parallel_workers > 1 && !self.tx_open && txs.len() > 1 && !txs.iter().any(|t| t.partial) {
+        // A small group (a steady load, a few source transactions per group) is applied serially: in parallel it
+        // would take two commit rounds on the target (the partitions', then the position's) where one does, which is
+        // most of the lag at such a load. Backlogs come in big groups, which gain from the parallel apply.
+        let big_enough = txs.len() >= PARALLEL_MIN_GROUP_PER_WORKER * self.opts.parallel_workers;
+        if self.opts.parallel_workers > 1 && !self.tx_open && big_enough && !txs.iter().any(|t| t.partial) {
             if let Some(position) = &position {
                 if let Some(done) = self.flush_parallel(txs, position).await? {
                     return Ok(Some(done));
@@ -1557,6 +1561,9 @@ fn worker_marker_job(job: &str, worker: usize) -> String {
 fn worker_marker_prefix(job: &str) -> String {
     format!("{job}#w")
 }
+
+/// A group of fewer than this many source transactions per parallel worker is applied serially (see `flush_dml`).
+pub const PARALLEL_MIN_GROUP_PER_WORKER: usize = 2;
 
 /// Source transactions a parallel group committed, until the job's position row covers them (see
 /// [`Applier::flush_parallel`]).
