@@ -400,6 +400,71 @@ async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
     sink.applier.reset_position().await.unwrap();
 }
 
+/// Transactions the server has written to its binlog so far.
+async fn binlog_commits(conn: &mut mysql_async::Conn) -> u64 {
+    let n: Option<u64> = mysql_async::prelude::Queryable::query_first(
+        conn,
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'BINLOG_COMMITS'",
+    )
+    .await
+    .unwrap();
+    n.unwrap_or(0)
+}
+
+/// Regression (issue 18, full copy): consecutive chunks of one table that reach the dest in one group go into one
+/// target transaction (one commit — two fsyncs on a durable target — instead of one per chunk), each with its
+/// progress row, so a resumed copy sees the same chunks.
+#[tokio::test]
+async fn mysql_sink_chunks_of_one_table_in_a_group_share_one_target_transaction() {
+    use dtle_mysql::Value;
+    use mysql_async::prelude::Queryable;
+    let Some(endpoint) = target_endpoint() else { return };
+    let job = unique("conf_sink_chunks");
+    let schema = "conf_sink_chunks";
+    let mut conn = endpoint.connect(&[]).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {schema}"),
+        format!("CREATE DATABASE {schema}"),
+        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v VARCHAR(20))"),
+    ] {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
+    meta.target_schema = schema.into();
+    meta.target_name = "t".into();
+    let table = Arc::new(meta);
+    let mut sink = mysql_sink(&endpoint, &job).await;
+    sink.applier.reset_position().await.unwrap();
+    let start =
+        Change::SnapshotStart { position: pos(5), tables: vec![table.clone()], estimated_rows: 500, resume_from: None };
+    sink.apply(&[start]).await.unwrap().wait().await.unwrap();
+    let before = binlog_commits(&mut conn).await;
+    let chunks: Vec<Change> = (0..10)
+        .map(|c| Change::SnapshotRows {
+            table: table.clone(),
+            rows: (0..50)
+                .map(|i| vec![Value::Int(c * 50 + i + 1), Value::Bytes(format!("r{i}").into_bytes())])
+                .collect(),
+        })
+        .collect();
+    sink.apply(&chunks).await.unwrap();
+    sink.apply(&[Change::SnapshotTableDone { table: table.clone() }]).await.unwrap();
+    let after = binlog_commits(&mut conn).await;
+    let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {schema}.t")).await.unwrap();
+    assert_eq!(rows, Some(500));
+    let progress: Vec<(u64, u64)> = conn
+        .query(format!(
+            "SELECT chunk, rows_copied FROM dtle.snapshot_progress WHERE job_name = '{job}' AND rows_copied > 0 ORDER BY chunk"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(progress, (0..10).map(|c| (c, 50)).collect::<Vec<_>>(), "one progress row per chunk");
+    // The ten chunks and the table's end marker: two commits, not one per chunk.
+    assert!(after - before <= 2, "{} target commits for 10 chunks in one group and the end marker", after - before);
+    sink.apply(&[Change::SnapshotDone { position: pos(6) }]).await.unwrap().wait().await.unwrap();
+    sink.applier.reset_position().await.unwrap();
+}
+
 #[tokio::test]
 async fn kafka_sink_durable_positions_and_the_answer_after_a_restart() {
     let Some(brokers) = server_env("DTLE_TEST_KAFKA", "tests/kafka.sh start; eval \"$(tests/kafka.sh env)\"") else {

@@ -416,7 +416,9 @@ impl Applier {
         let mut group_position: Option<Position> = None;
         let mut group_origin = std::borrow::Cow::Borrowed("");
         let mut durable: Option<Position> = None;
-        for change in changes {
+        let mut next = 0;
+        while let Some(change) = changes.get(next) {
+            next += 1;
             match change {
                 Change::Tx(tx) if tx.origin.as_deref().is_some_and(|o| o == self.target_identity) => {
                     // dtle applied this on the source from a change made on this target: sending it back would loop.
@@ -463,7 +465,23 @@ impl Applier {
                         durable = Some(p);
                     }
                     txs.clear();
-                    if let Some(p) = self.apply_snapshot_change(other).await? {
+                    if let Change::SnapshotRows { table, rows } = other {
+                        // The chunks of this table that follow in the group go into the same target transaction.
+                        let mut chunks = vec![rows.as_slice()];
+                        let mut bytes = other.approx_size();
+                        while let Some(more @ Change::SnapshotRows { table: t, rows: r }) = changes.get(next) {
+                            let same_table = std::sync::Arc::ptr_eq(t, table)
+                                || (t.source_ident() == table.source_ident()
+                                    && t.target_ident() == table.target_ident());
+                            if !same_table || bytes >= SNAPSHOT_MERGE_BYTES {
+                                break;
+                            }
+                            bytes += more.approx_size();
+                            chunks.push(r.as_slice());
+                            next += 1;
+                        }
+                        self.insert_snapshot_rows(table, &chunks).await?;
+                    } else if let Some(p) = self.apply_snapshot_change(other).await? {
                         durable = Some(p);
                     }
                 }
@@ -515,7 +533,7 @@ impl Applier {
                 Ok(None)
             }
             Change::SnapshotRows { table, rows } => {
-                self.insert_snapshot_rows(table, rows).await?;
+                self.insert_snapshot_rows(table, &[rows.as_slice()]).await?;
                 Ok(None)
             }
             Change::SnapshotTableDone { table } => {
@@ -815,32 +833,56 @@ impl Applier {
         Ok(())
     }
 
-    async fn insert_snapshot_rows(&mut self, table: &TableMeta, rows: &[Vec<Value>]) -> Result<()> {
+    /// Consecutive full-copy chunks of `table` (as they came in one group) in one target transaction with their
+    /// progress rows, on one of several writer connections. Several chunks per transaction spare the target a commit
+    /// (two fsyncs on a durable server) per chunk; each chunk keeps its progress row, so a resumed copy sees the same
+    /// prefix of chunks. Chunks that cannot be loaded with `LOAD DATA` go as `INSERT` statements, one transaction
+    /// each.
+    async fn insert_snapshot_rows(&mut self, table: &TableMeta, chunks: &[&[Vec<Value>]]) -> Result<()> {
         self.ensure_target_table(table).await?;
-        // One target transaction per chunk, with its progress row, on one of several writer connections.
-        let chunk = self.next_chunk_of(table);
-        let progress = snapshot_apply::progress_insert(
-            &self.opts.job,
-            table,
-            chunk,
-            Some(rows.last().map(Vec::as_slice).unwrap_or_default()),
-            rows.len() as u64,
-        );
         // Every statement carries the job's tag, so a restarted job sees them still running (see prepare_resume).
         let tag = snapshot_apply::writer_tag(&self.opts.job);
-        let what = format!("copying {} row(s) into {} (chunk {chunk})", rows.len(), table.target_ident());
-        let loaded = match self.load_plan(table) {
-            Some(plan) => {
-                plan.encode(rows).map(|data| snapshot_apply::load_requests(&tag, plan.statement(), data, &progress))
+        let rows: usize = chunks.iter().map(|c| c.len()).sum();
+        let first = self.next_chunk.get(&table.target_ident()).copied().unwrap_or(0);
+        let mut progress = Vec::with_capacity(chunks.len());
+        for chunk_rows in chunks {
+            let chunk = self.next_chunk_of(table);
+            let last = chunk_rows.last().map(Vec::as_slice).unwrap_or_default();
+            progress.push(snapshot_apply::progress_insert(
+                &self.opts.job,
+                table,
+                chunk,
+                Some(last),
+                chunk_rows.len() as u64,
+            ));
+        }
+        let what = match chunks.len() {
+            1 => format!("copying {rows} row(s) into {} (chunk {first})", table.target_ident()),
+            n => format!(
+                "copying {rows} row(s) into {} (chunks {first}..={})",
+                table.target_ident(),
+                first + n as u64 - 1
+            ),
+        };
+        let loaded = self.load_plan(table).and_then(|plan| {
+            let mut data = Vec::new();
+            for chunk_rows in chunks {
+                data.extend_from_slice(&plan.encode(chunk_rows)?);
             }
-            None => None,
-        };
-        let requests = match loaded {
-            Some(requests) => requests,
-            None => self.insert_requests(table, rows, &tag, progress),
-        };
-        self.writers.submit(table.target_ident(), requests, what).await?;
-        self.stats.snapshot_rows += rows.len() as u64;
+            Some(snapshot_apply::load_requests(&tag, plan.statement(), data, &progress.join(";")))
+        });
+        match loaded {
+            Some(requests) => self.writers.submit(table.target_ident(), requests, what).await?,
+            None => {
+                for ((chunk_rows, progress), chunk) in chunks.iter().zip(progress).zip(first..) {
+                    let requests = self.insert_requests(table, chunk_rows, &tag, progress);
+                    let what =
+                        format!("copying {} row(s) into {} (chunk {chunk})", chunk_rows.len(), table.target_ident());
+                    self.writers.submit(table.target_ident(), requests, what).await?;
+                }
+            }
+        }
+        self.stats.snapshot_rows += rows as u64;
         Ok(())
     }
 
@@ -1561,6 +1603,9 @@ fn worker_marker_job(job: &str, worker: usize) -> String {
 fn worker_marker_prefix(job: &str) -> String {
     format!("{job}#w")
 }
+
+/// Consecutive full-copy chunks of one table in one group go into one target transaction up to about this many bytes.
+pub const SNAPSHOT_MERGE_BYTES: usize = 2 << 20;
 
 /// A group of fewer than this many source transactions per parallel worker is applied serially (see `flush_dml`).
 pub const PARALLEL_MIN_GROUP_PER_WORKER: usize = 2;

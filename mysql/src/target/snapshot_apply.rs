@@ -4,9 +4,10 @@
 //! # Parallel writers
 //!
 //! One reader on the source (a single consistent snapshot reads several times faster than one target connection
-//! writes), [`SNAPSHOT_WRITERS`] target connections writing chunks. Each chunk is one target transaction:
-//! its multi-row INSERTs and its row in `dtle.snapshot_progress` (job, table, chunk number, the chunk's last key
-//! as SQL literals). Chunks of one table commit in any order; the applier waits for every writer before the full
+//! writes), [`SNAPSHOT_WRITERS`] target connections writing chunks. A chunk commits in one target transaction with
+//! its row in `dtle.snapshot_progress` (job, table, chunk number, the chunk's last key as SQL literals); consecutive
+//! chunks of one table that reach the dest in one group share that transaction (and one `LOAD DATA`), each keeping
+//! its own progress row. Chunks of one table commit in any order; the applier waits for every writer before the full
 //! copy's end is recorded (the position row moves to `job_stage_incr` only when every chunk is durable).
 //!
 //! # Resuming an interrupted copy
