@@ -13,7 +13,7 @@
 #   --faults N   faults per mode (DTLE_CHAOS_FAULTS; default 200 here, 6 in the suite)
 #   --seed N     the fault sequence to replay (DTLE_CHAOS_SEED; default: from the clock, printed)
 #   --modes L    comma-separated modes (DTLE_CHAOS_MODES; default all four)
-#   --ports S,D  the MariaDB ports (DTLE_CHAOS_SRC_PORT/DST_PORT; default 3317,3318); on other ports the instances
+#   --ports S,D  the MariaDB ports (DTLE_CHAOS_SRC_PORT/DST_PORT; default 3317,3318; 3337,3338 are free: the suite uses 3307-3309, 3320, 3325-3328, 3336, 3351-3358); on other ports the instances
 #                are chaos_src_<port>/chaos_dst_<port>, so a second campaign without the nats mode (nats-server and
 #                Consul are shared) can run beside the first
 #   --release    dtle and the campaign built with --release (what users run; the suite uses the debug build)
@@ -49,7 +49,7 @@ done
 [[ "$faults" =~ ^[0-9]+$ ]] || die "--faults '$faults' is not a number"
 [[ -z "$seed" || "$seed" =~ ^[0-9]+$ ]] || die "--seed '$seed' is not a number"
 if [[ -n "$ports" ]]; then
-    [[ "$ports" =~ ^[0-9]+,[0-9]+$ ]] || die "--ports '$ports' is not SRC,DST (two port numbers, e.g. 3327,3328)"
+    [[ "$ports" =~ ^[0-9]+,[0-9]+$ ]] || die "--ports '$ports' is not SRC,DST (two port numbers, e.g. 3337,3338)"
     export DTLE_CHAOS_SRC_PORT="${ports%,*}" DTLE_CHAOS_DST_PORT="${ports#*,}"
 fi
 
