@@ -257,7 +257,8 @@ impl BoundedRetries {
 }
 
 /// Runs `attempt` again after transient failures, with backoff (1 s doubling to 30 s, from 1 s again after an
-/// attempt that ran a while), until it succeeds, fails definitely, `shutdown` is cancelled (`Ok`), or failures of
+/// attempt that ran a while or moved the job forward — its metrics counted applied or acknowledged work), until it
+/// succeeds, fails definitely, `shutdown` is cancelled (`Ok`), or failures of
 /// a bounded kind (a read-only target, a host that does not resolve) went on for [`BOUNDED_RETRY_LIMIT`]: then
 /// the last error, with what to check. Every retry is logged with its reason.
 pub async fn retry_transient<F, Fut>(job: &str, shutdown: &CancellationToken, mut attempt: F) -> Result<(), DriverError>
@@ -267,13 +268,17 @@ where
 {
     let mut backoff = FIRST_BACKOFF;
     let mut bounded = BoundedRetries::default();
+    let job_metrics = crate::metrics::job(job);
     loop {
         let started = tokio::time::Instant::now();
+        let progress_before = job_metrics.progress_marker();
         match attempt().await {
             Ok(()) => return Ok(()),
             Err(e) if e.is_transient() && !shutdown.is_cancelled() => {
                 let lasted = started.elapsed();
-                if lasted >= RETRY_RESET_AFTER {
+                // A slow target can fail attempts again and again (an ack timeout) while each one moves the job on:
+                // waiting longer and longer between them would only slow the catch-up down.
+                if lasted >= RETRY_RESET_AFTER || job_metrics.progress_marker() != progress_before {
                     backoff = FIRST_BACKOFF;
                 }
                 let kind = bounded_retry_of(&e);
@@ -591,6 +596,52 @@ mod tests {
         let result =
             retry_transient("j", &shutdown, || async { Err(DriverError::Other("a definite failure".into())) }).await;
         assert!(result.is_err());
+    }
+
+    /// Regression (issue 12, a 200-fault campaign on a loaded machine): attempts that each moved the job on and
+    /// then failed (the src's ack timeout while the target was slow) waited 1, 2, 4, ... 30 s in between, so the job
+    /// spent most of its time idle and fell further behind.
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_moved_the_job_on_restarts_the_backoff() {
+        let shutdown = CancellationToken::new();
+        let job = "retry_progress_job";
+        let timeout =
+            || DriverError::Transport(dtle_transport::TransportError::AckTimeout { in_flight: 32, seconds: 10 });
+        let mut starts: Vec<tokio::time::Instant> = Vec::new();
+        let result = retry_transient(job, &shutdown, || {
+            starts.push(tokio::time::Instant::now());
+            let n = starts.len();
+            async move {
+                if n > 6 {
+                    return Ok(());
+                }
+                // Each attempt applies something, then fails after 10 s.
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                crate::metrics::job(job).add_transactions(100);
+                Err(timeout())
+            }
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        let gaps: Vec<u64> = starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+        assert_eq!(gaps, vec![11; 6], "10 s of work, then 1 s of backoff each time: {gaps:?}");
+
+        // Attempts that move nothing back off as before.
+        let mut starts: Vec<tokio::time::Instant> = Vec::new();
+        let _ = retry_transient("retry_no_progress_job", &shutdown, || {
+            starts.push(tokio::time::Instant::now());
+            let n = starts.len();
+            async move {
+                if n > 5 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Err(timeout())
+            }
+        })
+        .await;
+        let gaps: Vec<u64> = starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+        assert_eq!(gaps, vec![11, 12, 14, 18, 26], "{gaps:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -131,6 +131,15 @@ impl JobMetrics {
         &self.job
     }
 
+    /// A number that grows whenever the job moves on in this process (rows copied, transactions applied, batches
+    /// acknowledged to the src): two equal readings mean no progress in between.
+    pub fn progress_marker(&self) -> u64 {
+        self.snapshot_rows
+            .load(Ordering::Relaxed)
+            .wrapping_add(self.transactions.load(Ordering::Relaxed))
+            .wrapping_add(self.batch_ack.count.load(Ordering::Relaxed))
+    }
+
     pub fn add_snapshot_rows(&self, n: u64) {
         self.snapshot_rows.fetch_add(n, Ordering::Relaxed);
     }
