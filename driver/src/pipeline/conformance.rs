@@ -400,6 +400,65 @@ async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
     sink.applier.reset_position().await.unwrap();
 }
 
+/// Regression (issue 12, the 200-fault nats run): big transactions coming back to back. A group that completes one
+/// big transaction, holds small ones, and starts the next big one commits everything up to the new one (durable:
+/// the last complete transaction's position); the open target transaction holds the new big one only. Before, it
+/// all stayed in one open target transaction that grew with every big transaction until a group happened to end
+/// between two of them: nothing was durable, and a src restarting meanwhile (an ack timeout on a slow target) had
+/// it all rolled back and sent again, so the job stopped moving.
+#[tokio::test]
+async fn mysql_sink_a_big_transaction_after_complete_ones_commits_them_first() {
+    use dtle_mysql::{RowChange, Transaction, TxEvent, Value};
+    use mysql_async::prelude::Queryable;
+    let Some(endpoint) = target_endpoint() else { return };
+    let job = unique("conf_sink_chain");
+    let schema = "conf_sink_chain";
+    let mut conn = endpoint.connect(&[]).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {schema}"),
+        format!("CREATE DATABASE {schema}"),
+        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)"),
+    ] {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
+    meta.target_schema = schema.into();
+    meta.target_name = "t".into();
+    let table = Arc::new(meta);
+    let tx = |seq: u64, id: i64, partial: bool| {
+        Change::Tx(Transaction {
+            gtid: format!("0-1-{seq}"),
+            // A part carries the position before its transaction; the last part the one after it.
+            position: if partial { pos(seq - 1) } else { pos(seq) },
+            source_timestamp: 0,
+            events: vec![TxEvent::Row(RowChange::Insert { table: table.clone(), after: vec![Value::Int(id)] })],
+            sources: Vec::new(),
+            size: 1,
+            partial,
+            origin: None,
+        })
+    };
+    let mut sink = mysql_sink(&endpoint, &job).await;
+    sink.applier.reset_position().await.unwrap();
+    assert_eq!(sink.apply(&heartbeat(5)).await.unwrap().wait().await.unwrap(), Some(pos(5)));
+    // Big transaction 6: its first part.
+    assert_eq!(sink.apply(&[tx(6, 1, true)]).await.unwrap().wait().await.unwrap(), None);
+    // Its last part, small transaction 7, and the first part of big transaction 8, in one group.
+    let group = [tx(6, 2, false), tx(7, 3, false), tx(8, 4, true)];
+    assert_eq!(
+        sink.apply(&group).await.unwrap().wait().await.unwrap(),
+        Some(pos(7)),
+        "6 and 7 are committed before 8 opens"
+    );
+    let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {schema}.t")).await.unwrap();
+    assert_eq!(rows, Some(3), "rows 1-3 are committed, row 4 is in the open transaction");
+    // A new session rolls back only big transaction 8.
+    assert_eq!(sink.session_start(&job).await.unwrap(), SessionStart::Position(pos(7)));
+    let rows: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {schema}.t")).await.unwrap();
+    assert_eq!(rows, Some(3));
+    sink.applier.reset_position().await.unwrap();
+}
+
 /// Transactions the server has written to its binlog so far.
 async fn binlog_commits(conn: &mut mysql_async::Conn) -> u64 {
     let n: Option<u64> = mysql_async::prelude::Queryable::query_first(

@@ -447,7 +447,12 @@ impl Applier {
                 Change::Tx(tx) => {
                     // One origin per target transaction: the marker written with it names that origin.
                     let origin = tx.first_origin();
-                    if origin != group_origin && !txs.is_empty() && !txs.last().is_some_and(|t| t.partial) {
+                    let after_complete = !txs.is_empty() && !txs.last().is_some_and(|t| t.partial);
+                    // A big transaction that starts after complete ones: those commit first. An open target
+                    // transaction holds one source transaction at most; else big transactions coming back to back
+                    // chain into one target transaction that grows until a group happens to end between two of
+                    // them, and a src that restarts meanwhile has it all rolled back and sent again.
+                    if after_complete && (origin != group_origin || tx.partial) {
                         if let Some(p) = self.flush_dml(&txs, group_position.take()).await? {
                             durable = Some(p);
                         }
