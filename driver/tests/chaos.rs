@@ -27,7 +27,7 @@
 //! Knobs: `DTLE_CHAOS_FAULTS` (faults per mode, default 6), `DTLE_CHAOS_SEED` (default: from the clock, printed),
 //! `DTLE_CHAOS_MODES` (default `one,nats,parallel,kafka`), `DTLE_CHAOS_SRC_PORT` / `DTLE_CHAOS_DST_PORT` (on ports
 //! other than 3317/3318 the instances are `chaos_src_<port>` / `chaos_dst_<port>`, so two campaigns without the
-//! nats mode can run side by side).
+//! nats mode can run side by side), `DTLE_CHAOS_NATS_PORT` / `DTLE_CHAOS_CONSUL_PORT` (4232 / 8640).
 //! A seed fixes each mode's fault sequence (kinds, timings, outage lengths), printed before the mode starts; replay
 //! a failure with
 //!
@@ -243,6 +243,8 @@ struct Knobs {
     modes: Vec<Mode>,
     src_port: u16,
     dst_port: u16,
+    nats_port: u16,
+    consul_port: u16,
 }
 
 impl Knobs {
@@ -285,6 +287,8 @@ impl Knobs {
             modes,
             src_port: number("DTLE_CHAOS_SRC_PORT", 3317) as u16,
             dst_port: number("DTLE_CHAOS_DST_PORT", 3318) as u16,
+            nats_port: number("DTLE_CHAOS_NATS_PORT", u64::from(NATS_PORT)) as u16,
+            consul_port: number("DTLE_CHAOS_CONSUL_PORT", u64::from(CONSUL_PORT)) as u16,
         })
     }
 
@@ -884,6 +888,8 @@ async fn kill9_and_start(pid_file: &Path, outage: Duration, script: &str, port: 
 struct Infra {
     dst_port: u16,
     dst_instance: String,
+    nats_port: u16,
+    consul_port: u16,
     nats_url: String,
     consul_addr: String,
 }
@@ -897,19 +903,20 @@ impl Infra {
     /// Runs a server fault; a short note of what happened.
     async fn fault(&self, kind: FaultKind, outage: Duration) -> Result<String, String> {
         let run = test_run_dir();
-        let nats_port = NATS_PORT.to_string();
-        let consul_port = CONSUL_PORT.to_string();
+        let (nats, consul) = (self.nats_port, self.consul_port);
+        let nats_port = nats.to_string();
+        let consul_port = consul.to_string();
         match kind {
             FaultKind::RestartNats => try_run_script("nats.sh", &["restart", &nats_port]).await.map(|_| String::new()),
             FaultKind::KillNats => {
-                let pid_file = run.join(format!("nats-{NATS_PORT}")).join("pid");
+                let pid_file = run.join(format!("nats-{nats}")).join("pid");
                 kill9_and_start(&pid_file, outage, "nats.sh", &nats_port).await
             }
             FaultKind::RestartConsul => {
                 try_run_script("consul.sh", &["restart", &consul_port]).await.map(|_| String::new())
             }
             FaultKind::KillConsul => {
-                let pid_file = run.join(format!("consul-{CONSUL_PORT}")).join("consul.pid");
+                let pid_file = run.join(format!("consul-{consul}")).join("consul.pid");
                 kill9_and_start(&pid_file, outage, "consul.sh", &consul_port).await
             }
             FaultKind::RestartTarget => {
@@ -1810,8 +1817,8 @@ async fn start_servers(knobs: &Knobs) -> Result<(Servers, Infra), String> {
     try_run_script("mariadb.sh", &["reset", &src_instance]).await?;
     try_run_script("mariadb.sh", &["reset", &dst_instance]).await?;
     if knobs.modes.contains(&Mode::Nats) {
-        try_run_script("nats.sh", &["start", &NATS_PORT.to_string()]).await?;
-        try_run_script("consul.sh", &["start", &CONSUL_PORT.to_string()]).await?;
+        try_run_script("nats.sh", &["start", &knobs.nats_port.to_string()]).await?;
+        try_run_script("consul.sh", &["start", &knobs.consul_port.to_string()]).await?;
     }
     let mut s = Servers::from_env();
     s.host = "127.0.0.1".into();
@@ -1821,8 +1828,10 @@ async fn start_servers(knobs: &Knobs) -> Result<(Servers, Infra), String> {
     let infra = Infra {
         dst_port: knobs.dst_port,
         dst_instance,
-        nats_url: format!("nats://127.0.0.1:{NATS_PORT}"),
-        consul_addr: format!("127.0.0.1:{CONSUL_PORT}"),
+        nats_port: knobs.nats_port,
+        consul_port: knobs.consul_port,
+        nats_url: format!("nats://127.0.0.1:{}", knobs.nats_port),
+        consul_addr: format!("127.0.0.1:{}", knobs.consul_port),
     };
     Ok((s, infra))
 }

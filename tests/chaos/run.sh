@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chaos campaign (driver/tests/chaos.rs) as a long run, or a replay of a printed seed.
 #
-#   tests/chaos/run.sh [--faults N] [--seed N] [--modes one,nats,parallel,kafka] [--ports SRC,DST] [--release]
+#   tests/chaos/run.sh [--faults N] [--seed N] [--modes one,nats,parallel,kafka] [--ports SRC,DST] [--servers NATS,CONSUL] [--release]
 #
 # Installs what is missing and starts what the campaign needs (the same scripts as tests/run.sh): its own MariaDB
 # instances chaos_src (3317) and chaos_dst (3318), nats-server (4232) and Consul (8640) are started by the test
@@ -16,6 +16,8 @@
 #   --ports S,D  the MariaDB ports (DTLE_CHAOS_SRC_PORT/DST_PORT; default 3317,3318; 3337,3338 are free: the suite uses 3307-3309, 3320, 3325-3328, 3336, 3351-3358); on other ports the instances
 #                are chaos_src_<port>/chaos_dst_<port>, so a second campaign without the nats mode (nats-server and
 #                Consul are shared) can run beside the first
+#   --servers N,C  the nats-server and Consul ports of the nats mode (DTLE_CHAOS_NATS_PORT/CONSUL_PORT; default
+#                4232,8640), for a nats campaign beside another one (or beside the suite)
 #   --release    dtle and the campaign built with --release (what users run; the suite uses the debug build)
 # The full output goes to target/tmp/chaos/run-<time>.log; each mode's dtle logs to target/tmp/chaos/<seed>-<mode>/.
 set -euo pipefail
@@ -42,6 +44,11 @@ while [[ $# -gt 0 ]]; do
     --modes) modes="${2:?--modes needs a list}"; shift 2 ;;
     --ports) ports="${2:?--ports needs SRC,DST}"; shift 2 ;;
     --release) profile=(--release); shift ;;
+    --servers)
+        [[ "${2:-}" =~ ^[0-9]+,[0-9]+$ ]] || die "--servers '${2:-}' is not NATS,CONSUL (two port numbers, e.g. 4242,8650)"
+        export DTLE_CHAOS_NATS_PORT="${2%,*}" DTLE_CHAOS_CONSUL_PORT="${2#*,}"
+        shift 2
+        ;;
     -h | --help) usage ;;
     *) log "unknown argument '$1'"; usage ;;
     esac
