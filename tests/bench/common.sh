@@ -37,6 +37,13 @@ qi() {
 }
 
 now() { printf '%s' "$EPOCHREALTIME"; }
+# us -> µs since the epoch, as an integer;  sleep_until_us T -> sleeps until that µs time (at once when past)
+us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
+sleep_until_us() {
+    local d=$(($1 - $(us)))
+    ((d > 0)) && sleep "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))"
+    return 0
+}
 # calc EXPR -> awk arithmetic, printed with printf-like FORMAT (default %.2f)
 calc() { awk "BEGIN { printf \"${2:-%.2f}\", $1 }"; }
 

@@ -73,15 +73,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# µs since the epoch, as an integer
-us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
-# sleep_until_us T
-sleep_until_us() {
-    local d=$(($1 - $(us)))
-    ((d > 0)) && sleep "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))"
-    return 0
-}
-
 # gen_tx SEED N CLIENT NCLIENTS -> N transactions, one a line, each with 4 row changes on one random table;
 # ids are taken from the client's own residue class (id % NCLIENTS == CLIENT) so parallel clients never conflict.
 gen_tx() {

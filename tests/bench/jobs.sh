@@ -44,13 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
-sleep_until_us() {
-    local d=$(($1 - $(us)))
-    ((d > 0)) && sleep "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))"
-    return 0
-}
-
 ensure_dtle
 # Every job holds a few connections on each server: room for them.
 export DTLE_TEST_MARIADB_EXTRA="max_connections=$((MAX * 8 + 100))"
