@@ -364,17 +364,7 @@ async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_open");
     let schema = "conf_sink_open";
-    let mut conn = endpoint.connect(&[]).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {schema}"),
-        format!("CREATE DATABASE {schema}"),
-        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)"),
-    ] {
-        mysql_async::prelude::Queryable::query_drop(&mut conn, sql).await.unwrap();
-    }
-    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
-    meta.target_schema = schema.into();
-    meta.target_name = "t".into();
+    let (mut conn, meta) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY").await;
     let mut sink = mysql_sink(&endpoint, &job).await;
     sink.applier.reset_position().await.unwrap();
     assert_eq!(sink.apply(&heartbeat(5)).await.unwrap().wait().await.unwrap(), Some(pos(5)));
@@ -383,7 +373,7 @@ async fn mysql_sink_a_new_session_rolls_back_an_open_big_transaction() {
         gtid: "0-1-6".into(),
         position: pos(5),
         source_timestamp: 0,
-        events: vec![TxEvent::Row(RowChange::Insert { table: Arc::new(meta), after: vec![Value::Int(1)] })],
+        events: vec![TxEvent::Row(RowChange::Insert { table: meta, after: vec![Value::Int(1)] })],
         sources: Vec::new(),
         size: 1,
         partial: true,
@@ -413,18 +403,7 @@ async fn mysql_sink_a_big_transaction_after_complete_ones_commits_them_first() {
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_chain");
     let schema = "conf_sink_chain";
-    let mut conn = endpoint.connect(&[]).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {schema}"),
-        format!("CREATE DATABASE {schema}"),
-        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY)"),
-    ] {
-        conn.query_drop(sql).await.unwrap();
-    }
-    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
-    meta.target_schema = schema.into();
-    meta.target_name = "t".into();
-    let table = Arc::new(meta);
+    let (mut conn, table) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY").await;
     let tx = |seq: u64, id: i64, partial: bool| {
         Change::Tx(Transaction {
             gtid: format!("0-1-{seq}"),
@@ -459,6 +438,27 @@ async fn mysql_sink_a_big_transaction_after_complete_ones_commits_them_first() {
     sink.applier.reset_position().await.unwrap();
 }
 
+/// Schema `schema` created afresh on the target with one table `t (columns)`: a connection, and the table's
+/// description (same names on both sides).
+async fn fresh_table(
+    endpoint: &dtle_mysql::Endpoint,
+    schema: &str,
+    columns: &str,
+) -> (mysql_async::Conn, Arc<dtle_mysql::schema::TableMeta>) {
+    let mut conn = endpoint.connect(&[]).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {schema}"),
+        format!("CREATE DATABASE {schema}"),
+        format!("CREATE TABLE {schema}.t ({columns})"),
+    ] {
+        mysql_async::prelude::Queryable::query_drop(&mut conn, sql).await.unwrap();
+    }
+    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
+    meta.target_schema = schema.into();
+    meta.target_name = "t".into();
+    (conn, Arc::new(meta))
+}
+
 /// Transactions the server has written to its binlog so far.
 async fn binlog_commits(conn: &mut mysql_async::Conn) -> u64 {
     let n: Option<u64> = mysql_async::prelude::Queryable::query_first(
@@ -480,18 +480,7 @@ async fn mysql_sink_chunks_of_one_table_in_a_group_share_one_target_transaction(
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_chunks");
     let schema = "conf_sink_chunks";
-    let mut conn = endpoint.connect(&[]).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {schema}"),
-        format!("CREATE DATABASE {schema}"),
-        format!("CREATE TABLE {schema}.t (id INT PRIMARY KEY, v VARCHAR(20))"),
-    ] {
-        conn.query_drop(sql).await.unwrap();
-    }
-    let mut meta = dtle_mysql::schema::load_table_meta(&mut conn, schema, "t").await.unwrap().unwrap();
-    meta.target_schema = schema.into();
-    meta.target_name = "t".into();
-    let table = Arc::new(meta);
+    let (mut conn, table) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY, v VARCHAR(20)").await;
     let mut sink = mysql_sink(&endpoint, &job).await;
     sink.applier.reset_position().await.unwrap();
     let start =
