@@ -475,9 +475,12 @@ impl Applier {
                         let mut chunks = vec![rows.as_slice()];
                         let mut bytes = other.approx_size();
                         while let Some(more @ Change::SnapshotRows { table: t, rows: r }) = changes.get(next) {
+                            // Compared by name, without building the quoted idents for every chunk.
                             let same_table = std::sync::Arc::ptr_eq(t, table)
-                                || (t.source_ident() == table.source_ident()
-                                    && t.target_ident() == table.target_ident());
+                                || (t.schema == table.schema
+                                    && t.name == table.name
+                                    && t.target_schema == table.target_schema
+                                    && t.target_name == table.target_name);
                             if !same_table || bytes >= SNAPSHOT_MERGE_BYTES {
                                 break;
                             }
