@@ -603,45 +603,36 @@ mod tests {
     /// spent most of its time idle and fell further behind.
     #[tokio::test(start_paused = true)]
     async fn an_attempt_that_moved_the_job_on_restarts_the_backoff() {
+        // Each attempt applies something, then fails after 10 s.
+        let gaps = gaps_between_failing_attempts("retry_progress_job", 6, true).await;
+        assert_eq!(gaps, vec![11; 6], "10 s of work, then 1 s of backoff each time: {gaps:?}");
+        // Attempts that move nothing back off as before.
+        let gaps = gaps_between_failing_attempts("retry_no_progress_job", 5, false).await;
+        assert_eq!(gaps, vec![11, 12, 14, 18, 26], "{gaps:?}");
+    }
+
+    /// `failures` attempts of 10 s that end in an ack timeout (each applying transactions first when `progress`),
+    /// then one that succeeds: the seconds between the attempts' starts.
+    async fn gaps_between_failing_attempts(job: &'static str, failures: usize, progress: bool) -> Vec<u64> {
         let shutdown = CancellationToken::new();
-        let job = "retry_progress_job";
-        let timeout =
-            || DriverError::Transport(dtle_transport::TransportError::AckTimeout { in_flight: 32, seconds: 10 });
         let mut starts: Vec<tokio::time::Instant> = Vec::new();
         let result = retry_transient(job, &shutdown, || {
             starts.push(tokio::time::Instant::now());
             let n = starts.len();
             async move {
-                if n > 6 {
+                if n > failures {
                     return Ok(());
                 }
-                // Each attempt applies something, then fails after 10 s.
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                crate::metrics::job(job).add_transactions(100);
-                Err(timeout())
+                if progress {
+                    crate::metrics::job(job).add_transactions(100);
+                }
+                Err(DriverError::Transport(dtle_transport::TransportError::AckTimeout { in_flight: 32, seconds: 10 }))
             }
         })
         .await;
         assert!(result.is_ok(), "{result:?}");
-        let gaps: Vec<u64> = starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
-        assert_eq!(gaps, vec![11; 6], "10 s of work, then 1 s of backoff each time: {gaps:?}");
-
-        // Attempts that move nothing back off as before.
-        let mut starts: Vec<tokio::time::Instant> = Vec::new();
-        let _ = retry_transient("retry_no_progress_job", &shutdown, || {
-            starts.push(tokio::time::Instant::now());
-            let n = starts.len();
-            async move {
-                if n > 5 {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                Err(timeout())
-            }
-        })
-        .await;
-        let gaps: Vec<u64> = starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
-        assert_eq!(gaps, vec![11, 12, 14, 18, 26], "{gaps:?}");
+        starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect()
     }
 
     #[tokio::test(start_paused = true)]
