@@ -276,11 +276,7 @@ async fn a_small_group_is_applied_serially_even_with_parallel_workers() {
         exec(&mut src, &format!("INSERT INTO {schema}.t VALUES ({id}, {id})")).await;
     }
     let log = ctx.path().join("second.log");
-    let data = ctx.path().join("data");
-    let mut d = Dtle::spawn(
-        &log,
-        &["run".as_ref(), j.as_os_str(), "--data-dir".as_ref(), data.as_os_str(), "--no-progress-bar".as_ref()],
-    );
+    let mut d = Dtle::run_with(ctx.path(), &j, "second.log", "data", &[]);
     wait_target_caught_up(s, &mut dst, job, &mut d).await;
     d.stop_cleanly().await;
     assert_tables_equal(&mut src, &mut dst, &format!("{schema}.t"), Some("id")).await;
