@@ -26,7 +26,7 @@ pub mod target;
 pub mod value;
 
 pub use source::{binlog, ddl, filter, prereq, snapshot, sql_filter, stream, where_expr};
-pub use target::{applier, load_data, parallel, snapshot_apply};
+pub use target::{applier, load_data, net_effect, parallel, snapshot_apply};
 
 pub use change::{Change, EventSource, RowChange, Transaction, TxEvent};
 pub use conn::{Endpoint, Flavor, Role};

@@ -147,9 +147,11 @@ pub struct WriteDependencies {
     pub foreign_keys: bool,
     /// A unique index over a prefix of a column (`UNIQUE (email(5))`).
     pub prefix_index: bool,
+    /// Triggers run on the table's writes.
+    pub triggers: bool,
 }
 
-/// Reads the unique indexes and foreign-key links of a table.
+/// Reads the unique indexes, foreign-key links and triggers of a table.
 pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str) -> Result<WriteDependencies> {
     let ctx = || format!("reading the unique indexes and foreign keys of {schema}.{table}");
     let rows: Vec<(String, String, Option<u64>)> = conn
@@ -181,7 +183,19 @@ pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str)
         )
         .await
         .map_err(|e| MysqlError::query(ctx(), e))?;
-    Ok(WriteDependencies { unique_indexes, foreign_keys: links.unwrap_or(0) > 0, prefix_index })
+    let triggers: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?",
+            (schema, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query(ctx(), e))?;
+    Ok(WriteDependencies {
+        unique_indexes,
+        foreign_keys: links.unwrap_or(0) > 0,
+        prefix_index,
+        triggers: triggers.unwrap_or(0) > 0,
+    })
 }
 
 /// Reads a table's definition; `None` when the table does not exist.

@@ -101,6 +101,10 @@ pub struct ApplyStats {
     pub retried_partitions: u64,
     /// Source transactions a parallel group had committed before a restart (skipped when read again).
     pub skipped_applied: u64,
+    /// Groups written as their net effect per row ([`crate::net_effect`]), and those that failed on a row that way
+    /// and were written again statement by statement.
+    pub net_effect_groups: u64,
+    pub net_effect_fallbacks: u64,
 }
 
 pub struct Applier {
@@ -153,6 +157,8 @@ pub struct Applier {
     copied_targets: HashSet<String>,
     /// Unique indexes and foreign-key links of the target tables, for splitting groups (see [`crate::parallel`]).
     table_keys: crate::parallel::KeyMap,
+    /// Target tables whose rows are written statement by statement after a net-effect group failed on one of them.
+    net_effect_refused: HashSet<String>,
     pub stats: ApplyStats,
 }
 
@@ -297,6 +303,7 @@ impl Applier {
                 .unwrap_or(0)
                 << 8,
             table_keys: crate::parallel::KeyMap::new(),
+            net_effect_refused: HashSet::new(),
             copied_targets: HashSet::new(),
             stats: ApplyStats::default(),
         })
@@ -821,19 +828,31 @@ impl Applier {
                 detail: problems.join("; "),
             });
         }
-        if self.opts.parallel_workers > 1 {
+        // Needed by parallel apply (which rows depend on each other) and by net-effect groups (whether a table's rows
+        // depend on their key alone); read once per table and start or DDL.
+        {
             let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name).await?;
             let position_of = |name: &String| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
             let unique_indexes: Option<Vec<Vec<usize>>> =
                 deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
             let keys = match unique_indexes {
                 // Values equal on a prefix would need the prefix's length in characters: order the table instead.
-                Some(_) if deps.prefix_index => {
-                    crate::parallel::TableKeys { unique_indexes: Vec::new(), foreign_keys: true }
-                }
-                Some(unique_indexes) => crate::parallel::TableKeys { unique_indexes, foreign_keys: deps.foreign_keys },
+                Some(_) if deps.prefix_index => crate::parallel::TableKeys {
+                    unique_indexes: Vec::new(),
+                    foreign_keys: true,
+                    triggers: deps.triggers,
+                },
+                Some(unique_indexes) => crate::parallel::TableKeys {
+                    unique_indexes,
+                    foreign_keys: deps.foreign_keys,
+                    triggers: deps.triggers,
+                },
                 // A unique index over columns these rows do not carry (a column map): order the table's writes.
-                None => crate::parallel::TableKeys { unique_indexes: Vec::new(), foreign_keys: true },
+                None => crate::parallel::TableKeys {
+                    unique_indexes: Vec::new(),
+                    foreign_keys: true,
+                    triggers: deps.triggers,
+                },
             };
             self.table_keys.insert(ident.clone(), keys);
         }
@@ -1025,6 +1044,29 @@ impl Applier {
                 }
             }
         }
+        // A group whose tables allow it goes as its net effect per row: a few statements per table where the target
+        // would parse and run one per row change (what limits a catch-up on a small machine).
+        if !self.tx_open && !ends_open {
+            if let Some((statements, checks, rows)) = self.net_effect_statements(txs).await? {
+                match self.write_group(txs, statements, checks, rows, position.clone(), false).await {
+                    Ok(done) => {
+                        self.stats.net_effect_groups += 1;
+                        return Ok(done);
+                    }
+                    // Rolled back: written again statement by statement, whose checks name the row. A table that
+                    // fails this way (a target column that stores two source values alike, so a changed row looks
+                    // unchanged) is written statement by statement from now on.
+                    Err(e) if e.is_row_conflict() || e.server_code().is_some() => {
+                        if let MysqlError::Conflict { table, .. } = &e {
+                            self.net_effect_refused.insert(table.clone());
+                        }
+                        info!(error = %e, "a group written as its net effect per row failed on a row; writing it statement by statement");
+                        self.stats.net_effect_fallbacks += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let (statements, checks, rows) = self.row_statements(txs, RowMode::Strict).await?;
         if statements.is_empty() && !self.tx_open && !ends_open && self.position_unlogged {
             if let Some(position) = position {
@@ -1042,6 +1084,20 @@ impl Applier {
                 return Ok(Some(position));
             }
         }
+        self.write_group(txs, statements, checks, rows, position, ends_open).await
+    }
+
+    /// Runs a group's statements with its marker and position (none when it ends inside a big source transaction,
+    /// whose target transaction then stays open).
+    async fn write_group(
+        &mut self,
+        txs: &[&Transaction],
+        statements: Vec<String>,
+        checks: Vec<Check>,
+        rows: u64,
+        position: Option<Position>,
+        ends_open: bool,
+    ) -> Result<Option<Position>> {
         if !self.tx_open && !statements.is_empty() {
             if let Some(origin) = txs.first().map(|t| t.first_origin()).filter(|o| !o.is_empty()) {
                 self.pending_marker = Some(marker_upsert(&self.opts.job, &origin));
@@ -1061,6 +1117,78 @@ impl Applier {
         self.stats.transactions += txs.iter().filter(|t| !t.partial).count() as u64;
         self.stats.row_changes += rows;
         Ok(position)
+    }
+
+    /// Compares every table of `txs` with its source definition (once per table; see [`Self::ensure_target_table`]).
+    async fn ensure_target_tables(&mut self, txs: &[&Transaction]) -> Result<()> {
+        let mut checked: Option<&TableMeta> = None;
+        for tx in txs {
+            for event in &tx.events {
+                if let TxEvent::Row(change) = event {
+                    if !checked.is_some_and(|t| std::ptr::eq(t, &**change.table())) {
+                        self.ensure_target_table(change.table()).await?;
+                        checked = Some(&**change.table());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The statements of `txs` as their net effect per row ([`crate::net_effect`]): per table a multi-row `DELETE`,
+    /// `INSERT` and `INSERT ... ON DUPLICATE KEY UPDATE`, each checked row by row through its count. `None` when the
+    /// group does not fit (then it goes statement by statement).
+    async fn net_effect_statements(&mut self, txs: &[&Transaction]) -> Result<Option<(Vec<String>, Vec<Check>, u64)>> {
+        if !txs.iter().any(|t| t.events.iter().any(|e| matches!(e, TxEvent::Row(_)))) {
+            return Ok(None);
+        }
+        self.ensure_target_tables(txs).await?;
+        Ok(self.net_effect_plan(txs))
+    }
+
+    /// [`Self::net_effect_statements`] of transactions whose tables were already compared with the target.
+    fn net_effect_plan(&self, txs: &[&Transaction]) -> Option<(Vec<String>, Vec<Check>, u64)> {
+        let (keys, refused) = (&self.table_keys, &self.net_effect_refused);
+        let eligible = |t: &TableMeta| {
+            let ident = t.target_ident();
+            !refused.contains(&ident) && keys.get(&ident).is_some_and(|k| k.rows_depend_on_key_alone(&t.key_columns))
+        };
+        let tables = crate::net_effect::reduce(txs, &eligible)?;
+        let max = self.opts.max_statement_bytes;
+        let (mut statements, mut checks, mut rows) = (Vec::new(), Vec::new(), 0u64);
+        for net in &tables {
+            let table = net.table;
+            rows += net.row_changes;
+            let mut delete = MultiRowStatement::new("deleting by key");
+            for before in &net.deleted {
+                push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+            }
+            delete.finish(&mut statements, &mut checks);
+            let mut insert = MultiRowStatement::new("inserting");
+            for after in &net.inserted {
+                push_insert("INSERT", &mut insert, table, after, max, &mut statements, &mut checks);
+            }
+            insert.finish(&mut statements, &mut checks);
+            let mut update_list = String::new();
+            for (_, column) in table.writable_columns().filter(|(i, _)| !table.key_columns.contains(i)) {
+                let name = quote_ident(&column.name);
+                let _ = write!(update_list, "{}{name}=VALUES({name})", if update_list.is_empty() { "" } else { "," });
+            }
+            let mut upsert = MultiRowStatement::upsert(&update_list);
+            for (first, last) in &net.changed {
+                if update_list.is_empty() || crate::net_effect::same_written_values(table, first, last) {
+                    // Ends as the group found it (in the columns written here): the server would count its upsert as
+                    // one row, like an insert. Written as an update, which is checked to find its row.
+                    let (sql, check) = update_statement(table, first, last);
+                    statements.push(sql);
+                    checks.push(check);
+                } else {
+                    push_insert("INSERT", &mut upsert, table, last, max, &mut statements, &mut checks);
+                }
+            }
+            upsert.finish(&mut statements, &mut checks);
+        }
+        Some((statements, checks, rows))
     }
 
     /// Runs `sql` (autocommitted statements) with this session's binary logging off.
@@ -1093,17 +1221,7 @@ impl Applier {
     /// ordering its keys could not see, such as a unique value moving between rows) is redone after the others, one
     /// partition at a time in source order. `None` when the run does not split (applied serially by the caller).
     async fn flush_parallel(&mut self, txs: &[&Transaction], position: &Position) -> Result<Option<Position>> {
-        let mut checked: Option<&TableMeta> = None;
-        for tx in txs {
-            for event in &tx.events {
-                if let TxEvent::Row(change) = event {
-                    if !checked.is_some_and(|t| std::ptr::eq(t, &**change.table())) {
-                        self.ensure_target_table(change.table()).await?;
-                        checked = Some(&**change.table());
-                    }
-                }
-            }
-        }
+        self.ensure_target_tables(txs).await?;
         let parts = crate::parallel::partition(txs, self.opts.parallel_workers, &self.table_keys);
         if parts.len() < 2 {
             return Ok(None);
@@ -1117,15 +1235,15 @@ impl Applier {
         let batch = self.batch_base + self.stats.parallel_groups + 1;
         let mut built: Vec<(Vec<String>, Vec<Check>, usize)> = Vec::with_capacity(parts.len());
         let mut rows = 0u64;
-        for part in &parts {
-            let part_txs: Vec<&Transaction> = part.iter().map(|&i| txs[i]).collect();
-            let (mut statements, checks, part_rows) = self.row_statements(&part_txs, RowMode::Strict).await?;
-            rows += part_rows;
+        // Each partition as its net effect per row where its tables allow it (see `flush_dml`).
+        let mut as_net_effect = Vec::with_capacity(parts.len());
+        let job_name = self.opts.job.clone();
+        let partition_requests = |worker: usize, part_txs: &[&Transaction], mut statements: Vec<String>| {
             let mut head = vec!["START TRANSACTION".to_string()];
             if !origin.is_empty() {
                 // One marker row per connection, so that the partitions do not wait for each other's lock on it; not
                 // the job's row, which holds a position only.
-                head.push(marker_upsert(&worker_marker_job(&self.opts.job, built.len()), &origin));
+                head.push(marker_upsert(&worker_marker_job(&job_name, worker), &origin));
             }
             let mut record = format!("INSERT INTO {APPLIED_TABLE} (job_name, tx_id, batch) VALUES ");
             for (n, tx) in part_txs.iter().enumerate() {
@@ -1134,7 +1252,19 @@ impl Applier {
             let skip = head.len();
             head.append(&mut statements);
             head.push(record);
-            built.push((head, checks, skip));
+            (head, skip)
+        };
+        for (worker, part) in parts.iter().enumerate() {
+            let part_txs: Vec<&Transaction> = part.iter().map(|&i| txs[i]).collect();
+            let net = self.net_effect_plan(&part_txs);
+            as_net_effect.push(net.is_some());
+            let (statements, checks, part_rows) = match net {
+                Some(net) => net,
+                None => self.row_statements(&part_txs, RowMode::Strict).await?,
+            };
+            rows += part_rows;
+            let (requests, skip) = partition_requests(worker, &part_txs, statements);
+            built.push((requests, checks, skip));
         }
         let max_request = (self.opts.max_statement_bytes * 2).max(1 << 20);
         let failpoint = parallel_failpoint(self.stats.parallel_groups + 1);
@@ -1155,7 +1285,8 @@ impl Applier {
                 // partitions that committed are skipped through their records in APPLIED_TABLE.
                 Err(e)
                     if e.is_row_conflict()
-                        || matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT)) =>
+                        || matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT))
+                        || (as_net_effect[index] && e.server_code().is_some()) =>
                 {
                     debug!(partition = index, error = %e, "a partition failed in parallel; it is redone after the others");
                     failed.push(index);
@@ -1166,6 +1297,14 @@ impl Applier {
         // Redone one at a time, in source order (by each partition's first transaction).
         failed.sort_by_key(|&index| parts[index].first().copied().unwrap_or(usize::MAX));
         for &index in &failed {
+            if as_net_effect[index] {
+                // Redone statement by statement, whose checks name the row (see `flush_dml`).
+                let part_txs: Vec<&Transaction> = parts[index].iter().map(|&i| txs[i]).collect();
+                let (statements, checks, _) = self.row_statements(&part_txs, RowMode::Strict).await?;
+                let (requests, skip) = partition_requests(index, &part_txs, statements);
+                built[index] = (requests, checks, skip);
+                self.stats.net_effect_fallbacks += 1;
+            }
             let (statements, checks, skip) = &built[index];
             self.stats.retried_partitions += 1;
             run_partition(&mut self.conn, statements, checks, *skip, max_request).await?;
@@ -1189,6 +1328,9 @@ impl Applier {
             self.applied_cleanup_due = false;
         }
         self.stats.parallel_groups += 1;
+        if as_net_effect.contains(&true) {
+            self.stats.net_effect_groups += 1;
+        }
         self.stats.parallel_partitions += parts.len() as u64;
         self.stats.target_commits += parts.len() as u64 + 1;
         self.stats.transactions += txs.len() as u64;
@@ -1422,11 +1564,32 @@ struct MultiRowStatement {
     table: Option<String>,
     sql: String,
     rows: u64,
+    /// Text that ends every statement (`ON DUPLICATE KEY UPDATE ...`).
+    suffix: String,
+    /// The server's affected-row count for each row (2 for a row an upsert found and changed).
+    affected_per_row: u64,
 }
 
 impl MultiRowStatement {
     fn new(action: &'static str) -> Self {
-        MultiRowStatement { action, table: None, sql: String::new(), rows: 0 }
+        MultiRowStatement {
+            action,
+            table: None,
+            sql: String::new(),
+            rows: 0,
+            suffix: String::new(),
+            affected_per_row: 1,
+        }
+    }
+
+    /// A multi-row `INSERT ... ON DUPLICATE KEY UPDATE` of rows that must all exist and change: the server counts two
+    /// affected rows for each (one for a row it inserted, or one it found already holding the values).
+    fn upsert(update_list: &str) -> Self {
+        MultiRowStatement {
+            suffix: format!(" ON DUPLICATE KEY UPDATE {update_list}"),
+            affected_per_row: 2,
+            ..MultiRowStatement::new("updating by key")
+        }
     }
 
     /// Makes room for one more row of `table` and returns the text to append it to: after `separator` when the open
@@ -1453,9 +1616,10 @@ impl MultiRowStatement {
 
     fn finish(&mut self, out: &mut Vec<String>, checks: &mut Vec<Check>) {
         if let Some(table) = self.table.take() {
+            self.sql.push_str(&self.suffix);
             out.push(std::mem::take(&mut self.sql));
             checks.push(Check {
-                expected: Some(self.rows),
+                expected: Some(self.rows * self.affected_per_row),
                 table,
                 what: format!("{} {} row(s)", self.action, self.rows),
             });

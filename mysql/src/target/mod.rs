@@ -5,5 +5,6 @@
 
 pub mod applier;
 pub mod load_data;
+pub mod net_effect;
 pub mod parallel;
 pub mod snapshot_apply;

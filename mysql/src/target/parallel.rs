@@ -22,6 +22,25 @@ use crate::value::Value;
 pub struct TableKeys {
     pub unique_indexes: Vec<Vec<usize>>,
     pub foreign_keys: bool,
+    /// The target table has triggers (its rows are then written one statement per row change, as the source made
+    /// them: see [`crate::net_effect`]).
+    pub triggers: bool,
+}
+
+impl TableKeys {
+    /// The table's rows depend on their key alone: its only unique index is `key_columns` (the key the applier
+    /// matches rows by), no foreign key links it, no trigger runs on it.
+    pub fn rows_depend_on_key_alone(&self, key_columns: &[usize]) -> bool {
+        let sorted = |columns: &[usize]| {
+            let mut c = columns.to_vec();
+            c.sort_unstable();
+            c
+        };
+        !self.foreign_keys
+            && !self.triggers
+            && !key_columns.is_empty()
+            && matches!(self.unique_indexes.as_slice(), [only] if sorted(only) == sorted(key_columns))
+    }
 }
 
 /// Keys of a table, by [`TableMeta::target_ident`]; tables missing here use their `key_columns` only.
@@ -258,7 +277,10 @@ mod tests {
     fn a_unique_value_moving_between_rows_orders_its_transactions() {
         let t = table("t", true);
         let mut keys = KeyMap::new();
-        keys.insert(t.target_ident(), TableKeys { unique_indexes: vec![vec![0], vec![1]], foreign_keys: false });
+        keys.insert(
+            t.target_ident(),
+            TableKeys { unique_indexes: vec![vec![0], vec![1]], foreign_keys: false, triggers: false },
+        );
         let row = |id: i64, v: i64| vec![Value::Int(id), Value::Int(v)];
         let txs = [
             // row 1 gives up value 7, then row 2 takes it: the second must follow the first
@@ -275,7 +297,7 @@ mod tests {
         // Without the unique index the two would be independent.
         assert_eq!(partition(&refs, 8, &KeyMap::new()).len(), 5);
         // Foreign keys serialise the table.
-        keys.insert(t.target_ident(), TableKeys { unique_indexes: vec![vec![0]], foreign_keys: true });
+        keys.insert(t.target_ident(), TableKeys { unique_indexes: vec![vec![0]], foreign_keys: true, triggers: false });
         assert_eq!(partition(&refs, 8, &keys).len(), 1);
     }
 
