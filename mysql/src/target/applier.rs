@@ -962,67 +962,12 @@ impl Applier {
 
     /// The statements (and their row-count checks) that apply the row changes of `txs`, in order.
     async fn row_statements(&mut self, txs: &[&Transaction], mode: RowMode) -> Result<(Vec<String>, Vec<Check>, u64)> {
-        let max = self.opts.max_statement_bytes;
-        let (verb, action) = match mode {
-            RowMode::Strict => ("INSERT", "inserting"),
-            RowMode::Idempotent => ("REPLACE", "replacing"),
-        };
-        let mut statements = Vec::new();
-        let mut checks = Vec::new();
-        let mut insert = MultiRowStatement::new(action);
-        let mut delete = MultiRowStatement::new("deleting by key");
-        let mut rows = 0u64;
-        let mut checked: Option<&TableMeta> = None;
-        for tx in txs {
-            for event in &tx.events {
-                let TxEvent::Row(change) = event else {
-                    continue;
-                };
-                // Runs of rows share their table: checked once per run.
-                if !checked.is_some_and(|t| std::ptr::eq(t, &**change.table())) {
-                    self.ensure_target_table(change.table()).await?;
-                    checked = Some(&**change.table());
-                }
-                rows += 1;
-                match change {
-                    RowChange::Insert { table, after } => {
-                        delete.finish(&mut statements, &mut checks);
-                        push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
-                    }
-                    RowChange::Delete { table, before } => {
-                        insert.finish(&mut statements, &mut checks);
-                        push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
-                    }
-                    // Idempotent: the row as it is after the change, whatever the target holds (a moved key first
-                    // frees its old key).
-                    RowChange::Update { table, before, after } if mode == RowMode::Idempotent && table.has_key() => {
-                        if crate::shared::resume::key_literals(table, before)
-                            != crate::shared::resume::key_literals(table, after)
-                        {
-                            insert.finish(&mut statements, &mut checks);
-                            push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
-                        }
-                        delete.finish(&mut statements, &mut checks);
-                        push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
-                    }
-                    RowChange::Update { table, before, after } => {
-                        insert.finish(&mut statements, &mut checks);
-                        delete.finish(&mut statements, &mut checks);
-                        let (sql, check) = update_statement(table, before, after);
-                        statements.push(sql);
-                        checks.push(check);
-                    }
-                }
-            }
-        }
-        insert.finish(&mut statements, &mut checks);
-        delete.finish(&mut statements, &mut checks);
-        if mode == RowMode::Idempotent {
-            for check in &mut checks {
-                check.expected = None;
-            }
-        }
-        Ok((statements, checks, rows))
+        self.ensure_target_tables(txs).await?;
+        let changes = txs.iter().flat_map(|tx| &tx.events).filter_map(|event| match event {
+            TxEvent::Row(change) => Some(change),
+            _ => None,
+        });
+        Ok(statements_in_order(changes, mode, self.opts.max_statement_bytes))
     }
 
     /// Applies DML transactions (and heartbeats) as one target transaction with the position. When the group ends
@@ -1153,10 +1098,12 @@ impl Applier {
             let ident = t.target_ident();
             !refused.contains(&ident) && keys.get(&ident).is_some_and(|k| k.rows_depend_on_key_alone(&t.key_columns))
         };
-        let tables = crate::net_effect::reduce(txs, &eligible)?;
+        let group = crate::net_effect::reduce(txs, &eligible)?;
         let max = self.opts.max_statement_bytes;
-        let (mut statements, mut checks, mut rows) = (Vec::new(), Vec::new(), 0u64);
-        for net in &tables {
+        // The other tables' row changes, in source order (they commute with the reduced tables').
+        let (mut statements, mut checks, mut rows) =
+            statements_in_order(group.in_order.iter().copied(), RowMode::Strict, max);
+        for net in &group.tables {
             let table = net.table;
             rows += net.row_changes;
             let mut delete = MultiRowStatement::new("deleting by key");
@@ -1626,6 +1573,64 @@ impl MultiRowStatement {
             self.rows = 0;
         }
     }
+}
+
+/// The statements (and their row-count checks) that apply `changes` one after the other, consecutive inserts (and
+/// deletes by key) of a table joined into multi-row statements of at most about `max` bytes.
+fn statements_in_order<'c>(
+    changes: impl Iterator<Item = &'c RowChange>,
+    mode: RowMode,
+    max: usize,
+) -> (Vec<String>, Vec<Check>, u64) {
+    let (verb, action) = match mode {
+        RowMode::Strict => ("INSERT", "inserting"),
+        RowMode::Idempotent => ("REPLACE", "replacing"),
+    };
+    let mut statements = Vec::new();
+    let mut checks = Vec::new();
+    let mut insert = MultiRowStatement::new(action);
+    let mut delete = MultiRowStatement::new("deleting by key");
+    let mut rows = 0u64;
+    for change in changes {
+        rows += 1;
+        match change {
+            RowChange::Insert { table, after } => {
+                delete.finish(&mut statements, &mut checks);
+                push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
+            }
+            RowChange::Delete { table, before } => {
+                insert.finish(&mut statements, &mut checks);
+                push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+            }
+            // Idempotent: the row as it is after the change, whatever the target holds (a moved key first frees
+            // its old key).
+            RowChange::Update { table, before, after } if mode == RowMode::Idempotent && table.has_key() => {
+                if crate::shared::resume::key_literals(table, before)
+                    != crate::shared::resume::key_literals(table, after)
+                {
+                    insert.finish(&mut statements, &mut checks);
+                    push_delete(&mut delete, table, before, max, &mut statements, &mut checks);
+                }
+                delete.finish(&mut statements, &mut checks);
+                push_insert(verb, &mut insert, table, after, max, &mut statements, &mut checks);
+            }
+            RowChange::Update { table, before, after } => {
+                insert.finish(&mut statements, &mut checks);
+                delete.finish(&mut statements, &mut checks);
+                let (sql, check) = update_statement(table, before, after);
+                statements.push(sql);
+                checks.push(check);
+            }
+        }
+    }
+    insert.finish(&mut statements, &mut checks);
+    delete.finish(&mut statements, &mut checks);
+    if mode == RowMode::Idempotent {
+        for check in &mut checks {
+            check.expected = None;
+        }
+    }
+    (statements, checks, rows)
 }
 
 /// Adds a row to a multi-row `INSERT` (strict) or `REPLACE` (idempotent), as `verb` says.

@@ -51,6 +51,8 @@ struct Entry<'a> {
 /// One table's keys while a group is read, in first-seen order.
 struct Seen<'a> {
     table: &'a TableMeta,
+    /// Reduced per key; else its row changes stay in source order.
+    net: bool,
     order: Vec<Key>,
     entries: HashMap<Key, Entry<'a>>,
     row_changes: u64,
@@ -69,13 +71,22 @@ pub struct NetTable<'a> {
     pub row_changes: u64,
 }
 
+/// A group as the target gets it: the net effect on the tables that allow it, and the other tables' row changes in
+/// source order. The two parts commute: a table reduced per key has no foreign key to any other and no trigger.
+pub struct NetGroup<'a> {
+    pub tables: Vec<NetTable<'a>>,
+    pub in_order: Vec<&'a RowChange>,
+}
+
 /// Whether `table`'s rows may be reduced per key on the target: decided by the applier from the target's indexes,
 /// foreign keys and triggers.
 pub type Eligible<'f> = dyn Fn(&TableMeta) -> bool + 'f;
 
-/// Reduces `txs` (whole source transactions, in source order) to their net effect per table and key; `None` when
-/// the group does not fit the rule (see the module's text) and must go statement by statement.
-pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<Vec<NetTable<'a>>> {
+/// Reduces `txs` (whole source transactions, in source order) to their net effect per table and key, keeping the
+/// row changes of tables that do not allow it in source order; `None` when nothing is reduced, or when the group
+/// does not fit the rule (see the module's text) and must go statement by statement.
+pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<NetGroup<'a>> {
+    let mut in_order: Vec<&'a RowChange> = Vec::new();
     // Per table (by address: a group's rows share their table's Arc), its keys in first-seen order.
     let mut tables: Vec<Seen<'a>> = Vec::new();
     // Each batch of a group brings its own copy of a table's description: every copy, by address, to its table.
@@ -104,12 +115,17 @@ pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<Ve
                             Some(i) if *tables[i].table == *table => i,
                             // Two descriptions of one target table (several source tables written into one, or a
                             // description from before a DDL): their keys may not line up.
-                            Some(_) => return None,
+                            Some(i) if tables[i].net => return None,
+                            Some(i) => i,
                             None => {
-                                if !table.has_key() || !eligible(table) {
-                                    return None;
-                                }
-                                tables.push(Seen { table, order: Vec::new(), entries: HashMap::new(), row_changes: 0 });
+                                let net = table.has_key() && eligible(table);
+                                tables.push(Seen {
+                                    table,
+                                    net,
+                                    order: Vec::new(),
+                                    entries: HashMap::new(),
+                                    row_changes: 0,
+                                });
                                 tables.len() - 1
                             }
                         };
@@ -119,7 +135,11 @@ pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<Ve
                 },
             };
             last_table = Some(index);
-            let Seen { order, entries, row_changes, .. } = &mut tables[index];
+            let Seen { net, order, entries, row_changes, .. } = &mut tables[index];
+            if !*net {
+                in_order.push(change);
+                continue;
+            }
             *row_changes += 1;
             let (key, before, after): (Key, Option<&'a [Value]>, Option<&'a [Value]>) = match change {
                 RowChange::Insert { after, .. } => (key_of(table, after)?, None, Some(after)),
@@ -148,7 +168,10 @@ pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<Ve
         }
     }
     let mut out = Vec::with_capacity(tables.len());
-    for Seen { table, order, mut entries, row_changes } in tables {
+    for Seen { table, net, order, mut entries, row_changes } in tables {
+        if !net {
+            continue;
+        }
         let mut net = NetTable { table, deleted: Vec::new(), inserted: Vec::new(), changed: Vec::new(), row_changes };
         for key in &order {
             let Some(entry) = entries.remove(key) else { continue };
@@ -163,7 +186,7 @@ pub fn reduce<'a>(txs: &[&'a Transaction], eligible: &Eligible<'_>) -> Option<Ve
         }
         out.push(net);
     }
-    Some(out)
+    (!out.is_empty()).then_some(NetGroup { tables: out, in_order })
 }
 
 /// Whether `a` and `b` hold the same values in the columns written to the target.
@@ -229,13 +252,28 @@ mod tests {
         RowChange::Delete { table: t.clone(), before: row(id, v) }
     }
 
+    trait RowAt {
+        fn events_row(&self, n: usize) -> &RowChange;
+    }
+    impl RowAt for Transaction {
+        fn events_row(&self, n: usize) -> &RowChange {
+            match &self.events[n] {
+                TxEvent::Row(change) => change,
+                other => panic!("not a row: {other:?}"),
+            }
+        }
+    }
+
     fn any(_: &TableMeta) -> bool {
         true
     }
 
     fn reduce_all(txs: &[Transaction]) -> Option<Vec<NetTable<'_>>> {
         let refs: Vec<&Transaction> = txs.iter().collect();
-        reduce(&refs, &any)
+        reduce(&refs, &any).map(|group| {
+            assert!(group.in_order.is_empty());
+            group.tables
+        })
     }
 
     #[test]
@@ -296,12 +334,31 @@ mod tests {
             before: vec![Value::Bytes(b"a".to_vec()), Value::Int(0)],
         }])];
         assert!(reduce_all(&txs).is_none(), "a string key");
-        // A table the applier does not allow (another unique index, a foreign key, a trigger).
         let refs: Vec<&Transaction> = vec![];
-        assert!(reduce(&refs, &|_| false).is_some_and(|n| n.is_empty()), "nothing to reduce");
-        let txs = [tx(vec![upd(&t, 1, 0, 1)])];
+        assert!(reduce(&refs, &any).is_none(), "nothing to reduce");
+    }
+
+    #[test]
+    fn tables_the_applier_does_not_allow_keep_their_row_changes_in_source_order() {
+        // Another unique index, a foreign key, a trigger (the applier's call), or no key at all.
+        let t = table("t", "int");
+        let o = table("o", "int");
+        let mut k = (*table("k", "int")).clone();
+        k.key_columns.clear();
+        let k = Arc::new(k);
+        let txs =
+            [tx(vec![upd(&o, 1, 0, 1), upd(&t, 1, 0, 1)]), tx(vec![del(&k, 7, 0), upd(&o, 1, 1, 2), upd(&t, 1, 1, 2)])];
         let refs: Vec<&Transaction> = txs.iter().collect();
-        assert!(reduce(&refs, &|_| false).is_none(), "a table not allowed");
+        let group = reduce(&refs, &|table| table.name != "o").expect("t is reduced");
+        assert_eq!(group.tables.len(), 1);
+        assert_eq!(group.tables[0].changed, vec![(&row(1, 0)[..], &row(1, 2)[..])]);
+        let kept: Vec<&RowChange> = vec![&txs[0].events_row(0), &txs[1].events_row(0), &txs[1].events_row(1)];
+        assert_eq!(group.in_order.len(), kept.len());
+        for (a, b) in group.in_order.iter().zip(kept) {
+            assert!(std::ptr::eq(*a, b), "source order");
+        }
+        // Nothing allowed: nothing reduced.
+        assert!(reduce(&refs, &|_| false).is_none(), "no table allowed");
     }
 
     #[test]
