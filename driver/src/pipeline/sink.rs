@@ -113,6 +113,13 @@ impl Sink for MysqlSink {
                 "parallel apply"
             );
         }
+        if st.net_effect_groups > 0 || st.net_effect_fallbacks > 0 {
+            info!(
+                groups = st.net_effect_groups,
+                redone_statement_by_statement = st.net_effect_fallbacks,
+                "groups written as their net effect per row"
+            );
+        }
     }
 }
 
