@@ -259,6 +259,10 @@ impl NatsSource {
                         if tx.send(ack).is_err() {
                             return;
                         }
+                    } else if let Ok(mut t) = last_ack_at.lock() {
+                        // Nothing new acknowledged: the dest of this session says it is still applying (a keepalive,
+                        // see [`NatsAcker::keepalive`]), so its silence is not an ack timeout.
+                        *t = Instant::now();
                     }
                 }
             });
@@ -455,6 +459,19 @@ impl NatsAcker {
                 ACK_FLUSH_LIMIT.as_secs()
             ))),
         }
+    }
+}
+
+impl NatsAcker {
+    /// Tells the src of `session` that the dest is alive and still applying what it sent (an ack of nothing new):
+    /// a group that takes longer than the src's ack timeout does not end the session. Not flushed: it goes with the
+    /// connection's next write, and a NATS that is down fails the next real ack instead.
+    pub async fn keepalive(&self, session: u64) -> Result<(), TransportError> {
+        let ack = Ack { session, seq: 0, position: None, error: String::new() };
+        self.client
+            .publish(self.subject.clone(), Bytes::from(ack.encode_to_vec()))
+            .await
+            .map_err(|e| TransportError::Unavailable(format!("publishing a keepalive: {e}")))
     }
 }
 

@@ -62,6 +62,8 @@ struct RecordingSink {
     seen: Arc<Mutex<Seen>>,
     answer: SessionStart,
     stall: bool,
+    /// How long each apply takes (a slow target).
+    apply_time: Duration,
     stats: ApplyStats,
 }
 
@@ -76,6 +78,7 @@ impl Sink for RecordingSink {
         if self.stall {
             std::future::pending::<()>().await;
         }
+        tokio::time::sleep(self.apply_time).await;
         let mut newest = None;
         for c in changes {
             if let Change::Heartbeat { position, .. } = c {
@@ -94,7 +97,10 @@ impl Sink for RecordingSink {
 
 fn sink(answer: SessionStart, stall: bool) -> (RecordingSink, Arc<Mutex<Seen>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    (RecordingSink { seen: seen.clone(), answer, stall, stats: ApplyStats::default() }, seen)
+    (
+        RecordingSink { seen: seen.clone(), answer, stall, apply_time: Duration::ZERO, stats: ApplyStats::default() },
+        seen,
+    )
 }
 
 fn heartbeat(seq: u64) -> Vec<Change> {
@@ -274,6 +280,31 @@ async fn nats_a_new_session_asks_the_sink_again_and_continues() {
     let _ = first.send(heartbeat(6)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!seen.lock().unwrap().applied.contains(&6), "the old session's batch is ignored");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// Regression (issue 12's risk, fixed in issue 18): a group that takes longer to apply than the src's ack timeout (a
+/// whole window on a slow target) keeps its session: the dest tells the src every second that it is still applying.
+/// Before, the src gave up on the silence, started a new session, and the group was applied again from the target's
+/// position, again and again.
+#[tokio::test]
+async fn nats_a_group_applied_longer_than_the_ack_timeout_keeps_its_session() {
+    let Some(mut opts) = nats_options() else { return };
+    opts.ack_timeout = Duration::from_secs(2);
+    opts.window = 2;
+    let name = unique("conf_nats_keepalive");
+    let (mut src, dest) = nats_pair(&opts, &name, 41).await;
+    let (mut sink, seen) = sink(SessionStart::NoPosition, false);
+    sink.apply_time = Duration::from_secs(5);
+    let (task, stop) = start_dest(&name, 300, sink, Box::new(dest.unwrap()));
+    src.hello(&name).await.unwrap();
+    // The third batch waits for window space, so for the first group's acknowledgement (5 s of apply).
+    for seq in 1..=3u64 {
+        assert_eq!(src.send(heartbeat(seq)).await.expect("the session lives through the long apply"), seq);
+    }
+    assert_eq!(acked_up_to(&mut src, 3).await, Some(pos(3)));
+    assert_eq!(seen.lock().unwrap().sessions, 1, "one session");
     stop.cancel();
     task.await.unwrap().unwrap();
 }

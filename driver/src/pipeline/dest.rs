@@ -4,14 +4,15 @@
 //! batch is grouped with the batches of the same session already waiting (up to the group limits, and the sink's
 //! group wait), applied under the apply watchdog, observed (metrics, progress), and handed with its
 //! [`Durable`] to the acknowledger. The acknowledger waits for each group to be durable, in order, and acknowledges
-//! it on the link with its position: acknowledgements leave in the order the batches came.
+//! it on the link with its position: acknowledgements leave in the order the batches came. While a group is applied
+//! or waits to be durable, the src is told every [`KEEPALIVE`] that the dest is still at it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, Instrument};
+use tracing::{debug, info, Instrument};
 
 use super::link::{AckToken, Acker, DestLink, LinkEvent};
 use super::observe::Observer;
@@ -26,6 +27,30 @@ use dtle_mysql::Change;
 /// Groups applied and not yet durable, at most (a Kafka producer's own queue bounds the bytes).
 const MAX_GROUPS_IN_FLIGHT: usize = 256;
 
+/// How often a dest applying one group (or waiting for it to be durable) tells the src it is alive. A group can be
+/// a whole window of batches (megabytes) on a slow target: without this, the src's ack timeout ended the session
+/// and the group was redone, again and again (the chaos campaign on a starved machine, issue 12). A stuck target is
+/// the apply watchdog's to catch.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `work` for a group of `session`, sending keepalives on `acker` meanwhile.
+async fn with_keepalive<T>(acker: &dyn Acker, session: u64, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                // A keepalive that cannot go out is no error of the group: the acknowledgement will tell.
+                if let Err(e) = acker.keepalive(session).await {
+                    debug!(session, error = %e, "could not send a keepalive to the src");
+                }
+            }
+        }
+    }
+}
+
 /// Runs the dest until `stop`, the link's end (the src side is gone for good), or an error.
 pub(crate) async fn run_dest(
     job: &ResolvedJob,
@@ -39,6 +64,7 @@ pub(crate) async fn run_dest(
     let watchdog = ApplyWatchdog::new(job, job_metrics.clone());
     let (to_ack, acks) = mpsc::channel::<(AckToken, Durable, Instant)>(MAX_GROUPS_IN_FLIGHT);
     let mut acknowledger = tokio::spawn(acknowledge(link.acker(), acks, job_metrics.clone()).in_current_span());
+    let keepalive = link.acker();
     let mut acknowledger_result = None;
     // An event taken from the link by `gather` that belongs to the next group, and when it arrived.
     let mut pending: Option<(LinkEvent, Instant)> = None;
@@ -84,7 +110,8 @@ pub(crate) async fn run_dest(
                 let apply_started = Instant::now();
                 job_metrics.dest_queue.observe(apply_started - received);
                 let before = sink.stats();
-                let durable = match watchdog.guard(&changes, sink.apply(&changes)).await {
+                let applying = watchdog.guard(&changes, sink.apply(&changes));
+                let durable = match with_keepalive(keepalive.as_ref(), token.session, applying).await {
                     Ok(durable) => durable,
                     Err(e) => break Err(e),
                 };
@@ -121,7 +148,7 @@ async fn acknowledge(
     job_metrics: Arc<JobMetrics>,
 ) -> Result<(), DriverError> {
     while let Some((token, durable, apply_started)) = groups.recv().await {
-        let position = durable.wait().await?;
+        let position = with_keepalive(acker.as_ref(), token.session, durable.wait()).await?;
         job_metrics.dest_apply.observe(apply_started.elapsed());
         acker.ack(token, position).await?;
     }

@@ -72,6 +72,11 @@ pub(crate) trait DestLink: Send {
 pub(crate) trait Acker: Send + Sync {
     /// Every batch up to `token` is durable; `position` is where a restart may continue after, if any.
     async fn ack(&self, token: AckToken, position: Option<Position>) -> Result<(), DriverError>;
+    /// The dest is alive and still applying what `session` sent (see [`super::dest`]); nothing for a link whose
+    /// src does not time out.
+    async fn keepalive(&self, _session: u64) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
 
 /// The src's side of a link.
@@ -369,5 +374,9 @@ struct NatsLinkAcker(NatsAcker);
 impl Acker for NatsLinkAcker {
     async fn ack(&self, token: AckToken, position: Option<Position>) -> Result<(), DriverError> {
         Ok(self.0.ack(token.session, token.seq, position.as_ref().map(wire::position_to_wire)).await?)
+    }
+
+    async fn keepalive(&self, session: u64) -> Result<(), DriverError> {
+        Ok(self.0.keepalive(session).await?)
     }
 }
