@@ -33,6 +33,9 @@ const MAX_GROUPS_IN_FLIGHT: usize = 256;
 /// the apply watchdog's to catch.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long sending one keepalive may take (the link's connection is down: skipped).
+const KEEPALIVE_SEND_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Runs `work` for a group of `session`, sending keepalives on `acker` meanwhile.
 async fn with_keepalive<T>(acker: &dyn Acker, session: u64, work: impl std::future::Future<Output = T>) -> T {
     tokio::pin!(work);
@@ -42,9 +45,12 @@ async fn with_keepalive<T>(acker: &dyn Acker, session: u64, work: impl std::futu
         tokio::select! {
             out = &mut work => return out,
             _ = tick.tick() => {
-                // A keepalive that cannot go out is no error of the group: the acknowledgement will tell.
-                if let Err(e) = acker.keepalive(session).await {
-                    debug!(session, error = %e, "could not send a keepalive to the src");
+                // A keepalive that cannot go out is no error of the group: the acknowledgement will tell. Bounded:
+                // `work` is not polled meanwhile.
+                match tokio::time::timeout(KEEPALIVE_SEND_LIMIT, acker.keepalive(session)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(session, error = %e, "could not send a keepalive to the src"),
+                    Err(_) => debug!(session, "a keepalive to the src did not go out in time"),
                 }
             }
         }
