@@ -151,9 +151,47 @@ pub struct WriteDependencies {
     pub triggers: bool,
 }
 
-/// Reads the unique indexes, foreign-key links and triggers of a table.
-pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str) -> Result<WriteDependencies> {
-    let ctx = || format!("reading the unique indexes and foreign keys of {schema}.{table}");
+/// The tables a foreign key links (either end), read once from `information_schema.KEY_COLUMN_USAGE`. Asked per
+/// table, the server opens every table of the instance for each question (0.3 s each with 3,000 tables).
+#[derive(Clone, Debug, Default)]
+pub struct ForeignKeyLinks(std::collections::HashSet<(String, String)>);
+
+impl ForeignKeyLinks {
+    pub async fn load(conn: &mut Conn) -> Result<ForeignKeyLinks> {
+        let rows: Vec<(String, String, String, String)> = conn
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME \
+                 FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL",
+            )
+            .await
+            .map_err(|e| MysqlError::query("reading the foreign keys (information_schema.KEY_COLUMN_USAGE)", e))?;
+        let mut linked = std::collections::HashSet::new();
+        for (schema, table, referenced_schema, referenced_table) in rows {
+            linked.insert(Self::name(&schema, &table));
+            linked.insert(Self::name(&referenced_schema, &referenced_table));
+        }
+        Ok(ForeignKeyLinks(linked))
+    }
+
+    /// Whether a foreign key links `schema.table` with another table (or itself). Names compare as information_schema
+    /// compares them, without case.
+    pub fn links(&self, schema: &str, table: &str) -> bool {
+        self.0.contains(&Self::name(schema, table))
+    }
+
+    fn name(schema: &str, table: &str) -> (String, String) {
+        (schema.to_lowercase(), table.to_lowercase())
+    }
+}
+
+/// Reads the unique indexes and triggers of a table; `links` says whether foreign keys link it.
+pub async fn load_write_dependencies(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+    links: &ForeignKeyLinks,
+) -> Result<WriteDependencies> {
+    let ctx = || format!("reading the unique indexes and triggers of {schema}.{table}");
     let rows: Vec<(String, String, Option<u64>)> = conn
         .exec(
             "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS \
@@ -175,14 +213,6 @@ pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str)
             columns.push(column);
         }
     }
-    let links: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND \
-             ((TABLE_SCHEMA = ? AND TABLE_NAME = ?) OR (REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?))",
-            (schema, table, schema, table),
-        )
-        .await
-        .map_err(|e| MysqlError::query(ctx(), e))?;
     let triggers: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?",
@@ -192,7 +222,7 @@ pub async fn load_write_dependencies(conn: &mut Conn, schema: &str, table: &str)
         .map_err(|e| MysqlError::query(ctx(), e))?;
     Ok(WriteDependencies {
         unique_indexes,
-        foreign_keys: links.unwrap_or(0) > 0,
+        foreign_keys: links.links(schema, table),
         prefix_index,
         triggers: triggers.unwrap_or(0) > 0,
     })

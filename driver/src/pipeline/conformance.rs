@@ -787,6 +787,26 @@ async fn mysql_sink_a_group_mixing_tables_reduces_the_ones_that_allow_it() {
     sink.applier.reset_position().await.unwrap();
 }
 
+/// The target's foreign-key links are read once (per start or DDL) for every table: both ends of a link count,
+/// names compare without case, and a table without one is not linked.
+#[tokio::test]
+async fn foreign_key_links_name_both_ends_of_a_link() {
+    use mysql_async::prelude::Queryable;
+    let Some(endpoint) = target_endpoint() else { return };
+    let schema = "conf_fk_links";
+    let (mut conn, _) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY").await;
+    conn.query_drop(format!(
+        "CREATE TABLE {schema}.child (id INT PRIMARY KEY, t_id INT, FOREIGN KEY (t_id) REFERENCES {schema}.t (id)); \
+         CREATE TABLE {schema}.alone (id INT PRIMARY KEY)"
+    ))
+    .await
+    .unwrap();
+    let links = dtle_mysql::schema::ForeignKeyLinks::load(&mut conn).await.unwrap();
+    assert!(links.links(schema, "t"), "the referenced table");
+    assert!(links.links(schema, "CHILD"), "the referencing table, any case");
+    assert!(!links.links(schema, "alone"));
+}
+
 #[tokio::test]
 async fn kafka_sink_durable_positions_and_the_answer_after_a_restart() {
     let Some(brokers) = server_env("DTLE_TEST_KAFKA", "tests/kafka.sh start; eval \"$(tests/kafka.sh env)\"") else {

@@ -242,11 +242,12 @@ async fn resume_refused(
             return Ok(Some(format!("several source tables go into {}.{}", t.target_schema, t.target_name)));
         }
     }
+    let links = snapshot.foreign_key_links().await?;
     for t in tables {
         if t.column_subset {
             return Ok(Some(format!("{} is written through a column map", t.source_name())));
         }
-        let deps = snapshot.write_dependencies(t).await?;
+        let deps = snapshot.write_dependencies(t, &links).await?;
         if deps.foreign_keys {
             return Ok(Some(format!("{} has foreign keys", t.source_name())));
         }

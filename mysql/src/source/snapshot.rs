@@ -229,9 +229,18 @@ impl Snapshot {
         Ok(rename_create_table(&create, table))
     }
 
-    /// The unique indexes and foreign-key links of a source table (see [`crate::schema::load_write_dependencies`]).
-    pub async fn write_dependencies(&mut self, table: &TableMeta) -> Result<crate::schema::WriteDependencies> {
-        crate::schema::load_write_dependencies(&mut self.meta, &table.schema, &table.name).await
+    /// The tables foreign keys link on the source (see [`crate::schema::ForeignKeyLinks`]).
+    pub async fn foreign_key_links(&mut self) -> Result<crate::schema::ForeignKeyLinks> {
+        crate::schema::ForeignKeyLinks::load(&mut self.meta).await
+    }
+
+    /// The unique indexes and triggers of a source table (see [`crate::schema::load_write_dependencies`]).
+    pub async fn write_dependencies(
+        &mut self,
+        table: &TableMeta,
+        links: &crate::schema::ForeignKeyLinks,
+    ) -> Result<crate::schema::WriteDependencies> {
+        crate::schema::load_write_dependencies(&mut self.meta, &table.schema, &table.name, links).await
     }
 
     /// Whether the source still has the binlog from `position` on.

@@ -20,7 +20,7 @@ use crate::change::{Change, RowChange, Transaction, TxEvent};
 use crate::conn::Endpoint;
 use crate::error::{codes, MysqlError, Result};
 use crate::load_data::LoadPlan;
-use crate::schema::{load_table_meta, load_write_dependencies, quote_ident, quote_str, TableMeta};
+use crate::schema::{load_table_meta, load_write_dependencies, quote_ident, quote_str, ForeignKeyLinks, TableMeta};
 use crate::shared::resume::SnapshotResume;
 use crate::snapshot_apply::{self, SnapshotWriters};
 use crate::sql::{column_list, write_column_literal};
@@ -159,6 +159,8 @@ pub struct Applier {
     table_keys: crate::parallel::KeyMap,
     /// Target tables whose rows are written statement by statement after a net-effect group failed on one of them.
     net_effect_refused: HashSet<String>,
+    /// The target's foreign-key links, read when a table is first compared after start or a DDL.
+    foreign_key_links: Option<ForeignKeyLinks>,
     pub stats: ApplyStats,
 }
 
@@ -304,6 +306,7 @@ impl Applier {
                 << 8,
             table_keys: crate::parallel::KeyMap::new(),
             net_effect_refused: HashSet::new(),
+            foreign_key_links: None,
             copied_targets: HashSet::new(),
             stats: ApplyStats::default(),
         })
@@ -831,7 +834,11 @@ impl Applier {
         // Needed by parallel apply (which rows depend on each other) and by net-effect groups (whether a table's rows
         // depend on their key alone); read once per table and start or DDL.
         {
-            let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name).await?;
+            if self.foreign_key_links.is_none() {
+                self.foreign_key_links = Some(ForeignKeyLinks::load(&mut self.conn).await?);
+            }
+            let links = self.foreign_key_links.as_ref().expect("loaded above");
+            let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name, links).await?;
             let position_of = |name: &String| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
             let unique_indexes: Option<Vec<Vec<usize>>> =
                 deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
@@ -1316,6 +1323,7 @@ impl Applier {
                     self.checked_tables.clear();
                     self.load_plans.clear();
                     self.table_keys.clear();
+                    self.foreign_key_links = None;
                 }
                 TxEvent::Row(_) => {
                     return Err(MysqlError::Unsupported {
