@@ -580,25 +580,30 @@ async fn id_v_rows(conn: &mut mysql_async::Conn, schema: &str) -> Vec<(i64, Stri
     mysql_async::prelude::Queryable::query(conn, format!("SELECT id, v FROM {schema}.t ORDER BY id")).await.unwrap()
 }
 
+/// A row `(id, v)` of the net-effect tests' tables.
+fn id_v(id: i64, v: &str) -> Vec<dtle_mysql::Value> {
+    vec![dtle_mysql::Value::Int(id), dtle_mysql::Value::Bytes(v.as_bytes().to_vec())]
+}
+
+/// Row `id` of `table` changing its `v` from `from` to `to`.
+fn update_v(table: &Arc<dtle_mysql::schema::TableMeta>, id: i64, from: &str, to: &str) -> dtle_mysql::RowChange {
+    dtle_mysql::RowChange::Update { table: table.clone(), before: id_v(id, from), after: id_v(id, to) }
+}
+
 /// Issue 18 (catch-up): a group on a table whose primary key is its only unique index goes as its net effect per
 /// row — a few multi-row statements — and ends exactly as statement by statement would: a key changed twice, a key
 /// deleted and inserted again, a key changed and changed back (the server would count its upsert like an insert:
 /// written as an update), a new key.
 #[tokio::test]
 async fn mysql_sink_a_group_goes_as_its_net_effect_per_row() {
-    use dtle_mysql::{RowChange, Value};
+    use dtle_mysql::RowChange;
     use mysql_async::prelude::Queryable;
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_net");
     let schema = "conf_sink_net";
     let (mut conn, t) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY, v VARCHAR(20), KEY v (v)").await;
     conn.query_drop(format!("INSERT INTO {schema}.t VALUES (1,'a'),(2,'a'),(3,'a'),(4,'a'),(5,'a')")).await.unwrap();
-    let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())];
-    let upd = |id: i64, from: &str, to: &str| RowChange::Update {
-        table: t.clone(),
-        before: row(id, from),
-        after: row(id, to),
-    };
+    let (row, upd) = (id_v, |id, from, to| update_v(&t, id, from, to));
     let mut sink = mysql_sink(&endpoint, &job).await;
     sink.applier.reset_position().await.unwrap();
     let group = [
@@ -652,19 +657,14 @@ async fn mysql_sink_a_net_effect_group_with_string_keys_equal_under_the_collatio
 /// again statement by statement, whose error names the row, and nothing of the group stays.
 #[tokio::test]
 async fn mysql_sink_a_net_effect_group_that_misses_a_row_fails_naming_it_and_writes_nothing() {
-    use dtle_mysql::{RowChange, Value};
+    use dtle_mysql::RowChange;
     use mysql_async::prelude::Queryable;
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_net_miss");
     let schema = "conf_sink_net_miss";
     let (mut conn, t) = fresh_table(&endpoint, schema, "id INT PRIMARY KEY, v VARCHAR(20)").await;
     conn.query_drop(format!("INSERT INTO {schema}.t VALUES (1,'a'),(2,'a')")).await.unwrap();
-    let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())];
-    let upd = |id: i64, from: &str, to: &str| RowChange::Update {
-        table: t.clone(),
-        before: row(id, from),
-        after: row(id, to),
-    };
+    let (row, upd) = (id_v, |id, from, to| update_v(&t, id, from, to));
     let mut sink = mysql_sink(&endpoint, &job).await;
     sink.applier.reset_position().await.unwrap();
     assert_eq!(sink.apply(&heartbeat(5)).await.unwrap().wait().await.unwrap(), Some(pos(5)));
@@ -707,7 +707,6 @@ async fn mysql_sink_a_net_effect_group_that_misses_a_row_fails_naming_it_and_wri
 /// statement by statement, in source order (a unique value moving between rows needs that order).
 #[tokio::test]
 async fn mysql_sink_tables_with_another_unique_index_or_a_trigger_go_statement_by_statement() {
-    use dtle_mysql::{RowChange, Value};
     use mysql_async::prelude::Queryable;
     let Some(endpoint) = target_endpoint() else { return };
     for (case, extra) in [("unique", "UNIQUE KEY v (v)"), ("trigger", "KEY v (v)")] {
@@ -723,12 +722,7 @@ async fn mysql_sink_tables_with_another_unique_index_or_a_trigger_go_statement_b
             .unwrap();
         }
         conn.query_drop(format!("INSERT INTO {schema}.t VALUES (1,'a'),(2,'b')")).await.unwrap();
-        let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())];
-        let upd = |id: i64, from: &str, to: &str| RowChange::Update {
-            table: t.clone(),
-            before: row(id, from),
-            after: row(id, to),
-        };
+        let upd = |id, from, to| update_v(&t, id, from, to);
         let mut sink = mysql_sink(&endpoint, &job).await;
         sink.applier.reset_position().await.unwrap();
         // The value 'a' moves from row 1 to row 2: fine in source order, a duplicate in any other.
@@ -746,7 +740,6 @@ async fn mysql_sink_tables_with_another_unique_index_or_a_trigger_go_statement_b
 /// which needs source order), the table that allows it is still reduced; the other keeps its order.
 #[tokio::test]
 async fn mysql_sink_a_group_mixing_tables_reduces_the_ones_that_allow_it() {
-    use dtle_mysql::{RowChange, Value};
     use mysql_async::prelude::Queryable;
     let Some(endpoint) = target_endpoint() else { return };
     let job = unique("conf_sink_net_mix");
@@ -764,12 +757,7 @@ async fn mysql_sink_a_group_mixing_tables_reduces_the_ones_that_allow_it() {
     u.target_schema = schema.into();
     u.target_name = "u".into();
     let u = Arc::new(u);
-    let row = |id: i64, v: &str| vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())];
-    let upd = |table: &Arc<dtle_mysql::schema::TableMeta>, id: i64, from: &str, to: &str| RowChange::Update {
-        table: table.clone(),
-        before: row(id, from),
-        after: row(id, to),
-    };
+    let upd = update_v;
     let mut sink = mysql_sink(&endpoint, &job).await;
     sink.applier.reset_position().await.unwrap();
     let group = [
