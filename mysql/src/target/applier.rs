@@ -833,36 +833,22 @@ impl Applier {
         }
         // Needed by parallel apply (which rows depend on each other) and by net-effect groups (whether a table's rows
         // depend on their key alone); read once per table and start or DDL.
-        {
-            if self.foreign_key_links.is_none() {
-                self.foreign_key_links = Some(ForeignKeyLinks::load(&mut self.conn).await?);
-            }
-            let links = self.foreign_key_links.as_ref().expect("loaded above");
-            let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name, links).await?;
-            let position_of = |name: &String| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
-            let unique_indexes: Option<Vec<Vec<usize>>> =
-                deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
-            let keys = match unique_indexes {
-                // Values equal on a prefix would need the prefix's length in characters: order the table instead.
-                Some(_) if deps.prefix_index => crate::parallel::TableKeys {
-                    unique_indexes: Vec::new(),
-                    foreign_keys: true,
-                    triggers: deps.triggers,
-                },
-                Some(unique_indexes) => crate::parallel::TableKeys {
-                    unique_indexes,
-                    foreign_keys: deps.foreign_keys,
-                    triggers: deps.triggers,
-                },
-                // A unique index over columns these rows do not carry (a column map): order the table's writes.
-                None => crate::parallel::TableKeys {
-                    unique_indexes: Vec::new(),
-                    foreign_keys: true,
-                    triggers: deps.triggers,
-                },
-            };
-            self.table_keys.insert(ident.clone(), keys);
+        if self.foreign_key_links.is_none() {
+            self.foreign_key_links = Some(ForeignKeyLinks::load(&mut self.conn).await?);
         }
+        let links = self.foreign_key_links.as_ref().expect("loaded above");
+        let deps = load_write_dependencies(&mut self.conn, &table.target_schema, &table.target_name, links).await?;
+        let position_of = |name: &String| table.columns.iter().position(|c| c.name.eq_ignore_ascii_case(name));
+        let unique_indexes: Option<Vec<Vec<usize>>> =
+            deps.unique_indexes.iter().map(|index| index.iter().map(position_of).collect()).collect();
+        let (unique_indexes, foreign_keys) = match unique_indexes {
+            Some(unique_indexes) if !deps.prefix_index => (unique_indexes, deps.foreign_keys),
+            // Values equal on a prefix would need the prefix's length in characters, and a unique index over columns
+            // these rows do not carry (a column map) cannot be seen: order the table's writes instead.
+            _ => (Vec::new(), true),
+        };
+        let keys = crate::parallel::TableKeys { unique_indexes, foreign_keys, triggers: deps.triggers };
+        self.table_keys.insert(ident.clone(), keys);
         self.checked_tables.insert(ident, target.columns);
         Ok(())
     }
@@ -1005,16 +991,7 @@ impl Applier {
                         self.stats.net_effect_groups += 1;
                         return Ok(done);
                     }
-                    // Rolled back: written again statement by statement, whose checks name the row. A table that
-                    // fails this way (a target column that stores two source values alike, so a changed row looks
-                    // unchanged) is written statement by statement from now on.
-                    Err(e) if e.is_row_conflict() || e.server_code().is_some() => {
-                        if let MysqlError::Conflict { table, .. } = &e {
-                            self.net_effect_refused.insert(table.clone());
-                        }
-                        info!(error = %e, "a group written as its net effect per row failed on a row; writing it statement by statement");
-                        self.stats.net_effect_fallbacks += 1;
-                    }
+                    Err(e) if self.net_effect_failed(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -1071,6 +1048,22 @@ impl Applier {
         Ok(position)
     }
 
+    /// Whether a group (or partition) written as its net effect failed in a way that writing it statement by statement
+    /// settles: rolled back on a row (a count or a server error), it is written again that way, whose checks name the
+    /// row. The table it failed on (a target column that stores two source values alike, so a changed row looks
+    /// unchanged) is written statement by statement from then on.
+    fn net_effect_failed(&mut self, e: &MysqlError) -> bool {
+        if !(e.is_row_conflict() || e.server_code().is_some()) {
+            return false;
+        }
+        if let MysqlError::Conflict { table, .. } = e {
+            self.net_effect_refused.insert(table.clone());
+        }
+        info!(error = %e, "a group written as its net effect per row failed on a row; writing it statement by statement");
+        self.stats.net_effect_fallbacks += 1;
+        true
+    }
+
     /// Compares every table of `txs` with its source definition (once per table; see [`Self::ensure_target_table`]).
     async fn ensure_target_tables(&mut self, txs: &[&Transaction]) -> Result<()> {
         let mut checked: Option<&TableMeta> = None;
@@ -1091,9 +1084,6 @@ impl Applier {
     /// `INSERT` and `INSERT ... ON DUPLICATE KEY UPDATE`, each checked row by row through its count. `None` when the
     /// group does not fit (then it goes statement by statement).
     async fn net_effect_statements(&mut self, txs: &[&Transaction]) -> Result<Option<(Vec<String>, Vec<Check>, u64)>> {
-        if !txs.iter().any(|t| t.events.iter().any(|e| matches!(e, TxEvent::Row(_)))) {
-            return Ok(None);
-        }
         self.ensure_target_tables(txs).await?;
         Ok(self.net_effect_plan(txs))
     }
@@ -1238,9 +1228,9 @@ impl Applier {
                 // reached the server (redoing it would apply it twice): the task restarts instead, and the
                 // partitions that committed are skipped through their records in APPLIED_TABLE.
                 Err(e)
-                    if e.is_row_conflict()
-                        || matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT))
-                        || (as_net_effect[index] && e.server_code().is_some()) =>
+                    if (as_net_effect[index] && self.net_effect_failed(&e))
+                        || e.is_row_conflict()
+                        || matches!(e.server_code(), Some(codes::LOCK_DEADLOCK) | Some(codes::LOCK_WAIT_TIMEOUT)) =>
                 {
                     debug!(partition = index, error = %e, "a partition failed in parallel; it is redone after the others");
                     failed.push(index);
@@ -1252,12 +1242,11 @@ impl Applier {
         failed.sort_by_key(|&index| parts[index].first().copied().unwrap_or(usize::MAX));
         for &index in &failed {
             if as_net_effect[index] {
-                // Redone statement by statement, whose checks name the row (see `flush_dml`).
+                // Redone statement by statement, whose checks name the row (see `net_effect_failed`).
                 let part_txs: Vec<&Transaction> = parts[index].iter().map(|&i| txs[i]).collect();
                 let (statements, checks, _) = self.row_statements(&part_txs, RowMode::Strict).await?;
                 let (requests, skip) = partition_requests(index, &part_txs, statements);
                 built[index] = (requests, checks, skip);
-                self.stats.net_effect_fallbacks += 1;
             }
             let (statements, checks, skip) = &built[index];
             self.stats.retried_partitions += 1;
