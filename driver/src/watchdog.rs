@@ -50,35 +50,45 @@ impl ApplyWatchdog {
     {
         let oldest_source_ts = changes.iter().find_map(source_timestamp).filter(|ts| *ts > 0);
         let limit = self.limit.filter(|_| !changes.iter().any(may_run_long));
-        let started = tokio::time::Instant::now();
-        let deadline = limit.map(|l| started + l);
-        tokio::pin!(apply);
-        let mut refresh = tokio::time::interval_at(started + LAG_REFRESH, LAG_REFRESH);
-        loop {
-            tokio::select! {
-                result = &mut apply => return result.map_err(Into::into),
-                _ = refresh.tick() => {
-                    if let Some(ts) = oldest_source_ts {
-                        let lag = (unix_now_secs() - f64::from(ts)).max(0.0);
-                        if lag > self.metrics.lag_seconds() {
-                            self.metrics.set_lag_seconds(lag);
-                        }
-                    }
+        let refreshing = with_ticks(apply, LAG_REFRESH, || {
+            if let Some(ts) = oldest_source_ts {
+                let lag = (unix_now_secs() - f64::from(ts)).max(0.0);
+                if lag > self.metrics.lag_seconds() {
+                    self.metrics.set_lag_seconds(lag);
                 }
-                _ = sleep_until_opt(deadline) => {
-                    let seconds = limit.map(|l| l.as_secs()).unwrap_or_default();
-                    warn!(job = %self.job, seconds, changes = changes.len(), "watchdog: an apply on the target made no progress; abandoning it and restarting from the target's position");
-                    return Err(DriverError::Stalled { job: self.job.clone(), seconds });
-                }
+            }
+            std::future::ready(())
+        });
+        let Some(limit) = limit else {
+            return refreshing.await.map_err(Into::into);
+        };
+        match tokio::time::timeout(limit, refreshing).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => {
+                let seconds = limit.as_secs();
+                warn!(job = %self.job, seconds, changes = changes.len(), "watchdog: an apply on the target made no progress; abandoning it and restarting from the target's position");
+                Err(DriverError::Stalled { job: self.job.clone(), seconds })
             }
         }
     }
 }
 
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// Runs `work`, running `tick` every `period` while it is not done (the first one a period after the start): the
+/// one loop for "say something while it runs" (the lag gauge here, the dest's keepalives to the src). `work` is not
+/// polled while a tick runs, so ticks stay short.
+pub(crate) async fn with_ticks<T, F: Future<Output = ()>>(
+    work: impl Future<Output = T>,
+    period: Duration,
+    mut tick: impl FnMut() -> F,
+) -> T {
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => tick().await,
+        }
     }
 }
 

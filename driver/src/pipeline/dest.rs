@@ -38,23 +38,15 @@ const KEEPALIVE_SEND_LIMIT: std::time::Duration = std::time::Duration::from_mill
 
 /// Runs `work` for a group of `session`, sending keepalives on `acker` meanwhile.
 async fn with_keepalive<T>(acker: &dyn Acker, session: u64, work: impl std::future::Future<Output = T>) -> T {
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                // A keepalive that cannot go out is no error of the group: the acknowledgement will tell. Bounded:
-                // `work` is not polled meanwhile.
-                match tokio::time::timeout(KEEPALIVE_SEND_LIMIT, acker.keepalive(session)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => debug!(session, error = %e, "could not send a keepalive to the src"),
-                    Err(_) => debug!(session, "a keepalive to the src did not go out in time"),
-                }
-            }
+    crate::watchdog::with_ticks(work, KEEPALIVE, || async move {
+        // A keepalive that cannot go out is no error of the group: the acknowledgement will tell.
+        match tokio::time::timeout(KEEPALIVE_SEND_LIMIT, acker.keepalive(session)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(session, error = %e, "could not send a keepalive to the src"),
+            Err(_) => debug!(session, "a keepalive to the src did not go out in time"),
         }
-    }
+    })
+    .await
 }
 
 /// Runs the dest until `stop`, the link's end (the src side is gone for good), or an error.
