@@ -9,3 +9,5 @@ pub mod load_data;
 pub mod net_effect;
 pub mod parallel;
 pub mod snapshot_apply;
+#[cfg(test)]
+mod test_rows;

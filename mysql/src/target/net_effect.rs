@@ -228,46 +228,8 @@ pub fn same_written_values(table: &TableMeta, a: &[Value], b: &[Value]) -> bool 
 mod tests {
     use std::sync::Arc;
 
-    use dtle_metadata::Position;
-
     use super::*;
-    use crate::schema::ColumnMeta;
-
-    fn table(name: &str, key_type: &str) -> Arc<TableMeta> {
-        let col = |n: &str, t: &str| ColumnMeta {
-            name: n.into(),
-            data_type: t.into(),
-            column_type: t.into(),
-            unsigned: false,
-            nullable: false,
-            generated: false,
-            charset: None,
-            collation: None,
-        };
-        Arc::new(TableMeta {
-            schema: "s".into(),
-            name: name.into(),
-            target_schema: "s".into(),
-            target_name: name.into(),
-            columns: vec![col("id", key_type), col("v", "int")],
-            key_columns: vec![0],
-            estimated_rows: 0,
-            column_subset: false,
-        })
-    }
-
-    fn tx(changes: Vec<RowChange>) -> Transaction {
-        Transaction {
-            gtid: String::new(),
-            position: Position::default(),
-            source_timestamp: 0,
-            events: changes.into_iter().map(TxEvent::Row).collect(),
-            sources: Vec::new(),
-            size: 0,
-            partial: false,
-            origin: None,
-        }
-    }
+    use crate::target::test_rows::{table, tx};
 
     fn row(id: i64, v: i64) -> Vec<Value> {
         vec![Value::Int(id), Value::Int(v)]
@@ -308,8 +270,8 @@ mod tests {
 
     #[test]
     fn each_key_ends_as_one_delete_insert_or_change() {
-        let t = table("t", "int");
-        let u = table("u", "int");
+        let t = table("t", Some("int"));
+        let u = table("u", Some("int"));
         let txs = [
             tx(vec![upd(&t, 1, 10, 11), upd(&t, 2, 20, 21), del(&t, 3, 30), ins(&t, 3, 31)]),
             tx(vec![upd(&u, 1, 0, 1)]),
@@ -331,7 +293,7 @@ mod tests {
 
     #[test]
     fn groups_the_target_could_not_follow_or_that_do_not_fit_are_not_reduced() {
-        let t = table("t", "int");
+        let t = table("t", Some("int"));
         let cases: Vec<(&str, Vec<Transaction>)> = vec![
             ("insert of a key already there", vec![tx(vec![upd(&t, 1, 0, 1)]), tx(vec![ins(&t, 1, 2)])]),
             ("update of a deleted key", vec![tx(vec![del(&t, 1, 0)]), tx(vec![upd(&t, 1, 0, 1)])]),
@@ -358,7 +320,7 @@ mod tests {
             assert!(reduce_all(txs).is_none(), "{what}");
         }
         // Floating-point keys (0.0 and -0.0 are one key on the target): not reduced.
-        let f = table("f", "double");
+        let f = table("f", Some("double"));
         let txs = [tx(vec![RowChange::Delete { table: f.clone(), before: vec![Value::Double(0.5), Value::Int(0)] }])];
         assert!(reduce_all(&txs).is_none(), "a floating-point key");
         let refs: Vec<&Transaction> = vec![];
@@ -368,9 +330,9 @@ mod tests {
     #[test]
     fn tables_the_applier_does_not_allow_keep_their_row_changes_in_source_order() {
         // Another unique index, a foreign key, a trigger (the applier's call), or no key at all.
-        let t = table("t", "int");
-        let o = table("o", "int");
-        let mut k = (*table("k", "int")).clone();
+        let t = table("t", Some("int"));
+        let o = table("o", Some("int"));
+        let mut k = (*table("k", Some("int"))).clone();
         k.key_columns.clear();
         let k = Arc::new(k);
         let txs =
@@ -390,7 +352,7 @@ mod tests {
 
     #[test]
     fn string_keys_are_rows_by_their_bytes_and_a_deleted_key_frees_its_value_first() {
-        let s = table("s", "varchar");
+        let s = table("s", Some("varchar"));
         let r = |k: &str, v: i64| vec![Value::Bytes(k.as_bytes().to_vec()), Value::Int(v)];
         // 'abc' is deleted and 'ABC' (equal under a _ci collation) inserted: two rows of the group, the delete first.
         let txs = [
@@ -407,7 +369,7 @@ mod tests {
 
     #[test]
     fn copies_of_one_description_share_their_keys_and_two_descriptions_of_one_target_do_not_reduce() {
-        let t = table("t", "int");
+        let t = table("t", Some("int"));
         let copy = Arc::new((*t).clone());
         let txs = [tx(vec![upd(&t, 1, 0, 1)]), tx(vec![upd(&copy, 1, 1, 2)])];
         let nets = reduce_all(&txs).expect("reduced");

@@ -190,46 +190,8 @@ pub fn partition(txs: &[&Transaction], max_partitions: usize, keys: &KeyMap) -> 
 mod tests {
     use std::sync::Arc;
 
-    use dtle_metadata::Position;
-
     use super::*;
-    use crate::schema::ColumnMeta;
-
-    fn table(name: &str, keyed: bool) -> Arc<TableMeta> {
-        let col = |n: &str| ColumnMeta {
-            name: n.into(),
-            data_type: "int".into(),
-            column_type: "int".into(),
-            unsigned: false,
-            nullable: false,
-            generated: false,
-            charset: None,
-            collation: None,
-        };
-        Arc::new(TableMeta {
-            schema: "s".into(),
-            name: name.into(),
-            target_schema: "s".into(),
-            target_name: name.into(),
-            columns: vec![col("id"), col("v")],
-            key_columns: if keyed { vec![0] } else { vec![] },
-            estimated_rows: 0,
-            column_subset: false,
-        })
-    }
-
-    fn tx(changes: Vec<RowChange>) -> Transaction {
-        Transaction {
-            gtid: String::new(),
-            position: Position::default(),
-            source_timestamp: 0,
-            events: changes.into_iter().map(TxEvent::Row).collect(),
-            sources: Vec::new(),
-            size: 0,
-            partial: false,
-            origin: None,
-        }
-    }
+    use crate::target::test_rows::{table, tx};
 
     fn ins(t: &Arc<TableMeta>, id: i64) -> RowChange {
         RowChange::Insert { table: t.clone(), after: vec![Value::Int(id), Value::Int(0)] }
@@ -245,7 +207,7 @@ mod tests {
 
     #[test]
     fn independent_rows_spread_and_dependent_rows_stay_in_order() {
-        let t = table("t", true);
+        let t = table("t", Some("int"));
         let txs = [
             tx(vec![ins(&t, 1)]),
             tx(vec![ins(&t, 2)]),
@@ -264,8 +226,8 @@ mod tests {
 
     #[test]
     fn keyless_tables_serialise_their_transactions() {
-        let keyed = table("k", true);
-        let keyless = table("n", false);
+        let keyed = table("k", Some("int"));
+        let keyless = table("n", None);
         let txs = [tx(vec![ins(&keyless, 1)]), tx(vec![ins(&keyed, 1)]), tx(vec![ins(&keyless, 2)])];
         let refs: Vec<&Transaction> = txs.iter().collect();
         let parts = partition(&refs, 4, &KeyMap::new());
@@ -275,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_unique_value_moving_between_rows_orders_its_transactions() {
-        let t = table("t", true);
+        let t = table("t", Some("int"));
         let mut keys = KeyMap::new();
         keys.insert(
             t.target_ident(),
@@ -303,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_same_key_in_another_table_is_another_row() {
-        let (a, b) = (table("a", true), table("b", true));
+        let (a, b) = (table("a", Some("int")), table("b", Some("int")));
         let txs = [tx(vec![ins(&a, 1)]), tx(vec![ins(&b, 1)])];
         let refs: Vec<&Transaction> = txs.iter().collect();
         assert_eq!(partition(&refs, 2, &KeyMap::new()).len(), 2);
